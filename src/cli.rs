@@ -1,0 +1,205 @@
+//! The command line (clap derive only). Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Start, stop, back up, restore and test groups of Docker containers described in YAML unit
+/// files.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dstart",
+    version,
+    about,
+    max_term_width = 100,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Configuration directory (default: $`DOCKERSTRA_CONF`, ~/.dockerstra, <prefix>/etc/dockerstra,
+    /// /etc/dockerstra)
+    #[arg(short = 'c', long = "configdir", value_name = "DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
+
+    /// Docker engine address (<unix:///path>, tcp://host:port); default: $`DOCKER_HOST`, then the
+    /// environment files' `DOCKER_HOST`, then the local socket
+    #[arg(short = 'H', long = "host", value_name = "HOST", global = true)]
+    pub host: Option<String>,
+
+    /// Show Docker and process output (-vv: more of it)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Also log skipped steps and automatic decisions
+    #[arg(short, long, global = true)]
+    pub debug: bool,
+
+    /// Print only errors (for cron)
+    #[arg(short, long, global = true, conflicts_with = "debug")]
+    pub quiet: bool,
+
+    /// Append warnings and errors to FILE instead of stderr
+    #[arg(short = 'l', long = "errfile", value_name = "FILE", global = true)]
+    pub errfile: Option<PathBuf>,
+
+    /// Append info and debug lines to FILE instead of stdout
+    #[arg(short = 'i', long = "infofile", value_name = "FILE", global = true)]
+    pub infofile: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the example configuration into the configuration directory
+    Init,
+    /// List unit commands or services
+    List(ListArgs),
+    /// Show the README of a unit or a service
+    Help(HelpArgs),
+    /// Run a unit command: UNIT/COMMAND[:TOKEN...] [ARGS...]
+    Run(RunArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Completion candidates for the words typed so far (used by the completion scripts)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// The words typed after `dstart`, the last one being completed
+        #[arg(allow_hyphen_values = true, num_args = 0..)]
+        words: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// List the unit commands (the default)
+    #[arg(long)]
+    pub units: bool,
+    /// List the services (directories under services/ with a Dockerfile)
+    #[arg(long)]
+    pub services: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct HelpArgs {
+    /// A unit name
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+    /// A service name
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Extra environment file (YAML mapping), merged over the environment files
+    #[arg(short = 'e', long = "environment", value_name = "FILE")]
+    pub environment: Option<PathBuf>,
+
+    /// Print the resolved unit (composition and orders) as two YAML documents and exit
+    #[arg(long)]
+    pub print_unit: bool,
+
+    /// The same as --print-unit (the original's name)
+    #[arg(long)]
+    pub print_only: bool,
+
+    /// Print the unit file after template substitution and exit
+    #[arg(long)]
+    pub print_substitutions: bool,
+
+    /// Run tests against the live containers (same as the `:production` token)
+    #[arg(long)]
+    pub production: bool,
+
+    /// Where to write the `JUnit` report of a test run
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+
+    /// UNIT/COMMAND[:TOKEN...], then the arguments for the unit's own parser (globals.yaml
+    /// `parser`); options of `run` go before UNIT/COMMAND
+    #[arg(
+        value_name = "UNIT/COMMAND [ARGS]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..
+    )]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// `UNIT/COMMAND[:TOKEN...]` as typed.
+    pub fn unit_command(&self) -> &str {
+        self.command.first().map_or("", String::as_str)
+    }
+
+    /// Everything after `UNIT/COMMAND`.
+    pub fn unit_args(&self) -> &[String] {
+        self.command.get(1..).unwrap_or(&[])
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn everything_after_unit_command_goes_to_args() {
+        let cli = Cli::try_parse_from([
+            "dstart",
+            "run",
+            "-H",
+            "172.17.42.1:4243",
+            "--print-only",
+            "unit/start",
+            "rest",
+            "-c",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(cli.host.as_deref(), Some("172.17.42.1:4243"));
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert!(run.print_only);
+        assert_eq!(run.unit_command(), "unit/start");
+        assert_eq!(run.unit_args(), ["rest", "-c", "-v"]);
+        assert_eq!(cli.verbose, 0);
+    }
+
+    #[test]
+    fn help_needs_exactly_one_option() {
+        assert!(Cli::try_parse_from(["dstart", "help"]).is_err());
+        assert!(Cli::try_parse_from(["dstart", "help", "--unit"]).is_err());
+        assert!(Cli::try_parse_from(["dstart", "help", "--unit", "u", "--service", "s"]).is_err());
+        assert!(Cli::try_parse_from(["dstart", "help", "--unit", "u"]).is_ok());
+    }
+
+    #[test]
+    fn unit_help_flag_goes_to_unit_parser() {
+        let cli = Cli::try_parse_from(["dstart", "run", "v/start", "-h"]).unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.unit_args(), ["-h"]);
+    }
+}

@@ -1,0 +1,11 @@
+//! Reading configuration: finding the directory, the template environment, rendering unit files
+//! with tera and parsing their YAML documents and imports. Produces a [`loader::RawUnit`].
+
+pub mod arguments;
+pub mod catalog;
+pub mod discover;
+pub mod environment;
+pub mod globals;
+pub mod loader;
+pub mod source;
+pub mod template;

@@ -1,0 +1,501 @@
+//! A rendered configuration file: its YAML documents, and where a key path sits in its text.
+//!
+//! Parsing uses `serde_yaml_ng` (YAML 1.2, safe, mapping order kept). Positions are only
+//! needed when something is wrong, so [`Source::locate`] re-reads the text with
+//! `yaml-rust2`'s marked events on demand instead of carrying spans through every value.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use crate::error::{ConfigError, Location};
+
+/// One step of a path into a YAML document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathSeg {
+    Key(String),
+    Index(usize),
+}
+
+impl fmt::Display for PathSeg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathSeg::Key(k) => write!(f, "{k}"),
+            PathSeg::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+/// Renders a key path as `a.b[2].c`.
+pub fn display_path(path: &[PathSeg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            PathSeg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            PathSeg::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+    out
+}
+
+/// A configuration file after template rendering.
+#[derive(Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// A value and the place it came from: a file, a document in it, and a key path.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub source: Arc<Source>,
+    pub doc: usize,
+    pub path: Vec<PathSeg>,
+}
+
+impl Origin {
+    pub fn new(source: Arc<Source>, doc: usize, path: Vec<PathSeg>) -> Self {
+        Origin { source, doc, path }
+    }
+
+    /// An origin for something dstart generated itself (no file behind it).
+    pub fn generated(what: &str) -> Self {
+        Origin {
+            source: Arc::new(Source {
+                path: PathBuf::from(format!("<{what}>")),
+                text: String::new(),
+            }),
+            doc: 0,
+            path: Vec::new(),
+        }
+    }
+
+    /// The same origin, one step deeper.
+    #[must_use]
+    pub fn child(&self, seg: PathSeg) -> Self {
+        let mut path = self.path.clone();
+        path.push(seg);
+        Origin {
+            source: Arc::clone(&self.source),
+            doc: self.doc,
+            path,
+        }
+    }
+
+    #[must_use]
+    pub fn key(&self, key: &str) -> Self {
+        self.child(PathSeg::Key(key.to_string()))
+    }
+
+    /// The file, line and column of this origin (line and column where they can be found).
+    pub fn location(&self) -> Location {
+        let (line, column) = match self.source.locate(self.doc, &self.path) {
+            Some((l, c)) => (Some(l), Some(c)),
+            None => (None, None),
+        };
+        Location {
+            file: self.source.path.clone(),
+            line,
+            column,
+        }
+    }
+
+    /// An "invalid configuration" error at this origin.
+    pub fn invalid(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            location: self.location(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn invalid_with_hint(
+        &self,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            location: self.location(),
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// Deserializes `value` into `T`, turning a serde error into one that names the file, line
+    /// and key. `what` says what is being read ("container `web`").
+    pub fn deserialize<T: for<'de> Deserialize<'de>>(
+        &self,
+        value: &Value,
+        what: &str,
+    ) -> Result<T, ConfigError> {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) => Ok(v),
+            Err(err) => {
+                let mut path = self.path.clone();
+                let mut rel: Vec<PathSeg> = Vec::new();
+                for seg in err.path() {
+                    match seg {
+                        serde_path_to_error::Segment::Seq { index } => {
+                            rel.push(PathSeg::Index(*index));
+                        }
+                        serde_path_to_error::Segment::Map { key } => {
+                            rel.push(PathSeg::Key(key.clone()));
+                        }
+                        serde_path_to_error::Segment::Enum { variant } => {
+                            rel.push(PathSeg::Key(variant.clone()));
+                        }
+                        serde_path_to_error::Segment::Unknown => {}
+                    }
+                }
+                let inner = err.into_inner().to_string();
+                // serde reports an unknown key at its parent; point at the key itself.
+                if let Some(key) = unknown_field_name(&inner) {
+                    rel.push(PathSeg::Key(key));
+                }
+                path.extend(rel.iter().cloned());
+                let origin = Origin {
+                    source: Arc::clone(&self.source),
+                    doc: self.doc,
+                    path,
+                };
+                let message = if rel.is_empty() {
+                    format!("{what}: {}", tidy_serde_message(&inner))
+                } else {
+                    format!(
+                        "{what}: `{}`: {}",
+                        display_path(&rel),
+                        tidy_serde_message(&inner)
+                    )
+                };
+                Err(origin.invalid(message))
+            }
+        }
+    }
+}
+
+/// The key named by serde's "unknown field `x`, expected ..." message.
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let end = rest.find('`')?;
+    Some(rest[..end].to_string())
+}
+
+/// `serde_yaml_ng` appends its own (meaningless, value-relative) position to some messages.
+fn tidy_serde_message(message: &str) -> String {
+    let msg = match message.find(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    msg.replace("unknown field", "unknown key")
+        .replace("missing field", "missing key")
+}
+
+impl Source {
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        Source {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    /// All YAML documents of the text, in order. An empty document is `Value::Null`.
+    pub fn documents(&self) -> Result<Vec<Value>, ConfigError> {
+        let mut docs = Vec::new();
+        for de in serde_yaml_ng::Deserializer::from_str(&self.text) {
+            match Value::deserialize(de) {
+                Ok(v) => docs.push(v),
+                Err(e) => return Err(yaml_error(&self.path, &e)),
+            }
+        }
+        Ok(docs)
+    }
+
+    /// Line and column (1-based) of the node at `path` in document `doc`: for a mapping entry,
+    /// the position of its key. Falls back to the deepest ancestor that can be found.
+    pub fn locate(&self, doc: usize, path: &[PathSeg]) -> Option<(usize, usize)> {
+        if self.text.is_empty() {
+            return None;
+        }
+        let mut collector = EventCollector::default();
+        let mut parser = Parser::new_from_str(&self.text);
+        // A syntax error only cuts the event list short; what was read still locates.
+        let _ = parser.load(&mut collector, true);
+        let events = collector.events;
+        // Find the start of document `doc`.
+        let mut i = 0;
+        let mut seen = 0;
+        while i < events.len() {
+            if matches!(events[i].0, Event::DocumentStart) {
+                if seen == doc {
+                    break;
+                }
+                seen += 1;
+            }
+            i += 1;
+        }
+        if i >= events.len() {
+            return None;
+        }
+        let mut best = None;
+        locate_in(&events, i + 1, path, &mut best);
+        best.map(|m: Marker| (m.line(), m.col() + 1))
+    }
+}
+
+#[derive(Default)]
+struct EventCollector {
+    events: Vec<(Event, Marker)>,
+}
+
+impl MarkedEventReceiver for EventCollector {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        self.events.push((ev, mark));
+    }
+}
+
+/// Walks the node starting at `events[i]` along `path`, recording in `best` the position of the
+/// deepest node reached. Returns the index just past the node.
+fn locate_in(
+    events: &[(Event, Marker)],
+    i: usize,
+    path: &[PathSeg],
+    best: &mut Option<Marker>,
+) -> usize {
+    let Some((event, mark)) = events.get(i) else {
+        return i;
+    };
+    if best.is_none() {
+        *best = Some(*mark);
+    }
+    match event {
+        Event::MappingStart(..) => {
+            let mut j = i + 1;
+            loop {
+                match events.get(j) {
+                    None => return j,
+                    Some((Event::MappingEnd, _)) => return j + 1,
+                    Some((key_event, key_mark)) => {
+                        let key_text = match key_event {
+                            Event::Scalar(s, ..) => Some(s.clone()),
+                            _ => None,
+                        };
+                        let key_end = skip_node(events, j);
+                        let wanted = matches!(
+                            (path.first(), &key_text),
+                            (Some(PathSeg::Key(k)), Some(t)) if k == t
+                        );
+                        if wanted {
+                            *best = Some(*key_mark);
+                            if path.len() == 1 {
+                                return skip_node(events, key_end);
+                            }
+                            let mut inner = *best;
+                            let end = locate_in(events, key_end, &path[1..], &mut inner);
+                            *best = inner;
+                            return end;
+                        }
+                        j = skip_node(events, key_end);
+                    }
+                }
+            }
+        }
+        Event::SequenceStart(..) => {
+            let mut j = i + 1;
+            let mut index = 0;
+            loop {
+                match events.get(j) {
+                    None => return j,
+                    Some((Event::SequenceEnd, _)) => return j + 1,
+                    Some((item_event, item_mark)) => {
+                        if matches!(path.first(), Some(PathSeg::Index(n)) if *n == index) {
+                            // A mapping item is best shown at its first key.
+                            let mark = match (item_event, events.get(j + 1)) {
+                                (Event::MappingStart(..), Some((Event::Scalar(..), key_mark))) => {
+                                    *key_mark
+                                }
+                                _ => *item_mark,
+                            };
+                            *best = Some(mark);
+                            if path.len() == 1 {
+                                return skip_node(events, j);
+                            }
+                            let mut inner = *best;
+                            let end = locate_in(events, j, &path[1..], &mut inner);
+                            *best = inner;
+                            return end;
+                        }
+                        j = skip_node(events, j);
+                        index += 1;
+                    }
+                }
+            }
+        }
+        _ => i + 1,
+    }
+}
+
+/// The index just past the node starting at `events[i]`.
+fn skip_node(events: &[(Event, Marker)], i: usize) -> usize {
+    match events.get(i) {
+        Some((Event::MappingStart(..) | Event::SequenceStart(..), _)) => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while let Some((ev, _)) = events.get(j) {
+                match ev {
+                    Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+                    Event::MappingEnd | Event::SequenceEnd => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return j + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            j
+        }
+        _ => i + 1,
+    }
+}
+
+/// A YAML syntax error of `path`, with line and column where the parser knows them.
+pub fn yaml_error(path: &Path, err: &serde_yaml_ng::Error) -> ConfigError {
+    let (line, column) = match err.location() {
+        Some(loc) => (Some(loc.line()), Some(loc.column())),
+        None => (None, None),
+    };
+    let mut message = err.to_string();
+    if let Some(i) = message.find(" at line ") {
+        message.truncate(i);
+    }
+    ConfigError::Yaml {
+        location: Location {
+            file: path.to_path_buf(),
+            line,
+            column,
+        },
+        message,
+    }
+}
+
+/// A mapping key as a string: YAML allows integer or boolean keys (`80: 8080`).
+pub fn key_string(key: &Value) -> Option<String> {
+    match key {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Converts a YAML value to JSON for the template context (keys become strings).
+pub fn yaml_to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                serde_json::Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                serde_json::Value::from(u)
+            } else {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        }
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Sequence(seq) => serde_json::Value::Array(seq.iter().map(yaml_to_json).collect()),
+        Value::Mapping(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                let key = key_string(k).unwrap_or_else(|| {
+                    serde_yaml_ng::to_string(k)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string()
+                });
+                out.insert(key, yaml_to_json(v));
+            }
+            serde_json::Value::Object(out)
+        }
+        Value::Tagged(t) => yaml_to_json(&t.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Source {
+        Source::new("units/t/start.yaml", text)
+    }
+
+    #[test]
+    fn locates_nested_keys_and_sequence_items() {
+        let s = src(
+            "web:\n  build:\n    tag: x\n  startup:\n    binds: {}\n---\n- web: {command: start}\n- db:\n    command: stop\n",
+        );
+        let key = |k: &str| PathSeg::Key(k.to_string());
+        assert_eq!(s.locate(0, &[key("web")]), Some((1, 1)));
+        assert_eq!(s.locate(0, &[key("web"), key("startup")]), Some((4, 3)));
+        assert_eq!(
+            s.locate(0, &[key("web"), key("startup"), key("binds")]),
+            Some((5, 5))
+        );
+        assert_eq!(s.locate(1, &[PathSeg::Index(1)]), Some((8, 3)));
+        assert_eq!(
+            s.locate(1, &[PathSeg::Index(1), key("db"), key("command")]),
+            Some((9, 5))
+        );
+    }
+
+    #[test]
+    fn falls_back_to_deepest_ancestor() {
+        let s = src("web:\n  build:\n    tag: x\n---\n");
+        let key = |k: &str| PathSeg::Key(k.to_string());
+        assert_eq!(
+            s.locate(0, &[key("web"), key("build"), key("nope")]),
+            Some((2, 3))
+        );
+    }
+
+    #[test]
+    fn documents_split_and_empty_is_null() {
+        let docs = src("a: 1\n---\n").documents().unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1], Value::Null);
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let err = src("a: [1, 2\nb: 3\n").documents().unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("units/t/start.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn display_path_formats() {
+        let p = vec![
+            PathSeg::Key("startup".into()),
+            PathSeg::Key("binds".into()),
+            PathSeg::Index(2),
+        ];
+        assert_eq!(display_path(&p), "startup.binds[2]");
+    }
+}

@@ -1,0 +1,374 @@
+//! Template rendering with tera (SPEC "Templates").
+//!
+//! Unit files, `globals.yaml` and Dockerfile templates are rendered before parsing. An undefined
+//! variable is an error naming the variable, the file and the line. Names in `{% include %}`,
+//! `{% import %}` and `{% extends %}` are paths relative to `units/` or to the unit's
+//! `jinja.macroloader_path` (where `import "foo"` may also mean `foo/extensions.yaml`). Only the
+//! templates a file names are loaded, so one broken file never breaks another unit.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::error::{Location, TemplateError};
+
+/// Where included templates are looked up.
+#[derive(Debug, Clone)]
+pub struct TemplateDirs {
+    pub dirs: Vec<PathBuf>,
+}
+
+static DEPENDENCY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\{%-?\s*(include|import|extends)\s+(?:"([^"]+)"|'([^']+)')([^%]*)-?%\}"#)
+        .expect("valid regex")
+});
+
+static UNDEFINED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"Variable `([^`]+)` not found in context while rendering '([^']+)'")
+        .expect("valid regex")
+});
+
+static PEST_POSITION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"-->\s*(\d+):(\d+)").expect("valid regex"));
+
+/// Whether `text` contains template syntax at all.
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// Renders `text` (read from `file`) with `context`. `dirs` resolves included templates.
+pub fn render(
+    file: &Path,
+    text: &str,
+    context: &serde_json::Value,
+    dirs: &TemplateDirs,
+) -> Result<String, TemplateError> {
+    if !is_template(text) {
+        return Ok(text.to_string());
+    }
+    let main_name = file.display().to_string();
+    // (template name, file path, text)
+    let mut templates: Vec<(String, PathBuf, String)> =
+        vec![(main_name.clone(), file.to_path_buf(), text.to_string())];
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    seen.insert(main_name.clone());
+    let mut i = 0;
+    while i < templates.len() {
+        let (_, tfile, ttext) = templates[i].clone();
+        for cap in DEPENDENCY.captures_iter(&ttext) {
+            let name = cap
+                .get(2)
+                .or_else(|| cap.get(3))
+                .map_or("", |m| m.as_str())
+                .to_string();
+            let ignore_missing = cap
+                .get(4)
+                .is_some_and(|m| m.as_str().contains("ignore missing"));
+            if name.is_empty() || !seen.insert(name.clone()) {
+                continue;
+            }
+            match resolve(&name, dirs) {
+                Some(path) => {
+                    let body =
+                        std::fs::read_to_string(&path).map_err(|e| TemplateError::Render {
+                            location: Location::file(&path),
+                            message: format!("cannot read template: {e}"),
+                        })?;
+                    templates.push((name, path, body));
+                }
+                None if ignore_missing => {}
+                None => {
+                    let line = cap.get(0).map(|m| line_of_offset(&ttext, m.start()));
+                    return Err(TemplateError::MissingInclude {
+                        location: Location {
+                            file: tfile.clone(),
+                            line,
+                            column: None,
+                        },
+                        name,
+                        searched: dirs.dirs.clone(),
+                    });
+                }
+            }
+        }
+        i += 1;
+    }
+
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(vec![]);
+    let raw: Vec<(String, String)> = templates
+        .iter()
+        .map(|(n, _, t)| (n.clone(), t.clone()))
+        .collect();
+    if let Err(err) = tera.add_raw_templates(raw) {
+        return Err(syntax_error(&err, &templates));
+    }
+    let ctx = tera::Context::from_value(context.clone()).map_err(|e| TemplateError::Render {
+        location: Location::file(file),
+        message: format!("invalid template context: {e}"),
+    })?;
+    tera.render(&main_name, &ctx)
+        .map_err(|err| render_error(&err, &templates))
+}
+
+/// Finds template `name` in the search directories.
+fn resolve(name: &str, dirs: &TemplateDirs) -> Option<PathBuf> {
+    for dir in &dirs.dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        let ext = candidate.join("extensions.yaml");
+        if ext.is_file() {
+            return Some(ext);
+        }
+    }
+    None
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// All messages of a tera error chain.
+fn chain(err: &tera::Error) -> Vec<String> {
+    use std::error::Error as _;
+    let mut out = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push(s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn file_of(name: &str, templates: &[(String, PathBuf, String)]) -> (PathBuf, String) {
+    templates.iter().find(|(n, _, _)| n == name).map_or_else(
+        || (PathBuf::from(name), String::new()),
+        |(_, p, t)| (p.clone(), t.clone()),
+    )
+}
+
+fn syntax_error(err: &tera::Error, templates: &[(String, PathBuf, String)]) -> TemplateError {
+    let messages = chain(err);
+    // "Failed to parse 'name'" names the template; the pest error below carries " --> l:c".
+    let name = messages
+        .iter()
+        .find_map(|m| {
+            m.strip_prefix("Failed to parse '")
+                .and_then(|r| r.split('\'').next())
+        })
+        .unwrap_or(&templates[0].0)
+        .to_string();
+    let (file, _) = file_of(&name, templates);
+    let detail = messages.last().cloned().unwrap_or_default();
+    let (line, column) = PEST_POSITION
+        .captures(&detail)
+        .map_or((None, None), |c| (c[1].parse().ok(), c[2].parse().ok()));
+    let message = detail
+        .lines()
+        .map(str::trim)
+        .rfind(|l| {
+            !l.is_empty() && !l.starts_with('|') && !l.starts_with("-->") && !l.starts_with('=')
+        })
+        .map_or_else(
+            || detail.trim().to_string(),
+            |l| l.trim_start_matches("= ").to_string(),
+        );
+    let expected = detail
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .map(str::to_string);
+    TemplateError::Syntax {
+        location: Location { file, line, column },
+        message: format!("template syntax error: {}", expected.unwrap_or(message)),
+    }
+}
+
+fn render_error(err: &tera::Error, templates: &[(String, PathBuf, String)]) -> TemplateError {
+    let messages = chain(err);
+    for m in &messages {
+        if let Some(c) = UNDEFINED.captures(m) {
+            let variable = c[1].to_string();
+            let (file, text) = file_of(&c[2], templates);
+            let line = find_variable_line(&text, &variable);
+            return TemplateError::UndefinedVariable {
+                location: Location {
+                    file,
+                    line,
+                    column: None,
+                },
+                variable,
+            };
+        }
+    }
+    // Other failures: the innermost message says what went wrong.
+    let name = messages
+        .iter()
+        .find_map(|m| {
+            m.strip_prefix("Failed to render '")
+                .and_then(|r| r.split('\'').next())
+        })
+        .unwrap_or(&templates[0].0)
+        .to_string();
+    let (file, _) = file_of(&name, templates);
+    let message = messages
+        .iter()
+        .skip(1)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(": ");
+    TemplateError::Render {
+        location: Location::file(file),
+        message: if message.is_empty() {
+            messages[0].clone()
+        } else {
+            message
+        },
+    }
+}
+
+/// The first line where `variable` (its first dotted part at least) appears inside a tag.
+fn find_variable_line(text: &str, variable: &str) -> Option<usize> {
+    let root = variable.split(['.', '[']).next().unwrap_or(variable);
+    let word = Regex::new(&format!(r"(^|[^A-Za-z0-9_.]){}\b", regex::escape(root))).ok()?;
+    let tag = Regex::new(r"\{\{.*?\}\}|\{%.*?%\}").ok()?;
+    for (i, line) in text.lines().enumerate() {
+        for t in tag.find_iter(line) {
+            if t.as_str().contains(variable) || word.is_match(t.as_str()) {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dirs(tmp: &Path) -> TemplateDirs {
+        TemplateDirs {
+            dirs: vec![tmp.to_path_buf()],
+        }
+    }
+
+    #[test]
+    fn plain_text_is_returned_unchanged() {
+        let out = render(
+            Path::new("a.yaml"),
+            "a: 1\n",
+            &json!({}),
+            &dirs(Path::new("/")),
+        )
+        .unwrap();
+        assert_eq!(out, "a: 1\n");
+    }
+
+    #[test]
+    fn renders_variables_and_keeps_runtime_placeholders() {
+        let out = render(
+            Path::new("a.yaml"),
+            "x: {{ A }}\nb: ${CONFIG_DIR}/d\nc: \"[[ip]](web)\"\n",
+            &json!({"A": "hello"}),
+            &dirs(Path::new("/")),
+        )
+        .unwrap();
+        assert_eq!(out, "x: hello\nb: ${CONFIG_DIR}/d\nc: \"[[ip]](web)\"\n");
+    }
+
+    #[test]
+    fn undefined_variable_names_variable_file_and_line() {
+        let err = render(
+            Path::new("units/w/start.yaml"),
+            "a: 1\nb: {{ MISSING }}\n",
+            &json!({}),
+            &dirs(Path::new("/")),
+        )
+        .unwrap_err();
+        match err {
+            TemplateError::UndefinedVariable { location, variable } => {
+                assert_eq!(variable, "MISSING");
+                assert_eq!(location.to_string(), "units/w/start.yaml:2");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_filter_makes_a_variable_optional() {
+        let out = render(
+            Path::new("a.yaml"),
+            "b: {{ MISSING | default(value=\"x\") }}",
+            &json!({}),
+            &dirs(Path::new("/")),
+        )
+        .unwrap();
+        assert_eq!(out, "b: x");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let err = render(
+            Path::new("units/w/start.yaml"),
+            "a: 1\nb: {% if %}\n",
+            &json!({}),
+            &dirs(Path::new("/")),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("units/w/start.yaml:2:"), "{text}");
+    }
+
+    #[test]
+    fn includes_resolve_against_dirs_and_missing_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("common")).unwrap();
+        std::fs::write(tmp.path().join("common/part.yaml"), "p: {{ A }}").unwrap();
+        std::fs::create_dir_all(tmp.path().join("foo")).unwrap();
+        std::fs::write(
+            tmp.path().join("foo/extensions.yaml"),
+            "{% macro name() %}x1{% endmacro name %}",
+        )
+        .unwrap();
+        let out = render(
+            Path::new("t.yaml"),
+            "{% import \"foo\" as foo %}{% include \"common/part.yaml\" %}\nn: {{ foo::name() }}\n{% include \"nope\" ignore missing %}",
+            &json!({"A": 1}),
+            &dirs(tmp.path()),
+        )
+        .unwrap();
+        assert_eq!(out, "p: 1\nn: x1\n");
+        let err = render(
+            Path::new("t.yaml"),
+            "a: 1\n{% include \"nope.yaml\" %}",
+            &json!({}),
+            &dirs(tmp.path()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, TemplateError::MissingInclude { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("t.yaml:2: template `nope.yaml`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn modes_membership_works() {
+        let out = render(
+            Path::new("a.yaml"),
+            "{% if 'big' in modes %}big{% else %}small{% endif %}",
+            &json!({"modes": ["big"]}),
+            &dirs(Path::new("/")),
+        )
+        .unwrap();
+        assert_eq!(out, "big");
+    }
+}

@@ -1,0 +1,307 @@
+//! Errors of every stage, and how the binary turns them into a message and an exit status.
+//!
+//! Exit status: 0 success, 1 an order or a test failed, 2 usage or configuration error,
+//! 130 interrupted.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// A place in a configuration file. Line and column are 1-based and refer to the rendered text
+/// (what `--print-substitutions` shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl Location {
+    pub fn file(file: impl Into<PathBuf>) -> Self {
+        Location {
+            file: file.into(),
+            line: None,
+            column: None,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Errors while finding and reading the configuration directory and its unit files.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration directory `{}` does not exist", path.display())]
+    DirMissing { path: PathBuf },
+    #[error("could not find an initialized configuration directory")]
+    NotInitialized { searched: Vec<PathBuf> },
+    #[error("configuration directory `{}` is already initialized", path.display())]
+    AlreadyInitialized { path: PathBuf },
+    #[error(
+        "no writable place for a configuration directory (tried {})",
+        join_paths(tried)
+    )]
+    NoWritableDir { tried: Vec<PathBuf> },
+    #[error("{location}: {message}")]
+    Yaml { location: Location, message: String },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{location}: {message}")]
+    Invalid {
+        location: Location,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("expected UNIT/COMMAND, got `{given}`")]
+    ExpectedUnitCommand { given: String },
+    #[error("no unit command `{unit}/{command}`")]
+    UnknownCommand {
+        unit: String,
+        command: String,
+        available: Vec<String>,
+    },
+    #[error("no unit `{unit}`")]
+    UnknownUnit {
+        unit: String,
+        available: Vec<String>,
+    },
+    #[error("no service `{service}`")]
+    UnknownService {
+        service: String,
+        available: Vec<String>,
+    },
+    #[error("{}", cycle_message(chain))]
+    ImportCycle { chain: Vec<String> },
+    #[error("invalid mode selected: `{token}`")]
+    InvalidMode { token: String, valid: Vec<String> },
+    #[error(
+        "{context}: the mode group references undefined mode atoms {}",
+        quoted_list(atoms)
+    )]
+    UndefinedAtoms { context: String, atoms: Vec<String> },
+    #[error("{message}")]
+    UnitArguments { message: String },
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cycle_message(chain: &[String]) -> String {
+    // chain = [a, b, c, a]: "unit `a` imports `b`, which imports `c`, which imports `a` (cycle)"
+    let mut out = String::new();
+    for (i, item) in chain.iter().enumerate() {
+        match i {
+            0 => {
+                let _ = write!(out, "`{item}` imports");
+            }
+            1 => {
+                let _ = write!(out, " `{item}`");
+            }
+            _ => {
+                let _ = write!(out, ", which imports `{item}`");
+            }
+        }
+    }
+    out.push_str(" (cycle)");
+    out
+}
+
+/// Errors of the template stage (tera).
+#[derive(Debug, Error)]
+pub enum TemplateError {
+    #[error("{location}: undefined variable `{variable}`")]
+    UndefinedVariable {
+        location: Location,
+        variable: String,
+    },
+    #[error("{location}: {message}")]
+    Syntax { location: Location, message: String },
+    #[error("{location}: {message}")]
+    Render { location: Location, message: String },
+    #[error(
+        "{location}: template `{name}` was not found (looked in {})",
+        join_paths(searched)
+    )]
+    MissingInclude {
+        location: Location,
+        name: String,
+        searched: Vec<PathBuf>,
+    },
+}
+
+impl ConfigError {
+    /// A hint shown under the message, when one helps.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::NotInitialized { searched } => Some(format!(
+                "searched {}; create one with `dstart init` or point to one with `-c DIR`",
+                join_paths(searched)
+            )),
+            ConfigError::DirMissing { .. } => {
+                Some("create it with `dstart -c DIR init`".to_string())
+            }
+            ConfigError::ExpectedUnitCommand { .. } => {
+                Some("write the unit and the command, for example `web/start`".to_string())
+            }
+            ConfigError::UnknownCommand { available, .. }
+            | ConfigError::UnknownUnit { available, .. }
+            | ConfigError::UnknownService { available, .. } => {
+                if available.is_empty() {
+                    None
+                } else {
+                    Some(format!("available: {}", available.join(", ")))
+                }
+            }
+            ConfigError::InvalidMode { valid, .. } => {
+                if valid.is_empty() {
+                    Some("this unit command defines no modes or variants".to_string())
+                } else {
+                    Some(format!("valid tokens: {}", valid.join(", ")))
+                }
+            }
+            ConfigError::Invalid { hint, .. } => hint.clone(),
+            ConfigError::Template(TemplateError::UndefinedVariable { .. }) => Some(
+                "define it in an environment file, or make it optional with `| default(value=...)`"
+                    .to_string(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The top-level error of a `dstart` invocation.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{message}")]
+    Failed {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn failed(message: impl Into<String>) -> Self {
+        Error::Failed {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Failed { .. } => 1,
+            Error::Interrupted => 130,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(c) => c.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// Renders an error as `error: ...`, its causes as `caused by: ...` and a `hint: ...` line.
+pub fn render(err: &Error) -> String {
+    use std::error::Error as _;
+    let mut out = format!("error: {err}\n");
+    let mut source = err.source();
+    // `transparent` variants repeat their inner message as the first source; skip repeats.
+    let mut last = err.to_string();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text != last {
+            let _ = writeln!(out, "caused by: {text}");
+        }
+        last = text;
+        source = cause.source();
+    }
+    if let Some(hint) = err.hint() {
+        let _ = writeln!(out, "hint: {hint}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_display() {
+        let mut loc = Location::file("units/web/start.yaml");
+        assert_eq!(loc.to_string(), "units/web/start.yaml");
+        loc.line = Some(3);
+        assert_eq!(loc.to_string(), "units/web/start.yaml:3");
+        loc.column = Some(7);
+        assert_eq!(loc.to_string(), "units/web/start.yaml:3:7");
+    }
+
+    #[test]
+    fn cycle_message_names_the_cycle() {
+        let e = ConfigError::ImportCycle {
+            chain: vec!["web/start".into(), "db/start".into(), "web/start".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "`web/start` imports `db/start`, which imports `web/start` (cycle)"
+        );
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::failed("x").exit_code(), 1);
+        assert_eq!(Error::Interrupted.exit_code(), 130);
+    }
+
+    #[test]
+    fn render_includes_causes_and_hint() {
+        let err = Error::Config(ConfigError::Io {
+            path: "x".into(),
+            source: std::io::Error::other("boom"),
+        });
+        assert_eq!(render(&err), "error: cannot read `x`\ncaused by: boom\n");
+    }
+}

@@ -1,0 +1,215 @@
+//! Modes, groups and variants (ORIGINAL §5 [C]).
+//!
+//! Tokens after `UNIT/COMMAND:` are group names (expanding to atoms), mode atoms, or `variants`
+//! tags of orders. With tokens, a command keeps its untagged orders plus the tagged orders whose
+//! tags meet the active set; without tokens it keeps every order.
+
+use std::collections::BTreeSet;
+
+use indexmap::IndexMap;
+
+use crate::config::globals::Globals;
+use crate::error::ConfigError;
+use crate::unit::order::{Order, Step};
+
+/// The mode atoms and groups that apply to a command.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModeConfig {
+    pub atoms: BTreeSet<String>,
+    pub groups: IndexMap<String, Vec<String>>,
+}
+
+/// Atoms and groups of `sections` (`global` first, later sections win on a group name clash).
+pub fn mode_config(
+    globals: Option<&Globals>,
+    sections: &[&str],
+) -> Result<ModeConfig, ConfigError> {
+    let Some(g) = globals else {
+        return Ok(ModeConfig::default());
+    };
+    let mut cfg = ModeConfig::default();
+    let mut names = vec!["global"];
+    for s in sections {
+        if !names.contains(s) {
+            names.push(s);
+        }
+    }
+    for s in &names {
+        if let Some(atoms) = g.modes.get(*s) {
+            cfg.atoms.extend(atoms.iter().cloned());
+        }
+    }
+    for s in &names {
+        if let Some(groups) = g.groups.get(*s) {
+            for (name, atoms) in groups {
+                cfg.groups.insert(name.clone(), atoms.clone());
+            }
+        }
+    }
+    let mut undefined: Vec<String> = cfg
+        .groups
+        .values()
+        .flatten()
+        .filter(|a| !cfg.atoms.contains(*a))
+        .cloned()
+        .collect();
+    undefined.sort();
+    undefined.dedup();
+    if !undefined.is_empty() {
+        return Err(ConfigError::UndefinedAtoms {
+            context: "globals.yaml".into(),
+            atoms: undefined,
+        });
+    }
+    Ok(cfg)
+}
+
+/// The result of expanding the requested tokens.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expanded {
+    /// Active atoms and tags.
+    pub active: BTreeSet<String>,
+    /// Tokens that are neither atoms nor groups: they must turn out to be variant tags (or test
+    /// variants), which are only known once the unit file is read.
+    pub pending: Vec<String>,
+}
+
+/// Expands groups into atoms; keeps unknown tokens pending.
+pub fn expand(tokens: &[String], cfg: &ModeConfig) -> Expanded {
+    let mut out = Expanded::default();
+    for t in tokens {
+        if let Some(atoms) = cfg.groups.get(t) {
+            out.active.extend(atoms.iter().cloned());
+        } else if cfg.atoms.contains(t) {
+            out.active.insert(t.clone());
+        } else {
+            out.active.insert(t.clone());
+            if !out.pending.contains(t) {
+                out.pending.push(t.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Every `variants` tag used by `steps`.
+pub fn variant_tags(steps: &[Step]) -> BTreeSet<String> {
+    steps
+        .iter()
+        .flat_map(Step::orders)
+        .flat_map(|o| o.variants.iter().cloned())
+        .collect()
+}
+
+/// Checks that every pending token is one of `known` (variant tags, test variants).
+pub fn check_pending(
+    pending: &[String],
+    known: &BTreeSet<String>,
+    cfg: &ModeConfig,
+) -> Result<(), ConfigError> {
+    for token in pending {
+        if !known.contains(token) {
+            let mut valid: Vec<String> = cfg
+                .atoms
+                .iter()
+                .cloned()
+                .chain(cfg.groups.keys().cloned())
+                .chain(known.iter().cloned())
+                .collect();
+            valid.sort();
+            valid.dedup();
+            return Err(ConfigError::InvalidMode {
+                token: token.clone(),
+                valid,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn keep(order: &Order, active: &BTreeSet<String>, filtering: bool) -> bool {
+    !filtering || order.variants.is_empty() || order.variants.iter().any(|v| active.contains(v))
+}
+
+/// Keeps the orders selected by `active` (all of them when no token was given).
+pub fn filter_steps(steps: Vec<Step>, active: &BTreeSet<String>, filtering: bool) -> Vec<Step> {
+    let mut out = Vec::new();
+    for step in steps {
+        match step {
+            Step::Order(o) => {
+                if keep(&o, active, filtering) {
+                    out.push(Step::Order(o));
+                }
+            }
+            Step::Parallel {
+                max,
+                max_given,
+                orders,
+                generated,
+            } => {
+                let orders: Vec<Order> = orders
+                    .into_iter()
+                    .filter(|o| keep(o, active, filtering))
+                    .collect();
+                if !orders.is_empty() {
+                    out.push(Step::Parallel {
+                        max,
+                        max_given,
+                        orders,
+                        generated,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn globals() -> Globals {
+        serde_yaml_ng::from_str(
+            "modes: {global: [ga, gb], test: [ta, tb]}\ngroups: {global: {GG: [ga, gb]}, test: {GT: [ga, tb]}, other: {INVALID: [ga, unknown]}}\n",
+        )
+        .unwrap()
+    }
+
+    fn active(cmd: &str, tokens: &[&str]) -> Result<BTreeSet<String>, ConfigError> {
+        let g = globals();
+        let cfg = mode_config(Some(&g), &[cmd])?;
+        let tokens: Vec<String> = tokens.iter().map(ToString::to_string).collect();
+        let e = expand(&tokens, &cfg);
+        check_pending(&e.pending, &BTreeSet::new(), &cfg)?;
+        Ok(e.active)
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn original_test_modes_expectations() {
+        let g = globals();
+        let cfg = mode_config(Some(&g), &["test"]).unwrap();
+        assert_eq!(cfg.atoms, set(&["ga", "gb", "ta", "tb"]));
+        assert_eq!(cfg.groups.keys().cloned().collect::<Vec<_>>(), ["GG", "GT"]);
+        let cfg = mode_config(Some(&g), &["test2"]).unwrap();
+        assert_eq!(cfg.atoms, set(&["ga", "gb"]));
+        let err = mode_config(Some(&g), &["other"]).unwrap_err().to_string();
+        assert!(err.contains("undefined mode atoms `unknown`"), "{err}");
+
+        assert_eq!(
+            active("test", &["GT", "ta"]).unwrap(),
+            set(&["ga", "tb", "ta"])
+        );
+        assert_eq!(
+            active("test", &["GG", "GT"]).unwrap(),
+            set(&["ga", "gb", "tb"])
+        );
+        assert_eq!(active("other2", &["GG", "ga"]).unwrap(), set(&["ga", "gb"]));
+        let err = active("test", &["tc"]).unwrap_err().to_string();
+        assert_eq!(err, "invalid mode selected: `tc`");
+    }
+}

@@ -1,0 +1,258 @@
+//! Every line the user sees goes through here: log lines (ORIGINAL §7.2), Docker and process
+//! output gated by `-v` (§7.3), results printed to stdout, and progress on a terminal.
+//!
+//! Info and debug lines go to stdout (or the `-i` file), warnings and errors to stderr (or the
+//! `-l` file). `-q` keeps only errors; `-d` adds debug lines (skips and automatic decisions).
+
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// How chatty the output is, from the global flags.
+#[derive(Debug, Clone, Default)]
+pub struct OutputConfig {
+    pub verbose: u8,
+    pub debug: bool,
+    pub quiet: bool,
+    pub errfile: Option<PathBuf>,
+    pub infofile: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+struct Output {
+    config: OutputConfig,
+    info_file: Option<Mutex<File>>,
+    err_file: Option<Mutex<File>>,
+    capture: Mutex<Option<Vec<String>>>,
+}
+
+static OUTPUT: OnceLock<Output> = OnceLock::new();
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Sets up the output once per process. Later calls are ignored.
+pub fn init(config: OutputConfig) -> std::io::Result<()> {
+    let info_file = match &config.infofile {
+        Some(p) => Some(Mutex::new(open_append(p)?)),
+        None => None,
+    };
+    let err_file = match &config.errfile {
+        Some(p) => Some(Mutex::new(open_append(p)?)),
+        None => None,
+    };
+    let _ = OUTPUT.set(Output {
+        config,
+        info_file,
+        err_file,
+        capture: Mutex::new(None),
+    });
+    Ok(())
+}
+
+fn get() -> &'static Output {
+    OUTPUT.get_or_init(|| Output {
+        config: OutputConfig::default(),
+        info_file: None,
+        err_file: None,
+        capture: Mutex::new(None),
+    })
+}
+
+fn timestamp() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%d %H:%M:%S,%3f")
+        .to_string()
+}
+
+fn enabled(out: &Output, level: Level) -> bool {
+    match level {
+        Level::Debug => out.config.debug && !out.config.quiet,
+        Level::Info | Level::Warning => !out.config.quiet,
+        Level::Error => true,
+    }
+}
+
+fn emit(level: Level, module: Option<&str>, message: &str) {
+    let out = get();
+    let message = message.trim();
+    if message.is_empty() {
+        return;
+    }
+    if let Ok(mut cap) = out.capture.lock() {
+        if let Some(buf) = cap.as_mut() {
+            buf.push(format!("{}: {message}", level.name()));
+        }
+    }
+    if !enabled(out, level) {
+        return;
+    }
+    let line = match (level >= Level::Warning, module) {
+        (true, Some(m)) => format!("{}: {}: {m}: {message}\n", timestamp(), level.name()),
+        _ => format!("{}: {}: {message}\n", timestamp(), level.name()),
+    };
+    if level >= Level::Warning {
+        match &out.err_file {
+            Some(f) => {
+                if let Ok(mut f) = f.lock() {
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
+            None => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
+    } else {
+        match &out.info_file {
+            Some(f) => {
+                if let Ok(mut f) = f.lock() {
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
+            None => {
+                let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+/// A skipped step or an automatic decision (shown with `-d`).
+pub fn debug(message: impl AsRef<str>) {
+    emit(Level::Debug, None, message.as_ref());
+}
+
+/// What was done.
+pub fn info(message: impl AsRef<str>) {
+    emit(Level::Info, None, message.as_ref());
+}
+
+/// Something the user should know about; the run goes on.
+pub fn warn(module: &str, message: impl AsRef<str>) {
+    emit(Level::Warning, Some(module), message.as_ref());
+}
+
+/// What failed.
+pub fn error(module: &str, message: impl AsRef<str>) {
+    emit(Level::Error, Some(module), message.as_ref());
+}
+
+/// Docker or process output, shown from verbosity `level` on (`-v` = 1, `-vv` = 2).
+pub fn output(level: u8, message: impl AsRef<str>) {
+    let out = get();
+    let message = message.as_ref();
+    if let Ok(mut cap) = out.capture.lock() {
+        if let Some(buf) = cap.as_mut() {
+            for line in message.lines() {
+                buf.push(format!("OUTPUT: {line}"));
+            }
+        }
+    }
+    if out.config.verbose >= level {
+        for line in message.lines() {
+            emit_uncaptured(Level::Info, line);
+        }
+    }
+}
+
+fn emit_uncaptured(level: Level, message: &str) {
+    let out = get();
+    if !enabled(out, level) || message.trim().is_empty() {
+        return;
+    }
+    let line = format!(
+        "{}: {}: {}\n",
+        timestamp(),
+        level.name(),
+        message.trim_end()
+    );
+    match &out.info_file {
+        Some(f) => {
+            if let Ok(mut f) = f.lock() {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+        None => {
+            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        }
+    }
+}
+
+/// The verbosity given with `-v`.
+pub fn verbosity() -> u8 {
+    get().config.verbose
+}
+
+/// True when `-q` was given.
+pub fn quiet() -> bool {
+    get().config.quiet
+}
+
+/// A result (listing, printed unit, report line) on stdout, never filtered or timestamped.
+pub fn result(text: impl AsRef<str>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_ref().as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Whether progress bars should be drawn: stderr is a terminal and output is not quieted.
+pub fn show_progress() -> bool {
+    !get().config.quiet && std::io::stderr().is_terminal()
+}
+
+/// Starts collecting every log line (for a test case's report). Returns what was collected by a
+/// previous capture, if any.
+pub fn start_capture() -> Option<Vec<String>> {
+    get()
+        .capture
+        .lock()
+        .ok()
+        .and_then(|mut c| c.replace(Vec::new()))
+}
+
+/// Stops collecting and returns the collected lines.
+pub fn stop_capture() -> Vec<String> {
+    get()
+        .capture
+        .lock()
+        .ok()
+        .and_then(|mut c| c.take())
+        .unwrap_or_default()
+}
+
+/// The final error of a run: appended to the `-l` file (with a timestamp) if one was given,
+/// else written to stderr as is.
+pub fn fatal(text: &str) {
+    let out = get();
+    match &out.err_file {
+        Some(f) => {
+            if let Ok(mut f) = f.lock() {
+                for line in text.lines() {
+                    let _ = writeln!(f, "{}: ERROR: {line}", timestamp());
+                }
+            }
+        }
+        None => {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        }
+    }
+}

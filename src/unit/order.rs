@@ -1,0 +1,1031 @@
+//! Orders (ORIGINAL §3, SPEC "Orders"): `{container: {command: KIND, ...arguments}}`, typed per
+//! kind, and `parallel:` blocks of orders that may run concurrently.
+//!
+//! Every order also accepts `wait` (seconds to sleep after it succeeded) and `variants` (the
+//! tags that select it, ORIGINAL §5). Unknown arguments are errors listing the accepted ones.
+
+use serde::Deserialize;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::config::source::{Origin, PathSeg};
+use crate::error::ConfigError;
+use crate::unit::container::StringOrList;
+
+/// The virtual container for orders that run on the host.
+pub const HOST: &str = "host";
+/// The key of a block of orders that may run concurrently.
+pub const PARALLEL: &str = "parallel";
+/// How many orders of a `parallel` block run at once unless it says `max`.
+pub const DEFAULT_PARALLEL: usize = 4;
+
+/// Keys every order accepts.
+const COMMON_KEYS: [&str; 3] = ["command", "wait", "variants"];
+
+/// What `start` does with an existing container whose configuration changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Recreate {
+    /// Recreate when the configuration hash or the image changed (the default).
+    #[default]
+    Auto,
+    /// Keep the existing container.
+    Never,
+    /// Always create a new container.
+    Always,
+}
+
+/// When `start` considers a container ready.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ready {
+    Http {
+        url: String,
+        status: u16,
+        body_match: Option<String>,
+        cert: Option<String>,
+        timeout: f64,
+    },
+    Log {
+        pattern: String,
+        timeout: f64,
+    },
+    Healthy {
+        timeout: f64,
+    },
+}
+
+impl Ready {
+    pub fn timeout(&self) -> f64 {
+        match self {
+            Ready::Http { timeout, .. }
+            | Ready::Log { timeout, .. }
+            | Ready::Healthy { timeout } => *timeout,
+        }
+    }
+}
+
+const DEFAULT_READY_TIMEOUT: f64 = 60.0;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawReady {
+    Word(String),
+    Full(RawReadyFull),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReadyFull {
+    http: Option<String>,
+    log: Option<String>,
+    healthy: Option<bool>,
+    status: Option<u16>,
+    #[serde(rename = "match", alias = "re.match")]
+    body_match: Option<String>,
+    cert: Option<String>,
+    timeout: Option<f64>,
+}
+
+fn ready_from(origin: &Origin, raw: RawReady) -> Result<Ready, ConfigError> {
+    let here = origin.key("ready");
+    match raw {
+        RawReady::Word(w) if w == "healthy" => Ok(Ready::Healthy {
+            timeout: DEFAULT_READY_TIMEOUT,
+        }),
+        RawReady::Word(w) => Err(here.invalid_with_hint(
+            format!("`ready: {w}` is not understood"),
+            "use `ready: healthy`, `ready: {http: URL}` or `ready: {log: REGEX}`",
+        )),
+        RawReady::Full(f) => {
+            let timeout = f.timeout.unwrap_or(DEFAULT_READY_TIMEOUT);
+            let kinds = usize::from(f.http.is_some())
+                + usize::from(f.log.is_some())
+                + usize::from(f.healthy == Some(true));
+            if kinds != 1 {
+                return Err(here.invalid_with_hint(
+                    "`ready` needs exactly one of `http`, `log` and `healthy: true`",
+                    "for example `ready: {http: 'http://[[ip]](web):80/', status: 200}`",
+                ));
+            }
+            if f.log.is_some() && (f.status.is_some() || f.body_match.is_some() || f.cert.is_some())
+            {
+                return Err(
+                    here.invalid("`status`, `match` and `cert` belong to `ready: {http: ...}`")
+                );
+            }
+            if let Some(p) = &f.log {
+                regex::Regex::new(p).map_err(|e| {
+                    here.key("log")
+                        .invalid(format!("`ready.log`: invalid regex: {e}"))
+                })?;
+            }
+            if let Some(p) = &f.body_match {
+                regex::Regex::new(p).map_err(|e| {
+                    here.key("match")
+                        .invalid(format!("`ready.match`: invalid regex: {e}"))
+                })?;
+            }
+            Ok(match (f.http, f.log) {
+                (Some(url), _) => Ready::Http {
+                    url,
+                    status: f.status.unwrap_or(200),
+                    body_match: f.body_match,
+                    cert: f.cert,
+                    timeout,
+                },
+                (None, Some(pattern)) => Ready::Log { pattern, timeout },
+                (None, None) => Ready::Healthy { timeout },
+            })
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStart {
+    restart: Option<bool>,
+    attach: Option<bool>,
+    timeout: Option<u32>,
+    ready: Option<RawReady>,
+    recreate: Option<Recreate>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartArgs {
+    pub restart: bool,
+    pub attach: bool,
+    pub timeout: u32,
+    pub ready: Option<Ready>,
+    pub recreate: Recreate,
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StopArgs {
+    pub timeout: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveArgs {
+    #[serde(default)]
+    pub v: bool,
+    #[serde(default)]
+    pub force: bool,
+    pub timeout: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveImageArgs {
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub noprune: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    /// The archive extension: `tar.gz`, `tar.zst` or `tar`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => "tar.gz",
+            Compression::Zstd => "tar.zst",
+            Compression::None => "tar",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupArgs {
+    /// Directory of the archives (default `.`; may hold `${PWD}` / `${CONFIG_DIR}`).
+    pub backup_dir: Option<String>,
+    /// Archive name without extension (default `backup`).
+    pub backup_name: Option<String>,
+    /// Container paths to back up (default: all the container's own volumes).
+    pub source: Option<StringOrList>,
+    #[serde(default)]
+    pub overwrite: bool,
+    pub compression: Option<Compression>,
+    /// Write `<name>-<UTC timestamp>.<ext>` and point `<name>.<ext>` at the newest.
+    #[serde(default)]
+    pub timestamp: bool,
+    /// Keep this many timestamped archives of this name.
+    pub keep: Option<u32>,
+    /// Stop the container during the backup (started again only if it was running).
+    #[serde(default)]
+    pub stop: bool,
+    /// Seconds to wait for another run holding the lock (default 600).
+    pub lock_timeout: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreArgs {
+    pub restore_dir: Option<String>,
+    /// Archive name without extension (default `backup`): the newest archive of that name.
+    pub restore_name: Option<String>,
+    /// An exact archive file (instead of the newest by name).
+    pub archive: Option<String>,
+    /// Empty the target paths before unpacking.
+    #[serde(default)]
+    pub clean: bool,
+    pub lock_timeout: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecType {
+    /// A helper container with `volumes_from` the container.
+    FileSystem,
+    /// A new container from the container's image and spec, removed afterwards.
+    Temporary,
+    /// `docker exec` in the running container (falls back to `temporary`).
+    InRunning,
+    /// A process on the host.
+    Host,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct RawExecute {
+    run: StringOrList,
+    #[serde(default)]
+    shell: bool,
+    binds: Option<Value>,
+    #[serde(rename = "type")]
+    exec_type: Option<ExecType>,
+    #[serde(default)]
+    env: indexmap::IndexMap<String, crate::unit::container::Scalar>,
+    user: Option<String>,
+    working_dir: Option<String>,
+}
+
+/// The command of an `execute` order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunCommand {
+    /// Executed directly.
+    Argv(Vec<String>),
+    /// Executed with `sh -c`, further items becoming `$0`, `$1`, ...
+    Shell(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecuteArgs {
+    pub run: RunCommand,
+    /// Extra bind mounts for `file_system` / `temporary` runs: (host, container, read only).
+    pub binds: Vec<(String, String, bool)>,
+    pub exec_type: Option<ExecType>,
+    pub env: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TagArgs {
+    pub repository: String,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CommitArgs {
+    pub repository: String,
+    pub tag: Option<String>,
+    pub message: Option<String>,
+    pub author: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PushArgs {
+    /// Default: the container's image.
+    pub repository: Option<String>,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnitArgs {
+    /// `UNIT/COMMAND[:TOKEN...]`
+    pub unit: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+/// What an order does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Build,
+    Create,
+    Start(StartArgs),
+    Stop(StopArgs),
+    Remove(RemoveArgs),
+    RemoveImage(RemoveImageArgs),
+    Backup(BackupArgs),
+    Restore(RestoreArgs),
+    Execute(ExecuteArgs),
+    Tag(TagArgs),
+    Commit(CommitArgs),
+    Push(PushArgs),
+    Unit(UnitArgs),
+}
+
+/// Every order kind, for messages.
+pub const KINDS: [&str; 13] = [
+    "build",
+    "create",
+    "start",
+    "stop",
+    "remove",
+    "remove_image",
+    "backup",
+    "restore",
+    "execute",
+    "tag",
+    "commit",
+    "push",
+    "unit",
+];
+
+impl Action {
+    /// The `command` word of this action.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Build => "build",
+            Action::Create => "create",
+            Action::Start(_) => "start",
+            Action::Stop(_) => "stop",
+            Action::Remove(_) => "remove",
+            Action::RemoveImage(_) => "remove_image",
+            Action::Backup(_) => "backup",
+            Action::Restore(_) => "restore",
+            Action::Execute(_) => "execute",
+            Action::Tag(_) => "tag",
+            Action::Commit(_) => "commit",
+            Action::Push(_) => "push",
+            Action::Unit(_) => "unit",
+        }
+    }
+
+    /// Whether this action runs on the host rather than on a container.
+    pub fn runs_on_host(&self) -> bool {
+        match self {
+            Action::Unit(_) => true,
+            Action::Execute(e) => e.exec_type == Some(ExecType::Host),
+            _ => false,
+        }
+    }
+}
+
+/// One order.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub container: String,
+    pub action: Action,
+    /// Seconds to sleep after the order succeeded.
+    pub wait: f64,
+    /// Tags selecting this order (ORIGINAL §5); empty = always.
+    pub variants: Vec<String>,
+    /// The arguments as written, without `variants` (what `--print-unit` shows).
+    pub raw: Mapping,
+    pub origin: Origin,
+    /// dstart generated this order (ORIGINAL §4); a generated backup skips containers without
+    /// volumes instead of failing.
+    pub generated: bool,
+}
+
+/// A step of a unit command: one order, or a block of orders that may run concurrently.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Order(Box<Order>),
+    Parallel {
+        /// How many run at once.
+        max: usize,
+        /// Whether the unit said `max` (printed back only then).
+        max_given: bool,
+        orders: Vec<Order>,
+        /// dstart made this block (generated teardown); printed as plain orders.
+        generated: bool,
+    },
+}
+
+impl Step {
+    /// The orders of this step, in written order.
+    pub fn orders(&self) -> &[Order] {
+        match self {
+            Step::Order(o) => std::slice::from_ref(o.as_ref()),
+            Step::Parallel { orders, .. } => orders,
+        }
+    }
+}
+
+/// serde's "expected one of `a`, `b`" plus the keys every order accepts.
+fn accepted_keys(kind: &str, message: &str) -> String {
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(i) = message.find("expected ") {
+        let rest = &message[i + "expected ".len()..];
+        for part in rest.split('`').skip(1).step_by(2) {
+            keys.push(part.to_string());
+        }
+    }
+    for k in COMMON_KEYS {
+        if k != "command" {
+            keys.push(k.to_string());
+        }
+    }
+    let list = keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("`{kind}` accepts {list}")
+}
+
+fn deserialize_args<T: for<'de> Deserialize<'de>>(
+    kind: &str,
+    container: &str,
+    args: &Mapping,
+    origin: &Origin,
+) -> Result<T, ConfigError> {
+    origin
+        .deserialize::<T>(
+            &Value::Mapping(args.clone()),
+            &format!("order `{kind}` on `{container}`"),
+        )
+        .map_err(|e| match e {
+            ConfigError::Invalid {
+                location,
+                message,
+                hint: None,
+            } if message.contains("unknown key `") => {
+                let head = message
+                    .find(", expected")
+                    .or_else(|| message.find(", there are no"))
+                    .map_or(message.as_str(), |i| &message[..i])
+                    .to_string();
+                ConfigError::Invalid {
+                    location,
+                    hint: Some(accepted_keys(kind, &message)),
+                    message: head,
+                }
+            }
+            other => other,
+        })
+}
+
+fn parse_wait(value: &Value, origin: &Origin) -> Result<f64, ConfigError> {
+    match value {
+        Value::Bool(true) => Ok(1.0),
+        Value::Bool(false) | Value::Null => Ok(0.0),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| *f >= 0.0)
+            .ok_or_else(|| origin.invalid("`wait` must be a number of seconds")),
+        _ => Err(origin.invalid("`wait` must be a number of seconds")),
+    }
+}
+
+fn parse_binds(value: &Value, origin: &Origin) -> Result<Vec<(String, String, bool)>, ConfigError> {
+    let binds: crate::unit::container::BindsValue = origin.deserialize(value, "`binds`")?;
+    let mut out = Vec::new();
+    match binds {
+        crate::unit::container::BindsValue::Map(m) => {
+            for (host, target) in m {
+                match target {
+                    crate::unit::container::BindTarget::Path(p) => out.push((host, p, false)),
+                    crate::unit::container::BindTarget::Full(f) => {
+                        let ro = f.ro.unwrap_or(f.mode.as_deref() == Some("ro"));
+                        out.push((host, f.bind, ro));
+                    }
+                }
+            }
+        }
+        crate::unit::container::BindsValue::List(l) => {
+            for item in l {
+                match crate::unit::container::parse_volume(&item) {
+                    Ok(crate::unit::container::MountSpec::Bind {
+                        host,
+                        container,
+                        read_only,
+                    }) => {
+                        out.push((host, container, read_only));
+                    }
+                    _ => {
+                        return Err(origin
+                            .invalid(format!("`binds`: `{item}` is not /host:/container[:ro]")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the order `{container: args}` at `origin` (the list item).
+pub fn order_from_value(
+    container: &str,
+    value: &Value,
+    origin: &Origin,
+) -> Result<Order, ConfigError> {
+    let here = origin.key(container);
+    let Value::Mapping(map) = value else {
+        return Err(here.invalid_with_hint(
+            format!("order on `{container}`: expected a mapping with `command`"),
+            "write an order as `- web: {command: start}`",
+        ));
+    };
+    let mut args = Mapping::new();
+    let mut command = None;
+    let mut wait = 0.0;
+    let mut variants = Vec::new();
+    let mut raw = Mapping::new();
+    for (k, v) in map {
+        let key = crate::config::source::key_string(k).unwrap_or_default();
+        match key.as_str() {
+            "command" => {
+                command = Some(
+                    v.as_str()
+                        .ok_or_else(|| {
+                            here.key("command")
+                                .invalid("`command` must be a word like `start`")
+                        })?
+                        .to_string(),
+                );
+                raw.insert(k.clone(), v.clone());
+            }
+            "wait" => {
+                wait = parse_wait(v, &here.key("wait"))?;
+                raw.insert(k.clone(), v.clone());
+            }
+            "variants" => {
+                variants = here
+                    .deserialize::<StringOrList>(v, "`variants`")
+                    .map_err(|_| {
+                        here.key("variants")
+                            .invalid("`variants` must be a list of tags")
+                    })?
+                    .to_vec();
+            }
+            _ => {
+                args.insert(k.clone(), v.clone());
+                raw.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let Some(command) = command else {
+        return Err(here.invalid_with_hint(
+            format!("order on `{container}` has no `command`"),
+            format!("one of {}", KINDS.join(", ")),
+        ));
+    };
+    let corigin = here.key("command");
+    let action = match command.as_str() {
+        "build" => {
+            deserialize_args::<NoArgs>("build", container, &args, &here)?;
+            Action::Build
+        }
+        "create" => {
+            deserialize_args::<NoArgs>("create", container, &args, &here)?;
+            Action::Create
+        }
+        "start" => {
+            let r: RawStart = deserialize_args("start", container, &args, &here)?;
+            Action::Start(StartArgs {
+                restart: r.restart.unwrap_or(false),
+                attach: r.attach.unwrap_or(false),
+                timeout: r.timeout.unwrap_or(10),
+                ready: r.ready.map(|x| ready_from(&here, x)).transpose()?,
+                recreate: r.recreate.unwrap_or_default(),
+            })
+        }
+        "stop" => Action::Stop(deserialize_args("stop", container, &args, &here)?),
+        "remove" => Action::Remove(deserialize_args("remove", container, &args, &here)?),
+        "remove_image" => {
+            Action::RemoveImage(deserialize_args("remove_image", container, &args, &here)?)
+        }
+        "backup" => {
+            let b: BackupArgs = deserialize_args("backup", container, &args, &here)?;
+            if b.keep.is_some() && !b.timestamp {
+                return Err(here.key("keep").invalid_with_hint(
+                    "`keep` prunes timestamped archives, but `timestamp` is not set",
+                    "add `timestamp: true`",
+                ));
+            }
+            if b.keep == Some(0) {
+                return Err(here.key("keep").invalid("`keep` must be at least 1"));
+            }
+            if b.overwrite && b.timestamp {
+                return Err(here.key("overwrite").invalid(
+                    "`overwrite` is for fixed names; a timestamped backup never overwrites",
+                ));
+            }
+            if let Some(n) = &b.backup_name {
+                check_archive_name(n, &here.key("backup_name"))?;
+            }
+            Action::Backup(b)
+        }
+        "restore" => {
+            let r: RestoreArgs = deserialize_args("restore", container, &args, &here)?;
+            if r.archive.is_some() && r.restore_name.is_some() {
+                return Err(here
+                    .key("archive")
+                    .invalid("give either `archive` or `restore_name`"));
+            }
+            if let Some(n) = &r.restore_name {
+                check_archive_name(n, &here.key("restore_name"))?;
+            }
+            Action::Restore(r)
+        }
+        "execute" => {
+            let r: RawExecute = deserialize_args("execute", container, &args, &here)?;
+            let run = match (r.run, r.shell) {
+                (StringOrList::One(s), _) => RunCommand::Shell(vec![s]),
+                (StringOrList::Many(v), true) => RunCommand::Shell(v),
+                (StringOrList::Many(v), false) => RunCommand::Argv(v),
+            };
+            let empty = match &run {
+                RunCommand::Argv(v) | RunCommand::Shell(v) => v.is_empty(),
+            };
+            if empty {
+                return Err(here.key("run").invalid("`run` is empty"));
+            }
+            let binds = match &r.binds {
+                Some(b) => parse_binds(b, &here.key("binds"))?,
+                None => Vec::new(),
+            };
+            let exec_type = if container == HOST {
+                match r.exec_type {
+                    None | Some(ExecType::Host) => Some(ExecType::Host),
+                    Some(_) => {
+                        return Err(here
+                            .key("type")
+                            .invalid("the `host` pseudo-container only takes `type: host`"));
+                    }
+                }
+            } else {
+                r.exec_type
+            };
+            Action::Execute(ExecuteArgs {
+                run,
+                binds,
+                exec_type,
+                env: r.env.into_iter().map(|(k, v)| (k, v.as_string())).collect(),
+                user: r.user,
+                working_dir: r.working_dir,
+            })
+        }
+        "tag" => Action::Tag(deserialize_args("tag", container, &args, &here)?),
+        "commit" => Action::Commit(deserialize_args("commit", container, &args, &here)?),
+        "push" => Action::Push(deserialize_args("push", container, &args, &here)?),
+        "unit" => {
+            let u: UnitArgs = deserialize_args("unit", container, &args, &here)?;
+            if !u.unit.contains('/') {
+                return Err(here
+                    .key("unit")
+                    .invalid(format!("`unit: {}` is not UNIT/COMMAND", u.unit)));
+            }
+            Action::Unit(u)
+        }
+        other => {
+            return Err(corigin.invalid_with_hint(
+                format!("unknown order `{other}` on `{container}`"),
+                format!("orders are {}", KINDS.join(", ")),
+            ));
+        }
+    };
+    if container == HOST && !action.runs_on_host() {
+        return Err(corigin.invalid_with_hint(
+            format!("`{command}` cannot run on `host`"),
+            "the `host` pseudo-container takes `execute` and `unit` orders",
+        ));
+    }
+    Ok(Order {
+        container: container.to_string(),
+        action,
+        wait,
+        variants,
+        raw,
+        origin: here,
+        generated: false,
+    })
+}
+
+fn check_archive_name(name: &str, origin: &Origin) -> Result<(), ConfigError> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(origin.invalid(format!(
+            "`{name}` is not a plain file name (no `/`, not starting with `.`)"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads one item of the orders document.
+pub fn step_from_value(item: &Value, origin: &Origin) -> Result<Step, ConfigError> {
+    let Value::Mapping(map) = item else {
+        return Err(origin.invalid_with_hint(
+            "an order is a one-key mapping `{container: {command: ...}}`",
+            "write an order as `- web: {command: start}`",
+        ));
+    };
+    if map.len() != 1 {
+        let keys: Vec<String> = map
+            .keys()
+            .filter_map(crate::config::source::key_string)
+            .collect();
+        return Err(origin.invalid_with_hint(
+            format!(
+                "an order names one container, this one names {}: {}",
+                map.len(),
+                keys.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "put each container's order in its own list item",
+        ));
+    }
+    let (k, v) = map.iter().next().expect("one entry");
+    let Some(name) = crate::config::source::key_string(k) else {
+        return Err(origin.invalid("an order's key must be a container name"));
+    };
+    if name == PARALLEL {
+        return parallel_from_value(v, &origin.key(PARALLEL));
+    }
+    order_from_value(&name, v, origin).map(|o| Step::Order(Box::new(o)))
+}
+
+fn parallel_from_value(value: &Value, origin: &Origin) -> Result<Step, ConfigError> {
+    let (items, max, max_given, items_origin) = match value {
+        Value::Sequence(items) => (items.clone(), DEFAULT_PARALLEL, false, origin.clone()),
+        Value::Mapping(map) => {
+            let mut items = None;
+            let mut max = None;
+            for (k, v) in map {
+                match crate::config::source::key_string(k).as_deref() {
+                    Some("orders") => {
+                        items = Some(
+                            v.as_sequence()
+                                .ok_or_else(|| {
+                                    origin
+                                        .key("orders")
+                                        .invalid("`parallel.orders` must be a list of orders")
+                                })?
+                                .clone(),
+                        );
+                    }
+                    Some("max") => {
+                        let n = v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                            origin
+                                .key("max")
+                                .invalid("`parallel.max` must be a number of at least 1")
+                        })?;
+                        max = Some(usize::try_from(n).unwrap_or(usize::MAX));
+                    }
+                    other => {
+                        return Err(origin.key(other.unwrap_or("?")).invalid_with_hint(
+                            format!("unknown key `{}` in `parallel`", other.unwrap_or("?")),
+                            "`parallel` accepts `orders` and `max`",
+                        ));
+                    }
+                }
+            }
+            let items = items.ok_or_else(|| origin.invalid("`parallel` needs `orders`"))?;
+            (
+                items,
+                max.unwrap_or(DEFAULT_PARALLEL),
+                max.is_some(),
+                origin.key("orders"),
+            )
+        }
+        _ => {
+            return Err(origin.invalid_with_hint(
+                "`parallel` takes a list of orders",
+                "- parallel:\n      - web1: {command: start}\n      - web2: {command: start}",
+            ));
+        }
+    };
+    let mut orders = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_origin = items_origin.child(PathSeg::Index(i));
+        match step_from_value(item, &item_origin)? {
+            Step::Order(o) => orders.push(*o),
+            Step::Parallel { .. } => {
+                return Err(item_origin.invalid("a `parallel` block cannot hold another one"));
+            }
+        }
+    }
+    Ok(Step::Parallel {
+        max,
+        max_given,
+        orders,
+        generated: false,
+    })
+}
+
+/// The printed form of an order: `{container: {command: ..., args...}}`.
+pub fn order_to_value(order: &Order) -> Value {
+    let mut m = Mapping::new();
+    m.insert(
+        Value::String(order.container.clone()),
+        Value::Mapping(order.raw.clone()),
+    );
+    Value::Mapping(m)
+}
+
+/// The printed form of a list of steps.
+pub fn steps_to_value(steps: &[Step]) -> Value {
+    let mut out = Vec::new();
+    for step in steps {
+        match step {
+            Step::Order(o) => out.push(order_to_value(o)),
+            Step::Parallel {
+                generated: true,
+                orders,
+                ..
+            } => out.extend(orders.iter().map(order_to_value)),
+            Step::Parallel {
+                max,
+                max_given,
+                orders,
+                ..
+            } => {
+                let list = Value::Sequence(orders.iter().map(order_to_value).collect());
+                let body = if *max_given {
+                    let mut m = Mapping::new();
+                    m.insert("max".into(), Value::from(*max as u64));
+                    m.insert("orders".into(), list);
+                    Value::Mapping(m)
+                } else {
+                    list
+                };
+                let mut m = Mapping::new();
+                m.insert(PARALLEL.into(), body);
+                out.push(Value::Mapping(m));
+            }
+        }
+    }
+    Value::Sequence(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::config::source::Source;
+
+    fn steps(yaml: &str) -> Result<Vec<Step>, ConfigError> {
+        let text = format!("{{}}\n---\n{yaml}");
+        let source = Arc::new(Source::new("units/t/start.yaml", text));
+        let docs = source.documents().unwrap();
+        let seq = docs[1].as_sequence().unwrap().clone();
+        seq.iter()
+            .enumerate()
+            .map(|(i, item)| {
+                step_from_value(
+                    item,
+                    &Origin::new(Arc::clone(&source), 1, vec![PathSeg::Index(i)]),
+                )
+            })
+            .collect()
+    }
+
+    fn one(yaml: &str) -> Order {
+        match steps(yaml).unwrap().remove(0) {
+            Step::Order(o) => *o,
+            Step::Parallel { .. } => panic!("parallel"),
+        }
+    }
+
+    #[test]
+    fn start_defaults_and_arguments() {
+        let o = one("- web: {command: start}\n");
+        assert_eq!(
+            o.action,
+            Action::Start(StartArgs {
+                restart: false,
+                attach: false,
+                timeout: 10,
+                ready: None,
+                recreate: Recreate::Auto
+            })
+        );
+        let o = one(
+            "- web: {command: start, restart: true, timeout: 0, wait: 2, recreate: never, ready: {http: 'http://x/', status: 204}}\n",
+        );
+        let Action::Start(s) = &o.action else {
+            panic!()
+        };
+        assert!(s.restart);
+        assert_eq!(s.recreate, Recreate::Never);
+        assert!((o.wait - 2.0).abs() < f64::EPSILON);
+        assert!(matches!(&s.ready, Some(Ready::Http { status: 204, .. })));
+        let o = one("- web: {command: start, ready: healthy}\n");
+        let Action::Start(s) = &o.action else {
+            panic!()
+        };
+        assert!(matches!(s.ready, Some(Ready::Healthy { .. })));
+    }
+
+    #[test]
+    fn unknown_argument_lists_accepted_keys() {
+        let err = steps("- web: {command: start, restrat: true}\n").unwrap_err();
+        let ConfigError::Invalid {
+            location,
+            message,
+            hint,
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(location.to_string(), "units/t/start.yaml:3:25");
+        assert!(message.contains("unknown key `restrat`"), "{message}");
+        let hint = hint.clone().unwrap();
+        assert!(
+            hint.contains("`restart`") && hint.contains("`wait`"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn unknown_command_and_missing_command() {
+        let err = steps("- web: {command: strat}\n").unwrap_err().to_string();
+        assert!(err.contains("unknown order `strat` on `web`"), "{err}");
+        let err = steps("- web: {restart: true}\n").unwrap_err().to_string();
+        assert!(err.contains("has no `command`"), "{err}");
+        let err = steps("- web: {command: start}\n  db: {command: start}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names 2"), "{err}");
+    }
+
+    #[test]
+    fn execute_forms_and_host() {
+        let o = one("- host: {command: execute, run: 'echo hi'}\n");
+        let Action::Execute(e) = &o.action else {
+            panic!()
+        };
+        assert_eq!(e.run, RunCommand::Shell(vec!["echo hi".into()]));
+        assert_eq!(e.exec_type, Some(ExecType::Host));
+        let o = one("- web: {command: execute, run: [ls, /], type: in_running}\n");
+        let Action::Execute(e) = &o.action else {
+            panic!()
+        };
+        assert_eq!(e.run, RunCommand::Argv(vec!["ls".into(), "/".into()]));
+        let err = steps("- host: {command: start}\n").unwrap_err().to_string();
+        assert!(err.contains("cannot run on `host`"), "{err}");
+    }
+
+    #[test]
+    fn backup_checks() {
+        let err = steps("- web: {command: backup, keep: 3}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`timestamp` is not set"), "{err}");
+        let err = steps("- web: {command: backup, compression: lz4}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lz4"), "{err}");
+        let o = one(
+            "- web: {command: backup, timestamp: true, keep: 3, compression: zstd, variants: [nightly]}\n",
+        );
+        assert_eq!(o.variants, vec!["nightly".to_string()]);
+        assert!(!o.raw.contains_key("variants"));
+    }
+
+    #[test]
+    fn parallel_blocks() {
+        let s = steps("- parallel:\n  - a: {command: start}\n  - b: {command: start}\n- parallel: {max: 2, orders: [{c: {command: stop}}]}\n").unwrap();
+        assert!(
+            matches!(&s[0], Step::Parallel { max: DEFAULT_PARALLEL, orders, .. } if orders.len() == 2)
+        );
+        assert!(matches!(
+            &s[1],
+            Step::Parallel {
+                max: 2,
+                max_given: true,
+                ..
+            }
+        ));
+        let printed = serde_yaml_ng::to_string(&steps_to_value(&s)).unwrap();
+        assert!(printed.contains("max: 2"), "{printed}");
+        let err = steps("- parallel: {orders: [], limit: 2}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `limit`"), "{err}");
+    }
+}
