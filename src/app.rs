@@ -4,10 +4,11 @@ use crate::cli::{Cli, Command, HelpArgs, ListArgs, RunArgs};
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
 use crate::config::environment::Environment;
-use crate::config::loader::{Loaded, Loader, UnitCommand};
+use crate::config::loader::{Loaded, UnitCommand};
+use crate::engine;
 use crate::error::{ConfigError, Error, render};
+use crate::execute::{self, Naming, OrderError, Runtime, UnitRun};
 use crate::output::{self, OutputConfig};
-use crate::unit::{TypedUnit, Unit};
 
 /// Runs one `dstart` invocation.
 pub fn run(cli: &Cli) -> Result<(), Error> {
@@ -124,38 +125,23 @@ fn help(cli: &Cli, args: &HelpArgs) -> Result<(), Error> {
     }
 }
 
-/// Reads, validates and resolves a unit command.
-pub fn resolve_unit(
-    conf: &ConfigDir,
-    env: &Environment,
-    unit_command: &UnitCommand,
-    argv: &[String],
-) -> Result<Result<Unit, Loaded>, ConfigError> {
-    let loader = Loader { conf, env };
-    match loader.load(unit_command, argv, false)? {
-        Loaded::Unit(raw) => {
-            let typed = TypedUnit::from_raw(*raw)?;
-            crate::generate::resolve(typed).map(Ok)
-        }
-        other => Ok(Err(other)),
-    }
-}
-
 fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
     let unit_command = UnitCommand::parse(args.unit_command())?;
     let conf = config_dir(cli)?;
     let env = Environment::load(&conf, args.environment.as_deref())?;
-    let loader = Loader {
-        conf: &conf,
-        env: &env,
-    };
-    let loaded = loader.load(&unit_command, args.unit_args(), args.print_substitutions)?;
-    let raw = match loaded {
-        Loaded::Help(text) => {
+    let unit = match crate::generate::load_unit(
+        &conf,
+        &env,
+        &unit_command,
+        args.unit_args(),
+        args.print_substitutions,
+    )? {
+        Ok(unit) => unit,
+        Err(Loaded::Help(text)) => {
             output::result(text);
             return Ok(());
         }
-        Loaded::Substitutions(text) => {
+        Err(Loaded::Substitutions(text)) => {
             output::result(if text.ends_with('\n') {
                 text
             } else {
@@ -163,15 +149,59 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
             });
             return Ok(());
         }
-        Loaded::Unit(raw) => raw,
+        Err(Loaded::Unit(_)) => unreachable!("load_unit resolves units"),
     };
-    let typed = TypedUnit::from_raw(*raw)?;
-    let unit = crate::generate::resolve(typed)?;
     if args.print_unit || args.print_only {
         output::result(unit.to_yaml());
         return Ok(());
     }
-    Err(Error::failed(format!(
-        "running `{unit_command}` against the engine is not implemented yet"
-    )))
+    let address = engine::choose_address(
+        cli.host.as_deref(),
+        unit.environment.get_str("DOCKER_HOST").as_deref(),
+    )
+    .map_err(Error::Usage)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
+    let result = runtime.block_on(async {
+        execute::interrupt::install();
+        let engine = engine::Engine::connect(&address)
+            .await
+            .map_err(|e| Error::failed(e.to_string()))?;
+        output::debug(format!(
+            "Connected to the Docker engine at {} (API {})",
+            engine.address(),
+            engine.api_version()
+        ));
+        let rt = Runtime {
+            engine,
+            conf,
+            env,
+            cwd,
+        };
+        let run = UnitRun::new(
+            &rt,
+            &unit,
+            Naming::plain(&unit.command.unit),
+            vec![unit.command.to_string()],
+        );
+        Box::pin(run.run_steps(&unit.steps))
+            .await
+            .map_err(order_error)
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}
+
+/// The top-level error of a failed order.
+fn order_error(err: OrderError) -> Error {
+    match err {
+        OrderError::Interrupted => Error::Interrupted,
+        OrderError::Config(c) => Error::Config(c),
+        other => Error::failed(other.to_string()),
+    }
 }

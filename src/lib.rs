@@ -12,6 +12,7 @@
 //! ```
 
 pub mod app;
+pub mod checks;
 pub mod cli;
 pub mod completion;
 pub mod config;
@@ -21,3 +22,5 @@ pub mod output;
 pub mod unit;
 
 pub use app::run;
+pub mod engine;
+pub mod execute;

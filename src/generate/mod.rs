@@ -4,9 +4,30 @@
 pub mod commands;
 pub mod variants;
 
-use crate::config::loader::BaseFile;
+use crate::config::discover::ConfigDir;
+use crate::config::environment::Environment;
+use crate::config::loader::{BaseFile, Loaded, Loader, UnitCommand};
 use crate::error::ConfigError;
 use crate::unit::{TypedUnit, Unit};
+
+/// Reads, validates and resolves a unit command: the whole pipeline up to the unit to run.
+/// `Err(loaded)` inside is a help text or substitutions instead of a unit.
+pub fn load_unit(
+    conf: &ConfigDir,
+    env: &Environment,
+    unit_command: &UnitCommand,
+    argv: &[String],
+    substitutions_only: bool,
+) -> Result<Result<Unit, Loaded>, ConfigError> {
+    let loader = Loader { conf, env };
+    match loader.load(unit_command, argv, substitutions_only)? {
+        Loaded::Unit(raw) => {
+            let typed = TypedUnit::from_raw(*raw)?;
+            resolve(typed).map(Ok)
+        }
+        other => Ok(Err(other)),
+    }
+}
 
 /// Resolves a typed unit into the unit command to run: checks the requested tokens, filters the
 /// orders by variant, and derives generated commands from the start orders.

@@ -1,0 +1,463 @@
+//! A container spec → the engine's create request (docker-py's `create_container` and `start`
+//! arguments merged into one request, `HostConfig` at create time). Pure, so it is tested here.
+//!
+//! The request carries the labels `dstart.unit`, `dstart.container` and `dstart.config-hash`;
+//! the hash is taken over the canonical JSON of the request without it, so `start` can tell
+//! whether an existing container was created from the same configuration.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use sha2::{Digest, Sha256};
+
+use crate::unit::container::{ContainerSpec, MountSpec};
+
+pub const LABEL_UNIT: &str = "dstart.unit";
+pub const LABEL_CONTAINER: &str = "dstart.container";
+pub const LABEL_HASH: &str = "dstart.config-hash";
+
+/// A bind with its host path resolved (absolute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedBind {
+    pub host: String,
+    pub container: String,
+    pub read_only: bool,
+}
+
+/// Everything besides the spec that shapes the request.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertInput {
+    /// The unit the container belongs to (label `dstart.unit`).
+    pub unit: String,
+    /// The unit network to join, with the container's key as alias.
+    pub network: Option<String>,
+    /// Binds of the spec, in order, with resolved host paths.
+    pub binds: Vec<ResolvedBind>,
+    /// Named volumes as they are called on the engine (tests rename them).
+    pub volume_names: HashMap<String, String>,
+    /// Anonymous volumes of an older container to mount again (container path → volume name).
+    pub carried_volumes: HashMap<String, String>,
+}
+
+/// A create request and its configuration hash.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub body: ContainerCreateBody,
+    pub hash: String,
+}
+
+fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
+    if v.is_empty() { None } else { Some(v) }
+}
+
+fn opt_map<K, V>(m: HashMap<K, V>) -> Option<HashMap<K, V>> {
+    if m.is_empty() { None } else { Some(m) }
+}
+
+fn restart_policy(name: &str, retries: Option<i64>) -> RestartPolicy {
+    let name = match name {
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        "no" | "" => RestartPolicyNameEnum::NO,
+        _ => RestartPolicyNameEnum::EMPTY,
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: retries,
+    }
+}
+
+fn device(spec: &str) -> DeviceMapping {
+    let mut parts = spec.split(':');
+    let host = parts.next().unwrap_or_default().to_string();
+    let ctr = parts.next().map_or_else(|| host.clone(), str::to_string);
+    let perms = parts.next().unwrap_or("rwm").to_string();
+    DeviceMapping {
+        path_on_host: Some(host),
+        path_in_container: Some(ctr),
+        cgroup_permissions: Some(perms),
+    }
+}
+
+/// Builds the create request of `spec`.
+pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateRequest {
+    let mut exposed: Vec<String> = Vec::new();
+    let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+    for p in &spec.ports {
+        let key = p.key();
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        if p.is_expose_only() {
+            continue;
+        }
+        bindings.entry(key).or_default().push(PortBinding {
+            host_ip: Some(p.host_ip.clone().unwrap_or_default()),
+            host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+        });
+    }
+
+    let mut binds: Vec<String> = Vec::new();
+    let mut anonymous: Vec<String> = Vec::new();
+    let mut resolved = input.binds.iter();
+    for m in &spec.mounts {
+        match m {
+            MountSpec::Bind { .. } => {
+                if let Some(b) = resolved.next() {
+                    binds.push(format!(
+                        "{}:{}{}",
+                        b.host,
+                        b.container,
+                        if b.read_only { ":ro" } else { "" }
+                    ));
+                }
+            }
+            MountSpec::Named {
+                name,
+                container,
+                read_only,
+            } => {
+                let engine_name = input.volume_names.get(name).unwrap_or(name);
+                binds.push(format!(
+                    "{engine_name}:{container}{}",
+                    if *read_only { ":ro" } else { "" }
+                ));
+            }
+            MountSpec::Anonymous { container } => anonymous.push(container.clone()),
+        }
+    }
+
+    let host = &spec.host;
+    let network_mode = host.network_mode.clone().or_else(|| input.network.clone());
+    let networking_config = match (&input.network, &host.network_mode) {
+        (Some(net), None) if !host.network_disabled => {
+            let mut endpoints = HashMap::new();
+            endpoints.insert(
+                net.clone(),
+                EndpointSettings {
+                    aliases: Some(vec![spec.name.clone()]),
+                    ..Default::default()
+                },
+            );
+            Some(NetworkingConfig {
+                endpoints_config: Some(endpoints),
+            })
+        }
+        _ => None,
+    };
+
+    let host_config = HostConfig {
+        binds: None,
+        port_bindings: None,
+        publish_all_ports: host.publish_all_ports.then_some(true),
+        privileged: host.privileged.then_some(true),
+        readonly_rootfs: host.read_only.then_some(true),
+        dns: opt_vec(host.dns.clone()),
+        dns_search: opt_vec(host.dns_search.clone()),
+        extra_hosts: opt_vec(host.extra_hosts.clone()),
+        cap_add: opt_vec(host.cap_add.clone()),
+        cap_drop: opt_vec(host.cap_drop.clone()),
+        devices: opt_vec(host.devices.iter().map(|d| device(d)).collect()),
+        network_mode: if host.network_disabled {
+            None
+        } else {
+            network_mode
+        },
+        restart_policy: host
+            .restart_policy
+            .as_ref()
+            .map(|r| restart_policy(&r.name, r.maximum_retry_count)),
+        links: opt_vec(host.links.iter().map(|(n, a)| format!("{n}:{a}")).collect()),
+        volumes_from: opt_vec(host.volumes_from.clone()),
+        pid_mode: host.pid_mode.clone(),
+        ipc_mode: host.ipc_mode.clone(),
+        security_opt: opt_vec(host.security_opt.clone()),
+        ulimits: opt_vec(
+            host.ulimits
+                .iter()
+                .map(|u| ResourcesUlimits {
+                    name: Some(u.name.clone()),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
+                .collect(),
+        ),
+        tmpfs: opt_map(
+            host.tmpfs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        sysctls: opt_map(
+            host.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        shm_size: host.shm_size,
+        memory: host.memory,
+        memory_swap: host.memory_swap,
+        cpu_shares: host.cpu_shares,
+        cpuset_cpus: host.cpuset_cpus.clone(),
+        group_add: opt_vec(host.group_add.clone()),
+        init: host.init,
+        log_config: host.log_config.as_ref().map(|(t, c)| HostConfigLogConfig {
+            typ: Some(t.clone()),
+            config: Some(c.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        }),
+        oom_kill_disable: host.oom_kill_disable,
+        userns_mode: host.userns_mode.clone(),
+        ..Default::default()
+    };
+
+    let mut body = ContainerCreateBody {
+        image: spec.image.clone(),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: opt_vec(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        exposed_ports: opt_vec(exposed),
+        volumes: opt_vec(anonymous.clone()),
+        working_dir: spec.working_dir.clone(),
+        user: spec.user.clone(),
+        hostname: spec.hostname.clone(),
+        domainname: spec.domainname.clone(),
+        tty: spec.tty.then_some(true),
+        open_stdin: spec.stdin_open.then_some(true),
+        stop_signal: spec.stop_signal.clone(),
+        network_disabled: host.network_disabled.then_some(true),
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: h.interval_ns,
+            timeout: h.timeout_ns,
+            retries: h.retries,
+            start_period: h.start_period_ns,
+            ..Default::default()
+        }),
+        labels: None,
+        host_config: Some(HostConfig {
+            binds: opt_vec(binds.clone()),
+            port_bindings: if bindings.is_empty() {
+                None
+            } else {
+                Some(
+                    bindings
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect(),
+                )
+            },
+            ..host_config
+        }),
+        networking_config,
+        ..Default::default()
+    };
+
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_UNIT.into(), input.unit.clone());
+    labels.insert(LABEL_CONTAINER.into(), spec.name.clone());
+    body.labels = Some(labels.clone());
+
+    let hash = config_hash(&body);
+
+    // Anonymous volumes of a replaced container are mounted again by name; this is not part of
+    // the configuration, so it comes after the hash.
+    if !input.carried_volumes.is_empty() {
+        let mut carried: Vec<(&String, &String)> = input.carried_volumes.iter().collect();
+        carried.sort();
+        let host_config = body.host_config.get_or_insert_with(HostConfig::default);
+        let binds = host_config.binds.get_or_insert_with(Vec::new);
+        for (path, volume) in carried {
+            if !binds
+                .iter()
+                .any(|b| b.split(':').nth(1) == Some(path.as_str()))
+            {
+                binds.push(format!("{volume}:{path}"));
+            }
+        }
+    }
+    labels.insert(LABEL_HASH.into(), hash.clone());
+    body.labels = Some(labels);
+    CreateRequest { body, hash }
+}
+
+/// The SHA-256 of the canonical JSON (keys sorted) of a create body.
+pub fn config_hash(body: &ContainerCreateBody) -> String {
+    let value = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
+    let canonical = canonicalize(&value);
+    let text = serde_json::to_string(&canonical).unwrap_or_default();
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn canonicalize(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let sorted: BTreeMap<&String, serde_json::Value> =
+                map.iter().map(|(k, v)| (k, canonicalize(v))).collect();
+            let mut out = serde_json::Map::new();
+            for (k, v) in sorted {
+                out.insert(k.clone(), v);
+            }
+            serde_json::Value::Object(out)
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(canonicalize).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::config::source::{Origin, PathSeg, Source};
+    use crate::unit::container::container_from_value;
+
+    fn spec(yaml: &str) -> ContainerSpec {
+        let source = Arc::new(Source::new(
+            "t.yaml",
+            format!(
+                "c:\n{}",
+                yaml.lines().fold(String::new(), |mut acc, l| {
+                    use std::fmt::Write as _;
+                    let _ = writeln!(acc, "  {l}");
+                    acc
+                })
+            ),
+        ));
+        let docs = source.documents().unwrap();
+        let v = docs[0].get("c").unwrap().clone();
+        container_from_value(
+            "web",
+            &v,
+            &Origin::new(source, 0, vec![PathSeg::Key("c".into())]),
+        )
+        .unwrap()
+    }
+
+    fn input() -> ConvertInput {
+        ConvertInput {
+            unit: "site".into(),
+            network: Some("dstart-site".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn compose_keys_become_one_create_request() {
+        let s = spec(
+            "image: busybox\ncommand: [httpd, -f]\nenv: {A: b}\nports: ['6379', '127.0.0.1:8080:80']\nvolumes: ['named:/n:ro', '/anon']\nlabels: {team: ops}\nstartup: {restart_policy: {Name: always}}\n",
+        );
+        let r = create_request(&s, &input());
+        let b = &r.body;
+        assert_eq!(b.image.as_deref(), Some("busybox"));
+        assert_eq!(b.cmd.as_ref().unwrap(), &["httpd", "-f"]);
+        assert_eq!(b.env.as_ref().unwrap(), &["A=b"]);
+        assert_eq!(b.exposed_ports.as_ref().unwrap(), &["6379/tcp", "80/tcp"]);
+        assert_eq!(b.volumes.as_ref().unwrap(), &["/anon"]);
+        let h = b.host_config.as_ref().unwrap();
+        assert_eq!(h.binds.as_ref().unwrap(), &["named:/n:ro"]);
+        let pb = h.port_bindings.as_ref().unwrap();
+        assert_eq!(
+            pb["6379/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            pb["80/tcp"].as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(h.network_mode.as_deref(), Some("dstart-site"));
+        let ep = &b
+            .networking_config
+            .as_ref()
+            .unwrap()
+            .endpoints_config
+            .as_ref()
+            .unwrap()["dstart-site"];
+        assert_eq!(ep.aliases.as_ref().unwrap(), &["web"]);
+        let labels = b.labels.as_ref().unwrap();
+        assert_eq!(labels[LABEL_UNIT], "site");
+        assert_eq!(labels[LABEL_CONTAINER], "web");
+        assert_eq!(labels[LABEL_HASH], r.hash);
+        assert_eq!(labels["team"], "ops");
+    }
+
+    #[test]
+    fn hash_is_stable_and_changes_with_the_spec() {
+        let a = create_request(
+            &spec("image: busybox\nenv: {A: '1', B: '2'}\nlabels: {x: '1', y: '2'}\n"),
+            &input(),
+        );
+        let b = create_request(
+            &spec("image: busybox\nenv: {A: '1', B: '2'}\nlabels: {x: '1', y: '2'}\n"),
+            &input(),
+        );
+        assert_eq!(a.hash, b.hash);
+        let c = create_request(
+            &spec("image: busybox\nenv: {A: '1', B: '3'}\nlabels: {x: '1', y: '2'}\n"),
+            &input(),
+        );
+        assert_ne!(a.hash, c.hash);
+        assert_eq!(a.hash.len(), 64);
+    }
+
+    #[test]
+    fn carried_volumes_do_not_change_the_hash() {
+        let s = spec("image: busybox\nvolumes: ['/data']\n");
+        let plain = create_request(&s, &input());
+        let mut carried = input();
+        carried
+            .carried_volumes
+            .insert("/data".into(), "f".repeat(64));
+        let again = create_request(&s, &carried);
+        assert_eq!(plain.hash, again.hash);
+        assert_eq!(
+            again.body.host_config.unwrap().binds.unwrap(),
+            vec![format!("{}:/data", "f".repeat(64))]
+        );
+    }
+
+    #[test]
+    fn explicit_network_mode_skips_the_unit_network() {
+        let r = create_request(
+            &spec("image: busybox\nstartup: {network_mode: host}\n"),
+            &input(),
+        );
+        assert_eq!(
+            r.body.host_config.unwrap().network_mode.as_deref(),
+            Some("host")
+        );
+        assert!(r.body.networking_config.is_none());
+    }
+
+    #[test]
+    fn binds_use_resolved_paths() {
+        let s = spec("image: busybox\nvolumes: ['./rel:/rel:ro']\n");
+        let mut i = input();
+        i.binds.push(ResolvedBind {
+            host: "/conf/rel".into(),
+            container: "/rel".into(),
+            read_only: true,
+        });
+        let r = create_request(&s, &i);
+        assert_eq!(
+            r.body.host_config.unwrap().binds.unwrap(),
+            vec!["/conf/rel:/rel:ro".to_string()]
+        );
+    }
+}

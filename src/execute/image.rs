@@ -1,0 +1,368 @@
+//! Image orders: `build`, `remove_image`, `tag`, `commit`, `push`, and the image a `create`
+//! needs (built from its `build` spec, else pulled). No order builds or pulls an image that
+//! already exists unless asked.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::engine::{BuildEvent, BuildParams, ImageInfo};
+use crate::execute::context::{ContextSpec, tar_stream};
+use crate::execute::{OrderError, OrderResult, UnitRun, interrupt, resolve_build_path};
+use crate::output;
+use crate::unit::container::{ContainerSpec, split_image, with_default_tag};
+use crate::unit::order::{CommitArgs, PushArgs, RemoveImageArgs, TagArgs};
+
+/// The image name `spec` is built as or created from.
+fn image_of(spec: &ContainerSpec) -> OrderResult<String> {
+    spec.build
+        .as_ref()
+        .and_then(|b| b.tag.clone())
+        .or_else(|| spec.image.clone())
+        .ok_or_else(|| OrderError::failed(format!("container `{}` has no image", spec.name)))
+}
+
+/// `build`: builds (or pulls) the image unless it exists.
+pub async fn build_order(run: &UnitRun<'_>, name: &str) -> OrderResult {
+    let spec = run.spec(name)?;
+    let image = spec
+        .build
+        .as_ref()
+        .and_then(|b| b.tag.clone())
+        .or_else(|| spec.image.clone());
+    match image {
+        Some(img) => {
+            let _guard = run.image_lock(&img).await;
+            if run.engine().image(&img).await?.is_some() {
+                output::debug(format!("Image {img} already exists. (skipped)"));
+                return Ok(());
+            }
+            make_image(run, spec, &img).await
+        }
+        // An untagged build: always build (nothing names the result).
+        None => build(run, spec).await,
+    }
+}
+
+/// The image of a container to be created, made if it is missing.
+pub async fn ensure_image(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    image: &str,
+) -> OrderResult<ImageInfo> {
+    let _guard = run.image_lock(image).await;
+    if let Some(info) = run.engine().image(image).await? {
+        return Ok(info);
+    }
+    output::debug(format!(
+        "The image {image} to create the container {} did not exist.  Trying to build it...",
+        spec.name
+    ));
+    make_image(run, spec, image).await?;
+    run.engine().image(image).await?.ok_or_else(|| {
+        OrderError::failed(format!(
+            "the image `{image}` is still missing after it was made"
+        ))
+    })
+}
+
+async fn make_image(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> OrderResult {
+    if spec.build.is_some() {
+        build(run, spec).await
+    } else {
+        let result = run
+            .engine()
+            .pull(image, |status| output::output(2, status))
+            .await;
+        match result {
+            Ok(()) => {
+                output::info(format!("Successfully pulled the image {image}"));
+                Ok(())
+            }
+            Err(e) => Err(OrderError::failed(format!(
+                "the image `{image}` does not exist, `{}` has no `build` to make it, and pulling it failed: {e}",
+                spec.name
+            ))),
+        }
+    }
+}
+
+/// Renders `Dockerfile.tera` / `Dockerfile.j2` when the build directory has one.
+fn dockerfile(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    dir: &std::path::Path,
+) -> OrderResult<ContextSpec> {
+    let build = spec.build.as_ref().expect("called with a build spec");
+    if let Some(explicit) = &build.dockerfile {
+        let path = dir.join(explicit);
+        if !path.is_file() {
+            return Err(OrderError::failed(format!(
+                "the Dockerfile `{}` does not exist",
+                path.display()
+            )));
+        }
+        let is_template = std::path::Path::new(explicit)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("tera") || e.eq_ignore_ascii_case("j2"));
+        if !is_template {
+            return Ok(ContextSpec {
+                dir: dir.to_path_buf(),
+                dockerfile: explicit.clone(),
+                rendered: None,
+                template: None,
+            });
+        }
+        return render_template(run, spec, dir, explicit);
+    }
+    let templates: Vec<&str> = ["Dockerfile.tera", "Dockerfile.j2"]
+        .into_iter()
+        .filter(|t| dir.join(t).is_file())
+        .collect();
+    match (templates.as_slice(), dir.join("Dockerfile").is_file()) {
+        ([], true) => Ok(ContextSpec {
+            dir: dir.to_path_buf(),
+            dockerfile: "Dockerfile".into(),
+            rendered: None,
+            template: None,
+        }),
+        ([t], false) => render_template(run, spec, dir, t),
+        ([], false) => Err(OrderError::failed(format!(
+            "`{}` has no Dockerfile (nor Dockerfile.tera / Dockerfile.j2)",
+            dir.display()
+        ))),
+        _ => Err(OrderError::failed(format!(
+            "`{}` has more than one of Dockerfile, Dockerfile.tera and Dockerfile.j2; keep one",
+            dir.display()
+        ))),
+    }
+}
+
+fn render_template(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    dir: &std::path::Path,
+    template: &str,
+) -> OrderResult<ContextSpec> {
+    let path = dir.join(template);
+    let text = std::fs::read_to_string(&path)
+        .map_err(OrderError::io(format!("reading `{}`", path.display())))?;
+    let mut ctx = run.unit.environment.vars().clone();
+    if let Some(image) = spec
+        .image
+        .as_ref()
+        .or(spec.build.as_ref().and_then(|b| b.tag.as_ref()))
+    {
+        ctx.insert("IMAGE".into(), serde_json::Value::String(image.clone()));
+    }
+    ctx.insert(
+        "CONTAINER".into(),
+        serde_json::Value::String(spec.name.clone()),
+    );
+    let dirs = crate::config::template::TemplateDirs {
+        dirs: vec![dir.to_path_buf(), run.rt.conf.units_dir()],
+    };
+    let rendered =
+        crate::config::template::render(&path, &text, &serde_json::Value::Object(ctx), &dirs)
+            .map_err(|e| OrderError::Config(e.into()))?;
+    output::debug(format!("Rendered {} into the Dockerfile", path.display()));
+    Ok(ContextSpec {
+        dir: dir.to_path_buf(),
+        dockerfile: "Dockerfile".into(),
+        rendered: Some(rendered.into_bytes()),
+        template: Some(template.to_string()),
+    })
+}
+
+/// Builds the image of `spec`, streaming its context and showing progress.
+async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
+    let b = spec
+        .build
+        .as_ref()
+        .ok_or_else(|| OrderError::failed(format!("container `{}` has no `build`", spec.name)))?;
+    let dir = resolve_build_path(run.rt, &b.path);
+    if !dir.is_dir() {
+        return Err(OrderError::failed(format!(
+            "the build directory `{}` of `{}` does not exist",
+            dir.display(),
+            spec.name
+        )));
+    }
+    let ctx = dockerfile(run, spec, &dir)?;
+    let params = BuildParams {
+        tag: b.tag.clone().map(|t| with_default_tag(&t)),
+        dockerfile: ctx.dockerfile.clone(),
+        rm: b.rm,
+        nocache: b.nocache,
+        pull: b.pull,
+        forcerm: b.forcerm,
+        buildargs: b
+            .buildargs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        labels: b
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        target: b.target.clone(),
+        network_mode: b.network_mode.clone(),
+    };
+    if b.rm {
+        output::debug(format!(
+            "Setting build flag 'rm' to True in container {}",
+            spec.name
+        ));
+    }
+    let what = b
+        .tag
+        .clone()
+        .unwrap_or_else(|| format!("the image for container {}", spec.name));
+    let progress = (output::show_progress() && output::verbosity() == 0).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar.set_message(format!("building {what}"));
+        bar
+    });
+    let mut last_lines = crate::execute::Tail::new(10);
+    let build = run
+        .engine()
+        .build(&params, tar_stream(ctx), |event| match event {
+            BuildEvent::Line(text) => {
+                for line in last_lines.push(text.as_bytes()) {
+                    if let Some(bar) = &progress {
+                        if line.starts_with("Step ") {
+                            bar.set_message(format!("building {what}: {line}"));
+                        }
+                    }
+                    output::output(1, line);
+                }
+            }
+        });
+    let result = tokio::select! {
+        r = build => r,
+        () = interrupt::wait() => {
+            if let Some(bar) = &progress { bar.finish_and_clear(); }
+            return Err(OrderError::Interrupted);
+        }
+    };
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(_) => {
+            match &b.tag {
+                Some(t) => output::info(format!("Successfully built the image {t}")),
+                None => output::info(format!(
+                    "Successfully built the image for container {}",
+                    spec.name
+                )),
+            }
+            Ok(())
+        }
+        Err(e) => Err(OrderError::failed(format!("{e}{}", last_lines.render()))),
+    }
+}
+
+/// `remove_image`.
+pub async fn remove_image(run: &UnitRun<'_>, name: &str, args: &RemoveImageArgs) -> OrderResult {
+    let image = image_of(run.spec(name)?)?;
+    if run.engine().image(&image).await?.is_none() {
+        output::debug(format!(
+            "Trying to remove image {image}, but it does not exist. (skipping)"
+        ));
+        return Ok(());
+    }
+    match run
+        .engine()
+        .remove_image(&image, args.force, args.noprune)
+        .await
+    {
+        Ok(()) => {
+            output::info(format!("Successfully removed the image {image}"));
+            Ok(())
+        }
+        Err(crate::engine::EngineError::Conflict { message, .. }) if !args.force => {
+            output::warn(
+                "image",
+                format!("Not removing the image {image}: {message}"),
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `tag`: tags the container's image.
+pub async fn tag(run: &UnitRun<'_>, name: &str, args: &TagArgs) -> OrderResult {
+    let source = image_of(run.spec(name)?)?;
+    let tag = args.tag.clone().unwrap_or_else(|| "latest".into());
+    run.engine()
+        .tag_image(&source, &args.repository, &tag)
+        .await?;
+    output::info(format!(
+        "Tagged the image {source} as {}:{tag}",
+        args.repository
+    ));
+    Ok(())
+}
+
+/// `commit`: makes an image from the container.
+pub async fn commit(run: &UnitRun<'_>, name: &str, args: &CommitArgs) -> OrderResult {
+    let tag = args.tag.clone().unwrap_or_else(|| "latest".into());
+    let id = run
+        .engine()
+        .commit(
+            name,
+            &args.repository,
+            &tag,
+            args.message.clone(),
+            args.author.clone(),
+        )
+        .await?;
+    output::info(format!(
+        "Committed container {name} as {}:{tag} ({id})",
+        args.repository
+    ));
+    Ok(())
+}
+
+/// `push`: pushes the container's image (or `repository`).
+pub async fn push(run: &UnitRun<'_>, name: &str, args: &PushArgs) -> OrderResult {
+    let (repo, tag) = match (&args.repository, &args.tag) {
+        (Some(r), Some(t)) => (r.clone(), t.clone()),
+        (Some(r), None) => split_image(r),
+        (None, t) => {
+            let (r, own_tag) = split_image(&image_of(run.spec(name)?)?);
+            (r, t.clone().unwrap_or(own_tag))
+        }
+    };
+    run.engine()
+        .push(&repo, &tag, |status| output::output(2, status))
+        .await?;
+    output::info(format!("Pushed the image {repo}:{tag}"));
+    Ok(())
+}
+
+/// One lock per image name, so that concurrent orders never build the same image twice.
+#[derive(Default)]
+pub struct ImageLocks {
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ImageLocks {
+    pub async fn lock(&self, image: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(map.entry(with_default_tag(image)).or_default())
+        };
+        lock.lock_owned().await
+    }
+}

@@ -1,0 +1,655 @@
+//! `create`, `start`, `stop` and `remove` (ORIGINAL §3, SPEC "Orders").
+//!
+//! `start` is idempotent: a running container with an unchanged configuration is left alone. A
+//! changed configuration (the `dstart.config-hash` label) or image recreates the container,
+//! carrying its anonymous volumes over; `recreate: never` keeps it. `remove` refuses a
+//! container with volumes of its own unless `v: true`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use crate::engine::convert::{
+    self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
+};
+use crate::engine::{ContainerInfo, EngineError};
+use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, interrupt, resolve_host_path};
+use crate::output;
+use crate::unit::container::{ContainerSpec, MountSpec};
+use crate::unit::order::{Ready, Recreate, RemoveArgs, StartArgs};
+
+/// The create request of `spec`, with bind paths resolved and checked.
+#[allow(clippy::implicit_hasher)]
+pub fn request(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    carried: HashMap<String, String>,
+) -> OrderResult<CreateRequest> {
+    let mut binds = Vec::new();
+    for m in &spec.mounts {
+        if let MountSpec::Bind {
+            host,
+            container,
+            read_only,
+        } = m
+        {
+            let path = resolve_host_path(run.rt, Some(spec), host);
+            if !path.exists() {
+                return Err(OrderError::failed(format!(
+                    "the path `{}` to bind to `{container}` does not exist (from `{host}`; relative paths are relative to the configuration directory)",
+                    path.display()
+                )));
+            }
+            binds.push(ResolvedBind {
+                host: path.display().to_string(),
+                container: container.clone(),
+                read_only: *read_only,
+            });
+        }
+    }
+    let input = ConvertInput {
+        unit: run.naming.unit_label.clone(),
+        network: spec.on_unit_network().then(|| run.naming.network.clone()),
+        binds,
+        volume_names: run.naming.volumes.clone(),
+        carried_volumes: carried,
+    };
+    Ok(convert::create_request(spec, &input))
+}
+
+/// Prepares what a container needs on the engine: the unit network and its named volumes.
+async fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
+    if spec.on_unit_network() {
+        run.ensure_network().await?;
+    }
+    for m in &spec.mounts {
+        if let MountSpec::Named { name, .. } = m {
+            let engine_name = run.naming.volumes.get(name).unwrap_or(name);
+            run.ensure_volume(engine_name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before creating anything, a container whose image declares a mandatory
+/// environment variable (`api.ENV.<NAME>.mandatory=true`) that the spec does not set.
+fn check_mandatory_env(spec: &ContainerSpec, labels: &HashMap<String, String>) -> OrderResult {
+    let mut missing: Vec<String> = labels
+        .iter()
+        .filter(|(k, v)| {
+            k.starts_with("api.ENV.") && k.ends_with(".mandatory") && v.eq_ignore_ascii_case("true")
+        })
+        .map(|(k, _)| k["api.ENV.".len()..k.len() - ".mandatory".len()].to_string())
+        .filter(|name| !spec.env.iter().any(|(k, _)| k == name))
+        .collect();
+    missing.sort();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let described: Vec<String> = missing
+        .iter()
+        .map(|m| match labels.get(&format!("api.ENV.{m}.description")) {
+            Some(d) if !d.is_empty() => format!("`{m}` ({d})"),
+            _ => format!("`{m}`"),
+        })
+        .collect();
+    Err(OrderError::failed(format!(
+        "the image of `{}` needs the environment variable{} {}, which the container spec does not set",
+        spec.name,
+        if missing.len() == 1 { "" } else { "s" },
+        described.join(", ")
+    )))
+}
+
+/// Creates the container unless it exists. Returns whether it was created.
+pub async fn create(run: &UnitRun<'_>, name: &str) -> OrderResult<bool> {
+    let spec = run.spec(name)?;
+    if run.engine().container(name).await?.is_some() {
+        output::debug(format!(
+            "The container {name} seems to exist already (skipped)."
+        ));
+        return Ok(false);
+    }
+    let req = request(run, spec, HashMap::new())?;
+    create_with(run, spec, req).await?;
+    output::info(format!("Successfully created the container {name}"));
+    Ok(true)
+}
+
+/// Creates `spec` from `req`, building or pulling its image first when it is missing.
+async fn create_with(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    req: CreateRequest,
+) -> OrderResult<String> {
+    let image_name = spec
+        .image
+        .clone()
+        .ok_or_else(|| OrderError::failed(format!("container `{}` has no image", spec.name)))?;
+    let info = image::ensure_image(run, spec, &image_name).await?;
+    check_mandatory_env(spec, &info.labels)?;
+    prepare(run, spec).await?;
+    output::debug(format!(
+        "set creation fields for 'name' and 'image' to {} and {image_name}",
+        spec.name
+    ));
+    let id = run.engine().create_container(&spec.name, req.body).await?;
+    Ok(id)
+}
+
+/// Whether the container was created from another configuration or image.
+async fn change_reason(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    info: &ContainerInfo,
+    req: &CreateRequest,
+) -> OrderResult<Option<String>> {
+    if !info.labels.contains_key(LABEL_UNIT) {
+        return Ok(None);
+    }
+    if info.labels.get(LABEL_HASH) != Some(&req.hash) {
+        return Ok(Some("its configuration changed".into()));
+    }
+    if let Some(image_name) = &spec.image {
+        if let Some(img) = run.engine().image(image_name).await? {
+            if img.id != info.image_id {
+                return Ok(Some(format!("its image `{image_name}` changed")));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// `start`.
+pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResult {
+    let spec = run.spec(name)?;
+    let req = request(run, spec, HashMap::new())?;
+    let existing = run.engine().container(name).await?;
+    let mut started = false;
+    match existing {
+        None => {
+            output::debug(format!(
+                "Cannot start the container {name}.  Trying to create it."
+            ));
+            create_with(run, spec, req).await?;
+            output::info(format!("Successfully created the container {name}."));
+            start_now(run, name, args).await?;
+            started = true;
+        }
+        Some(info) => {
+            if !info.labels.contains_key(LABEL_UNIT) {
+                output::debug(format!(
+                    "Container {name} was not created by dstart; it is never recreated"
+                ));
+            }
+            let reason = match args.recreate {
+                Recreate::Never => None,
+                Recreate::Always => Some("`recreate: always` is set".to_string()),
+                Recreate::Auto => change_reason(run, spec, &info, &req).await?,
+            };
+            match (reason, args.recreate) {
+                (Some(reason), _) => {
+                    recreate(run, spec, &info, &reason).await?;
+                    start_now(run, name, args).await?;
+                    started = true;
+                }
+                (None, Recreate::Never) => {
+                    if change_reason(run, spec, &info, &req).await?.is_some() {
+                        output::debug(format!(
+                            "Container {name} differs from its spec, but `recreate: never` keeps it"
+                        ));
+                    }
+                }
+                (None, _) => {}
+            }
+            if !started {
+                if info.running && !args.restart {
+                    output::debug(format!(
+                        "Container {name} is already started. (skipped)  Add 'restart: true' to the order to restart it."
+                    ));
+                } else if info.running {
+                    restart_now(run, name, args).await?;
+                    started = true;
+                } else {
+                    start_now(run, name, args).await?;
+                    started = true;
+                }
+            }
+        }
+    }
+    if started && args.attach {
+        attach(run, name).await?;
+    }
+    if let Some(ready) = &args.ready {
+        wait_ready(run, name, ready).await?;
+    }
+    Ok(())
+}
+
+async fn start_now(run: &UnitRun<'_>, name: &str, _args: &StartArgs) -> OrderResult {
+    run.engine().start_container(name).await?;
+    output::info(format!("Started container {name}"));
+    Ok(())
+}
+
+async fn restart_now(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResult {
+    run.engine().restart_container(name, args.timeout).await?;
+    output::info(format!("Started container {name}"));
+    Ok(())
+}
+
+/// Replaces the container by one made from the current spec; its anonymous volumes are mounted
+/// into the new one, so no data is lost. On failure the old container is put back.
+async fn recreate(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    old: &ContainerInfo,
+    reason: &str,
+) -> OrderResult {
+    let name = spec.name.as_str();
+    let engine = run.engine();
+    let carried: HashMap<String, String> = old
+        .mounts
+        .iter()
+        .filter(|m| m.is_anonymous_volume())
+        .filter_map(|m| m.name.clone().map(|n| (m.destination.clone(), n)))
+        .collect();
+    let req = request(run, spec, carried)?;
+    let short: String = old.id.chars().take(12).collect();
+    let parked = format!("{name}_dstart_old_{short}");
+    if old.running {
+        engine.stop_container(name, 10).await?;
+    }
+    engine.rename_container(name, &parked).await?;
+    match create_with(run, spec, req).await {
+        Ok(_) => {
+            if let Err(e) = engine.remove_container(&parked, false, true).await {
+                output::warn(
+                    "lifecycle",
+                    format!("could not remove the replaced container {parked}: {e}"),
+                );
+            }
+            output::info(format!("Recreated container {name} because {reason}"));
+            Ok(())
+        }
+        Err(e) => {
+            // Put the old container back as it was.
+            let _ = engine.remove_container(name, false, true).await;
+            if let Err(back) = engine.rename_container(&parked, name).await {
+                output::error(
+                    "lifecycle",
+                    format!("could not rename {parked} back to {name}: {back}"),
+                );
+            } else if old.running {
+                let _ = engine.start_container(name).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Follows the output of a just started container until it exits; fails on a non-zero exit.
+async fn attach(run: &UnitRun<'_>, name: &str) -> OrderResult {
+    let engine = run.engine();
+    let since = engine
+        .container(name)
+        .await?
+        .and_then(|i| chrono::DateTime::parse_from_rfc3339(&i.started_at).ok())
+        .map_or(0, |t| t.timestamp());
+    let mut stream = engine.logs(name, true, since, None);
+    let mut tail = Tail::new(10);
+    let follow = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            for line in tail.push(&chunk.data) {
+                output::output(1, line);
+            }
+        }
+        if let Some(line) = tail.finish() {
+            output::output(1, line);
+        }
+        Ok::<(), OrderError>(())
+    };
+    tokio::select! {
+        r = follow => r?,
+        () = interrupt::wait() => {
+            let _ = engine.stop_container(name, 0).await;
+            return Err(OrderError::Interrupted);
+        }
+    }
+    let code = engine.wait_container(name).await?;
+    if code != 0 {
+        return Err(OrderError::failed(format!(
+            "Container {name} stopped with exit code {code}!{}",
+            tail.render()
+        )));
+    }
+    output::info(format!("Container {name} finished with exit code 0"));
+    Ok(())
+}
+
+/// The last lines of a container's output, for an error message.
+pub async fn last_lines(run: &UnitRun<'_>, name: &str, n: usize) -> String {
+    let mut stream = run.engine().logs(name, false, 0, Some(n));
+    let mut tail = Tail::new(n);
+    while let Some(Ok(chunk)) = stream.next().await {
+        tail.push(&chunk.data);
+    }
+    tail.finish();
+    tail.render()
+}
+
+/// Waits until the container is ready; fails at once if it exits meanwhile.
+pub async fn wait_ready(run: &UnitRun<'_>, name: &str, ready: &Ready) -> OrderResult {
+    let deadline = Instant::now() + Duration::from_secs_f64(ready.timeout());
+    let engine = run.engine();
+    let exited = |info: &Option<ContainerInfo>| -> Option<String> {
+        match info {
+            None => Some("it no longer exists".to_string()),
+            Some(i) if !i.running => Some(format!("it exited with code {}", i.exit_code)),
+            Some(_) => None,
+        }
+    };
+    match ready {
+        Ready::Log { pattern, .. } => {
+            let re = regex::Regex::new(pattern)
+                .map_err(|e| OrderError::failed(format!("invalid regex: {e}")))?;
+            let mut stream = engine.logs(name, true, 0, None);
+            let mut tail = Tail::new(10);
+            let watch = async {
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    for line in tail.push(&chunk.data) {
+                        if re.is_match(&line) {
+                            return Ok(true);
+                        }
+                    }
+                }
+                Ok::<bool, OrderError>(tail.finish().is_some_and(|l| re.is_match(&l)))
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(remaining, watch) => r,
+                () = interrupt::wait() => return Err(OrderError::Interrupted),
+            };
+            match outcome {
+                Ok(Ok(true)) => {
+                    output::info(format!(
+                        "Container {name} is ready (its output matched `{pattern}`)"
+                    ));
+                    Ok(())
+                }
+                Ok(Ok(false)) => {
+                    let why = exited(&engine.container(name).await?)
+                        .unwrap_or_else(|| "its output ended".into());
+                    Err(OrderError::failed(format!(
+                        "container {name} did not become ready: {why} before its output matched `{pattern}`{}",
+                        tail.render()
+                    )))
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(OrderError::failed(format!(
+                    "container {name} did not become ready within {}s: its output never matched `{pattern}`{}",
+                    ready.timeout(),
+                    tail.render()
+                ))),
+            }
+        }
+        Ready::Http {
+            url,
+            status,
+            body_match,
+            cert,
+            ..
+        } => {
+            let url = crate::execute::substitute::substitute_text(run, url, name).await?;
+            let check = crate::checks::http::HttpCheck {
+                method: "GET".into(),
+                url: url.clone(),
+                status: *status,
+                body_match: body_match.clone(),
+                error_match: None,
+                cert: cert.as_ref().map(|c| resolve_host_path(run.rt, None, c)),
+                headers: Vec::new(),
+                body: None,
+            };
+            let client = check.client().map_err(OrderError::failed)?;
+            let mut last;
+            loop {
+                if let Some(why) = exited(&engine.container(name).await?) {
+                    return Err(OrderError::failed(format!(
+                        "container {name} did not become ready: {why}{}",
+                        last_lines(run, name, 10).await
+                    )));
+                }
+                match check.run(&client).await {
+                    Ok(()) => {
+                        output::info(format!(
+                            "Container {name} is ready ({url} answered {status})"
+                        ));
+                        return Ok(());
+                    }
+                    Err(e) => last = e,
+                }
+                if Instant::now() >= deadline {
+                    return Err(OrderError::failed(format!(
+                        "container {name} did not become ready within {}s: {last}",
+                        ready.timeout()
+                    )));
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    () = interrupt::wait() => return Err(OrderError::Interrupted),
+                }
+            }
+        }
+        Ready::Healthy { .. } => loop {
+            let info = engine.container(name).await?;
+            if let Some(why) = exited(&info) {
+                return Err(OrderError::failed(format!(
+                    "container {name} did not become healthy: {why}{}",
+                    last_lines(run, name, 10).await
+                )));
+            }
+            let health = info.and_then(|i| i.health);
+            match health.as_deref() {
+                None => {
+                    return Err(OrderError::failed(format!(
+                        "`ready: healthy` on {name}, but its image has no HEALTHCHECK (and the spec sets no `creation.healthcheck`)"
+                    )));
+                }
+                Some("healthy") => {
+                    output::info(format!("Container {name} is healthy"));
+                    return Ok(());
+                }
+                Some(other) => {
+                    if Instant::now() >= deadline {
+                        return Err(OrderError::failed(format!(
+                            "container {name} did not become healthy within {}s (it is {other})",
+                            ready.timeout()
+                        )));
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = interrupt::wait() => return Err(OrderError::Interrupted),
+            }
+        },
+    }
+}
+
+/// `stop`.
+pub async fn stop(run: &UnitRun<'_>, name: &str, timeout: u32) -> OrderResult {
+    match run.engine().container(name).await? {
+        None => output::debug(format!(
+            "Trying to stop container {name}, but it has not been created. (skipping)"
+        )),
+        Some(info) if info.running => {
+            run.engine().stop_container(name, timeout).await?;
+            output::info(format!("Successfully stopped container {name}"));
+        }
+        Some(_) => output::debug(format!(
+            "Not stopping container {name} as it was not running"
+        )),
+    }
+    Ok(())
+}
+
+/// The container's own volumes: anonymous volumes not shared in through `volumes_from`.
+async fn own_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderResult<Vec<String>> {
+    let mut inherited = Vec::new();
+    for source in &info.volumes_from {
+        let source = crate::unit::container::strip_mode(source);
+        if let Some(other) = run.engine().container(source).await? {
+            inherited.extend(other.mounts.into_iter().filter_map(|m| m.name));
+        }
+    }
+    Ok(info
+        .mounts
+        .iter()
+        .filter(|m| m.is_anonymous_volume())
+        .filter_map(|m| m.name.clone())
+        .filter(|n| !inherited.contains(n))
+        .collect())
+}
+
+/// `remove`.
+pub async fn remove(run: &UnitRun<'_>, name: &str, args: &RemoveArgs) -> OrderResult {
+    let engine = run.engine();
+    let Some(info) = engine.container(name).await? else {
+        output::debug(format!(
+            "Not removing container {name} as it did not exist."
+        ));
+        return Ok(());
+    };
+    let own = own_volumes(run, &info).await?;
+    if !args.v && !own.is_empty() {
+        output::info(format!(
+            "Not removing container {name} as it has volumes attached to it."
+        ));
+        return Ok(());
+    }
+    if info.running {
+        engine
+            .stop_container(name, args.timeout.unwrap_or(10))
+            .await?;
+        output::info(format!("Successfully stopped container {name}"));
+    }
+    engine.remove_container(name, args.v, args.force).await?;
+    output::info(format!("Successfully removed container {name}"));
+    if args.v {
+        // Volumes carried over by a recreate are mounted by name, so the engine keeps them.
+        for v in &own {
+            match engine.remove_volume(v).await {
+                Ok(()) => output::debug(format!("Removed volume {v}")),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => output::warn("lifecycle", format!("could not remove volume {v}: {e}")),
+            }
+        }
+        remove_unit_volumes(run, &info).await?;
+    }
+    remove_network_if_unused(run).await;
+    Ok(())
+}
+
+/// Removes the named volumes of the unit that this container used, once nothing uses them.
+async fn remove_unit_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderResult {
+    let engine = run.engine();
+    for m in &info.mounts {
+        let Some(vol) = m.name.as_deref() else {
+            continue;
+        };
+        if m.kind != "volume" || m.is_anonymous_volume() {
+            continue;
+        }
+        let labels = engine.volume_labels(vol).await?;
+        if labels.as_ref().and_then(|l| l.get(LABEL_UNIT)) != Some(&run.naming.unit_label) {
+            continue;
+        }
+        match engine.remove_volume(vol).await {
+            Ok(()) => output::info(format!("Successfully removed volume {vol}")),
+            Err(e) if e.is_not_found() => {}
+            Err(EngineError::Conflict { .. }) => {
+                output::debug(format!(
+                    "Not removing volume {vol}: another container uses it"
+                ));
+            }
+            Err(e) => output::warn("lifecycle", format!("could not remove volume {vol}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Removes the unit network once no container of the unit is left (running or not: a created
+/// container joins the network when it starts). The engine sometimes refuses with "has active
+/// endpoints" although nothing is attached: that is reported, not fatal.
+pub async fn remove_network_if_unused(run: &UnitRun<'_>) {
+    let engine = run.engine();
+    let net = &run.naming.network;
+    let left = engine
+        .containers_with_labels(&[(LABEL_UNIT, run.naming.unit_label.as_str())])
+        .await;
+    let attached = engine.network_containers(net).await;
+    match (left, attached) {
+        (Ok(left), Ok(Some(attached))) if left.is_empty() && attached.is_empty() => {
+            match engine.remove_network(net).await {
+                Ok(()) => output::debug(format!("Removed network {net}")),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => output::warn(
+                    "lifecycle",
+                    format!("could not remove network {net} (carrying on): {e}"),
+                ),
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            output::warn("lifecycle", format!("could not check network {net}: {e}"));
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with_env(env: &[(&str, &str)]) -> ContainerSpec {
+        let source = std::sync::Arc::new(crate::config::source::Source::new(
+            "t.yaml",
+            "c: {image: x}\n",
+        ));
+        let v = source.documents().unwrap()[0].get("c").unwrap().clone();
+        let mut s = crate::unit::container::container_from_value(
+            "web",
+            &v,
+            &crate::config::source::Origin::new(source, 0, vec![]),
+        )
+        .unwrap();
+        s.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        s
+    }
+
+    #[test]
+    fn mandatory_env_labels_are_enforced() {
+        let labels = HashMap::from([
+            ("api.ENV.API_KEY.mandatory".to_string(), "true".to_string()),
+            (
+                "api.ENV.API_KEY.description".to_string(),
+                "the key".to_string(),
+            ),
+            (
+                "api.ENV.OPTIONAL.mandatory".to_string(),
+                "false".to_string(),
+            ),
+        ]);
+        let err = check_mandatory_env(&spec_with_env(&[]), &labels)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`API_KEY` (the key)"), "{err}");
+        assert!(check_mandatory_env(&spec_with_env(&[("API_KEY", "x")]), &labels).is_ok());
+    }
+}

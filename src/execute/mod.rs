@@ -1,0 +1,412 @@
+//! Running a unit command against the engine: one order after another (or a `parallel` block
+//! at a time), each turned into engine calls by the function of its kind. No decisions that the
+//! generate stage could have made are taken here.
+
+pub mod context;
+pub mod image;
+pub mod interrupt;
+pub mod lifecycle;
+pub mod run;
+pub mod substitute;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use thiserror::Error;
+
+use crate::config::discover::ConfigDir;
+use crate::config::environment::Environment;
+use crate::engine::{Engine, EngineError};
+use crate::error::ConfigError;
+use crate::output;
+use crate::unit::container::ContainerSpec;
+use crate::unit::order::{Action, Order, Step};
+use crate::unit::{Container, Unit};
+
+/// Why an order failed.
+#[derive(Debug, Error)]
+pub enum OrderError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{message}")]
+    Failed { message: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl OrderError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        OrderError::Failed {
+            message: message.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> OrderError {
+        let context = context.into();
+        move |source| OrderError::Io { context, source }
+    }
+}
+
+pub type OrderResult<T = ()> = Result<T, OrderError>;
+
+/// Fails with `Interrupted` once the run was interrupted.
+pub fn check_interrupt() -> OrderResult {
+    if interrupt::is_set() {
+        Err(OrderError::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// What stays the same for a whole `dstart run`, nested `unit` orders included.
+pub struct Runtime {
+    pub engine: Engine,
+    pub conf: ConfigDir,
+    /// The environment before any unit's globals (for nested `unit` orders).
+    pub env: Environment,
+    pub cwd: PathBuf,
+}
+
+/// The names a unit's objects have on the engine.
+#[derive(Debug, Clone, Default)]
+pub struct Naming {
+    /// `dstart.unit` label value.
+    pub unit_label: String,
+    /// The unit network.
+    pub network: String,
+    /// Named volume in the spec → name on the engine.
+    pub volumes: HashMap<String, String>,
+    /// Container name → the key the user wrote (for `DSTART_SERVICES_*` names).
+    pub display: HashMap<String, String>,
+}
+
+impl Naming {
+    /// The names of a unit run as written.
+    pub fn plain(unit: &str) -> Self {
+        Naming {
+            unit_label: unit.to_string(),
+            network: network_name(unit),
+            volumes: HashMap::new(),
+            display: HashMap::new(),
+        }
+    }
+}
+
+/// `dstart-<unit>` with characters Docker does not accept replaced by `-`.
+pub fn network_name(unit: &str) -> String {
+    let clean: String = unit
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("dstart-{clean}")
+}
+
+/// One unit command being run.
+pub struct UnitRun<'a> {
+    pub rt: &'a Runtime,
+    pub unit: &'a Unit,
+    pub naming: Naming,
+    /// Unit commands above this one (nested `unit` orders), to refuse cycles.
+    pub stack: Vec<String>,
+    network_ready: tokio::sync::OnceCell<()>,
+    volumes_ready: Mutex<HashSet<String>>,
+    image_locks: image::ImageLocks,
+}
+
+impl<'a> UnitRun<'a> {
+    pub fn new(rt: &'a Runtime, unit: &'a Unit, naming: Naming, stack: Vec<String>) -> Self {
+        UnitRun {
+            rt,
+            unit,
+            naming,
+            stack,
+            network_ready: tokio::sync::OnceCell::new(),
+            volumes_ready: Mutex::new(HashSet::new()),
+            image_locks: image::ImageLocks::default(),
+        }
+    }
+
+    /// Serializes work on one image (builds, pulls) within this run.
+    pub async fn image_lock(&self, image: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.image_locks.lock(image).await
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.rt.engine
+    }
+
+    /// The spec of a container of this unit.
+    pub fn container(&self, name: &str) -> OrderResult<&'a Container> {
+        self.unit.containers.get(name).ok_or_else(|| {
+            OrderError::failed(format!("container `{name}` has no spec in this unit"))
+        })
+    }
+
+    pub fn spec(&self, name: &str) -> OrderResult<&'a ContainerSpec> {
+        Ok(&self.container(name)?.spec)
+    }
+
+    /// Creates the unit network once per run.
+    pub async fn ensure_network(&self) -> OrderResult {
+        self.network_ready
+            .get_or_try_init(|| async {
+                let labels = HashMap::from([(
+                    crate::engine::convert::LABEL_UNIT.to_string(),
+                    self.naming.unit_label.clone(),
+                )]);
+                if self
+                    .engine()
+                    .ensure_network(&self.naming.network, labels)
+                    .await?
+                {
+                    output::debug(format!("Created network {}", self.naming.network));
+                }
+                Ok::<(), OrderError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a named volume of the unit once per run.
+    pub async fn ensure_volume(&self, engine_name: &str) -> OrderResult {
+        if self
+            .volumes_ready
+            .lock()
+            .is_ok_and(|v| v.contains(engine_name))
+        {
+            return Ok(());
+        }
+        let labels = HashMap::from([(
+            crate::engine::convert::LABEL_UNIT.to_string(),
+            self.naming.unit_label.clone(),
+        )]);
+        if self.engine().ensure_volume(engine_name, labels).await? {
+            output::debug(format!("Created volume {engine_name}"));
+        }
+        if let Ok(mut v) = self.volumes_ready.lock() {
+            v.insert(engine_name.to_string());
+        }
+        Ok(())
+    }
+
+    /// The name a container's key has for the user.
+    pub fn display_name<'n>(&'n self, name: &'n str) -> &'n str {
+        self.naming.display.get(name).map_or(name, String::as_str)
+    }
+
+    /// Runs all steps. Stops at the first failure; inside a `parallel` block, the orders already
+    /// running finish first.
+    pub async fn run_steps(&self, steps: &[Step]) -> OrderResult {
+        for step in steps {
+            check_interrupt()?;
+            match step {
+                Step::Order(order) => self.run_order(order).await?,
+                Step::Parallel { max, orders, .. } => {
+                    let results: Vec<OrderResult> = futures_util::stream::iter(orders.iter())
+                        .map(|o| async move {
+                            check_interrupt()?;
+                            self.run_order(o).await
+                        })
+                        .buffer_unordered(*max)
+                        .collect()
+                        .await;
+                    let mut failures = results.into_iter().filter_map(Result::err);
+                    if let Some(first) = failures.next() {
+                        return Err(first);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one order, logging what it does and what failed.
+    pub async fn run_order(&self, order: &Order) -> OrderResult {
+        let kind = order.action.kind();
+        output::info(format!("Executing step {kind} on {}", order.container));
+        let result = Box::pin(self.dispatch(order)).await;
+        match result {
+            Ok(()) => {
+                if order.wait > 0.0 {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs_f64(order.wait)) => {}
+                        () = interrupt::wait() => return Err(OrderError::Interrupted),
+                    }
+                }
+                Ok(())
+            }
+            Err(OrderError::Interrupted) => Err(OrderError::Interrupted),
+            Err(e) => {
+                output::error(
+                    "execute",
+                    format!("Failed to execute step {kind} on {}: {e}", order.container),
+                );
+                Err(OrderError::Failed {
+                    message: format!("order `{kind}` on `{}` failed: {e}", order.container),
+                })
+            }
+        }
+    }
+
+    async fn dispatch(&self, order: &Order) -> OrderResult {
+        let name = order.container.as_str();
+        match &order.action {
+            Action::Build => image::build_order(self, name).await,
+            Action::Create => lifecycle::create(self, name).await.map(|_| ()),
+            Action::Start(args) => lifecycle::start(self, name, args).await,
+            Action::Stop(args) => lifecycle::stop(self, name, args.timeout.unwrap_or(10)).await,
+            Action::Remove(args) => lifecycle::remove(self, name, args).await,
+            Action::RemoveImage(args) => image::remove_image(self, name, args).await,
+            Action::Tag(args) => image::tag(self, name, args).await,
+            Action::Commit(args) => image::commit(self, name, args).await,
+            Action::Push(args) => image::push(self, name, args).await,
+            Action::Execute(args) => Box::pin(run::execute(self, name, args)).await,
+            Action::Unit(args) => run::unit(self, args).await,
+            Action::Backup(_) | Action::Restore(_) => Err(OrderError::failed(format!(
+                "`{}` is not available in this build",
+                order.action.kind()
+            ))),
+        }
+    }
+}
+
+/// Resolves a host path from a unit file: `${CONFIG_DIR}` (the container's build directory,
+/// else the current directory, ORIGINAL §2.2), `${PWD}`, and relative paths against the
+/// configuration directory.
+pub fn resolve_host_path(rt: &Runtime, spec: Option<&ContainerSpec>, path: &str) -> PathBuf {
+    let config_dir = spec
+        .and_then(|s| s.build.as_ref())
+        .map(|b| resolve_build_path(rt, &b.path))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| rt.cwd.clone());
+    let replaced = path
+        .replace("${CONFIG_DIR}", &config_dir.display().to_string())
+        .replace("${PWD}", &rt.cwd.display().to_string());
+    let p = PathBuf::from(&replaced);
+    let p = if let Some(rest) = replaced.strip_prefix("~/") {
+        std::env::var_os("HOME").map_or(p.clone(), |h| PathBuf::from(h).join(rest))
+    } else {
+        p
+    };
+    if p.is_absolute() {
+        p
+    } else {
+        rt.conf.root().join(p)
+    }
+}
+
+/// A build context directory: absolute, else relative to the configuration directory, else to
+/// the current directory.
+pub fn resolve_build_path(rt: &Runtime, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let in_conf = rt.conf.root().join(p);
+    if in_conf.exists() {
+        return in_conf;
+    }
+    let in_cwd = rt.cwd.join(p);
+    if in_cwd.exists() { in_cwd } else { in_conf }
+}
+
+/// Keeps the last lines of some output, for error messages.
+#[derive(Debug, Default)]
+pub struct Tail {
+    lines: std::collections::VecDeque<String>,
+    partial: String,
+    keep: usize,
+}
+
+impl Tail {
+    pub fn new(keep: usize) -> Self {
+        Tail {
+            lines: std::collections::VecDeque::new(),
+            partial: String::new(),
+            keep,
+        }
+    }
+
+    /// Adds output; returns the complete lines it finished.
+    pub fn push(&mut self, data: &[u8]) -> Vec<String> {
+        self.partial.push_str(&String::from_utf8_lossy(data));
+        let mut done = Vec::new();
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            let line = line.trim_end_matches(['\n', '\r']).to_string();
+            self.remember(line.clone());
+            done.push(line);
+        }
+        done
+    }
+
+    fn remember(&mut self, line: String) {
+        self.lines.push_back(line);
+        while self.lines.len() > self.keep {
+            self.lines.pop_front();
+        }
+    }
+
+    /// Ends the output; returns the unfinished last line, if any.
+    pub fn finish(&mut self) -> Option<String> {
+        if self.partial.is_empty() {
+            return None;
+        }
+        let line = std::mem::take(&mut self.partial);
+        self.remember(line.clone());
+        Some(line)
+    }
+
+    /// The kept lines, indented for an error message ("" when there were none).
+    pub fn render(&self) -> String {
+        if self.lines.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("\nlast lines of output:");
+        for l in &self.lines {
+            out.push_str("\n  ");
+            out.push_str(l);
+        }
+        out
+    }
+
+    pub fn lines(&self) -> impl Iterator<Item = &String> {
+        self.lines.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_last_lines() {
+        let mut t = Tail::new(2);
+        assert_eq!(t.push(b"a\nb\nc"), vec!["a", "b"]);
+        assert_eq!(t.finish().as_deref(), Some("c"));
+        assert_eq!(t.render(), "\nlast lines of output:\n  b\n  c");
+    }
+
+    #[test]
+    fn network_names_are_docker_safe() {
+        assert_eq!(network_name("web"), "dstart-web");
+        assert_eq!(network_name("a/b c"), "dstart-a-b-c");
+    }
+}
