@@ -1,0 +1,257 @@
+//! Support for tests that talk to the real Docker engine.
+//!
+//! Every test gets a [`Sandbox`]: a configuration directory in a temp dir and a unique prefix
+//! (`dstart-it-<test>-<pid>`) for its unit, containers, volumes and images. The sandbox
+//! removes everything carrying its prefix or its unit label before the test and when dropped,
+//! also when the test fails. Images come from [`base_image`], a static busybox built locally
+//! once (no registry can be reached). An unreachable engine fails the test; it never skips.
+
+#![allow(dead_code)]
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The locally built base image every engine test uses.
+pub const BASE_IMAGE: &str = "dstart-test/busybox:latest";
+
+/// Runs a docker CLI command and returns its stdout; panics with its stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs a docker CLI command, returning its output whatever the status.
+pub fn docker_output(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs")
+}
+
+/// Builds [`BASE_IMAGE`] once per machine (from the host's static busybox), under a file lock
+/// so that parallel test binaries do not race.
+pub fn base_image() -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let lock_path = std::env::temp_dir().join("dstart-test-base-image.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .expect("lock file");
+        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("lock");
+        let exists = docker_output(&["image", "inspect", BASE_IMAGE]).status.success();
+        if !exists {
+            let busybox = which("busybox").expect(
+                "a static busybox on the host (Debian: apt-get install busybox-static)",
+            );
+            let ctx = tempfile::tempdir().expect("tempdir");
+            std::fs::copy(&busybox, ctx.path().join("busybox")).expect("copy busybox");
+            std::fs::write(
+                ctx.path().join("Dockerfile"),
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN [\"/bin/busybox\", \"mkdir\", \"-p\", \"/tmp\", \"/etc\", \"/var/www\"]\nENV PATH=/bin\nCMD [\"sh\"]\n",
+            )
+            .expect("Dockerfile");
+            docker(&["build", "-q", "-t", BASE_IMAGE, &ctx.path().display().to_string()]);
+        }
+    });
+    BASE_IMAGE
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A test's own configuration directory and names on the engine.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    /// Unique prefix: use it for the unit, container, volume and image names.
+    pub id: String,
+}
+
+impl Sandbox {
+    /// A sandbox for test `test` (a short name; it becomes part of engine object names).
+    pub fn new(test: &str) -> Sandbox {
+        base_image();
+        let id = format!("dstart-it-{test}-{}", std::process::id());
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("environments")).expect("environments");
+        std::fs::create_dir_all(dir.path().join("units")).expect("units");
+        let sandbox = Sandbox { dir, id };
+        sandbox.clean();
+        sandbox
+    }
+
+    pub fn conf(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A name under this sandbox's prefix: `<id>-<suffix>`.
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.id)
+    }
+
+    /// Writes a file below the configuration directory.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.conf().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// Writes `units/<unit>/<command>.yaml`.
+    pub fn unit(&self, unit: &str, command: &str, text: &str) -> PathBuf {
+        self.write(&format!("units/{unit}/{command}.yaml"), text)
+    }
+
+    /// Runs `dstart -c <conf> ARGS` and returns its output.
+    pub fn dstart(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("dstart runs")
+    }
+
+    /// The `dstart -c <conf> ARGS` command, to adjust before running.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dstart"));
+        cmd.arg("-c").arg(self.conf()).args(args);
+        cmd.env_remove("DOCKERSTRA_CONF");
+        cmd.current_dir(self.conf());
+        cmd
+    }
+
+    /// Runs dstart and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.dstart(args);
+        assert!(
+            out.status.success(),
+            "dstart {} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs dstart, asserts the exit code and returns (stdout, stderr).
+    pub fn fails(&self, args: &[&str], code: i32) -> (String, String) {
+        let out = self.dstart(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "dstart {} exited with {:?}\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Removes every container, volume, network and image of this sandbox.
+    pub fn clean(&self) {
+        let by_label = format!("label=dstart.unit={}", self.id);
+        let by_prefix = format!("name={}", self.id);
+        let mut containers: Vec<String> = Vec::new();
+        for filter in [&by_label, &by_prefix] {
+            let out = docker_output(&["ps", "-aq", "--filter", filter]);
+            containers.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_string),
+            );
+        }
+        // Units of this sandbox may carry suffixes (test pseudonames): match labels by prefix.
+        let out = docker_output(&["ps", "-a", "--format", "{{.ID}} {{.Label \"dstart.unit\"}}"]);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((id, unit)) = line.split_once(' ') {
+                if unit.starts_with(&self.id) {
+                    containers.push(id.to_string());
+                }
+            }
+        }
+        containers.sort();
+        containers.dedup();
+        if !containers.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(containers.iter().map(String::as_str));
+            let _ = docker_output(&args);
+        }
+        let out = docker_output(&[
+            "volume",
+            "ls",
+            "--format",
+            "{{.Name}} {{.Label \"dstart.unit\"}}",
+        ]);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut parts = line.split(' ');
+            let name = parts.next().unwrap_or_default();
+            let unit = parts.next().unwrap_or_default();
+            if name.starts_with(&self.id) || unit.starts_with(&self.id) {
+                let _ = docker_output(&["volume", "rm", "-f", name]);
+            }
+        }
+        let out = docker_output(&[
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}} {{.Label \"dstart.unit\"}}",
+        ]);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut parts = line.split(' ');
+            let name = parts.next().unwrap_or_default();
+            let unit = parts.next().unwrap_or_default();
+            if name.contains(&self.id) || unit.starts_with(&self.id) {
+                let _ = docker_output(&["network", "rm", name]);
+            }
+        }
+        let out = docker_output(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        for image in String::from_utf8_lossy(&out.stdout).lines() {
+            if image.starts_with(&self.id) {
+                let _ = docker_output(&["rmi", "-f", image]);
+            }
+        }
+    }
+
+    /// `docker inspect -f FORMAT NAME`, or `None` if it does not exist.
+    pub fn inspect(&self, name: &str, format: &str) -> Option<String> {
+        let out = docker_output(&["inspect", "-f", format, name]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        docker_output(&["inspect", name]).status.success()
+    }
+
+    pub fn running(&self, name: &str) -> bool {
+        self.inspect(name, "{{.State.Running}}").as_deref() == Some("true")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.clean();
+    }
+}
