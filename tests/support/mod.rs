@@ -6,7 +6,7 @@
 //! also when the test fails. Images come from [`base_image`], a static busybox built locally
 //! once (no registry can be reached). An unreachable engine fails the test; it never skips.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unused_self)]
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
