@@ -115,13 +115,39 @@ fn help(cli: &Cli, args: &HelpArgs) -> Result<(), Error> {
             source,
         })?;
         output::result(format!("{}\n", text.trim_end_matches('\n')));
-        Ok(())
     } else {
         output::warn(
             "help",
             format!("Could not find a README file in {}", dir.display()),
         );
-        Ok(())
+    }
+    if kind == "service" {
+        service_api(cli, &conf, &name);
+    }
+    Ok(())
+}
+
+/// Shows the API labels of the images built from a service directory, when the engine can be
+/// reached; otherwise says why at debug level. Never fails `help`.
+fn service_api(cli: &Cli, conf: &ConfigDir, service: &str) {
+    let env_host = Environment::load(conf, None)
+        .ok()
+        .and_then(|e| e.get_str("DOCKER_HOST"));
+    let Ok(address) = engine::choose_address(cli.host.as_deref(), env_host.as_deref()) else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    match runtime.block_on(crate::apidoc::describe_service(&address, service)) {
+        Ok(text) if !text.is_empty() => output::result(text),
+        Ok(_) => output::debug(format!(
+            "No image built from the service {service} exists yet"
+        )),
+        Err(e) => output::debug(format!("Not showing the image API of {service}: {e}")),
     }
 }
 

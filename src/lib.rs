@@ -11,6 +11,7 @@
 //! app       → dispatch of the subcommands
 //! ```
 
+pub mod apidoc;
 pub mod app;
 pub mod checks;
 pub mod cli;

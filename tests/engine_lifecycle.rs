@@ -101,3 +101,201 @@ fn second_start_changes_nothing() {
         before
     );
 }
+
+#[test]
+fn changed_spec_recreates_and_keeps_anonymous_volume_data() {
+    let sb = Sandbox::new("recr");
+    let id = sb.id.clone();
+    let name = format!("{id}-db");
+    let unit = |greeting: &str| {
+        format!(
+            "{name}:\n  image: {base}\n  command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  env: {{GREETING: {greeting}}}\n  volumes: ['/data']\n---\n- {name}: {{command: start}}\n",
+            base = base_image()
+        )
+    };
+    sb.unit(&id, "start", &unit("hello"));
+    sb.ok(&["run", &format!("{id}/start")]);
+    let first = sb.inspect(&name, "{{.Id}}").unwrap();
+    support::docker(&["exec", &name, "sh", "-c", "echo precious > /data/file"]);
+
+    sb.unit(&id, "start", &unit("changed"));
+    let out = sb.ok(&["run", &format!("{id}/start")]);
+    assert!(
+        out.contains(&format!(
+            "Recreated container {name} because its configuration changed"
+        )),
+        "{out}"
+    );
+    let second = sb.inspect(&name, "{{.Id}}").unwrap();
+    assert_ne!(first, second, "a new container");
+    assert!(sb.running(&name));
+    assert_eq!(
+        support::docker(&["exec", &name, "cat", "/data/file"]),
+        "precious"
+    );
+    assert_eq!(
+        support::docker(&["exec", &name, "sh", "-c", "echo $GREETING"]),
+        "changed"
+    );
+    assert_eq!(
+        support::docker(&["ps", "-aq", "--filter", &format!("name={name}_dstart_old")]),
+        "",
+        "the old container is gone"
+    );
+
+    // `recreate: never` keeps the container although the spec changed again.
+    sb.unit(
+        &id,
+        "start",
+        &unit("again").replace("{command: start}", "{command: start, recreate: never}"),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    assert_eq!(sb.inspect(&name, "{{.Id}}").unwrap(), second);
+
+    // `purge` (remove with v: true) also removes the carried volume, which the engine only
+    // knows as a volume mounted by name.
+    let volume = sb
+        .inspect(&name, "{{range .Mounts}}{{.Name}}{{end}}")
+        .unwrap();
+    assert_eq!(volume.len(), 64, "an anonymous volume: {volume}");
+    sb.ok(&["run", &format!("{id}/purge")]);
+    assert!(!sb.exists(&name));
+    assert!(
+        !support::docker_output(&["volume", "inspect", &volume])
+            .status
+            .success(),
+        "the volume is gone"
+    );
+}
+
+#[test]
+fn containers_reach_each_other_by_key() {
+    let sb = Sandbox::new("dns");
+    let id = sb.id.clone();
+    sb.write("www/index.html", &format!("page-{id}\n"));
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{id}-web:
+  image: {base}
+  command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+  volumes: ['./www:/www:ro']
+{id}-client:
+  image: {base}
+  command: ["sh", "-c", "wget -q -O- http://{id}-web/index.html"]
+---
+- {id}-web: {{command: start}}
+- {id}-client: {{command: start, attach: true}}
+"#,
+            base = base_image()
+        ),
+    );
+    let out = sb.ok(&["-v", "run", &format!("{id}/start")]);
+    assert!(
+        out.contains(&format!("page-{id}")),
+        "the client printed the page: {out}"
+    );
+}
+
+#[test]
+fn host_execute_reaches_an_ephemeral_port() {
+    let sb = Sandbox::new("port");
+    let id = sb.id.clone();
+    sb.write("www/index.html", "ephemeral-ok\n");
+    let key: String = format!("{id}-web")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{id}-web:
+  image: {base}
+  command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+  volumes: ['./www:/www:ro']
+  ports: ["80"]
+---
+- {id}-web: {{command: start, ready: {{http: "http://127.0.0.1:[[port 80]]({id}-web)/", timeout: 20}}}}
+- host: {{command: execute, run: 'busybox wget -q -O- "http://127.0.0.1:${{DSTART_SERVICES_{key}_PORTS_80}}/"'}}
+"#,
+            base = base_image()
+        ),
+    );
+    let out = sb.ok(&["-v", "run", &format!("{id}/start")]);
+    assert!(out.contains("ephemeral-ok"), "{out}");
+    let host_port = sb
+        .inspect(
+            &format!("{id}-web"),
+            "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}",
+        )
+        .unwrap();
+    assert_ne!(host_port, "80");
+    assert!(host_port.parse::<u16>().is_ok());
+}
+
+#[test]
+fn attach_returns_the_exit_code() {
+    let sb = Sandbox::new("attach");
+    let id = sb.id.clone();
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{id}-job:\n  image: {base}\n  command: [\"sh\", \"-c\", \"echo working; echo broken >&2; exit 3\"]\n---\n- {id}-job: {{command: start, attach: true}}\n- {id}-job: {{command: stop}}\n",
+            base = base_image()
+        ),
+    );
+    let (stdout, stderr) = sb.fails(&["run", &format!("{id}/start")], 1);
+    assert!(stderr.contains("exit code 3"), "{stderr}");
+    assert!(
+        stderr.contains("broken"),
+        "the last lines are shown: {stderr}"
+    );
+    assert!(
+        !stdout.contains("Executing step stop"),
+        "nothing runs after a failure: {stdout}"
+    );
+
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{id}-job:\n  image: {base}\n  command: [\"sh\", \"-c\", \"echo fine\"]\n---\n- {id}-job: {{command: start, attach: true}}\n",
+            base = base_image()
+        ),
+    );
+    let out = sb.ok(&["-v", "run", &format!("{id}/start")]);
+    assert!(out.contains("fine"), "{out}");
+    assert!(out.contains("finished with exit code 0"), "{out}");
+}
+
+#[test]
+fn build_failure_fails_the_order() {
+    let sb = Sandbox::new("badbuild");
+    let id = sb.id.clone();
+    sb.write(
+        "img/Dockerfile",
+        &format!("FROM {}\nRUN echo about to fail && exit 7\n", base_image()),
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!("{id}-x:\n  build: {{path: img, tag: '{id}/x'}}\n---\n- {id}-x: {{command: build}}\n- {id}-x: {{command: start}}\n"),
+    );
+    let (stdout, stderr) = sb.fails(&["run", &format!("{id}/start")], 1);
+    assert!(stderr.contains("returned a non-zero code: 7"), "{stderr}");
+    assert!(
+        stderr.contains("about to fail"),
+        "the build's last lines are shown: {stderr}"
+    );
+    assert!(!stdout.contains("Successfully built"), "{stdout}");
+    assert!(!stdout.contains("Executing step start"), "{stdout}");
+}

@@ -204,6 +204,10 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
             .labels
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(std::iter::once((
+                crate::apidoc::LABEL_BUILD_PATH.to_string(),
+                b.path.trim_end_matches('/').to_string(),
+            )))
             .collect(),
         target: b.target.clone(),
         network_mode: b.network_mode.clone(),

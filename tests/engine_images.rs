@@ -1,0 +1,138 @@
+//! Image orders against the real engine: tag, commit, push to a local registry.
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Sandbox, base_image, docker, docker_output};
+
+/// A `docker-registry` (Debian's package) on a free loopback port, stopped on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let registry = support::which("docker-registry")
+            .expect("docker-registry on the host (Debian: apt-get install docker-registry)");
+        let child = Command::new(registry)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the registry starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// GET a path of the registry's HTTP API.
+    fn get(&self, path: &str) -> String {
+        let out = Command::new("busybox")
+            .args([
+                "wget",
+                "-q",
+                "-O-",
+                &format!("http://127.0.0.1:{}{path}", self.port),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn build_tag_and_push_to_a_local_registry() {
+    let registry = Registry::start();
+    let sb = Sandbox::new("push");
+    let id = sb.id.clone();
+    let remote = format!("127.0.0.1:{}/{id}/app", registry.port);
+    sb.write(
+        "img/Dockerfile",
+        &format!("FROM {}\nRUN echo pushed > /pushed\n", base_image()),
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{id}-app:\n  build: {{path: img, tag: '{id}/app:1.0'}}\n---\n- {id}-app: {{command: build}}\n- {id}-app: {{command: tag, repository: '{remote}', tag: '1.0'}}\n- {id}-app: {{command: push, repository: '{remote}', tag: '1.0'}}\n"
+        ),
+    );
+    let out = sb.ok(&["run", &format!("{id}/start")]);
+    assert!(
+        out.contains(&format!("Pushed the image {remote}:1.0")),
+        "{out}"
+    );
+    let tags = registry.get(&format!("/v2/{id}/app/tags/list"));
+    assert!(
+        tags.contains("\"1.0\""),
+        "the registry lists the tag: {tags}"
+    );
+    let manifest = registry.get(&format!("/v2/{id}/app/manifests/1.0"));
+    assert!(
+        manifest.contains("layers") || manifest.contains("fsLayers"),
+        "{manifest}"
+    );
+    let _ = docker_output(&["rmi", &format!("{remote}:1.0")]);
+}
+
+#[test]
+fn commit_makes_an_image_from_a_container() {
+    let sb = Sandbox::new("commit");
+    let id = sb.id.clone();
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{id}-c:\n  image: {base}\n  command: [\"sh\", \"-c\", \"echo state > /state\"]\n---\n- {id}-c: {{command: start, attach: true}}\n- {id}-c: {{command: commit, repository: '{id}/snapshot', tag: v1, message: nightly}}\n",
+            base = base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let out = docker(&["run", "--rm", &format!("{id}/snapshot:v1"), "cat", "/state"]);
+    assert_eq!(out, "state");
+    assert_eq!(
+        docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Comment}}",
+            &format!("{id}/snapshot:v1")
+        ]),
+        "nightly"
+    );
+}

@@ -1,0 +1,179 @@
+//! Order features against the real engine: `ready`, `parallel` blocks, nested `unit` orders,
+//! mandatory API environment labels and `help --service`.
+
+mod support;
+
+use std::time::Instant;
+
+use support::{Sandbox, base_image};
+
+#[test]
+fn ready_waits_for_a_log_line_and_for_health() {
+    let sb = Sandbox::new("ready");
+    let id = sb.id.clone();
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{id}-slow:
+  image: {base}
+  command: ["sh", "-c", "sleep 1; echo 'service is up'; touch /tmp/ok; trap 'exit 0' TERM; while true; do sleep 1; done"]
+  creation:
+    healthcheck: {{test: "test -e /tmp/ok", interval: 0.5, retries: 2}}
+---
+- {id}-slow: {{command: start, ready: {{log: "is up$", timeout: 20}}}}
+- {id}-slow: {{command: start, ready: {{healthy: true, timeout: 20}}}}
+"#,
+            base = base_image()
+        ),
+    );
+    let out = sb.ok(&["run", &format!("{id}/start")]);
+    assert!(
+        out.contains("is ready (its output matched `is up$`)"),
+        "{out}"
+    );
+    assert!(out.contains("is healthy"), "{out}");
+    assert_eq!(
+        sb.inspect(&format!("{id}-slow"), "{{.State.Health.Status}}")
+            .as_deref(),
+        Some("healthy")
+    );
+}
+
+#[test]
+fn ready_fails_at_once_when_the_container_exits() {
+    let sb = Sandbox::new("readyfail");
+    let id = sb.id.clone();
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{id}-crash:\n  image: {base}\n  command: [\"sh\", \"-c\", \"echo cannot bind port; exit 2\"]\n  ports: ['80']\n---\n- {id}-crash: {{command: start, ready: {{http: 'http://127.0.0.1:9/', timeout: 60}}}}\n",
+            base = base_image()
+        ),
+    );
+    let started = Instant::now();
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/start")], 1);
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "fails fast, not after the 60 s timeout"
+    );
+    assert!(stderr.contains("exited with code 2"), "{stderr}");
+    assert!(
+        stderr.contains("cannot bind port"),
+        "its last log lines are shown: {stderr}"
+    );
+}
+
+#[test]
+fn parallel_block_runs_orders_concurrently() {
+    let sb = Sandbox::new("par");
+    let id = sb.id.clone();
+    let mut containers = String::new();
+    let mut orders = String::new();
+    for i in 0..4 {
+        containers.push_str(&format!(
+            "{id}-j{i}:\n  image: {base}\n  command: [\"sh\", \"-c\", \"sleep 2\"]\n",
+            base = base_image()
+        ));
+        orders.push_str(&format!(
+            "    - {id}-j{i}: {{command: start, attach: true}}\n"
+        ));
+    }
+    sb.unit(
+        &id,
+        "start",
+        &format!("{containers}---\n- parallel:\n{orders}"),
+    );
+    let started = Instant::now();
+    sb.ok(&["run", &format!("{id}/start")]);
+    let took = started.elapsed().as_secs_f64();
+    assert!(took < 7.0, "four 2 s jobs at once took {took:.1}s");
+    // A failure in the block fails the run, after the others finished.
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{containers}{id}-bad:\n  image: {base}\n  command: [\"sh\", \"-c\", \"exit 9\"]\n---\n- parallel:\n{orders}    - {id}-bad: {{command: start, attach: true}}\n- host: {{command: execute, run: [echo, after]}}\n",
+            base = base_image()
+        ),
+    );
+    let (stdout, stderr) = sb.fails(&["run", &format!("{id}/start")], 1);
+    assert!(stderr.contains("exit code 9"), "{stderr}");
+    assert!(
+        !stdout.contains("Executing step execute on host"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unit_order_runs_another_unit_command() {
+    let sb = Sandbox::new("nested");
+    let id = sb.id.clone();
+    sb.unit(
+        &format!("{id}-db"),
+        "start",
+        &format!(
+            "{id}-db:\n  image: {}\n  command: [\"true\"]\n---\n- {id}-db: {{command: create}}\n",
+            base_image()
+        ),
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!("{{}}\n---\n- host: {{command: unit, unit: '{id}-db/start'}}\n"),
+    );
+    let out = sb.ok(&["run", &format!("{id}/start")]);
+    assert!(
+        out.contains(&format!("Running unit command {id}-db/start")),
+        "{out}"
+    );
+    assert!(sb.exists(&format!("{id}-db")));
+    // A cycle of unit orders is refused.
+    sb.unit(
+        &id,
+        "loop",
+        &format!("{{}}\n---\n- host: {{command: unit, unit: '{id}/loop'}}\n"),
+    );
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/loop")], 1);
+    assert!(stderr.contains("form a cycle"), "{stderr}");
+}
+
+#[test]
+fn mandatory_environment_labels_block_create() {
+    let sb = Sandbox::new("mand");
+    let id = sb.id.clone();
+    sb.write(
+        "services/api/Dockerfile",
+        &format!(
+            "FROM {}\nLABEL api.ENV.API_KEY=\"\" api.ENV.API_KEY.description=\"key for the upstream API\" api.ENV.API_KEY.mandatory=\"true\"\nEXPOSE 8080\nVOLUME /state\n",
+            base_image()
+        ),
+    );
+    sb.write(
+        "services/api/README.md",
+        "# api\n\nA service with a documented API.\n",
+    );
+    let unit = |env: &str| {
+        format!(
+            "{id}-api:\n  build: {{path: services/api, tag: '{id}/api'}}\n  command: [\"true\"]\n{env}---\n- {id}-api: {{command: create}}\n"
+        )
+    };
+    sb.unit(&id, "start", &unit(""));
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/start")], 1);
+    assert!(
+        stderr.contains("needs the environment variable `API_KEY` (key for the upstream API)"),
+        "{stderr}"
+    );
+    assert!(!sb.exists(&format!("{id}-api")), "nothing was created");
+    sb.unit(&id, "start", &unit("  env: {API_KEY: secret}\n"));
+    sb.ok(&["run", &format!("{id}/start")]);
+    assert!(sb.exists(&format!("{id}-api")));
+
+    let help = sb.ok(&["help", "--service", "api"]);
+    assert!(help.starts_with("# api\n"), "{help}");
+    assert!(help.contains(&format!("Image: {id}/api:latest")), "{help}");
+    assert!(help.contains("API_KEY: key for the upstream API"), "{help}");
+    assert!(help.contains("Ports: 8080/tcp"), "{help}");
+    assert!(help.contains("Volumes: /state"), "{help}");
+}
