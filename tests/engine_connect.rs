@@ -1,6 +1,6 @@
-//! Reaching the engine: unreachable addresses, the precedence of -H and DOCKER_HOST, tcp, and
-//! tcp with TLS (client certificates), through forwarders to the engine socket (socat for tcp,
-//! tests/fixtures/tls_proxy.py for TLS).
+//! Reaching the engine: unreachable addresses, the precedence of -H and `DOCKER_HOST`, tcp,
+//! and tcp with TLS (client certificates), through forwarders to the engine socket (socat for
+//! tcp, `tests/fixtures/tls_proxy.py` for TLS).
 
 mod support;
 

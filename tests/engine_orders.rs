@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use support::{Sandbox, base_image};
@@ -72,13 +73,12 @@ fn parallel_block_runs_orders_concurrently() {
     let mut containers = String::new();
     let mut orders = String::new();
     for i in 0..4 {
-        containers.push_str(&format!(
-            "{id}-j{i}:\n  image: {base}\n  command: [\"sh\", \"-c\", \"sleep 2\"]\n",
+        let _ = writeln!(
+            containers,
+            "{id}-j{i}:\n  image: {base}\n  command: [\"sh\", \"-c\", \"sleep 2\"]",
             base = base_image()
-        ));
-        orders.push_str(&format!(
-            "    - {id}-j{i}: {{command: start, attach: true}}\n"
-        ));
+        );
+        let _ = writeln!(orders, "    - {id}-j{i}: {{command: start, attach: true}}");
     }
     sb.unit(
         &id,
