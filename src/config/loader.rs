@@ -161,7 +161,17 @@ impl Loader<'_> {
         let base = self.base_file(&unit_command.unit, &unit_command.command)?;
         let sections = sections_for(&base, &unit_command.command);
         let globals = self.globals(&unit_command.unit, &BTreeSet::new())?;
-        let modes = variants::mode_config(globals.as_ref(), &sections)?;
+        let modes = variants::mode_config(globals.as_ref(), &sections).map_err(|e| match e {
+            // Name the file the groups are written in, not just "globals.yaml".
+            ConfigError::UndefinedAtoms { atoms, .. } => ConfigError::UndefinedAtoms {
+                context: self
+                    .conf
+                    .globals_file(&unit_command.unit)
+                    .map_or_else(|| "globals.yaml".into(), |p| p.display().to_string()),
+                atoms,
+            },
+            other => other,
+        })?;
 
         let mut tokens = unit_command.tokens.clone();
         let mut test_variants = Vec::new();
@@ -540,7 +550,10 @@ impl Loader<'_> {
         if let Some(pos) = stack.iter().position(|s| *s == key) {
             let mut chain: Vec<String> = stack[pos..].to_vec();
             chain.push(key);
-            return Err(ConfigError::ImportCycle { chain });
+            return Err(ConfigError::ImportCycle {
+                location: origin.location(),
+                chain,
+            });
         }
         let base = self.base_file(&uc.unit, &uc.command).map_err(|e| {
             let hint = e.hint();
