@@ -68,8 +68,8 @@ pub enum Command {
     /// Completion candidates for the words typed so far (used by the completion scripts)
     #[command(name = "__complete", hide = true)]
     Complete {
-        /// The words typed after `dstart`, the last one being completed
-        #[arg(allow_hyphen_values = true, num_args = 0..)]
+        /// The words typed after `dstart`, the last one being completed (after `--`)
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         words: Vec<String>,
     },
 }

@@ -1573,3 +1573,208 @@ fn bad_variants_value() {
     let err = bad_unit("aa: {image: x}\n---\n- aa: {command: start, variants: {a: 1}}\n");
     assert!(err.contains("`variants` must be a list of tags"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shell completion
+
+fn complete(env: &Env, words: &[&str]) -> String {
+    let mut full = vec!["__complete", "--"];
+    full.extend_from_slice(words);
+    env.dstart_raw(&full).ok()
+}
+
+#[test]
+fn complete_unit_commands_from_c_typed_earlier() {
+    let env = Env::fixture("basic");
+    assert_eq!(complete(&env, &["-c", "conf", "run", ""]), BASIC_UNITS);
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "gen/s"]),
+        "gen/start\ngen/stop\n"
+    );
+    assert_eq!(
+        complete(&env, &["run", "--configdir=conf", "--print-unit", "fl"])
+            .lines()
+            .count(),
+        10
+    );
+}
+
+#[test]
+fn complete_unit_commands_from_dockerstra_conf_and_home() {
+    let env = Env::fixture("basic");
+    let conf = env.conf().display().to_string();
+    let out = env
+        .dstart_raw(&["__complete", "--", "run", "tools/"])
+        .env("DOCKERSTRA_CONF", &conf)
+        .ok();
+    assert_eq!(out, "tools/shell\n");
+    env.write("home/.dockerstra/environments/default.yaml", "");
+    env.write(
+        "home/.dockerstra/units/mine/start.yaml",
+        "aa: {image: busybox}\n---\n",
+    );
+    assert_eq!(complete(&env, &["run", "mine/sta"]), "mine/start\n");
+}
+
+#[test]
+fn complete_modes_groups_and_variant_tags() {
+    let env = Env::fixture("modes");
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "web/start:"]),
+        "web/start:debug\nweb/start:everything\nweb/start:full\nweb/start:minimal\n"
+    );
+    // Tokens already typed are not offered again; the partial token filters.
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "web/stop:full:"]),
+        "web/stop:full:debug\nweb/stop:full:everything\nweb/stop:full:minimal\n"
+    );
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "web/start:full:e"]),
+        "web/start:full:everything\n"
+    );
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "m/test:"]),
+        "m/test:GG\nm/test:GT\nm/test:check\nm/test:default\nm/test:full\nm/test:ga\nm/test:gb\nm/test:production\nm/test:ta\nm/test:tb\n"
+    );
+}
+
+#[test]
+fn complete_test_variants_and_custom_tests() {
+    let env = Env::fixture("modes");
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "ct/test:"]),
+        "ct/test:check\nct/test:default\nct/test:full\nct/test:lint\nct/test:production\nct/test:pytests\nct/test:quick\n"
+    );
+    // Custom tests and test variants are tokens of `test` only.
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "ct/start:"]),
+        "ct/start:quick\n"
+    );
+}
+
+#[test]
+fn complete_help_names() {
+    let env = Env::fixture("basic");
+    assert_eq!(
+        complete(&env, &["-c", "conf", "help", "--unit", ""]),
+        "flat\ngen\nover\ntools\n"
+    );
+    assert_eq!(
+        complete(&env, &["-c", "conf", "help", "--service", "c"]),
+        "cgit\n"
+    );
+    assert_eq!(
+        complete(&env, &["-c", "conf", "help", "--unit=o"]),
+        "--unit=over\n"
+    );
+}
+
+#[test]
+fn complete_leaves_flags_subcommands_and_unit_arguments_to_the_script() {
+    let env = Env::fixture("basic");
+    for words in [
+        &[""][..],
+        &["li"],
+        &["-c", ""],
+        &["-c", "conf", "run", "--print"],
+        &["-c", "conf", "run", "-e", ""],
+        &["-c", "conf", "run", "gen/start", ""],
+        &["-c", "conf", "run", "gen/start", "-c", "conf", ""],
+        &["-c", "conf", "list", ""],
+        &["-c", "conf", "completions", ""],
+    ] {
+        assert_eq!(complete(&env, words), "", "{words:?}");
+    }
+}
+
+#[test]
+fn complete_never_fails_loudly() {
+    let env = Env::bare();
+    // No configuration directory at all.
+    assert_eq!(complete(&env, &["run", ""]), "");
+    assert_eq!(complete(&env, &["-c", "missing", "help", "--unit", ""]), "");
+    // A broken unit: names still complete, its tokens do not.
+    let env = Env::empty();
+    env.unit("bad/start.yaml", "aa: [\n---\n");
+    env.unit("bad/globals.yaml", "modes: {global: [x]\n");
+    assert!(complete(&env, &["-c", "conf", "run", "ba"]).contains("bad/start\n"));
+    assert_eq!(complete(&env, &["-c", "conf", "run", "bad/start:"]), "");
+    assert_eq!(complete(&env, &["-c", "conf", "run", "nope/start:"]), "");
+    assert_eq!(complete(&env, &["-c", "conf", "run", "nope:"]), "");
+}
+
+#[test]
+fn completion_scripts_are_printed_for_each_shell() {
+    let env = Env::bare();
+    let bash = env.dstart_raw(&["completions", "bash"]).ok();
+    assert!(bash.contains("complete -F _dstart_dynamic"), "{bash}");
+    let zsh = env.dstart_raw(&["completions", "zsh"]).ok();
+    assert!(zsh.starts_with("#compdef dstart\n"), "{zsh}");
+    assert!(zsh.contains("__complete --"), "{zsh}");
+    let fish = env.dstart_raw(&["completions", "fish"]).ok();
+    assert!(fish.contains("__complete --"), "{fish}");
+    for script in [&bash, &zsh, &fish] {
+        assert!(!script.contains(" __complete\""), "hidden command offered");
+    }
+    let err = env.dstart_raw(&["completions", "tcsh"]).fails();
+    assert!(err.contains("invalid value 'tcsh'"), "{err}");
+}
+
+fn run_bash(env: &Env, script: &str) -> String {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(env.root())
+        .env("HOME", env.home())
+        .env("DOCKER_HOST", common::NO_ENGINE)
+        .env_remove("DOCKERSTRA_CONF")
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "bash failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn bash_script_passes_bash_n() {
+    let env = Env::bare();
+    let script = env.dstart_raw(&["completions", "bash"]).ok();
+    env.write("dstart.bash", &script);
+    run_bash(&env, "bash -n dstart.bash");
+}
+
+#[test]
+fn bash_script_completes_words_with_colons() {
+    let env = Env::fixture("modes");
+    let script = env.dstart_raw(&["completions", "bash"]).ok();
+    env.write("dstart.bash", &script);
+    let bin = env!("CARGO_BIN_EXE_dstart");
+    // What bash does before calling the function: COMP_LINE/COMP_POINT, and COMP_WORDS split
+    // at COMP_WORDBREAKS (which holds `:` and `=`), so the word bash replaces is the part
+    // after the last `:`.
+    let driver = format!(
+        r#"source dstart.bash
+COMP_WORDBREAKS=$' \t\n"\'><=;|&(:'
+t() {{
+    COMP_LINE="$1"; COMP_POINT=${{#COMP_LINE}}
+    COMP_WORDS=({bin} "${{@:2}}"); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
+    COMPREPLY=()
+    _dstart_dynamic "${{COMP_WORDS[0]}}" "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+    echo "${{COMPREPLY[*]}}"
+}}
+t "{bin} -c conf run web/start:" -c conf run web/start :
+t "{bin} -c conf run web/start:mi" -c conf run web/start : mi
+t "{bin} -c conf run web/start:full:e" -c conf run web/start : full : e
+t "{bin} -c conf run web/st" -c conf run web/st
+t "{bin} -c conf help --unit=w" -c conf help --unit = w
+t "{bin} -c conf li" -c conf li
+"#
+    );
+    assert_eq!(
+        run_bash(&env, &driver),
+        "debug everything full minimal\nminimal\neverything\nweb/start web/stop\nweb\nlist\n"
+    );
+}
