@@ -1778,3 +1778,174 @@ t "{bin} -c conf li" -c conf li
         "debug everything full minimal\nminimal\neverything\nweb/start web/stop\nweb\nlist\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// docs/units.md: every ```yaml block that starts with `# file: PATH` is written into one
+// configuration directory, and every unit command it defines (and the generated commands of
+// each `start`) prints with `--print-unit`.
+
+const UNITS_MD: &str = include_str!("../docs/units.md");
+
+/// (first line, body) of every fenced `yaml` block.
+fn yaml_blocks(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_end() != "```yaml" {
+            continue;
+        }
+        let mut body: Vec<&str> = Vec::new();
+        for l in lines.by_ref() {
+            if l.trim_end() == "```" {
+                break;
+            }
+            body.push(l);
+        }
+        let first = body.first().copied().unwrap_or_default().to_string();
+        let rest = body.get(1..).unwrap_or(&[]).join("\n");
+        out.push((first, format!("{rest}\n")));
+    }
+    out
+}
+
+fn example_env() -> (Env, Vec<String>) {
+    let env = Env::empty();
+    let mut files = Vec::new();
+    for (first, body) in yaml_blocks(UNITS_MD) {
+        if let Some(path) = first.strip_prefix("# file: ") {
+            env.write(&format!("conf/{path}"), &body);
+            files.push(path.to_string());
+        }
+    }
+    (env, files)
+}
+
+/// `units/a/b.yaml` → `a/b`, `units/a.yaml` → `a/start`; `None` for globals and fragments.
+fn unit_command(path: &str) -> Option<String> {
+    let rel = path.strip_prefix("units/")?.strip_suffix(".yaml")?;
+    if rel.ends_with("/globals") {
+        return None;
+    }
+    Some(if rel.contains('/') {
+        rel.to_string()
+    } else {
+        format!("{rel}/start")
+    })
+}
+
+#[test]
+fn every_example_unit_prints() {
+    let (env, files) = example_env();
+    assert!(files.len() > 10, "examples not found: {files:?}");
+    let mut checked = 0;
+    for path in &files {
+        let Some(uc) = unit_command(path) else {
+            continue;
+        };
+        let mut commands = vec![uc.clone()];
+        if let Some(unit) = uc.strip_suffix("/start") {
+            for g in [
+                "stop", "cleanup", "purge", "restart", "build", "create", "backup", "restore",
+                "test",
+            ] {
+                commands.push(format!("{unit}/{g}"));
+            }
+        }
+        for c in commands {
+            let out = env.dstart(&["run", "--print-unit", &c]).output();
+            assert_eq!(
+                out.code,
+                Some(0),
+                "docs/units.md example `{c}` ({path}) fails:\n{}",
+                out.stderr
+            );
+            documents(&out.stdout);
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
+}
+
+#[test]
+fn printed_example_is_what_dstart_prints() {
+    let (env, _) = example_env();
+    let (first, body) = yaml_blocks(UNITS_MD)
+        .into_iter()
+        .find(|(first, _)| first.starts_with("# printed by: "))
+        .expect("a printed example");
+    assert!(first.contains("hello/purge"), "{first}");
+    let out = env.dstart(&["run", "--print-unit", "hello/purge"]).ok();
+    assert_eq!(documents(&out).1, yaml(&body));
+}
+
+#[test]
+fn variant_table_is_what_dstart_prints() {
+    let (env, _) = example_env();
+    let orders = |c: &str| documents(&env.dstart(&["run", "--print-unit", c]).ok()).1;
+    assert_eq!(
+        orders("site/start"),
+        yaml(
+            "[{site-db: {command: start}}, {site-cache: {command: start}}, {site-web: {command: start}}]"
+        )
+    );
+    assert_eq!(
+        orders("site/start:minimal"),
+        yaml("[{site-db: {command: start}}, {site-web: {command: start}}]")
+    );
+    assert_eq!(
+        orders("site/stop:minimal"),
+        yaml("[{site-web: {command: stop, timeout: 0}}, {site-db: {command: stop, timeout: 0}}]")
+    );
+}
+
+#[test]
+fn environment_example_merges_as_documented() {
+    let (env, _) = example_env();
+    env.unit(
+        "envcheck/start.yaml",
+        "envcheck: {image: busybox, env: {SITE: '{{ SITE | json_encode() }}'}}\n---\n",
+    );
+    let (composition, _) = documents(&env.dstart(&["run", "--print-unit", "envcheck/start"]).ok());
+    assert_eq!(
+        composition["envcheck"]["env"]["SITE"],
+        yaml(r#"'{"name":"example","port":8081}'"#)
+    );
+    env.write("extra.yaml", "SITE: {port: 9000}\n");
+    let (composition, _) = documents(
+        &env.dstart(&["run", "--print-unit", "-e", "extra.yaml", "envcheck/start"])
+            .ok(),
+    );
+    assert_eq!(
+        composition["envcheck"]["env"]["SITE"],
+        yaml(r#"'{"port":9000}'"#)
+    );
+}
+
+#[test]
+fn argument_examples_parse() {
+    let (env, _) = example_env();
+    let out = env
+        .dstart(&[
+            "run",
+            "--print-unit",
+            "shop/start:dev:seed",
+            "-f",
+            "fancy",
+            "--replicas",
+            "3",
+        ])
+        .ok();
+    let (composition, orders) = documents(&out);
+    assert_eq!(composition["shop-db"]["env"]["FLAVOUR"], yaml("fancy"));
+    assert_eq!(composition["shop-db"]["env"]["NAME"], yaml("shop-example"));
+    assert_eq!(composition["shop-web"]["env"]["REPLICAS"], yaml("'3'"));
+    assert_eq!(composition["shop-web"]["env"]["LOG_LEVEL"], yaml("debug"));
+    assert_eq!(orders.as_sequence().unwrap().len(), 3);
+    let out = env
+        .dstart(&["run", "--print-unit", "tool/start", "-t", "1.36"])
+        .ok();
+    assert!(
+        out.starts_with("tool-runner:\n  image: busybox:1.36\n"),
+        "{out}"
+    );
+}
