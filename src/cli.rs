@@ -15,14 +15,24 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// Configuration directory (default: $`DOCKERSTRA_CONF`, ~/.dockerstra, <prefix>/etc/dockerstra,
-    /// /etc/dockerstra)
-    #[arg(short = 'c', long = "configdir", value_name = "DIR", global = true)]
+    // `help` rather than a doc comment: the text names environment variables, which
+    // clippy::doc_markdown would have in backticks, and clap would print the backticks.
+    #[arg(
+        short = 'c',
+        long = "configdir",
+        value_name = "DIR",
+        global = true,
+        help = "Configuration directory (default: $DOCKERSTRA_CONF, ~/.dockerstra, <prefix>/etc/dockerstra, /etc/dockerstra)"
+    )]
     pub config_dir: Option<PathBuf>,
 
-    /// Docker engine address (<unix:///path>, tcp://host:port); default: $`DOCKER_HOST`, then the
-    /// environment files' `DOCKER_HOST`, then the local socket
-    #[arg(short = 'H', long = "host", value_name = "HOST", global = true)]
+    #[arg(
+        short = 'H',
+        long = "host",
+        value_name = "HOST",
+        global = true,
+        help = "Docker engine address (unix:///path, tcp://host:port); default: $DOCKER_HOST, then DOCKER_HOST of the environment files, then the local socket"
+    )]
     pub host: Option<String>,
 
     /// Show Docker and process output (-vv: more of it)
@@ -68,8 +78,8 @@ pub enum Command {
     /// Completion candidates for the words typed so far (used by the completion scripts)
     #[command(name = "__complete", hide = true)]
     Complete {
-        /// The words typed after `dstart`, the last one being completed
-        #[arg(allow_hyphen_values = true, num_args = 0..)]
+        /// The words typed after `dstart`, the last one being completed (after `--`)
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         words: Vec<String>,
     },
 }
@@ -117,8 +127,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub production: bool,
 
-    /// Where to write the `JUnit` report of a test run
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = "Where to write the JUnit report of a test run"
+    )]
     pub junit: Option<PathBuf>,
 
     /// UNIT/COMMAND[:TOKEN...], then the arguments for the unit's own parser (globals.yaml

@@ -89,8 +89,12 @@ pub enum ConfigError {
         service: String,
         available: Vec<String>,
     },
-    #[error("{}", cycle_message(chain))]
-    ImportCycle { chain: Vec<String> },
+    #[error("{location}: {}", cycle_message(chain))]
+    ImportCycle {
+        /// The `import` that closes the cycle.
+        location: Location,
+        chain: Vec<String>,
+    },
     #[error("invalid mode selected: `{token}`")]
     InvalidMode { token: String, valid: Vec<String> },
     #[error(
@@ -281,11 +285,16 @@ mod tests {
     #[test]
     fn cycle_message_names_the_cycle() {
         let e = ConfigError::ImportCycle {
+            location: Location {
+                file: "units/db/start.yaml".into(),
+                line: Some(1),
+                column: Some(9),
+            },
             chain: vec!["web/start".into(), "db/start".into(), "web/start".into()],
         };
         assert_eq!(
             e.to_string(),
-            "`web/start` imports `db/start`, which imports `web/start` (cycle)"
+            "units/db/start.yaml:1:9: `web/start` imports `db/start`, which imports `web/start` (cycle)"
         );
     }
 

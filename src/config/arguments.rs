@@ -72,6 +72,13 @@ fn prepare<'a>(file: &str, spec: &'a ArgumentSpec) -> Result<Prepared<'a>, Confi
             if l.is_empty() {
                 return Err(spec_error(file, spec, "`--` is not a valid name"));
             }
+            if l.starts_with('-') || l.contains(|c: char| c.is_whitespace() || c == '=') {
+                return Err(spec_error(
+                    file,
+                    spec,
+                    &format!("`{name}` is not a valid option name"),
+                ));
+            }
             long = Some(l.to_string());
         } else if let Some(s) = name.strip_prefix('-') {
             let mut chars = s.chars();
@@ -86,6 +93,13 @@ fn prepare<'a>(file: &str, spec: &'a ArgumentSpec) -> Result<Prepared<'a>, Confi
                 }
             }
         } else {
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(spec_error(
+                    file,
+                    spec,
+                    "a positional argument needs a name without spaces",
+                ));
+            }
             positional = Some(name.to_string());
         }
     }
@@ -106,6 +120,7 @@ fn prepare<'a>(file: &str, spec: &'a ArgumentSpec) -> Result<Prepared<'a>, Confi
     let nargs = match &spec.nargs {
         None => Nargs::One,
         Some(serde_yaml_ng::Value::Number(n)) => match n.as_u64() {
+            Some(0) => return Err(spec_error(file, spec, "`nargs` must be at least 1")),
             Some(k) => Nargs::Exactly(usize::try_from(k).unwrap_or(usize::MAX)),
             None => return Err(spec_error(file, spec, "`nargs` must be a positive number")),
         },
@@ -115,6 +130,7 @@ fn prepare<'a>(file: &str, spec: &'a ArgumentSpec) -> Result<Prepared<'a>, Confi
             "+" => Nargs::AtLeastOne,
             "argparse.REMAINDER" | "..." | "REMAINDER" => Nargs::Remainder,
             other => match other.parse::<usize>() {
+                Ok(0) => return Err(spec_error(file, spec, "`nargs` must be at least 1")),
                 Ok(k) => Nargs::Exactly(k),
                 Err(_) => {
                     return Err(spec_error(
@@ -333,6 +349,66 @@ fn value_of(p: &Prepared<'_>, m: &ArgMatches) -> Result<Value, String> {
     }
 }
 
+/// Checks what argparse would reject or what clap cannot represent, so that a bad `parser`
+/// section is a configuration error naming the file, never a failed assertion inside clap.
+fn check_consistent(file: &str, prepared: &[Prepared<'_>]) -> Result<(), ConfigError> {
+    let mut dests = std::collections::HashSet::new();
+    let mut longs = std::collections::HashSet::new();
+    let mut shorts = std::collections::HashSet::new();
+    for p in prepared {
+        if p.dest == "help" || p.long.as_deref() == Some("help") || p.short == Some('h') {
+            return Err(spec_error(
+                file,
+                p.spec,
+                "`-h`, `--help` and the name `help` are reserved for the unit's help",
+            ));
+        }
+        if !dests.insert(p.dest.as_str()) {
+            return Err(spec_error(
+                file,
+                p.spec,
+                &format!("`{}` is defined twice", p.dest),
+            ));
+        }
+        if let Some(l) = &p.long {
+            if !longs.insert(l.as_str()) {
+                return Err(spec_error(
+                    file,
+                    p.spec,
+                    &format!("`--{l}` is defined twice"),
+                ));
+            }
+        }
+        if let Some(c) = p.short {
+            if !shorts.insert(c) {
+                return Err(spec_error(
+                    file,
+                    p.spec,
+                    &format!("`-{c}` is defined twice"),
+                ));
+            }
+        }
+    }
+    // Positionals are filled in order: only the last one may be optional or take a variable
+    // number of values, or the ones after it could never be given.
+    let positionals: Vec<&Prepared<'_>> = prepared
+        .iter()
+        .filter(|p| p.long.is_none() && p.short.is_none())
+        .collect();
+    if let Some((_, init)) = positionals.split_last() {
+        for p in init {
+            if p.nargs != Nargs::One || p.spec.default.is_some() {
+                return Err(spec_error(
+                    file,
+                    p.spec,
+                    "only the last positional argument may have a `default` or an `nargs` (arguments of `global` come before those of the command)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Parses `argv` for the unit command `program` (e.g. `dstart run web/start`) with the
 /// arguments `specs` read from `file`.
 pub fn parse(
@@ -345,16 +421,7 @@ pub fn parse(
         .iter()
         .map(|s| prepare(file, s))
         .collect::<Result<_, _>>()?;
-    let mut seen = std::collections::HashSet::new();
-    for p in &prepared {
-        if !seen.insert(p.dest.clone()) {
-            return Err(spec_error(
-                file,
-                p.spec,
-                &format!("`{}` is defined twice", p.dest),
-            ));
-        }
-    }
+    check_consistent(file, &prepared)?;
     let mut cmd = Command::new(program.to_string())
         .no_binary_name(true)
         .disable_version_flag(true)
@@ -512,5 +579,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--nope"), "{err}");
+    }
+
+    #[test]
+    fn specs_clap_cannot_represent_are_errors() {
+        for (yaml, expected) in [
+            ("- argument: {name: '--x', short: '-h'}\n", "reserved"),
+            ("- argument: {name: '--help'}\n", "reserved"),
+            ("- argument: {name: help}\n", "reserved"),
+            (
+                "- argument: {name: '--x', short: '-x'}\n- argument: {name: '--y', short: '-x'}\n",
+                "`-x` is defined twice",
+            ),
+            (
+                "- argument: {name: '--x'}\n- argument: {name: '--x', dest: other}\n",
+                "`--x` is defined twice",
+            ),
+            ("- argument: {name: '---x'}\n", "not a valid option name"),
+            ("- argument: {name: '--a b'}\n", "not a valid option name"),
+            ("- argument: {name: ''}\n", "needs a name"),
+            ("- argument: {name: p, nargs: 0}\n", "at least 1"),
+            (
+                "- argument: {name: p, nargs: '*'}\n- argument: {name: q}\n",
+                "only the last positional",
+            ),
+            (
+                "- argument: {name: p, default: a}\n- argument: {name: q}\n",
+                "only the last positional",
+            ),
+            (
+                "- argument: {name: rest, nargs: argparse.REMAINDER}\n- argument: {name: q}\n",
+                "only the last positional",
+            ),
+        ] {
+            let err = run(yaml, &[]).unwrap_err().to_string();
+            assert!(err.contains(expected), "{yaml}: {err}");
+            assert!(err.starts_with("globals.yaml: argument `"), "{yaml}: {err}");
+        }
     }
 }

@@ -130,15 +130,30 @@ mod example {
     include!(concat!(env!("OUT_DIR"), "/example_files.rs"));
 }
 
-/// The environment file `init` writes: the engine socket and a backup directory in `$HOME`.
-fn default_environment() -> String {
+/// The environment file `init` writes: the example's `environments/default.yaml` (the example
+/// units need its variables), with the backup directory in `$HOME` (ORIGINAL §1.3), so that a
+/// cron job finds the archives wherever it runs.
+fn default_environment(example: Option<&[u8]>) -> String {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".to_string());
-    format!(
-        "# configuration files for the dstart runtime\n\
-         # Every *.yaml file in this directory is read in name order and deep-merged.\n\n\
-         DOCKER_HOST: unix:///var/run/docker.sock\n\
-         BACKUP_DIR: {home}/.docker_backup\n"
-    )
+    let backup_dir = format!("BACKUP_DIR: {home}/.docker_backup");
+    let Some(text) = example.map(String::from_utf8_lossy) else {
+        return format!(
+            "# Variables for the unit files of this configuration directory.\n\
+             # Every *.yaml file in this directory is read in name order and deep-merged.\n\n\
+             DOCKER_HOST: unix:///var/run/docker.sock\n\
+             {backup_dir}\n"
+        );
+    };
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("BACKUP_DIR:") {
+            out.push_str(&backup_dir);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Writes the example configuration into `dir` (created if needed). Refuses an initialized
@@ -154,9 +169,11 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         move |source| ConfigError::Io { path, source }
     };
     let mut written = Vec::new();
+    let mut example_env = None;
     for (rel, bytes) in example::FILES {
         let rel = Path::new(rel);
         if rel == Path::new("environments/default.yaml") {
+            example_env = Some(*bytes);
             continue;
         }
         let target = dir.join(rel);
@@ -169,7 +186,7 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let env_dir = dir.join("environments");
     fs::create_dir_all(&env_dir).map_err(io(&env_dir))?;
     let env_file = env_dir.join("default.yaml");
-    fs::write(&env_file, default_environment()).map_err(io(&env_file))?;
+    fs::write(&env_file, default_environment(example_env)).map_err(io(&env_file))?;
     written.push(PathBuf::from("environments/default.yaml"));
     Ok(written)
 }
@@ -203,6 +220,8 @@ mod tests {
         let env = fs::read_to_string(dir.join("environments/default.yaml")).unwrap();
         assert!(env.contains("DOCKER_HOST: "));
         assert!(env.contains("BACKUP_DIR: "));
+        // The example unit's variables are there too.
+        assert!(env.contains("\nWEB_PORT: "), "{env}");
         assert!(dir.join("units").is_dir());
         assert!(matches!(
             init(&dir),

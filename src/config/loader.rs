@@ -161,7 +161,7 @@ impl Loader<'_> {
         let base = self.base_file(&unit_command.unit, &unit_command.command)?;
         let sections = sections_for(&base, &unit_command.command);
         let globals = self.globals(&unit_command.unit, &BTreeSet::new())?;
-        let modes = variants::mode_config(globals.as_ref(), &sections)?;
+        let modes = self.modes_of(&unit_command.unit, globals.as_ref(), &sections)?;
 
         let mut tokens = unit_command.tokens.clone();
         let mut test_variants = Vec::new();
@@ -223,6 +223,32 @@ impl Loader<'_> {
             environment: rendered.environment,
             source: rendered.source,
         })))
+    }
+
+    /// The mode atoms and groups `unit/command` accepts (ORIGINAL §5).
+    pub fn mode_config(&self, unit: &str, command: &str) -> Result<ModeConfig, ConfigError> {
+        let base = self.base_file(unit, command)?;
+        let globals = self.globals(unit, &BTreeSet::new())?;
+        self.modes_of(unit, globals.as_ref(), &sections_for(&base, command))
+    }
+
+    fn modes_of(
+        &self,
+        unit: &str,
+        globals: Option<&Globals>,
+        sections: &[&str],
+    ) -> Result<ModeConfig, ConfigError> {
+        variants::mode_config(globals, sections).map_err(|e| match e {
+            // Name the file the groups are written in, not just "globals.yaml".
+            ConfigError::UndefinedAtoms { atoms, .. } => ConfigError::UndefinedAtoms {
+                context: self
+                    .conf
+                    .globals_file(unit)
+                    .map_or_else(|| "globals.yaml".into(), |p| p.display().to_string()),
+                atoms,
+            },
+            other => other,
+        })
     }
 
     /// The file `unit/command` reads.
@@ -540,7 +566,10 @@ impl Loader<'_> {
         if let Some(pos) = stack.iter().position(|s| *s == key) {
             let mut chain: Vec<String> = stack[pos..].to_vec();
             chain.push(key);
-            return Err(ConfigError::ImportCycle { chain });
+            return Err(ConfigError::ImportCycle {
+                location: origin.location(),
+                chain,
+            });
         }
         let base = self.base_file(&uc.unit, &uc.command).map_err(|e| {
             let hint = e.hint();

@@ -162,9 +162,12 @@ impl Origin {
                     }
                 }
                 let inner = err.into_inner().to_string();
-                // serde reports an unknown key at its parent; point at the key itself.
+                // Depending on the shape, the path of an unknown key ends at its parent or
+                // already at the key itself; point at the key, once.
                 if let Some(key) = unknown_field_name(&inner) {
-                    rel.push(PathSeg::Key(key));
+                    if rel.last() != Some(&PathSeg::Key(key.clone())) {
+                        rel.push(PathSeg::Key(key));
+                    }
                 }
                 path.extend(rel.iter().cloned());
                 let origin = Origin {

@@ -1418,7 +1418,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("units/t/start.yaml:4:5:"), "{err}");
-        assert!(err.contains("unknown key `restrat_policy`"), "{err}");
+        assert!(
+            err.contains("`startup.restrat_policy`: unknown key `restrat_policy`"),
+            "{err}"
+        );
         assert!(err.contains("restart_policy"), "{err}");
     }
 

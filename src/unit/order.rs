@@ -953,7 +953,10 @@ mod tests {
             panic!("{err:?}")
         };
         assert_eq!(location.to_string(), "units/t/start.yaml:3:25");
-        assert!(message.contains("unknown key `restrat`"), "{message}");
+        assert!(
+            message.ends_with("`restrat`: unknown key `restrat`"),
+            "{message}"
+        );
         let hint = hint.clone().unwrap();
         assert!(
             hint.contains("`restart`") && hint.contains("`wait`"),
