@@ -181,6 +181,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         output::result(unit.to_yaml());
         return Ok(());
     }
+    crate::generate::check_nested(&conf, &env, &unit, &mut vec![unit.command.to_string()])?;
     let address = engine::choose_address(
         cli.host.as_deref(),
         unit.environment.get_str("DOCKER_HOST").as_deref(),

@@ -104,6 +104,13 @@ pub enum ConfigError {
     UndefinedAtoms { context: String, atoms: Vec<String> },
     #[error("{message}")]
     UnitArguments { message: String },
+    #[error("{location}: the `unit` order runs `{unit_command}`, which cannot run")]
+    Nested {
+        location: Location,
+        unit_command: String,
+        #[source]
+        source: Box<ConfigError>,
+    },
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {

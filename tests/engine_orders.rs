@@ -129,14 +129,24 @@ fn unit_order_runs_another_unit_command() {
         "{out}"
     );
     assert!(sb.exists(&format!("{id}-db")));
-    // A cycle of unit orders is refused.
+    // A cycle of unit orders, or a nested unit that cannot load, is refused before anything
+    // runs (configuration errors, exit 2).
     sb.unit(
         &id,
         "loop",
-        &format!("{{}}\n---\n- host: {{command: unit, unit: '{id}/loop'}}\n"),
+        &format!("{{}}\n---\n- host: {{command: execute, run: [touch, ran]}}\n- host: {{command: unit, unit: '{id}/loop'}}\n"),
     );
-    let (_, stderr) = sb.fails(&["run", &format!("{id}/loop")], 1);
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/loop")], 2);
     assert!(stderr.contains("form a cycle"), "{stderr}");
+    assert!(!sb.conf().join("ran").exists(), "nothing ran");
+    sb.unit(
+        &id,
+        "broken",
+        &format!("{{}}\n---\n- host: {{command: unit, unit: '{id}-db/nope'}}\n"),
+    );
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/broken")], 2);
+    assert!(stderr.contains("the `unit` order runs"), "{stderr}");
+    assert!(stderr.contains("caused by: no unit command"), "{stderr}");
 }
 
 #[test]

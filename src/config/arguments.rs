@@ -194,6 +194,19 @@ fn prepare<'a>(file: &str, spec: &'a ArgumentSpec) -> Result<Prepared<'a>, Confi
             ));
         }
     };
+    // A default must be of the argument's type (a list default: each item).
+    if kind != Kind::Str {
+        let defaults: Vec<&serde_yaml_ng::Value> = match &spec.default {
+            Some(serde_yaml_ng::Value::Sequence(items)) => items.iter().collect(),
+            Some(serde_yaml_ng::Value::Null) | None => Vec::new(),
+            Some(v) => vec![v],
+        };
+        for d in defaults {
+            if let Err(e) = convert(kind, &scalar_string(d)) {
+                return Err(spec_error(file, spec, &format!("`default`: {e}")));
+            }
+        }
+    }
     Ok(Prepared {
         spec,
         dest,
@@ -318,6 +331,17 @@ fn value_of(p: &Prepared<'_>, m: &ArgMatches) -> Result<Value, String> {
         Action::Store | Action::Append => {
             if from_default {
                 return Ok(match &p.spec.default {
+                    Some(serde_yaml_ng::Value::Sequence(items)) if p.kind != Kind::Str => {
+                        Value::Array(
+                            items
+                                .iter()
+                                .map(|i| convert(p.kind, &scalar_string(i)))
+                                .collect::<Result<_, _>>()?,
+                        )
+                    }
+                    Some(d) if p.kind != Kind::Str && !d.is_null() => {
+                        convert(p.kind, &scalar_string(d))?
+                    }
                     Some(d) => yaml_to_json(d),
                     None if p.action == Action::Append
                         || matches!(p.nargs, Nargs::Any | Nargs::Remainder) =>
@@ -563,6 +587,22 @@ mod tests {
         assert!(run(yaml, &[]).is_err());
         let v = values("- argument: {name: x, nargs: '?', default: d}\n", &[]);
         assert_eq!(v["x"], json!("d"));
+    }
+
+    #[test]
+    fn default_must_match_the_type() {
+        let err = run(
+            "- argument: {name: '--n', type: int, default: notanint}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`default`: invalid int value: `notanint`"),
+            "{err}"
+        );
+        let v = values("- argument: {name: '--n', type: float, default: 2}\n", &[]);
+        assert_eq!(v["n"], json!(2.0));
     }
 
     #[test]

@@ -489,6 +489,9 @@ impl Loader<'_> {
                                 return Err(origin.invalid("`import` is a unit command like `web/start`, or a list of them"));
                             }
                         }
+                    } else if name.starts_with('.') {
+                        // A hidden block, for YAML anchors (`.defaults: &defaults {...}`);
+                        // no container name starts with a dot.
                     } else {
                         own.insert(name, (v, origin));
                     }

@@ -215,12 +215,16 @@ impl Source {
         }
     }
 
-    /// All YAML documents of the text, in order. An empty document is `Value::Null`.
+    /// All YAML documents of the text, in order. An empty document is `Value::Null`. Merge
+    /// keys (`<<: *anchor`, as compose files use them) are applied.
     pub fn documents(&self) -> Result<Vec<Value>, ConfigError> {
         let mut docs = Vec::new();
         for de in serde_yaml_ng::Deserializer::from_str(&self.text) {
             match Value::deserialize(de) {
-                Ok(v) => docs.push(v),
+                Ok(mut v) => {
+                    v.apply_merge().map_err(|e| yaml_error(&self.path, &e))?;
+                    docs.push(v);
+                }
                 Err(e) => return Err(yaml_error(&self.path, &e)),
             }
         }
@@ -483,6 +487,18 @@ mod tests {
         let docs = src("a: 1\n---\n").documents().unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1], Value::Null);
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let docs =
+            src("base: &base {image: busybox, user: '1'}\nweb:\n  <<: *base\n  user: '2'\n---\n")
+                .documents()
+                .unwrap();
+        let web = docs[0].get("web").unwrap();
+        assert_eq!(web.get("image").and_then(Value::as_str), Some("busybox"));
+        assert_eq!(web.get("user").and_then(Value::as_str), Some("2"));
+        assert!(web.get("<<").is_none());
     }
 
     #[test]

@@ -29,6 +29,51 @@ pub fn load_unit(
     }
 }
 
+/// Checks, before anything runs, that every nested `unit` order of `unit` names a unit command
+/// that loads (recursively) and that they form no cycle. `stack` holds the unit commands above.
+pub fn check_nested(
+    conf: &ConfigDir,
+    env: &Environment,
+    unit: &Unit,
+    stack: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    use crate::unit::order::Action;
+    for order in unit.orders() {
+        let Action::Unit(args) = &order.action else {
+            continue;
+        };
+        let location = order.origin.location();
+        let nested = |source: ConfigError| ConfigError::Nested {
+            location: location.clone(),
+            unit_command: args.unit.clone(),
+            source: Box::new(source),
+        };
+        let uc = UnitCommand::parse(&args.unit).map_err(nested)?;
+        let key = uc.to_string();
+        if uc.command == "test" {
+            return Err(order
+                .origin
+                .invalid("a `unit` order cannot run tests; run `dstart run UNIT/test` instead"));
+        }
+        if stack.contains(&key) {
+            let mut chain = stack.clone();
+            chain.push(key);
+            return Err(order
+                .origin
+                .invalid(format!("`unit` orders form a cycle: {}", chain.join(" → "))));
+        }
+        let Ok(child) = load_unit(conf, env, &uc, &args.args, false).map_err(nested)? else {
+            return Err(order
+                .origin
+                .invalid(format!("`{key}`: its arguments ask for help")));
+        };
+        stack.push(key);
+        check_nested(conf, env, &child, stack).map_err(nested)?;
+        stack.pop();
+    }
+    Ok(())
+}
+
 /// Resolves a typed unit into the unit command to run: checks the requested tokens, filters the
 /// orders by variant, and derives generated commands from the start orders.
 pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
