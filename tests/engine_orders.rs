@@ -187,3 +187,56 @@ fn mandatory_environment_labels_block_create() {
     assert!(help.contains("Ports: 8080/tcp"), "{help}");
     assert!(help.contains("Volumes: /state"), "{help}");
 }
+
+#[test]
+fn a_container_imported_into_another_unit_is_shared_not_recreated() {
+    let sb = Sandbox::new("shared");
+    let id = sb.id.clone();
+    let db = format!("{id}-db");
+    sb.write("www/index.html", "from-the-shared-db\n");
+    sb.unit(
+        &format!("{id}-a"),
+        "start",
+        &format!(
+            "{db}:\n  image: {base}\n  command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n  volumes: ['./www:/www:ro']\n---\n- {db}: {{command: start}}\n",
+            base = base_image()
+        ),
+    );
+    sb.unit(
+        &format!("{id}-b"),
+        "start",
+        &format!(
+            "import: {id}-a/start\n{id}-client:\n  image: {base}\n  command: [\"wget\", \"-q\", \"-O-\", \"http://{db}/\"]\n---\n- {db}: {{command: start}}\n- {id}-client: {{command: start, attach: true}}\n",
+            base = base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}-a/start")]);
+    let first = sb.inspect(&db, "{{.Id}}").unwrap();
+    let out = sb.ok(&["-v", "run", &format!("{id}-b/start")]);
+    assert!(
+        out.contains("from-the-shared-db"),
+        "the client of unit b reaches the shared container by its key: {out}"
+    );
+    assert_eq!(
+        sb.inspect(&db, "{{.Id}}").unwrap(),
+        first,
+        "not recreated by the second unit"
+    );
+    sb.ok(&["run", &format!("{id}-a/start")]);
+    assert_eq!(
+        sb.inspect(&db, "{{.Id}}").unwrap(),
+        first,
+        "nor by the first one again"
+    );
+    let networks = sb
+        .inspect(
+            &db,
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        )
+        .unwrap();
+    assert!(
+        networks.contains(&format!("dstart-{id}-a"))
+            && networks.contains(&format!("dstart-{id}-b")),
+        "{networks}"
+    );
+}

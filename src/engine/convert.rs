@@ -262,11 +262,23 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    labels.insert(LABEL_UNIT.into(), input.unit.clone());
     labels.insert(LABEL_CONTAINER.into(), spec.name.clone());
     body.labels = Some(labels.clone());
 
-    let hash = config_hash(&body);
+    // The hash covers the container's own configuration, not which unit runs it: a container
+    // imported into a second unit is the same container there (it joins that unit's network
+    // as well instead of being recreated).
+    let hash = {
+        let mut own = body.clone();
+        if input.network.is_some() && host.network_mode.is_none() {
+            own.networking_config = None;
+            if let Some(h) = own.host_config.as_mut() {
+                h.network_mode = None;
+            }
+        }
+        config_hash(&own)
+    };
+    labels.insert(LABEL_UNIT.into(), input.unit.clone());
 
     // Anonymous volumes of a replaced container are mounted again by name; this is not part of
     // the configuration, so it comes after the hash.
@@ -414,6 +426,20 @@ mod tests {
         );
         assert_ne!(a.hash, c.hash);
         assert_eq!(a.hash.len(), 64);
+    }
+
+    #[test]
+    fn the_unit_running_a_container_is_not_part_of_its_hash() {
+        let s = spec("image: busybox\n");
+        let a = create_request(&s, &input());
+        let other = ConvertInput {
+            unit: "other".into(),
+            network: Some("dstart-other".into()),
+            ..Default::default()
+        };
+        let b = create_request(&s, &other);
+        assert_eq!(a.hash, b.hash);
+        assert_eq!(b.body.labels.unwrap()[LABEL_UNIT], "other");
     }
 
     #[test]

@@ -1073,6 +1073,33 @@ impl Engine {
         }
     }
 
+    /// Attaches a container to a network under `aliases`.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: Vec<String>,
+    ) -> Result<(), EngineError> {
+        let req = bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(bollard::models::EndpointSettings {
+                aliases: Some(aliases),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(network, req)
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("connecting `{container}` to network `{network}`"),
+                    "network",
+                    network,
+                    e,
+                )
+            })
+    }
+
     /// Names of the containers attached to a network; `None` if the network does not exist.
     pub async fn network_containers(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
         match self

@@ -204,6 +204,7 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                 (None, _) => {}
             }
             if !started {
+                join_unit_network(run, spec, &info).await?;
                 if info.running && !args.restart {
                     output::debug(format!(
                         "Container {name} is already started. (skipped)  Add 'restart: true' to the order to restart it."
@@ -224,6 +225,27 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
     if let Some(ready) = &args.ready {
         wait_ready(run, name, ready).await?;
     }
+    Ok(())
+}
+
+/// Connects an existing container that another unit created to this unit's network, so the
+/// containers of this unit reach it by its key.
+async fn join_unit_network(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    info: &ContainerInfo,
+) -> OrderResult {
+    if !spec.on_unit_network() || info.networks.iter().any(|(n, _)| *n == run.naming.network) {
+        return Ok(());
+    }
+    run.ensure_network().await?;
+    run.engine()
+        .connect_network(&run.naming.network, &spec.name, vec![spec.name.clone()])
+        .await?;
+    output::debug(format!(
+        "Connected container {} to network {}",
+        spec.name, run.naming.network
+    ));
     Ok(())
 }
 
@@ -588,25 +610,33 @@ async fn remove_unit_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderRe
 pub async fn remove_network_if_unused(run: &UnitRun<'_>) {
     let engine = run.engine();
     let net = &run.naming.network;
-    let left = engine
+    // While other containers are attached, one inspect answers; the listing is only needed
+    // for the last one (created containers are not attached until they start).
+    match engine.network_containers(net).await {
+        Ok(Some(attached)) if attached.is_empty() => {}
+        Ok(_) => return,
+        Err(e) => {
+            output::warn("lifecycle", format!("could not inspect network {net}: {e}"));
+            return;
+        }
+    }
+    match engine
         .containers_with_labels(&[(LABEL_UNIT, run.naming.unit_label.as_str())])
-        .await;
-    let attached = engine.network_containers(net).await;
-    match (left, attached) {
-        (Ok(left), Ok(Some(attached))) if left.is_empty() && attached.is_empty() => {
-            match engine.remove_network(net).await {
-                Ok(()) => output::debug(format!("Removed network {net}")),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => output::warn(
-                    "lifecycle",
-                    format!("could not remove network {net} (carrying on): {e}"),
-                ),
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            output::warn("lifecycle", format!("could not check network {net}: {e}"));
-        }
-        _ => {}
+        .await
+    {
+        Ok(left) if left.is_empty() => match engine.remove_network(net).await {
+            Ok(()) => output::debug(format!("Removed network {net}")),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => output::warn(
+                "lifecycle",
+                format!("could not remove network {net} (carrying on): {e}"),
+            ),
+        },
+        Ok(_) => {}
+        Err(e) => output::warn(
+            "lifecycle",
+            format!("could not list the containers of {net}: {e}"),
+        ),
     }
 }
 
