@@ -100,6 +100,9 @@ pub enum ConfigError {
     UndefinedAtoms { context: String, atoms: Vec<String> },
     #[error("{message}")]
     UnitArguments { message: String },
+    /// Test variants that cannot go together.
+    #[error("{message}")]
+    TestSelection { message: String },
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {
