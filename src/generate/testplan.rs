@@ -765,8 +765,10 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
             .into_iter()
             .map(|o| order_case(o, &display))
             .collect();
+        // `remove` stops a running container itself: the teardown needs no stop orders.
         teardown.cases = generated("purge")?
             .into_iter()
+            .filter(|o| !matches!(o.action, Action::Stop(_)))
             .map(|o| order_case(o, &display))
             .collect();
     }
@@ -867,6 +869,15 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
 
 fn orders_value(cases: &[OrderCase]) -> Value {
     Value::Sequence(cases.iter().map(|c| order_to_value(&c.order)).collect())
+}
+
+fn case_names(cases: &[OrderCase]) -> Value {
+    Value::Sequence(
+        cases
+            .iter()
+            .map(|c| Value::String(c.name.clone()))
+            .collect(),
+    )
 }
 
 fn string_map(map: &IndexMap<String, String>) -> Value {
@@ -977,7 +988,8 @@ impl TestPlan {
         }
         let mut suites = Vec::new();
         if !self.selection.production {
-            suites.push(suite_value(&self.setup, orders_value(&self.setup.cases)));
+            // The orders themselves are the second document.
+            suites.push(suite_value(&self.setup, case_names(&self.setup.cases)));
         }
         for s in &self.daemon {
             let cases = s
@@ -1429,15 +1441,7 @@ user:
         let names: Vec<String> = p.teardown.cases.iter().map(|c| c.name.clone()).collect();
         assert_eq!(
             names,
-            [
-                "side:stop",
-                "web:stop",
-                "db:stop",
-                "side:remove",
-                "web:remove",
-                "db:remove",
-                "data:remove"
-            ],
+            ["side:remove", "web:remove", "db:remove", "data:remove"],
             "default keeps the images"
         );
         assert!(
@@ -1480,6 +1484,11 @@ user:
             &full.unit.containers,
         );
         assert_eq!(kept.len(), 9, "everything of a full run carries the tempid");
+        assert_eq!(
+            full.teardown.cases.len(),
+            6,
+            "4 removes and 2 images, no stops"
+        );
         let default = plan(&unit("u/test", UNIT), false).unwrap();
         let renamed_purge = commands::generate(
             "purge",
