@@ -777,3 +777,59 @@ fn an_interrupted_test_run_tears_down_and_exits_130() {
     let t = tempid(&format!("{id}/test:check"));
     assert_eq!(leftovers(&t), Vec::<String>::new(), "{seen}{rest}");
 }
+
+#[test]
+fn full_builds_pseudo_tagged_images_and_removes_them() {
+    let sb = sandbox("tfull");
+    let id = &sb.id;
+    sb.write(
+        "img/base/Dockerfile",
+        &format!("FROM {}\nRUN echo base > /base.txt\n", base_image()),
+    );
+    sb.write(
+        "img/app/Dockerfile",
+        &format!("FROM {id}/base\nCMD [\"sh\", \"-c\", \"cat /base.txt; echo app ok\"]\n"),
+    );
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-base:
+  build: {{path: img/base, tag: "{id}/base"}}
+{id}-app:
+  build: {{path: img/app, tag: "{id}/app:1"}}
+  job: {{logs: ["base", "app ok"]}}
+---
+- {id}-base: {{command: build}}
+- {id}-app: {{command: start, attach: true}}
+"#
+        ),
+    );
+    let stdout = sb.ok(&["run", &format!("{id}/test:full:check")]);
+    let t = tempid(&format!("{id}/test:full:check"));
+    assert!(
+        stdout.contains(&format!("PASS {id}-app_jobs {id}-app:job (")),
+        "the app image was built FROM the test's base image: {stdout}"
+    );
+    for removed in ["app", "base"] {
+        assert!(
+            stdout.contains(&format!("PASS teardown {id}-{removed}:remove_image (")),
+            "{stdout}"
+        );
+    }
+    let images = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let ours: Vec<&str> = images
+        .lines()
+        .filter(|i| i.starts_with(id.as_str()))
+        .collect();
+    assert!(
+        ours.iter().all(|i| !i.contains(&t)),
+        "no pseudo-tagged image is left: {ours:?}"
+    );
+    assert!(
+        !ours.contains(&format!("{id}/base:latest").as_str())
+            && !ours.contains(&format!("{id}/app:1").as_str()),
+        "a full test never builds the production tags: {ours:?}"
+    );
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}

@@ -27,7 +27,7 @@ use crate::testing::files;
 use crate::testing::junit;
 use crate::testing::report::{CaseResult, Failure, Report};
 use crate::unit::checks::LogMatch;
-use crate::unit::container::{ContainerSpec, StringOrList};
+use crate::unit::container::{ContainerSpec, StringOrList, split_image};
 
 /// How a test run ended.
 #[derive(Debug)]
@@ -238,8 +238,8 @@ impl Tester<'_> {
                 Box::pin(self.order_case(case)),
             )
             .await;
-            if let Some(f) = &result.0.failure {
-                self.blocked = Some(format!("`{}` failed: {}", case.name, f.message));
+            if result.0.failure.is_some() {
+                self.blocked = Some(format!("(`{}` failed)", case.name));
             }
             self.record(&plan.setup.name, result);
         }
@@ -607,51 +607,8 @@ impl Tester<'_> {
         if self.staging.as_ref().is_none_or(Staging::is_empty) || self.test_data_ready {
             return;
         }
-        let run = &self.run;
-        let tempid = &self.plan.tempid;
-        let helper = run
-            .unit
-            .environment
-            .get_str("HELPER_IMAGE")
-            .filter(|s| !s.is_empty());
-        let mut candidates: Vec<String> = helper.into_iter().collect();
-        candidates.extend(
-            run.unit
-                .containers
-                .values()
-                .filter_map(|c| c.spec.image.clone())
-                .filter(|i| {
-                    !crate::unit::container::split_image(i)
-                        .1
-                        .ends_with(tempid.as_str())
-                }),
-        );
-        let exists = run
-            .engine()
-            .container(&self.test_data)
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-        let mut image = None;
-        if !exists {
-            for c in candidates {
-                if run.engine().image(&c).await.ok().flatten().is_some() {
-                    image = Some(c);
-                    break;
-                }
-            }
-        }
         output::start_capture(true);
-        let result = match (exists, image) {
-            (true, _) => Ok(()),
-            (false, Some(image)) => archive::ensure(run, &self.test_data, &image)
-                .await
-                .map_err(|e| e.to_string()),
-            (false, None) => {
-                Err("no image to make it from: set HELPER_IMAGE in an environment file".to_string())
-            }
-        };
+        let result = self.create_test_data().await;
         output::stop_capture();
         match result {
             Ok(()) => self.test_data_ready = true,
@@ -663,6 +620,56 @@ impl Tester<'_> {
                 ),
             ),
         }
+    }
+
+    async fn create_test_data(&self) -> Result<(), String> {
+        let run = &self.run;
+        let engine = run.engine();
+        let name = &self.test_data;
+        if engine
+            .container(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let helper = run
+            .unit
+            .environment
+            .get_str("HELPER_IMAGE")
+            .filter(|s| !s.is_empty());
+        let tempid = self.plan.tempid.as_str();
+        let (mut stable, mut pseudo): (Vec<String>, Vec<String>) = run
+            .unit
+            .containers
+            .values()
+            .filter_map(|c| c.spec.image.clone())
+            .partition(|i| !split_image(i).1.ends_with(tempid));
+        stable.insert(0, helper.unwrap_or_default());
+        stable.retain(|s| !s.is_empty());
+        for image in &stable {
+            if engine.image(image).await.ok().flatten().is_some() {
+                return archive::ensure(run, name, image)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+        }
+        // Only the test's own images exist (`full` on a fresh machine): keep one under the test
+        // data container's name, so the teardown can still remove the pseudo tag.
+        pseudo.dedup();
+        for image in &pseudo {
+            if engine.image(image).await.ok().flatten().is_some() {
+                engine
+                    .tag_image(image, name, "latest")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return archive::ensure(run, name, &format!("{name}:latest"))
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+        }
+        Err("no image to make it from: set HELPER_IMAGE in an environment file".into())
     }
 
     async fn lifecycle_suite(&mut self, suite: &crate::generate::testplan::Suite<OrderCase>) {
@@ -779,6 +786,12 @@ pub fn naming(plan: &TestPlan) -> Naming {
             network: network_name(&plan.unit_label),
             volumes: std::collections::HashMap::new(),
             display: plan.display.clone(),
+            images: plan
+                .renames
+                .images
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
