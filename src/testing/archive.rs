@@ -77,6 +77,14 @@ impl Staging {
         )
     }
 
+    /// The `/tests/<variant>/<container>` links the run writes.
+    pub fn links(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|(v, c)| format!("/tests/{v}/{c}"))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

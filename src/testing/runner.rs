@@ -769,8 +769,10 @@ impl Tester<'_> {
             .await
             .map_err(|e| format!("cannot store the test files in {}: {e}", self.test_data))?;
         output::info(format!(
-            "Stored the test files in {}: /tests/{}/...",
-            self.test_data, self.plan.selection.label
+            "Stored the test files in {}: {} (-> /archives/.../{})",
+            self.test_data,
+            staging.links().join(", "),
+            staging.timestamp
         ));
         Ok(())
     }
