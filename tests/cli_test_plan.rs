@@ -101,3 +101,23 @@ fn production_is_only_for_tests_and_not_with_full() {
     let out = dstart(&conf, &["run", "--print-unit", "web/test:nosuchvariant"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn order_variants_filter_the_setup_of_a_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path();
+    std::fs::create_dir_all(conf.join("environments")).unwrap();
+    std::fs::create_dir_all(conf.join("units/u")).unwrap();
+    std::fs::write(
+        conf.join("units/u/start.yaml"),
+        "db:\n  image: busybox\nweb:\n  image: busybox\nextra:\n  image: busybox\n---\n- db: {command: start}\n- web: {command: start, variants: [minimal, full_stack]}\n- extra: {command: start, variants: [full_stack]}\n",
+    )
+    .unwrap();
+    let t = tempid("u/test:check:minimal");
+    let printed = ok(conf, &["run", "--print-unit", "u/test:check:minimal"]);
+    let setup = printed.split("---\n").nth(1).unwrap();
+    assert!(setup.contains(&format!("- db_{t}:")), "{printed}");
+    assert!(setup.contains(&format!("- web_{t}:")), "{printed}");
+    assert!(!setup.contains("extra_"), "{printed}");
+    assert!(printed.contains("variant: check"), "{printed}");
+}

@@ -99,10 +99,17 @@ fn daemon_checks_pass_and_fail_with_reasons_and_a_valid_junit_report() {
     home: {{url: "http://127.0.0.1:[[port 80]]({id}-web)/", status: 200, match: "hello from"}}
     wrong_status: {{url: "http://127.0.0.1:[[port 80]]({id}-web)/missing.html", status: 200, timeout: 1}}
     wrong_body: {{url: "http://127.0.0.1:[[port 80]]({id}-web)/", match: "goodbye", timeout: 1}}
+{id}-dies:
+  image: {base}
+  command: ["sh", "-c", "echo dying on purpose; sleep 1; exit 5"]
+  daemon:
+    up: {{url: "http://127.0.0.1:1/", timeout: 60}}
 ---
 - {id}-web: {{command: start}}
+- {id}-dies: {{command: start}}
 "#,
-            web = httpd("hello from the test")
+            web = httpd("hello from the test"),
+            base = base_image()
         ),
     );
     let junit = sb.conf().join("out/report.xml");
@@ -144,7 +151,26 @@ fn daemon_checks_pass_and_fail_with_reasons_and_a_valid_junit_report() {
         stdout.contains(&format!("PASS teardown {id}-web:remove (")),
         "{stdout}"
     );
-    assert!(stdout.ends_with("5 passed, 2 failed\n"), "{stdout}");
+    let dies = stdout
+        .split(&format!("FAIL {id}-dies_daemon up ("))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let secs: f64 = dies.split('s').next().unwrap().parse().unwrap();
+    assert!(
+        secs < 30.0,
+        "an exited container fails its check at once: {stdout}"
+    );
+    assert!(
+        dies.contains(&format!(
+            "container `{id}-dies_{t}` exited with code 5 while it was checked"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        dies.contains("dying on purpose"),
+        "with its last lines: {stdout}"
+    );
+    assert!(stdout.ends_with("8 passed, 3 failed\n"), "{stdout}");
     validate_junit(&junit);
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
