@@ -176,7 +176,7 @@ struct Tester<'a> {
     blocked: Option<String>,
     interrupted: bool,
     test_data: String,
-    /// The image the test data container was made from, once it exists.
+    /// Whether the test data container exists (files can be stored).
     test_data_ready: bool,
 }
 
