@@ -8,7 +8,10 @@ use crate::config::loader::{Loaded, UnitCommand};
 use crate::engine;
 use crate::error::{ConfigError, Error, render};
 use crate::execute::{self, Naming, OrderError, Runtime, UnitRun};
+use crate::generate::testplan;
 use crate::output::{self, OutputConfig};
+use crate::testing::runner;
+use crate::unit::Unit;
 
 /// Runs one `dstart` invocation.
 pub fn run(cli: &Cli) -> Result<(), Error> {
@@ -177,11 +180,76 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         }
         Err(Loaded::Unit(_)) => unreachable!("load_unit resolves units"),
     };
+    if unit.command.command == "test" {
+        return test_unit(cli, args, conf, env, &unit);
+    }
+    if args.production {
+        return Err(Error::Usage(
+            "--production applies to test runs (`UNIT/test`)".into(),
+        ));
+    }
     if args.print_unit || args.print_only {
         output::result(unit.to_yaml());
         return Ok(());
     }
     crate::generate::check_nested(&conf, &env, &unit, &mut vec![unit.command.to_string()])?;
+    with_engine(cli, conf, env, &unit, async |rt| {
+        let run = UnitRun::new(
+            rt,
+            &unit,
+            Naming::plain(&unit.command.unit),
+            vec![unit.command.to_string()],
+        );
+        Box::pin(run.run_steps(&unit.steps))
+            .await
+            .map_err(order_error)
+    })
+}
+
+/// `UNIT/test[:VARIANTS]`: plan the run, then run it (or print the plan).
+fn test_unit(
+    cli: &Cli,
+    args: &RunArgs,
+    conf: ConfigDir,
+    env: Environment,
+    unit: &Unit,
+) -> Result<(), Error> {
+    let plan = testplan::plan(unit, args.production)?;
+    if args.print_unit || args.print_only {
+        output::result(plan.to_yaml());
+        return Ok(());
+    }
+    let junit = args
+        .junit
+        .clone()
+        .unwrap_or_else(|| runner::default_junit_path(&plan));
+    with_engine(cli, conf, env, unit, async |rt| {
+        let outcome = Box::pin(runner::run(rt, &plan, &junit)).await;
+        if outcome.interrupted {
+            Err(Error::Interrupted)
+        } else if outcome.report.failed() > 0 {
+            Err(Error::failed(format!(
+                "{} of {} test cases of `{}` failed (report: {})",
+                outcome.report.failed(),
+                outcome.report.passed() + outcome.report.failed(),
+                plan.command,
+                outcome.junit.display()
+            )))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// Connects to the engine of `unit` and runs `work` on it, inside the async runtime. `env` is
+/// the environment before the unit's globals (for nested `unit` orders).
+fn with_engine(
+    cli: &Cli,
+    conf: ConfigDir,
+    env: Environment,
+    unit: &Unit,
+    work: impl AsyncFnOnce(&Runtime) -> Result<(), Error>,
+) -> Result<(), Error> {
     let address = engine::choose_address(
         cli.host.as_deref(),
         unit.environment.get_str("DOCKER_HOST").as_deref(),
@@ -210,15 +278,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
             env,
             cwd,
         };
-        let run = UnitRun::new(
-            &rt,
-            &unit,
-            Naming::plain(&unit.command.unit),
-            vec![unit.command.to_string()],
-        );
-        Box::pin(run.run_steps(&unit.steps))
-            .await
-            .map_err(order_error)
+        work(&rt).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result

@@ -111,6 +111,9 @@ pub enum ConfigError {
         #[source]
         source: Box<ConfigError>,
     },
+    /// Test variants that cannot go together.
+    #[error("{message}")]
+    TestSelection { message: String },
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {

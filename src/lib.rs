@@ -7,7 +7,9 @@
 //! cli       → the command line (clap)
 //! config    → configuration directory, environment, templates, YAML, imports   (RawUnit)
 //! unit      → typed, validated containers and orders                           (TypedUnit)
-//! generate  → variant filtering and generated commands, pure                    (Unit)
+//! generate  → variant filtering, generated commands and test plans, pure        (Unit)
+//! execute   → orders against the engine
+//! testing   → test runs: cases, reports, kept files
 //! app       → dispatch of the subcommands
 //! ```
 
@@ -20,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod output;
+pub mod testing;
 pub mod unit;
 
 pub use app::run;

@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// How chatty the output is, from the global flags.
@@ -43,6 +44,8 @@ struct Output {
     info_file: Option<Mutex<File>>,
     err_file: Option<Mutex<File>>,
     capture: Mutex<Option<Vec<String>>>,
+    /// While capturing a test case, log lines go only to the capture (unless `-v`).
+    capture_only: AtomicBool,
 }
 
 static OUTPUT: OnceLock<Output> = OnceLock::new();
@@ -66,6 +69,7 @@ pub fn init(config: OutputConfig) -> std::io::Result<()> {
         info_file,
         err_file,
         capture: Mutex::new(None),
+        capture_only: AtomicBool::new(false),
     });
     Ok(())
 }
@@ -76,6 +80,7 @@ fn get() -> &'static Output {
         info_file: None,
         err_file: None,
         capture: Mutex::new(None),
+        capture_only: AtomicBool::new(false),
     })
 }
 
@@ -104,7 +109,8 @@ fn emit(level: Level, module: Option<&str>, message: &str) {
             buf.push(format!("{}: {message}", level.name()));
         }
     }
-    if !enabled(out, level) {
+    if !enabled(out, level) || (out.capture_only.load(Ordering::SeqCst) && out.config.verbose == 0)
+    {
         return;
     }
     let line = match (level >= Level::Warning, module) {
@@ -219,11 +225,12 @@ pub fn show_progress() -> bool {
     !get().config.quiet && std::io::stderr().is_terminal()
 }
 
-/// Starts collecting every log line (for a test case's report). Returns what was collected by a
-/// previous capture, if any.
-pub fn start_capture() -> Option<Vec<String>> {
-    get()
-        .capture
+/// Starts collecting every log line (for a test case's report). With `only`, the lines are not
+/// shown on the console unless `-v` was given. Returns what a previous capture collected, if any.
+pub fn start_capture(only: bool) -> Option<Vec<String>> {
+    let out = get();
+    out.capture_only.store(only, Ordering::SeqCst);
+    out.capture
         .lock()
         .ok()
         .and_then(|mut c| c.replace(Vec::new()))
@@ -231,8 +238,9 @@ pub fn start_capture() -> Option<Vec<String>> {
 
 /// Stops collecting and returns the collected lines.
 pub fn stop_capture() -> Vec<String> {
-    get()
-        .capture
+    let out = get();
+    out.capture_only.store(false, Ordering::SeqCst);
+    out.capture
         .lock()
         .ok()
         .and_then(|mut c| c.take())

@@ -158,6 +158,18 @@ impl Loader<'_> {
         argv: &[String],
         substitutions_only: bool,
     ) -> Result<Loaded, ConfigError> {
+        let tempid = crate::generate::testplan::tempid(&unit_command.to_string());
+        if unit_command.command == "test" && self.env.get_str("tempid") != Some(tempid.clone()) {
+            // A test run's pseudonames are in the template environment (ORIGINAL §6.2), above
+            // `osenv` and below the unit's globals `environment`.
+            let mut env = self.env.clone();
+            env.set("tempid", Json::String(tempid));
+            let loader = Loader {
+                conf: self.conf,
+                env: &env,
+            };
+            return loader.load(unit_command, argv, substitutions_only);
+        }
         let base = self.base_file(&unit_command.unit, &unit_command.command)?;
         let sections = sections_for(&base, &unit_command.command);
         let globals = self.globals(&unit_command.unit, &BTreeSet::new())?;

@@ -41,6 +41,9 @@ pub struct ConvertInput {
     pub volume_names: HashMap<String, String>,
     /// Anonymous volumes of an older container to mount again (container path → volume name).
     pub carried_volumes: HashMap<String, String>,
+    /// Another name the container answers to on the unit network (a test's pseudonamed
+    /// container keeps its key, so `redis-cli -h redis` still works).
+    pub alias: Option<String>,
 }
 
 /// A create request and its configuration hash.
@@ -140,7 +143,11 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
             endpoints.insert(
                 net.clone(),
                 EndpointSettings {
-                    aliases: Some(vec![spec.name.clone()]),
+                    aliases: Some(
+                        std::iter::once(spec.name.clone())
+                            .chain(input.alias.iter().filter(|a| **a != spec.name).cloned())
+                            .collect(),
+                    ),
                     ..Default::default()
                 },
             );
@@ -278,7 +285,10 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
         }
         config_hash(&own)
     };
-    labels.insert(LABEL_UNIT.into(), input.unit.clone());
+    // A container of no unit (the test data container) carries no unit label.
+    if !input.unit.is_empty() {
+        labels.insert(LABEL_UNIT.into(), input.unit.clone());
+    }
 
     // Anonymous volumes of a replaced container are mounted again by name; this is not part of
     // the configuration, so it comes after the hash.
@@ -456,6 +466,29 @@ mod tests {
             again.body.host_config.unwrap().binds.unwrap(),
             vec![format!("{}:/data", "f".repeat(64))]
         );
+    }
+
+    #[test]
+    fn a_pseudonamed_container_keeps_its_key_as_alias() {
+        let s = spec("image: busybox\n");
+        let mut i = input();
+        i.alias = Some("redis".into());
+        let r = create_request(&s, &i);
+        let ep = &r.body.networking_config.unwrap().endpoints_config.unwrap()["dstart-site"];
+        assert_eq!(ep.aliases.as_ref().unwrap(), &["web", "redis"]);
+    }
+
+    #[test]
+    fn a_container_of_no_unit_has_no_unit_label() {
+        let s = spec("image: busybox\n");
+        let r = create_request(
+            &s,
+            &ConvertInput {
+                network: None,
+                ..Default::default()
+            },
+        );
+        assert!(!r.body.labels.unwrap().contains_key(LABEL_UNIT));
     }
 
     #[test]

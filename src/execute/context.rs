@@ -26,7 +26,7 @@ pub struct Ignore {
 }
 
 /// Translates one pattern (Go `filepath.Match` plus `**`) into an anchored regex.
-fn pattern_regex(pattern: &str) -> Option<Regex> {
+pub fn pattern_regex(pattern: &str) -> Option<Regex> {
     let mut re = String::from("^");
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;

@@ -86,6 +86,53 @@ async fn make_image(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> Ord
     }
 }
 
+/// `FROM` lines naming a key of `images` (compared with their tags) name its value instead.
+/// Returns the rewritten Dockerfile, or `None` when nothing changed.
+#[allow(clippy::implicit_hasher)]
+pub fn rewrite_from(text: &str, images: &HashMap<String, String>) -> Option<String> {
+    let mut changed = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let image = words
+            .first()
+            .filter(|w| w.eq_ignore_ascii_case("FROM"))
+            .and_then(|_| words[1..].iter().find(|w| !w.starts_with("--")));
+        match image.and_then(|i| images.get(&with_default_tag(i)).map(|new| (i, new))) {
+            Some((old, new)) => {
+                changed = true;
+                let at = line.find(old).unwrap_or(0);
+                out.push_str(&line[..at]);
+                out.push_str(new);
+                out.push_str(&line[at + old.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    changed.then_some(out)
+}
+
+/// Builds a test's image from the test's images of the unit (see [`rewrite_from`]).
+fn rebase(run: &UnitRun<'_>, mut ctx: ContextSpec) -> OrderResult<ContextSpec> {
+    if run.naming.images.is_empty() {
+        return Ok(ctx);
+    }
+    let text = if let Some(bytes) = &ctx.rendered {
+        String::from_utf8_lossy(bytes).into_owned()
+    } else {
+        let path = ctx.dir.join(&ctx.dockerfile);
+        std::fs::read_to_string(&path)
+            .map_err(OrderError::io(format!("reading `{}`", path.display())))?
+    };
+    if let Some(new) = rewrite_from(&text, &run.naming.images) {
+        output::debug(format!(
+            "Building from the test's images of the unit:\n{new}"
+        ));
+        ctx.rendered = Some(new.into_bytes());
+    }
+    Ok(ctx)
+}
+
 /// Renders `Dockerfile.tera` / `Dockerfile.j2` when the build directory has one.
 fn dockerfile(
     run: &UnitRun<'_>,
@@ -187,7 +234,7 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
             spec.name
         )));
     }
-    let ctx = dockerfile(run, spec, &dir)?;
+    let ctx = rebase(run, dockerfile(run, spec, &dir)?)?;
     let params = BuildParams {
         tag: b.tag.clone().map(|t| with_default_tag(&t)),
         dockerfile: ctx.dockerfile.clone(),
@@ -368,5 +415,26 @@ impl ImageLocks {
             Arc::clone(map.entry(with_default_tag(image)).or_default())
         };
         lock.lock_owned().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_lines_follow_the_test_images() {
+        let images = HashMap::from([(
+            "me/base:latest".to_string(),
+            "me/base:latest_0123456789".to_string(),
+        )]);
+        let text = "# build\nFROM me/base AS b\nRUN x\nfrom --platform=linux/amd64 me/base:latest\nFROM other\n";
+        assert_eq!(
+            rewrite_from(text, &images).as_deref(),
+            Some(
+                "# build\nFROM me/base:latest_0123456789 AS b\nRUN x\nfrom --platform=linux/amd64 me/base:latest_0123456789\nFROM other\n"
+            )
+        );
+        assert_eq!(rewrite_from("FROM other\n", &images), None);
     }
 }

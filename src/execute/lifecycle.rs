@@ -54,6 +54,7 @@ pub fn request(
         binds,
         volume_names: run.naming.volumes.clone(),
         carried_volumes: carried,
+        alias: run.naming.display.get(&spec.name).cloned(),
     };
     Ok(convert::create_request(spec, &input))
 }

@@ -89,6 +89,9 @@ pub struct Naming {
     pub volumes: HashMap<String, String>,
     /// Container name → the key the user wrote (for `DSTART_SERVICES_*` names).
     pub display: HashMap<String, String>,
+    /// Image of the unit → the image a test run builds instead (`full`): a Dockerfile that
+    /// builds `FROM` one of them builds from the test's image.
+    pub images: HashMap<String, String>,
 }
 
 impl Naming {
@@ -99,6 +102,7 @@ impl Naming {
             network: network_name(unit),
             volumes: HashMap::new(),
             display: HashMap::new(),
+            images: HashMap::new(),
         }
     }
 }

@@ -260,8 +260,38 @@ pub async fn run_container(
 /// [`run_container`], also handing every output chunk to `on_chunk`.
 pub async fn run_container_with(
     run: &UnitRun<'_>,
-    mut spec: ContainerSpec,
+    spec: ContainerSpec,
     remove_volumes: bool,
+    on_chunk: impl FnMut(&OutputChunk) + Send,
+) -> OrderResult<(i64, Tail)> {
+    let name = spec.name.clone();
+    let result = Box::pin(run_container_kept(run, spec, on_chunk)).await;
+    remove_temporary(run, &name, remove_volumes).await;
+    result
+}
+
+/// Removes a temporary container (a missing one is fine; a failure is a warning).
+pub async fn remove_temporary(run: &UnitRun<'_>, name: &str, remove_volumes: bool) {
+    if let Err(e) = run
+        .engine()
+        .remove_container(name, remove_volumes, true)
+        .await
+    {
+        if !e.is_not_found() {
+            output::warn(
+                "execute",
+                format!("could not remove the temporary container {name}: {e}"),
+            );
+        }
+    }
+}
+
+/// Creates `spec` and runs it to its end, handing every output chunk to `on_chunk`, and leaves
+/// the container behind (to copy files out of it): the caller removes it with
+/// [`remove_temporary`], also when this fails or is dropped.
+pub async fn run_container_kept(
+    run: &UnitRun<'_>,
+    mut spec: ContainerSpec,
     mut on_chunk: impl FnMut(&OutputChunk) + Send,
 ) -> OrderResult<(i64, Tail)> {
     let engine = run.engine();
@@ -295,14 +325,6 @@ pub async fn run_container_with(
             Err(OrderError::Interrupted)
         }
     };
-    if let Err(e) = engine.remove_container(&name, remove_volumes, true).await {
-        if !e.is_not_found() {
-            output::warn(
-                "execute",
-                format!("could not remove the temporary container {name}: {e}"),
-            );
-        }
-    }
     result.map(|code| (code, tail))
 }
 

@@ -2,6 +2,7 @@
 //! commands. A typed unit in, the unit command to run out.
 
 pub mod commands;
+pub mod testplan;
 pub mod variants;
 
 use crate::config::discover::ConfigDir;

@@ -1,0 +1,878 @@
+//! Runs a [`TestPlan`] against the engine, suite after suite (ORIGINAL §6.3): setup, daemon
+//! checks, job checks, custom variants, the stop phase and the teardown, which always runs (also
+//! after a failure and after an interrupt). Every case's log lines are captured for the report
+//! instead of being printed; the console gets one `PASS|FAIL` line per case.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use crate::checks::http::HttpCheck;
+use crate::engine::convert::LABEL_UNIT;
+use crate::execute::lifecycle::last_lines;
+use crate::execute::run::{remove_temporary, run_container_kept};
+use crate::execute::substitute::{lookup, substitute_args, substitute_text};
+use crate::execute::{
+    Naming, OrderError, Runtime, UnitRun, interrupt, network_name, resolve_host_path,
+};
+use crate::generate::testplan::{
+    CustomCase, DEFAULT_DAEMON_TIMEOUT, DEFAULT_JOB_TIMEOUT, DEFAULT_RUN_TIMEOUT, DaemonCase,
+    JobCase, JobKind, OrderCase, TestPlan,
+};
+use crate::output;
+use crate::testing::archive::{self, Staging};
+use crate::testing::files;
+use crate::testing::junit;
+use crate::testing::report::{CaseResult, Failure, Report};
+use crate::unit::checks::LogMatch;
+use crate::unit::container::{ContainerSpec, StringOrList, split_image};
+
+/// How a test run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    pub interrupted: bool,
+    /// Where the `JUnit` report was written.
+    pub junit: PathBuf,
+}
+
+/// Why a case failed.
+#[derive(Debug)]
+struct CaseError {
+    text: String,
+    interrupted: bool,
+}
+
+impl CaseError {
+    fn fail(text: impl Into<String>) -> Self {
+        CaseError {
+            text: text.into(),
+            interrupted: false,
+        }
+    }
+}
+
+impl From<OrderError> for CaseError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::Interrupted => CaseError {
+                text: "interrupted".into(),
+                interrupted: true,
+            },
+            other => CaseError::fail(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::engine::EngineError> for CaseError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        CaseError::fail(e.to_string())
+    }
+}
+
+type CaseOutcome = Result<(), CaseError>;
+
+/// Runs `work` as one case, capturing its log lines.
+async fn timed(
+    name: &str,
+    classname: &str,
+    work: impl Future<Output = CaseOutcome>,
+) -> (CaseResult, bool) {
+    output::start_capture(true);
+    let start = Instant::now();
+    let outcome = work.await;
+    let log = output::stop_capture();
+    let (failure, interrupted) = match outcome {
+        Ok(()) => (None, false),
+        Err(e) => (Some(Failure::from_text(e.text)), e.interrupted),
+    };
+    (
+        CaseResult {
+            name: name.to_string(),
+            classname: classname.to_string(),
+            secs: start.elapsed().as_secs_f64(),
+            failure,
+            log,
+        },
+        interrupted,
+    )
+}
+
+/// Sleeps, unless the run is interrupted.
+async fn pause(d: Duration) -> CaseOutcome {
+    tokio::select! {
+        () = tokio::time::sleep(d) => Ok(()),
+        () = interrupt::wait() => Err(OrderError::Interrupted.into()),
+    }
+}
+
+/// The whole output of a container so far.
+async fn all_output(run: &UnitRun<'_>, name: &str) -> String {
+    let mut stream = run.engine().logs(name, false, 0, None);
+    let mut out = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.extend_from_slice(&chunk.data);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The last `n` lines of `text`, indented, for a failure message.
+fn last_of(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return "\n(no output)".into();
+    }
+    let mut out = String::from("\nlast lines of output:");
+    for l in &lines[lines.len().saturating_sub(n)..] {
+        out.push_str("\n  ");
+        out.push_str(l);
+    }
+    out
+}
+
+/// What an exit code and an output must look like; every mismatch, in words.
+fn mismatches(
+    expected_code: i64,
+    code: i64,
+    output: &str,
+    matches: impl Iterator<Item = String>,
+) -> Result<Vec<String>, CaseError> {
+    let mut problems = Vec::new();
+    if code != expected_code {
+        problems.push(format!("expected exit code {expected_code}, got {code}"));
+    }
+    for pattern in matches {
+        let re = regex::Regex::new(&pattern)
+            .map_err(|e| CaseError::fail(format!("invalid regex `{pattern}`: {e}")))?;
+        if !re.is_match(output) {
+            problems.push(format!(
+                "expected the output to match `{pattern}`, it does not"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// The working directory of a container (for relative file patterns).
+async fn workdir(run: &UnitRun<'_>, name: &str) -> String {
+    match run.engine().container(name).await {
+        Ok(Some(info)) => lookup(&info.raw, ".Config.WorkingDir")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("/")
+            .to_string(),
+        _ => "/".into(),
+    }
+}
+
+struct Tester<'a> {
+    run: UnitRun<'a>,
+    plan: &'a TestPlan,
+    report: Report,
+    staging: Option<Staging>,
+    /// Why the check cases cannot run (a setup case failed).
+    blocked: Option<String>,
+    interrupted: bool,
+    test_data: String,
+    /// Whether the test data container exists (files can be stored).
+    test_data_ready: bool,
+}
+
+impl Tester<'_> {
+    fn record(&mut self, suite: &str, (case, interrupted): (CaseResult, bool)) {
+        let line = self.report.add(suite, case);
+        output::result(line);
+        if interrupted {
+            self.interrupted = true;
+        }
+    }
+
+    fn record_blocked(&mut self, suite: &str, name: &str, classname: &str) {
+        let reason = self.blocked.clone().unwrap_or_default();
+        self.record(
+            suite,
+            (
+                CaseResult {
+                    name: name.to_string(),
+                    classname: classname.to_string(),
+                    secs: 0.0,
+                    failure: Some(Failure::from_text(format!("setup failed\n{reason}"))),
+                    log: Vec::new(),
+                },
+                false,
+            ),
+        );
+    }
+
+    /// A directory for `key`'s files in `variant`, if files can be kept at all.
+    fn files_dir(&mut self, variant: &str, key: &str) -> Option<PathBuf> {
+        let staging = self.staging.as_mut()?;
+        match staging.dir_for(variant, key) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                output::warn("tests", format!("cannot keep the files of {key}: {e}"));
+                None
+            }
+        }
+    }
+
+    async fn order_case(&self, case: &OrderCase) -> CaseOutcome {
+        self.run.run_order(&case.order).await.map_err(Into::into)
+    }
+
+    async fn setup(&mut self) {
+        let plan = self.plan;
+        for case in &plan.setup.cases {
+            if self.interrupted {
+                return;
+            }
+            if self.blocked.is_some() {
+                self.record_blocked(&plan.setup.name, &case.name, &plan.setup.classname);
+                continue;
+            }
+            let result = timed(
+                &case.name,
+                &plan.setup.classname,
+                Box::pin(self.order_case(case)),
+            )
+            .await;
+            if result.0.failure.is_some() {
+                self.blocked = Some(format!("(`{}` failed)", case.name));
+            }
+            self.record(&plan.setup.name, result);
+        }
+        for case in &plan.skipped {
+            output::warn(
+                "tests",
+                format!(
+                    "not run by tests: `{}` (a `unit` order would act on production names)",
+                    case.name
+                ),
+            );
+        }
+    }
+
+    async fn daemon_case(&self, case: &DaemonCase) -> CaseOutcome {
+        let run = &self.run;
+        let c = &case.check;
+        let spec = run.spec(&case.container).ok();
+        let timeout = c.timeout.unwrap_or(DEFAULT_DAEMON_TIMEOUT);
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+        let cert = c.cert.as_ref().map(|p| resolve_host_path(run.rt, spec, p));
+        let mut last;
+        let mut attempts = 0u32;
+        loop {
+            match run.engine().container(&case.container).await? {
+                None => {
+                    return Err(CaseError::fail(format!(
+                        "container `{}` does not exist: was it started?",
+                        case.container
+                    )));
+                }
+                Some(info) if !info.running => {
+                    return Err(CaseError::fail(format!(
+                        "container `{}` exited with code {} while it was checked{}",
+                        case.container,
+                        info.exit_code,
+                        last_lines(run, &case.container, 10).await
+                    )));
+                }
+                Some(_) => {}
+            }
+            attempts += 1;
+            match substitute_text(run, &c.url, &case.container).await {
+                Err(e) => last = e.to_string(),
+                Ok(url) => {
+                    let http = HttpCheck {
+                        method: case.method.clone(),
+                        url,
+                        status: c.status.unwrap_or(200),
+                        body_match: c.body_match.clone(),
+                        error_match: c.error_match.clone(),
+                        cert: cert.clone(),
+                        headers: c
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                        body: c.body.clone(),
+                    };
+                    let client = http.client().map_err(CaseError::fail)?;
+                    match http.run(&client).await {
+                        Ok(()) => {
+                            output::info(format!(
+                                "{} {} passed (attempt {attempts})",
+                                http.method, http.url
+                            ));
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            output::info(format!("attempt {attempts}: {e}"));
+                            last = e;
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(CaseError::fail(format!(
+                    "{last}\n(still failing after {timeout}s and {attempts} attempts)"
+                )));
+            }
+            pause(Duration::from_millis(500)).await?;
+        }
+    }
+
+    async fn job_wait_case(
+        &self,
+        case: &JobCase,
+        job: &crate::unit::checks::JobCheck,
+    ) -> CaseOutcome {
+        let run = &self.run;
+        let name = &case.container;
+        let engine = run.engine();
+        if engine.container(name).await?.is_none() {
+            return Err(CaseError::fail(format!(
+                "container `{name}` does not exist: a `job` check needs the unit to start `{}`",
+                case.key
+            )));
+        }
+        let timeout = job.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
+        let code = tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs_f64(timeout), engine.wait_container(name)) => match r {
+                Ok(code) => code?,
+                Err(_) => {
+                    return Err(CaseError::fail(format!(
+                        "container `{name}` did not exit within {timeout}s{}",
+                        last_lines(run, name, 10).await
+                    )));
+                }
+            },
+            () = interrupt::wait() => return Err(OrderError::Interrupted.into()),
+        };
+        let out = all_output(run, name).await;
+        let problems = mismatches(
+            job.exit_code.unwrap_or(0),
+            code,
+            &out,
+            job.logs.iter().map(|l| l.0.clone()),
+        )?;
+        if problems.is_empty() {
+            output::info(format!("{name} exited with {code} and its output matched"));
+            Ok(())
+        } else {
+            Err(CaseError::fail(format!(
+                "{}{}",
+                problems.join("; "),
+                last_of(&out, 10)
+            )))
+        }
+    }
+
+    /// Runs `spec` to its end (at most `timeout` seconds), keeps the files `patterns` name and
+    /// removes the container. Returns the exit code and the whole output.
+    async fn run_temporary(
+        &self,
+        spec: &ContainerSpec,
+        timeout: f64,
+        patterns: &[String],
+        files_dir: Option<&Path>,
+    ) -> Result<(i64, String), CaseError> {
+        let run = &self.run;
+        let image = spec
+            .image
+            .clone()
+            .ok_or_else(|| CaseError::fail(format!("`{}` has no image", spec.name)))?;
+        crate::execute::image::ensure_image(run, spec, &image).await?;
+        let mut collected = Vec::new();
+        let ran = tokio::time::timeout(
+            Duration::from_secs_f64(timeout),
+            run_container_kept(run, spec.clone(), |chunk| {
+                collected.extend_from_slice(&chunk.data);
+            }),
+        )
+        .await;
+        let result = match ran {
+            Ok(Ok((code, _))) => {
+                if let (Some(dir), false) = (files_dir, patterns.is_empty()) {
+                    let wd = workdir(run, &spec.name).await;
+                    for note in files::gather(run.engine(), &spec.name, &wd, patterns, dir).await {
+                        output::warn("tests", note);
+                    }
+                }
+                Ok((code, String::from_utf8_lossy(&collected).into_owned()))
+            }
+            Ok(Err(e)) => Err(CaseError::from(e)),
+            Err(_) => {
+                let _ = run.engine().kill_container(&spec.name).await;
+                Err(CaseError::fail(format!(
+                    "`{}` did not finish within {timeout}s{}",
+                    spec.name,
+                    last_of(&String::from_utf8_lossy(&collected), 10)
+                )))
+            }
+        };
+        remove_temporary(run, &spec.name, true).await;
+        result
+    }
+
+    async fn job_run_case(
+        &self,
+        spec: &ContainerSpec,
+        job: &crate::unit::checks::JobRun,
+        files_dir: Option<PathBuf>,
+    ) -> CaseOutcome {
+        let (code, out) = self
+            .run_temporary(
+                spec,
+                job.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT),
+                &job.files,
+                files_dir.as_deref(),
+            )
+            .await?;
+        let problems = mismatches(
+            job.exit_code.unwrap_or(0),
+            code,
+            &out,
+            job.output_match
+                .iter()
+                .cloned()
+                .chain(job.logs.iter().map(|l: &LogMatch| l.0.clone())),
+        )?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CaseError::fail(format!(
+                "{}{}",
+                problems.join("; "),
+                last_of(&out, 10)
+            )))
+        }
+    }
+
+    async fn custom_case(&self, case: &CustomCase, files_dir: Option<PathBuf>) -> CaseOutcome {
+        let run = &self.run;
+        let test = &case.test;
+        let cmd = match &test.execute {
+            StringOrList::One(s) => vec!["sh".to_string(), "-c".to_string(), s.clone()],
+            StringOrList::Many(v) => v.clone(),
+        };
+        let cmd = substitute_args(run, &cmd, &case.container).await?;
+        let timeout = test.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT);
+        let running = run
+            .engine()
+            .container(&case.container)
+            .await?
+            .is_some_and(|c| c.running);
+        let (code, out) = if running {
+            output::info(format!(
+                "Executing {} in the running container {}",
+                cmd.join(" "),
+                case.container
+            ));
+            let mut collected = Vec::new();
+            let exec = run
+                .engine()
+                .exec(&case.container, cmd, Vec::new(), None, None, |chunk| {
+                    collected.extend_from_slice(&chunk.data);
+                });
+            let code = tokio::select! {
+                r = tokio::time::timeout(Duration::from_secs_f64(timeout), exec) => match r {
+                    Ok(code) => code?,
+                    Err(_) => return Err(CaseError::fail(format!("the command did not finish within {timeout}s"))),
+                },
+                () = interrupt::wait() => return Err(OrderError::Interrupted.into()),
+            };
+            if let (Some(dir), false) = (files_dir.as_deref(), test.files.is_empty()) {
+                let wd = workdir(run, &case.container).await;
+                for note in
+                    files::gather(run.engine(), &case.container, &wd, &test.files, dir).await
+                {
+                    output::warn("tests", note);
+                }
+            }
+            (code, String::from_utf8_lossy(&collected).into_owned())
+        } else {
+            output::info(format!(
+                "{} does not run: running the test in the temporary container {}",
+                case.container, case.temporary.name
+            ));
+            let mut spec = (*case.temporary).clone();
+            spec.command = Some(cmd);
+            self.run_temporary(&spec, timeout, &test.files, files_dir.as_deref())
+                .await?
+        };
+        for line in out.lines() {
+            output::output(1, line);
+        }
+        if test.capture_logs {
+            if let Some(dir) = &files_dir {
+                if let Err(e) = std::fs::write(dir.join("logs.txt"), &out) {
+                    output::warn("tests", format!("cannot keep logs.txt: {e}"));
+                }
+            }
+        }
+        let problems = mismatches(test.exit_code.unwrap_or(0), code, &out, std::iter::empty())?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CaseError::fail(format!(
+                "{}{}",
+                problems.join("; "),
+                last_of(&out, 10)
+            )))
+        }
+    }
+
+    async fn checks(&mut self) {
+        let plan = self.plan;
+        for suite in &plan.daemon {
+            for case in &suite.cases {
+                if self.interrupted {
+                    return;
+                }
+                if self.blocked.is_some() {
+                    self.record_blocked(&suite.name, &case.name, &suite.classname);
+                    continue;
+                }
+                self.touch(&plan.selection.label, &case.key);
+                let r = timed(
+                    &case.name,
+                    &suite.classname,
+                    Box::pin(self.daemon_case(case)),
+                )
+                .await;
+                self.record(&suite.name, r);
+            }
+        }
+        for suite in &plan.jobs {
+            for case in &suite.cases {
+                if self.interrupted {
+                    return;
+                }
+                if self.blocked.is_some() {
+                    self.record_blocked(&suite.name, &case.name, &suite.classname);
+                    continue;
+                }
+                let dir = self.files_dir(&plan.selection.label, &case.key);
+                let r = match &case.kind {
+                    JobKind::Wait(job) => {
+                        timed(
+                            &case.name,
+                            &suite.classname,
+                            Box::pin(self.job_wait_case(case, job)),
+                        )
+                        .await
+                    }
+                    JobKind::Run { spec, run } => {
+                        timed(
+                            &case.name,
+                            &suite.classname,
+                            Box::pin(self.job_run_case(spec, run, dir)),
+                        )
+                        .await
+                    }
+                };
+                self.record(&suite.name, r);
+            }
+        }
+        for suite in &plan.custom {
+            for case in &suite.cases {
+                if self.interrupted {
+                    return;
+                }
+                if self.blocked.is_some() {
+                    self.record_blocked(&suite.name, &case.name, &suite.classname);
+                    continue;
+                }
+                let dir = self.files_dir(&case.variant, &case.key);
+                let r = timed(
+                    &case.name,
+                    &suite.classname,
+                    Box::pin(self.custom_case(case, dir)),
+                )
+                .await;
+                self.record(&suite.name, r);
+            }
+        }
+    }
+
+    fn touch(&mut self, variant: &str, key: &str) {
+        let _ = self.files_dir(variant, key);
+    }
+
+    /// Makes sure the test data container exists while the unit's images still do.
+    async fn prepare_test_data(&mut self) {
+        if self.staging.as_ref().is_none_or(Staging::is_empty) || self.test_data_ready {
+            return;
+        }
+        output::start_capture(true);
+        let result = self.create_test_data().await;
+        output::stop_capture();
+        match result {
+            Ok(()) => self.test_data_ready = true,
+            Err(e) => output::warn(
+                "tests",
+                format!(
+                    "cannot create the test data container {}: {e}; the test files are not kept",
+                    self.test_data
+                ),
+            ),
+        }
+    }
+
+    async fn create_test_data(&self) -> Result<(), String> {
+        let run = &self.run;
+        let engine = run.engine();
+        let name = &self.test_data;
+        if engine
+            .container(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let helper = run
+            .unit
+            .environment
+            .get_str("HELPER_IMAGE")
+            .filter(|s| !s.is_empty());
+        let tempid = self.plan.tempid.as_str();
+        let (mut stable, mut pseudo): (Vec<String>, Vec<String>) = run
+            .unit
+            .containers
+            .values()
+            .filter_map(|c| c.spec.image.clone())
+            .partition(|i| !split_image(i).1.ends_with(tempid));
+        stable.insert(0, helper.unwrap_or_default());
+        stable.retain(|s| !s.is_empty());
+        for image in &stable {
+            if engine.image(image).await.ok().flatten().is_some() {
+                return archive::ensure(run, name, image)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+        }
+        // Only the test's own images exist (`full` on a fresh machine): keep one under the test
+        // data container's name, so the teardown can still remove the pseudo tag.
+        pseudo.dedup();
+        for image in &pseudo {
+            if engine.image(image).await.ok().flatten().is_some() {
+                engine
+                    .tag_image(image, name, "latest")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return archive::ensure(run, name, &format!("{name}:latest"))
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+        }
+        Err("no image to make it from: set HELPER_IMAGE in an environment file".into())
+    }
+
+    async fn lifecycle_suite(&mut self, suite: &crate::generate::testplan::Suite<OrderCase>) {
+        for case in &suite.cases {
+            let r = timed(
+                &case.name,
+                &suite.classname,
+                Box::pin(self.order_case(case)),
+            )
+            .await;
+            self.record(&suite.name, r);
+        }
+    }
+
+    /// Removes what is left of the run: containers of the test label whose name ends with the
+    /// tempid, the test's named volumes and its network.
+    async fn sweep(&self) -> CaseOutcome {
+        let run = &self.run;
+        let engine = run.engine();
+        let suffix = format!("_{}", self.plan.tempid);
+        let mut problems = Vec::new();
+        for c in engine
+            .containers_with_labels(&[(LABEL_UNIT, self.plan.unit_label.as_str())])
+            .await?
+        {
+            if c.name.ends_with(&suffix) {
+                match engine.remove_container(&c.name, true, true).await {
+                    Ok(()) => output::info(format!("Removed the leftover container {}", c.name)),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+        }
+        for volume in self.plan.renames.volumes.values() {
+            if !volume.ends_with(&suffix) {
+                continue;
+            }
+            match engine.remove_volume(volume).await {
+                Ok(()) => output::info(format!("Removed the volume {volume}")),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        let net = &run.naming.network;
+        match engine.network_containers(net).await? {
+            Some(attached) if attached.is_empty() => match engine.remove_network(net).await {
+                Ok(()) => output::info(format!("Removed the network {net}")),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => problems.push(e.to_string()),
+            },
+            Some(attached) => problems.push(format!(
+                "the network {net} is still used by {}",
+                attached.join(", ")
+            )),
+            None => {}
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CaseError::fail(problems.join("\n")))
+        }
+    }
+
+    /// Removes leftovers of an earlier run with the same tempid (not reported).
+    async fn preclean(&self) {
+        output::start_capture(true);
+        for case in &self.plan.teardown.cases {
+            let _ = self.run.run_order(&case.order).await;
+        }
+        let _ = self.sweep().await;
+        output::stop_capture();
+    }
+
+    async fn write_results(&mut self, junit_path: &Path) -> Result<(), String> {
+        let xml = junit::to_xml(&self.report);
+        if let Some(parent) = junit_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+        }
+        std::fs::write(junit_path, &xml)
+            .map_err(|e| format!("cannot write `{}`: {e}", junit_path.display()))?;
+        output::info(format!("Wrote the JUnit report {}", junit_path.display()));
+        if !self.test_data_ready {
+            return Ok(());
+        }
+        let Some(staging) = &self.staging else {
+            return Ok(());
+        };
+        let environment = serde_yaml_ng::to_string(&serde_json::Value::Object(
+            self.run.unit.environment.without_osenv(),
+        ))
+        .unwrap_or_default();
+        staging
+            .finish(&[("junit.xml", &xml), ("environment.yaml", &environment)])
+            .map_err(|e| format!("cannot stage the test files: {e}"))?;
+        archive::upload(&self.run, &self.test_data, staging)
+            .await
+            .map_err(|e| format!("cannot store the test files in {}: {e}", self.test_data))?;
+        output::info(format!(
+            "Stored the test files in {}: {} (-> /archives/.../{})",
+            self.test_data,
+            staging.links().join(", "),
+            staging.timestamp
+        ));
+        Ok(())
+    }
+}
+
+/// The `dstart.unit` label, network and names a plan's run uses on the engine.
+pub fn naming(plan: &TestPlan) -> Naming {
+    if plan.selection.production {
+        Naming::plain(&plan.unit.command.unit)
+    } else {
+        Naming {
+            unit_label: plan.unit_label.clone(),
+            network: network_name(&plan.unit_label),
+            volumes: std::collections::HashMap::new(),
+            display: plan.display.clone(),
+            images: plan
+                .renames
+                .images
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// `results/<unit with / → _>_<tempid>.xml`, relative to the current directory.
+pub fn default_junit_path(plan: &TestPlan) -> PathBuf {
+    PathBuf::from("results").join(format!(
+        "{}_{}.xml",
+        plan.unit.command.unit.replace('/', "_"),
+        plan.tempid
+    ))
+}
+
+/// Runs the plan; writes the `JUnit` report to `junit` and the test files into the test data
+/// container.
+pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
+    let run = UnitRun::new(rt, &plan.unit, naming(plan), vec![plan.command.clone()]);
+    let mut report = Report::new(&plan.command, &plan.tempid);
+    report.properties = vec![
+        ("tempid".into(), plan.tempid.clone()),
+        ("variant".into(), plan.selection.label.clone()),
+        ("unit label".into(), plan.unit_label.clone()),
+    ];
+    let staging = match Staging::new() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            output::warn("tests", format!("cannot stage test files: {e}"));
+            None
+        }
+    };
+    let test_data = plan
+        .unit
+        .environment
+        .get_str("TEST_DATA_CONTAINER")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| archive::DEFAULT_NAME.to_string());
+    let mut t = Tester {
+        run,
+        plan,
+        report,
+        staging,
+        blocked: None,
+        interrupted: false,
+        test_data,
+        test_data_ready: false,
+    };
+    output::info(format!(
+        "Testing {} (tempid {}, variant {})",
+        plan.command, plan.tempid, plan.selection.label
+    ));
+    let production = plan.selection.production;
+    if !production {
+        t.preclean().await;
+        t.setup().await;
+    }
+    t.checks().await;
+    if t.staging.as_ref().is_some_and(Staging::is_empty) {
+        // Nothing was checked: the report and the environment go under the unit's name.
+        let unit = plan.unit.command.unit.clone();
+        t.touch(&plan.selection.label, &unit);
+    }
+    if !t.interrupted {
+        t.prepare_test_data().await;
+    }
+    if !production {
+        if !t.interrupted {
+            t.lifecycle_suite(&plan.stop).await;
+        }
+        t.lifecycle_suite(&plan.teardown).await;
+        let r = timed("leftovers", &plan.teardown.classname, Box::pin(t.sweep())).await;
+        t.record(&plan.teardown.name, r);
+    }
+    if let Err(e) = t.write_results(junit).await {
+        output::error("tests", e);
+    }
+    output::result(format!("{}\n", t.report.summary()));
+    Outcome {
+        interrupted: t.interrupted || interrupt::is_set(),
+        report: t.report,
+        junit: junit.to_path_buf(),
+    }
+}

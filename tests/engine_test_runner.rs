@@ -1,0 +1,861 @@
+//! `UNIT/test[:VARIANTS]` against the real engine: checks that pass and fail, HTTPS with a
+//! private CA, jobs, custom variants keeping files in the test data container, production
+//! mode, teardown after a failed setup and after an interrupt, and the promise that a test run
+//! never touches the production containers of its unit.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use dstart::generate::testplan::tempid;
+use support::{Sandbox, base_image, docker, docker_output};
+
+/// A sandbox whose test runs keep their files in its own test data container
+/// (`<id>-testdata`, removed with the sandbox) instead of the machine's `test_data`.
+fn sandbox(test: &str) -> Sandbox {
+    let sb = Sandbox::new(test);
+    sb.write(
+        "environments/test-data.yaml",
+        &format!("TEST_DATA_CONTAINER: {}\n", sb.name("testdata")),
+    );
+    sb
+}
+
+/// Names of containers, volumes and networks that carry `tempid`.
+fn leftovers(tempid: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (kind, args) in [
+        ("container", ["ps", "-a", "--format", "{{.Names}}"]),
+        ("volume", ["volume", "ls", "--format", "{{.Name}}"]),
+        ("network", ["network", "ls", "--format", "{{.Name}}"]),
+    ] {
+        for name in docker(&args).lines() {
+            if name.contains(tempid) {
+                out.push(format!("{kind} {name}"));
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that a `JUnit` report validates against `tests/fixtures/junit.xsd` and has the
+/// promised shape.
+fn validate_junit(path: &Path) {
+    let xml = std::fs::read_to_string(path).expect("the JUnit report exists");
+    for needle in [
+        "<testsuites ",
+        "<testsuite name=",
+        " timestamp=\"",
+        " hostname=\"",
+        " id=\"",
+        "<testcase name=",
+        " classname=\"",
+    ] {
+        assert!(xml.contains(needle), "`{needle}` missing in:\n{xml}");
+    }
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit.xsd");
+    match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(path)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "the JUnit report does not validate:\n{}\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!(
+            "note: xmllint not available ({e}); only the structure was checked (apt-get install libxml2-utils)"
+        ),
+    }
+}
+
+/// A busybox httpd serving `text` as its index page on an ephemeral port of 127.0.0.1.
+fn httpd(text: &str) -> String {
+    format!(
+        "  image: {base}\n  command: [\"sh\", \"-c\", \"mkdir -p /www && echo '{text}' > /www/index.html && exec httpd -f -p 80 -h /www\"]\n  ports: [\"127.0.0.1::80\"]\n",
+        base = base_image()
+    )
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn daemon_checks_pass_and_fail_with_reasons_and_a_valid_junit_report() {
+    let sb = sandbox("tdaemon");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-web:
+{web}  daemon:
+    home: {{url: "http://127.0.0.1:[[port 80]]({id}-web)/", status: 200, match: "hello from"}}
+    wrong_status: {{url: "http://127.0.0.1:[[port 80]]({id}-web)/missing.html", status: 200, timeout: 1}}
+    wrong_body: {{url: "http://127.0.0.1:[[port 80]]({id}-web)/", match: "goodbye", timeout: 1}}
+{id}-dies:
+  image: {base}
+  command: ["sh", "-c", "echo dying on purpose; sleep 1; exit 5"]
+  daemon:
+    up: {{url: "http://127.0.0.1:1/", timeout: 60}}
+---
+- {id}-web: {{command: start}}
+- {id}-dies: {{command: start}}
+"#,
+            web = httpd("hello from the test"),
+            base = base_image()
+        ),
+    );
+    let junit = sb.conf().join("out/report.xml");
+    let (stdout, _) = sb.fails(
+        &[
+            "run",
+            "--junit",
+            &junit.display().to_string(),
+            &format!("{id}/test:check"),
+        ],
+        1,
+    );
+    let t = tempid(&format!("{id}/test:check"));
+    assert!(
+        stdout.contains(&format!("PASS {id}/test:check {id}-web:start (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {id}-web_daemon home (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("FAIL {id}-web_daemon wrong_status (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/missing.html: expected status 200, got 404"),
+        "the status mismatch says what was expected and what came back: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("FAIL {id}-web_daemon wrong_body (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("expected the body to match `goodbye`, got: hello from the test"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS teardown {id}-web:remove (")),
+        "{stdout}"
+    );
+    let dies = stdout
+        .split(&format!("FAIL {id}-dies_daemon up ("))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let secs: f64 = dies.split('s').next().unwrap().parse().unwrap();
+    assert!(
+        secs < 30.0,
+        "an exited container fails its check at once: {stdout}"
+    );
+    assert!(
+        dies.contains(&format!(
+            "container `{id}-dies_{t}` exited with code 5 while it was checked"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        dies.contains("dying on purpose"),
+        "with its last lines: {stdout}"
+    );
+    assert!(stdout.ends_with("8 passed, 3 failed\n"), "{stdout}");
+    validate_junit(&junit);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(&format!(
+            "<testsuite name=\"{id}-web_daemon\" tests=\"3\" failures=\"2\""
+        )),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"GET http://127.0.0.1:"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!("id=\"{id}/test:check_{t}_1\"")),
+        "{xml}"
+    );
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
+
+/// A TLS server on the host (`openssl s_server`), killed when dropped.
+struct TlsServer {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA (`ca.pem`) and a server certificate for localhost/127.0.0.1 signed by it, and
+/// `openssl s_server -WWW` serving `dir` over HTTPS with it.
+fn tls_server(dir: &Path, index: &str) -> TlsServer {
+    std::fs::create_dir_all(dir).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dstart test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    std::fs::write(dir.join("index.html"), index).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-WWW",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "server.pem",
+            "-key",
+            "server.key",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server starts");
+    let server = TlsServer { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("openssl s_server did not listen on {port}");
+}
+
+#[test]
+fn https_daemon_check_trusts_the_ca_given_as_cert() {
+    let sb = sandbox("ttls");
+    let id = &sb.id;
+    // busybox httpd has no TLS, and no registry can be reached for an image that has: the
+    // HTTPS side is `openssl s_server` on the host, with a CA made here. A daemon check is a
+    // request from the host, so where the server runs does not matter to it.
+    let server = tls_server(&sb.conf().join("certs"), "secure hello\n");
+    let port = server.port;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-app:
+  image: {base}
+  command: ["sleep", "300"]
+  daemon:
+    trusted: {{url: "https://localhost:{port}/index.html", cert: "certs/ca.pem", match: "secure hello"}}
+    config_dir: {{url: "https://127.0.0.1:{port}/index.html", cert: "${{CONFIG_DIR}}/certs/ca.pem", status: 200}}
+    untrusted: {{url: "https://localhost:{port}/index.html", error_match: "(?i)certificate|issuer", timeout: 3}}
+---
+- {id}-app: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let out = sb.dstart(&["run", &format!("{id}/test:check")]);
+    let stdout = stdout_of(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for case in ["trusted", "config_dir", "untrusted"] {
+        assert!(
+            stdout.contains(&format!("PASS {id}-app_daemon {case} (")),
+            "{stdout}"
+        );
+    }
+    drop(server);
+}
+
+#[test]
+fn job_checks_compare_exit_codes_and_logs() {
+    let sb = sandbox("tjob");
+    let id = &sb.id;
+    let base = base_image();
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-good:
+  image: {base}
+  command: ["sh", "-c", "echo Success; exit 0"]
+  job: {{exit_code: 0, logs: [{{re.match: "Success"}}], timeout: 20}}
+{id}-bad:
+  image: {base}
+  command: ["sh", "-c", "echo Oops; exit 3"]
+  job: {{exit_code: 0, logs: [{{re.match: "Success"}}], timeout: 20}}
+{id}-tool:
+  image: {base}
+  command: ["true"]
+  jobs:
+    greet: {{args: ["sh", "-c", "echo hi from the job"], match: "hi from the job"}}
+    fails: {{args: ["sh", "-c", "echo nope; exit 2"], exit_code: 0}}
+---
+- {id}-good: {{command: start}}
+- {id}-bad: {{command: start}}
+"#
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let t = tempid(&format!("{id}/test:check"));
+    assert!(
+        stdout.contains(&format!("PASS {id}-good_jobs {id}-good:job (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("FAIL {id}-bad_jobs {id}-bad:job (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "    expected exit code 0, got 3; expected the output to match `Success`, it does not"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    last lines of output:\n      Oops"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {id}-tool_jobs {id}-tool:greet (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("FAIL {id}-tool_jobs {id}-tool:fails (")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected exit code 0, got 2"), "{stdout}");
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
+
+/// Reads a file of the test data container through a throw-away container that shares its
+/// volumes (so `/tests/...` symlinks resolve as they would for a user).
+fn read_test_data(sb: &Sandbox, test_data: &str, path: &str) -> String {
+    let out = docker_output(&[
+        "run",
+        "--rm",
+        "--name",
+        &sb.name("reader"),
+        "--volumes-from",
+        test_data,
+        base_image(),
+        "cat",
+        path,
+    ]);
+    assert!(
+        out.status.success(),
+        "cannot read {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn custom_variant_keeps_files_logs_and_environment_in_test_data() {
+    let sb = sandbox("tcustom");
+    let id = &sb.id;
+    let base = base_image();
+    let test_data = sb.name("testdata");
+    sb.write("environments/greeting.yaml", "GREETING: hello\n");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-svc:
+  image: {base}
+  command: ["sleep", "300"]
+  working_dir: /work
+  tests:
+    report:
+      execute: "mkdir -p /work/out && echo svc-report > /work/out/a.txt && echo skip > /work/out/b.log && echo ran in svc"
+      files: ["out/*.txt"]
+      capture_logs: true
+{id}-tool:
+  image: {base}
+  command: ["true"]
+  tests:
+    report:
+      execute: ["sh", "-c", "mkdir -p /res && echo $WHO > /res/who.txt && echo tool done"]
+      extra: {{env: {{WHO: tester}}}}
+      files: ["/res/"]
+      capture_logs: true
+---
+- {id}-svc: {{command: start}}
+"#
+        ),
+    );
+    let out = sb.dstart(&["run", &format!("{id}/test:report")]);
+    let stdout = stdout_of(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("PASS {id}-svc_report {id}-svc:report (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {id}-tool_report {id}-tool:report (")),
+        "{stdout}"
+    );
+    let t = tempid(&format!("{id}/test:report"));
+
+    let svc = format!("/tests/report/{id}-svc");
+    assert_eq!(
+        read_test_data(&sb, &test_data, &format!("{svc}/out/a.txt")),
+        "svc-report\n"
+    );
+    assert!(
+        read_test_data(&sb, &test_data, &format!("{svc}/logs.txt")).contains("ran in svc"),
+        "the running container ran the test (exec)"
+    );
+    let junit = read_test_data(&sb, &test_data, &format!("{svc}/junit.xml"));
+    assert!(junit.contains(&format!("{id}-svc:report")), "{junit}");
+    let env = read_test_data(&sb, &test_data, &format!("{svc}/environment.yaml"));
+    assert!(env.contains("GREETING: hello"), "{env}");
+    assert!(env.contains(&format!("tempid: {t}")), "{env}");
+    assert!(!env.contains("osenv"), "{env}");
+    let listing = docker_output(&[
+        "run",
+        "--rm",
+        "--name",
+        &sb.name("lister"),
+        "--volumes-from",
+        &test_data,
+        base_image(),
+        "find",
+        "/archives/report",
+    ]);
+    let listing = stdout_of(&listing);
+    assert!(
+        !listing.contains("b.log"),
+        "only the globbed files: {listing}"
+    );
+
+    let tool = format!("/tests/report/{id}-tool");
+    assert_eq!(
+        read_test_data(&sb, &test_data, &format!("{tool}/res/who.txt")),
+        "tester\n",
+        "the temporary container got `extra`"
+    );
+    assert!(read_test_data(&sb, &test_data, &format!("{tool}/logs.txt")).contains("tool done"));
+    assert!(
+        !sb.exists(&format!("{id}-tool_report_{t}")),
+        "the temporary test container is removed"
+    );
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+    assert!(sb.exists(&test_data), "teardown keeps the test data");
+}
+
+fn id_and_start(sb: &Sandbox, name: &str) -> Option<String> {
+    sb.inspect(name, "{{.Id}} {{.State.StartedAt}} {{.State.Running}}")
+}
+
+#[test]
+fn production_mode_checks_the_live_containers_and_leaves_them_running() {
+    let sb = sandbox("tprod");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-web:
+{web}  daemon:
+    home: {{url: "http://127.0.0.1:[[port 80]]({id}-web)/", match: "live site"}}
+{id}-once:
+  image: {base}
+  command: ["sh", "-c", "echo Success"]
+  job: {{logs: [Success]}}
+---
+- {id}-once: {{command: start, attach: true}}
+- {id}-web: {{command: start}}
+"#,
+            web = httpd("live site"),
+            base = base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let web = format!("{id}-web");
+    let before = id_and_start(&sb, &web);
+
+    let printed = sb.ok(&["run", "--print-unit", &format!("{id}/test:production")]);
+    assert!(printed.contains("production: true"), "{printed}");
+    let t = tempid(&format!("{id}/test:production"));
+    assert!(
+        !printed.contains(&format!("_{t}")),
+        "no pseudonames: {printed}"
+    );
+
+    let stdout = sb.ok(&["run", "--production", &format!("{id}/test")]);
+    assert!(
+        stdout.contains(&format!("PASS {web}_daemon home (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {id}-once_jobs {id}-once:job (")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(":start ("), "no setup: {stdout}");
+    assert!(!stdout.contains("teardown"), "no teardown: {stdout}");
+    assert!(stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
+    assert_eq!(id_and_start(&sb, &web), before, "left running as it was");
+    assert!(sb.running(&web));
+}
+
+#[test]
+fn a_failed_setup_fails_the_checks_and_the_teardown_leaves_nothing() {
+    let sb = sandbox("tsetup");
+    let id = &sb.id;
+    let base = base_image();
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-data:
+  image: {base}
+  command: ["true"]
+  volumes: ["{id}-vol:/data", "/anon"]
+{id}-web:
+  image: {base}
+  command: ["sleep", "300"]
+  startup: {{volumes_from: {id}-data}}
+  daemon:
+    home: {{url: "http://127.0.0.1:1/", timeout: 1}}
+{id}-broken:
+  image: {base}
+  command: ["sh", "-c", "echo broken on purpose; exit 4"]
+---
+- {id}-data: {{command: create}}
+- {id}-web: {{command: start}}
+- {id}-broken: {{command: start, attach: true}}
+- {id}-web: {{command: start, restart: true}}
+"#
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let t = tempid(&format!("{id}/test:check"));
+    assert!(
+        stdout.contains(&format!("FAIL {id}/test:check {id}-broken:start (")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("exit code 4"), "{stdout}");
+    assert!(stdout.contains("broken on purpose"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "FAIL {id}/test:check {id}-web:start (0.00s)\n    setup failed\n"
+        )),
+        "setup cases after the failure do not run: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "FAIL {id}-web_daemon home (0.00s)\n    setup failed\n"
+        )),
+        "{stdout}"
+    );
+    for removed in [
+        format!("PASS teardown {id}-web:remove ("),
+        format!("PASS teardown {id}-data:remove ("),
+        "PASS teardown leftovers (".to_string(),
+    ] {
+        assert!(stdout.contains(&removed), "{stdout}");
+    }
+    assert_eq!(leftovers(&t), Vec::<String>::new(), "{stdout}");
+    assert!(
+        !sb.exists(&format!("{id}-vol")),
+        "nothing under production names either"
+    );
+}
+
+#[test]
+fn a_test_run_never_touches_the_production_containers() {
+    let sb = sandbox("tsafe");
+    let id = &sb.id;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-data:
+  image: {base}
+  command: ["true"]
+  volumes: ["{id}-vol:/data"]
+{id}-web:
+  image: {base}
+  command: ["sh", "-c", "mkdir -p /www && echo prod-or-test > /www/index.html && exec httpd -f -p 80 -h /www"]
+  ports: ["127.0.0.1:{port}:80"]
+  startup: {{volumes_from: {id}-data}}
+  daemon:
+    home: {{url: "http://127.0.0.1:[[port 80]]({id}-web)/", match: "prod-or-test"}}
+---
+- {id}-data: {{command: create}}
+- {id}-web: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let names = [format!("{id}-data"), format!("{id}-web")];
+    let before: Vec<Option<String>> = names.iter().map(|n| id_and_start(&sb, n)).collect();
+    let since = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
+
+    let stdout = sb.ok(&["run", &format!("{id}/test:check")]);
+    let t = tempid(&format!("{id}/test:check"));
+    assert!(
+        stdout.contains(&format!("PASS {id}-web_daemon home (")),
+        "the test copy runs beside production (its host port is ephemeral): {stdout}"
+    );
+
+    let until = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
+    let after: Vec<Option<String>> = names.iter().map(|n| id_and_start(&sb, n)).collect();
+    assert_eq!(before, after, "same containers, not restarted");
+    assert!(sb.running(&names[1]));
+    let mut args = vec![
+        "events".to_string(),
+        "--since".into(),
+        since,
+        "--until".into(),
+        until,
+        "--format".into(),
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}".into(),
+    ];
+    for n in &names {
+        args.push("--filter".into());
+        args.push(format!("container={n}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The engine's filter matches name prefixes: keep the events of exactly these names.
+    let events = docker(&args);
+    let touched: Vec<&str> = events
+        .lines()
+        .filter(|l| names.iter().any(|n| l.ends_with(&format!(" {n}"))))
+        .collect();
+    assert_eq!(
+        touched,
+        Vec::<&str>::new(),
+        "no event on a production container"
+    );
+    assert!(
+        events.contains(&format!("container create {id}-web_{t}")),
+        "the events are seen at all: {events}"
+    );
+    assert!(
+        sb.exists(&format!("{id}-vol")),
+        "the production volume stays"
+    );
+    assert!(
+        sb.inspect(&format!("dstart-{id}"), "{{.Name}}").is_some(),
+        "the production network stays"
+    );
+    assert_eq!(leftovers(&t), Vec::<String>::new(), "{stdout}");
+}
+
+#[test]
+fn an_interrupted_test_run_tears_down_and_exits_130() {
+    let sb = sandbox("tint");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-web:
+  image: {base}
+  command: ["sleep", "300"]
+  daemon:
+    never: {{url: "http://127.0.0.1:1/", timeout: 120}}
+---
+- {id}-web: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let mut child = sb
+        .command(&["run", &format!("{id}/test:check")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dstart starts");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        let started = line.starts_with("PASS ") && line.contains(":start (");
+        line.clear();
+        if started {
+            break;
+        }
+    }
+    assert!(seen.contains(":start ("), "{seen}");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let pid = i32::try_from(child.id()).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains(&format!("PASS teardown {id}-web:remove (")),
+        "{seen}{rest}"
+    );
+    let t = tempid(&format!("{id}/test:check"));
+    assert_eq!(leftovers(&t), Vec::<String>::new(), "{seen}{rest}");
+}
+
+#[test]
+fn full_builds_pseudo_tagged_images_and_removes_them() {
+    let sb = sandbox("tfull");
+    let id = &sb.id;
+    sb.write(
+        "img/base/Dockerfile",
+        &format!("FROM {}\nRUN echo base > /base.txt\n", base_image()),
+    );
+    sb.write(
+        "img/app/Dockerfile",
+        &format!("FROM {id}/base\nCMD [\"sh\", \"-c\", \"cat /base.txt; echo app ok\"]\n"),
+    );
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-base:
+  build: {{path: img/base, tag: "{id}/base"}}
+{id}-app:
+  build: {{path: img/app, tag: "{id}/app:1"}}
+  job: {{logs: ["base", "app ok"]}}
+---
+- {id}-base: {{command: build}}
+- {id}-app: {{command: start, attach: true}}
+"#
+        ),
+    );
+    let stdout = sb.ok(&["run", &format!("{id}/test:full:check")]);
+    let t = tempid(&format!("{id}/test:full:check"));
+    assert!(
+        stdout.contains(&format!("PASS {id}-app_jobs {id}-app:job (")),
+        "the app image was built FROM the test's base image: {stdout}"
+    );
+    for removed in ["app", "base"] {
+        assert!(
+            stdout.contains(&format!("PASS teardown {id}-{removed}:remove_image (")),
+            "{stdout}"
+        );
+    }
+    let images = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let ours: Vec<&str> = images
+        .lines()
+        .filter(|i| i.starts_with(id.as_str()))
+        .collect();
+    assert!(
+        ours.iter().all(|i| !i.contains(&t)),
+        "no pseudo-tagged image is left: {ours:?}"
+    );
+    assert!(
+        !ours.contains(&format!("{id}/base:latest").as_str())
+            && !ours.contains(&format!("{id}/app:1").as_str()),
+        "a full test never builds the production tags: {ours:?}"
+    );
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
