@@ -278,12 +278,15 @@ fn attach_returns_the_exit_code() {
 }
 
 #[test]
-fn build_failure_fails_the_order() {
+fn build_failure_fails_the_order_and_leaves_no_containers() {
     let sb = Sandbox::new("badbuild");
     let id = sb.id.clone();
     sb.write(
         "img/Dockerfile",
-        &format!("FROM {}\nRUN echo about to fail && exit 7\n", base_image()),
+        &format!(
+            "FROM {}\nRUN echo about to fail {id} && exit 7\n",
+            base_image()
+        ),
     );
     sb.unit(
         &id,
@@ -298,4 +301,9 @@ fn build_failure_fails_the_order() {
     );
     assert!(!stdout.contains("Successfully built"), "{stdout}");
     assert!(!stdout.contains("Executing step start"), "{stdout}");
+    let commands = support::docker(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
+    assert!(
+        !commands.contains(&id),
+        "the failed build's intermediate container is removed: {commands}"
+    );
 }

@@ -824,7 +824,8 @@ impl RawContainer {
                     rm: b.rm.unwrap_or(true),
                     nocache: b.nocache.unwrap_or(false),
                     pull: b.pull.unwrap_or(false),
-                    forcerm: b.forcerm.unwrap_or(false),
+                    // A failed build leaves its intermediate containers behind unless forcerm is on.
+                    forcerm: b.forcerm.unwrap_or(true),
                     buildargs: b
                         .buildargs
                         .iter()
