@@ -158,20 +158,6 @@ fn tcp_engine() {
     assert!(sb.exists(&format!("{id}-c")));
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn tls_engine_with_client_certificates() {
     let sb = Sandbox::new("tls");
@@ -179,99 +165,20 @@ fn tls_engine_with_client_certificates() {
     let id = sb.id.clone();
     let certs = tempfile::tempdir().unwrap();
     let d = certs.path();
-    openssl(
+    support::make_ca(d);
+    support::make_cert(
         d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-            "-keyout",
-            "ca-key.pem",
-            "-out",
-            "ca.pem",
-        ],
+        "server-cert.pem",
+        "server-key.pem",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth",
     );
-    std::fs::write(
-        d.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
+    support::make_cert(
         d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server-key.pem",
-            "-out",
-            "server.csr",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server-cert.pem",
-        ],
-    );
-    std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=client",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "client.csr",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "client.ext",
-            "-out",
-            "cert.pem",
-        ],
+        "cert.pem",
+        "key.pem",
+        "/CN=client",
+        "extendedKeyUsage=clientAuth",
     );
     let port = free_port();
     let proxy = Command::new("python3")

@@ -472,13 +472,12 @@ impl Engine {
 
     /// Inspects a container; `None` if it does not exist.
     pub async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, EngineError> {
-        match self.docker.inspect_container(name, None).await {
-            Ok(i) => Ok(Some(ContainerInfo::from_inspect(&i))),
-            Err(e) => {
-                let e = classify("inspecting a container", "container", name, e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
-        }
+        let inspect = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .map_err(|e| classify("inspecting a container", "container", name, e));
+        Ok(optional(inspect)?.map(|i| ContainerInfo::from_inspect(&i)))
     }
 
     /// Containers carrying all the given labels (running or not).
@@ -823,28 +822,27 @@ impl Engine {
 
     /// Inspects an image; `None` if it does not exist.
     pub async fn image(&self, name: &str) -> Result<Option<ImageInfo>, EngineError> {
-        match self.docker.inspect_image(name).await {
-            Ok(i) => {
-                let raw = serde_json::to_value(&i).unwrap_or(serde_json::Value::Null);
-                let config = i.config.unwrap_or_default();
-                let mut exposed: Vec<String> = config.exposed_ports.clone().unwrap_or_default();
-                exposed.sort();
-                let mut volumes: Vec<String> = config.volumes.clone().unwrap_or_default();
-                volumes.sort();
-                Ok(Some(ImageInfo {
-                    id: i.id.unwrap_or_default(),
-                    labels: config.labels.unwrap_or_default(),
-                    env: config.env.unwrap_or_default(),
-                    exposed_ports: exposed,
-                    volumes,
-                    raw,
-                }))
+        let inspect = self
+            .docker
+            .inspect_image(name)
+            .await
+            .map_err(|e| classify("inspecting an image", "image", name, e));
+        Ok(optional(inspect)?.map(|i| {
+            let raw = serde_json::to_value(&i).unwrap_or(serde_json::Value::Null);
+            let config = i.config.unwrap_or_default();
+            let mut exposed_ports: Vec<String> = config.exposed_ports.unwrap_or_default();
+            exposed_ports.sort();
+            let mut volumes: Vec<String> = config.volumes.unwrap_or_default();
+            volumes.sort();
+            ImageInfo {
+                id: i.id.unwrap_or_default(),
+                labels: config.labels.unwrap_or_default(),
+                env: config.env.unwrap_or_default(),
+                exposed_ports,
+                volumes,
+                raw,
             }
-            Err(e) => {
-                let e = classify("inspecting an image", "image", name, e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
-        }
+        }))
     }
 
     /// Builds an image from a tar context stream. Errors in the build stream fail the build.
@@ -909,7 +907,7 @@ impl Engine {
     pub async fn pull(
         &self,
         name: &str,
-        mut on_status: impl FnMut(String) + Send,
+        on_status: impl FnMut(String) + Send,
     ) -> Result<(), EngineError> {
         let (repo, tag) = crate::unit::container::split_image(name);
         let opts = qp::CreateImageOptions {
@@ -917,22 +915,14 @@ impl Engine {
             tag: Some(tag),
             ..Default::default()
         };
-        let ctx = format!("pulling `{name}`");
-        let mut stream = self.docker.create_image(Some(opts), None, None);
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| classify(&ctx, "image", name, e))?;
-            if let Some(detail) = info.error_detail {
-                return Err(EngineError::Api {
-                    context: ctx,
-                    status: 0,
-                    message: detail.message.unwrap_or_default(),
-                });
-            }
-            if let Some(s) = info.status {
-                on_status(s);
-            }
-        }
-        Ok(())
+        let stream = self.docker.create_image(Some(opts), None, None);
+        follow_progress(stream, &format!("pulling `{name}`"), name, on_status, |i| {
+            (
+                i.error_detail.map(|d| d.message.unwrap_or_default()),
+                i.status,
+            )
+        })
+        .await
     }
 
     pub async fn remove_image(
@@ -1006,29 +996,27 @@ impl Engine {
         &self,
         repo: &str,
         tag: &str,
-        mut on_status: impl FnMut(String) + Send,
+        on_status: impl FnMut(String) + Send,
     ) -> Result<(), EngineError> {
         let opts = qp::PushImageOptions {
             tag: Some(tag.to_string()),
             ..Default::default()
         };
-        let ctx = format!("pushing `{repo}:{tag}`");
         let creds = bollard::auth::DockerCredentials::default();
-        let mut stream = self.docker.push_image(repo, Some(opts), Some(creds));
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| classify(&ctx, "image", repo, e))?;
-            if let Some(detail) = info.error_detail {
-                return Err(EngineError::Api {
-                    context: ctx,
-                    status: 0,
-                    message: detail.message.unwrap_or_default(),
-                });
-            }
-            if let Some(s) = info.status {
-                on_status(s);
-            }
-        }
-        Ok(())
+        let stream = self.docker.push_image(repo, Some(opts), Some(creds));
+        follow_progress(
+            stream,
+            &format!("pushing `{repo}:{tag}`"),
+            repo,
+            on_status,
+            |i| {
+                (
+                    i.error_detail.map(|d| d.message.unwrap_or_default()),
+                    i.status,
+                )
+            },
+        )
+        .await
     }
 
     // -- networks and volumes -----------------------------------------------------------------
@@ -1039,18 +1027,8 @@ impl Engine {
         name: &str,
         labels: HashMap<String, String>,
     ) -> Result<bool, EngineError> {
-        match self
-            .docker
-            .inspect_network(name, None::<qp::InspectNetworkOptions>)
-            .await
-        {
-            Ok(_) => return Ok(false),
-            Err(e) => {
-                let e = classify("inspecting a network", "network", name, e);
-                if !e.is_not_found() {
-                    return Err(e);
-                }
-            }
+        if self.network_containers(name).await?.is_some() {
+            return Ok(false);
         }
         let req = NetworkCreateRequest {
             name: name.to_string(),
@@ -1102,23 +1080,18 @@ impl Engine {
 
     /// Names of the containers attached to a network; `None` if the network does not exist.
     pub async fn network_containers(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
-        match self
+        let inspect = self
             .docker
             .inspect_network(name, None::<qp::InspectNetworkOptions>)
             .await
-        {
-            Ok(n) => Ok(Some(
-                n.containers
-                    .unwrap_or_default()
-                    .into_values()
-                    .filter_map(|c| c.name)
-                    .collect(),
-            )),
-            Err(e) => {
-                let e = classify("inspecting a network", "network", name, e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
-        }
+            .map_err(|e| classify("inspecting a network", "network", name, e));
+        Ok(optional(inspect)?.map(|n| {
+            n.containers
+                .unwrap_or_default()
+                .into_values()
+                .filter_map(|c| c.name)
+                .collect()
+        }))
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
@@ -1134,14 +1107,8 @@ impl Engine {
         name: &str,
         labels: HashMap<String, String>,
     ) -> Result<bool, EngineError> {
-        match self.docker.inspect_volume(name).await {
-            Ok(_) => return Ok(false),
-            Err(e) => {
-                let e = classify("inspecting a volume", "volume", name, e);
-                if !e.is_not_found() {
-                    return Err(e);
-                }
-            }
+        if self.volume_labels(name).await?.is_some() {
+            return Ok(false);
         }
         let req = VolumeCreateRequest {
             name: Some(name.to_string()),
@@ -1160,13 +1127,12 @@ impl Engine {
         &self,
         name: &str,
     ) -> Result<Option<HashMap<String, String>>, EngineError> {
-        match self.docker.inspect_volume(name).await {
-            Ok(v) => Ok(Some(v.labels)),
-            Err(e) => {
-                let e = classify("inspecting a volume", "volume", name, e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
-        }
+        let inspect = self
+            .docker
+            .inspect_volume(name)
+            .await
+            .map_err(|e| classify("inspecting a volume", "volume", name, e));
+        Ok(optional(inspect)?.map(|v| v.labels))
     }
 
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
@@ -1238,6 +1204,40 @@ impl Engine {
                 if tags.is_empty() { vec![i.id] } else { tags }
             })
             .collect())
+    }
+}
+
+/// Follows a pull or push progress stream: reports each status, fails on an error in the
+/// stream. `split` takes (error message, status) out of an item.
+async fn follow_progress<T>(
+    mut stream: impl Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
+    context: &str,
+    name: &str,
+    mut on_status: impl FnMut(String) + Send,
+    split: impl Fn(T) -> (Option<String>, Option<String>),
+) -> Result<(), EngineError> {
+    while let Some(item) = stream.next().await {
+        let (error, status) = split(item.map_err(|e| classify(context, "image", name, e))?);
+        if let Some(message) = error {
+            return Err(EngineError::Api {
+                context: context.to_string(),
+                status: 0,
+                message,
+            });
+        }
+        if let Some(s) = status {
+            on_status(s);
+        }
+    }
+    Ok(())
+}
+
+/// `Ok(None)` for a 404 answer: the object does not exist.
+fn optional<T>(result: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -255,3 +255,79 @@ impl Drop for Sandbox {
         self.clean();
     }
 }
+
+/// Runs `openssl ARGS` in `dir`; panics with its stderr on failure.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA in `dir`: `ca.pem` and its key `ca-key.pem`.
+pub fn make_ca(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dstart test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ],
+    );
+}
+
+/// A certificate signed by the CA of `dir`: `<cert>` and `<key>`, for `subject`, with the
+/// openssl extensions `ext` (e.g. `subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth`).
+pub fn make_cert(dir: &Path, cert: &str, key: &str, subject: &str, ext: &str) {
+    let csr = format!("{cert}.csr");
+    let extfile = format!("{cert}.ext");
+    std::fs::write(dir.join(&extfile), format!("{ext}\n")).expect("extfile");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", key, "-out", &csr,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
+            "-out",
+            cert,
+        ],
+    );
+}
