@@ -183,10 +183,16 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
     if unit.command.command == "test" {
         return test_unit(cli, args, conf, env, &unit);
     }
-    if args.production {
-        return Err(Error::Usage(
-            "--production applies to test runs (`UNIT/test`)".into(),
-        ));
+    if args.production || args.junit.is_some() {
+        let flag = if args.production {
+            "--production"
+        } else {
+            "--junit"
+        };
+        return Err(Error::Usage(format!(
+            "{flag} applies to test runs (`UNIT/test`), not to `{}`",
+            unit.command
+        )));
     }
     if args.print_unit || args.print_only {
         output::result(unit.to_yaml());

@@ -91,6 +91,14 @@ fn production_is_only_for_tests_and_not_with_full() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let out = dstart(&conf, &["run", "--junit", "r.xml", "web/start"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--junit applies to test runs (`UNIT/test`), not to `web/start`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = dstart(&conf, &["run", "--print-unit", "web/test:production:full"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
