@@ -15,6 +15,7 @@
 
 pub mod apidoc;
 pub mod app;
+pub mod backup;
 pub mod checks;
 pub mod cli;
 pub mod completion;

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use crate::engine::convert::{
     self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
 };
-use crate::engine::{ContainerInfo, EngineError};
+use crate::engine::{ContainerInfo, EngineError, MountInfo};
 use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, interrupt, resolve_host_path};
 use crate::output;
 use crate::unit::container::{ContainerSpec, MountSpec};
@@ -520,8 +520,12 @@ pub async fn stop(run: &UnitRun<'_>, name: &str, timeout: u32) -> OrderResult {
     Ok(())
 }
 
-/// The container's own volumes: anonymous volumes not shared in through `volumes_from`.
-async fn own_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderResult<Vec<String>> {
+/// The volume mounts (named and anonymous) of a container that are not shared in through
+/// `volumes_from`.
+pub async fn own_volume_mounts(
+    run: &UnitRun<'_>,
+    info: &ContainerInfo,
+) -> OrderResult<Vec<MountInfo>> {
     let mut inherited = Vec::new();
     for source in &info.volumes_from {
         let source = crate::unit::container::strip_mode(source);
@@ -532,9 +536,19 @@ async fn own_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderResult<Vec
     Ok(info
         .mounts
         .iter()
-        .filter(|m| m.is_anonymous_volume())
-        .filter_map(|m| m.name.clone())
-        .filter(|n| !inherited.contains(n))
+        .filter(|m| m.kind == "volume")
+        .filter(|m| m.name.as_ref().is_none_or(|n| !inherited.contains(n)))
+        .cloned()
+        .collect())
+}
+
+/// The container's own volumes: anonymous volumes not shared in through `volumes_from`.
+async fn own_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderResult<Vec<String>> {
+    Ok(own_volume_mounts(run, info)
+        .await?
+        .into_iter()
+        .filter(MountInfo::is_anonymous_volume)
+        .filter_map(|m| m.name)
         .collect())
 }
 

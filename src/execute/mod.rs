@@ -2,6 +2,7 @@
 //! at a time), each turned into engine calls by the function of its kind. No decisions that the
 //! generate stage could have made are taken here.
 
+pub mod backup;
 pub mod context;
 pub mod image;
 pub mod interrupt;
@@ -132,6 +133,8 @@ pub struct UnitRun<'a> {
     network_ready: tokio::sync::OnceCell<()>,
     volumes_ready: Mutex<HashSet<String>>,
     image_locks: image::ImageLocks,
+    /// Backup directory locks this run holds (until it ends).
+    pub backup_locks: tokio::sync::Mutex<Vec<crate::backup::lock::DirLock>>,
 }
 
 impl<'a> UnitRun<'a> {
@@ -144,6 +147,7 @@ impl<'a> UnitRun<'a> {
             network_ready: tokio::sync::OnceCell::new(),
             volumes_ready: Mutex::new(HashSet::new()),
             image_locks: image::ImageLocks::default(),
+            backup_locks: tokio::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -283,10 +287,8 @@ impl<'a> UnitRun<'a> {
             Action::Push(args) => image::push(self, name, args).await,
             Action::Execute(args) => Box::pin(run::execute(self, name, args)).await,
             Action::Unit(args) => run::unit(self, args).await,
-            Action::Backup(_) | Action::Restore(_) => Err(OrderError::failed(format!(
-                "`{}` is not available in this build",
-                order.action.kind()
-            ))),
+            Action::Backup(args) => backup::backup(self, order, args).await,
+            Action::Restore(args) => backup::restore(self, name, args).await,
         }
     }
 }

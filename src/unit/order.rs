@@ -238,6 +238,10 @@ pub struct RestoreArgs {
     /// Empty the target paths before unpacking.
     #[serde(default)]
     pub clean: bool,
+    /// Stop the container during the restore (started again only if it was running).
+    #[serde(default)]
+    pub stop: bool,
+    /// Seconds to wait for another run holding the lock (default 600).
     pub lock_timeout: Option<f64>,
 }
 

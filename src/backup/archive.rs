@@ -1,0 +1,400 @@
+//! The tar inside an archive: writing it from the engine's archive streams, and checking one
+//! before a restore.
+//!
+//! Members are named relative to the container's root, as `tar cf - -C / data` names them
+//! (`data/`, `data/file`, `var/lib/x/...`), whichever way the archive was made. The engine names
+//! the members of `GET /containers/{id}/archive?path=/var/lib/x` `x/...`; [`append_source`]
+//! puts `var/lib/` in front of them (and of hard link targets), keeping every header field and
+//! PAX record (ownership, modes, times, extended attributes).
+
+use std::io::{self, Read, Write};
+use std::path::{Component, Path};
+
+use tar::{Builder, EntryType, Header};
+
+/// How many entries and data bytes went through.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// The part of a container path the engine leaves out of member names: `var/lib/` for
+/// `/var/lib/x`, nothing for `/data`.
+pub fn member_prefix(source: &str) -> String {
+    let trimmed = source.trim_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some((parent, _)) => format!("{parent}/"),
+        None => String::new(),
+    }
+}
+
+fn prefixed(prefix: &str, name: &[u8]) -> Vec<u8> {
+    let name = name.strip_prefix(b"./").unwrap_or(name);
+    let mut out = prefix.as_bytes().to_vec();
+    out.extend_from_slice(name);
+    out
+}
+
+fn as_path(bytes: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// Appends every entry of the engine's tar stream `input` to `out`, with `prefix` in front of
+/// member names and hard link targets.
+pub fn append_source<W: Write>(
+    out: &mut Builder<W>,
+    input: impl Read,
+    prefix: &str,
+) -> io::Result<Counts> {
+    let mut counts = Counts::default();
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if let Some(exts) = entry.pax_extensions()? {
+            for ext in exts {
+                let ext = ext?;
+                if !matches!(ext.key_bytes(), b"path" | b"linkpath") {
+                    records.push((ext.key_bytes().to_vec(), ext.value_bytes().to_vec()));
+                }
+            }
+        }
+        if !records.is_empty() {
+            append_pax(out, &records)?;
+        }
+        let path = prefixed(prefix, &entry.path_bytes());
+        let mut header = entry.header().clone();
+        header.set_size(entry.size());
+        match header.entry_type() {
+            EntryType::Link => {
+                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                let target = prefixed(prefix, &target);
+                out.append_link(&mut header, as_path(&path), as_path(&target))?;
+            }
+            EntryType::Symlink => {
+                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                out.append_link(&mut header, as_path(&path), as_path(&target))?;
+            }
+            _ => {
+                counts.bytes += entry.size();
+                out.append_data(&mut header, as_path(&path), &mut entry)?;
+            }
+        }
+        counts.entries += 1;
+    }
+    Ok(counts)
+}
+
+/// A PAX extended header (`x`) with `records`, for the entry that follows.
+fn append_pax<W: Write>(out: &mut Builder<W>, records: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        // "<len> <key>=<value>\n", where <len> counts itself.
+        let rest = k.len() + v.len() + 3;
+        let mut len = rest + rest.to_string().len();
+        if len.to_string().len() != rest.to_string().len() {
+            len = rest + len.to_string().len();
+        }
+        data.extend_from_slice(format!("{len} ").as_bytes());
+        data.extend_from_slice(k);
+        data.push(b'=');
+        data.extend_from_slice(v);
+        data.push(b'\n');
+    }
+    let mut header = Header::new_ustar();
+    header.set_entry_type(EntryType::XHeader);
+    header.set_path("././@PaxHeader")?;
+    header.set_mode(0o644);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    out.append(&header, data.as_slice())
+}
+
+/// Why a restore refuses an archive.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The archive cannot be read to its end.
+    Damaged(io::Error),
+    /// A member that would write outside the container's volumes.
+    Unsafe { member: String, why: String },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Damaged(e) => write!(f, "the archive is damaged: {e}"),
+            Refusal::Unsafe { member, why } => write!(f, "unsafe member `{member}`: {why}"),
+        }
+    }
+}
+
+/// What [`check`] found in an archive that may be restored.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub counts: Counts,
+    /// The volume roots (`data`, `var/lib/x`) the archive writes into, in order of appearance.
+    pub roots: Vec<String>,
+}
+
+/// Normal components of a member path; `None` if it is absolute or has `..`.
+fn components(path: &Path) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) | Component::ParentDir => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The root (of `roots`, each a list of components) that `parts` lies in.
+fn root_of<'r>(roots: &'r [Vec<String>], parts: &[String]) -> Option<&'r Vec<String>> {
+    roots
+        .iter()
+        .filter(|r| parts.len() >= r.len() && parts[..r.len()] == r[..])
+        .max_by_key(|r| r.len())
+}
+
+/// Where a symlink at `member` (components) pointing at `target` leads, from the container
+/// root; `None` if it climbs above the root.
+fn resolve_link(member: &[String], target: &Path) -> Option<Vec<String>> {
+    let mut at: Vec<String> = if target.is_absolute() {
+        Vec::new()
+    } else {
+        member[..member.len().saturating_sub(1)].to_vec()
+    };
+    for c in target.components() {
+        match c {
+            Component::Normal(s) => at.push(s.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                at.pop()?;
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(at)
+}
+
+/// Reads a whole tar stream and checks that every member lies inside one of `volumes`
+/// (container paths such as `/data`) and that no link leads out of the volume it is in.
+pub fn check(input: impl Read, volumes: &[String]) -> Result<Checked, Refusal> {
+    let roots: Vec<Vec<String>> = volumes
+        .iter()
+        .filter_map(|v| components(Path::new(v.trim_start_matches('/'))))
+        .filter(|r| !r.is_empty())
+        .collect();
+    let mut checked = Checked::default();
+    let mut archive = tar::Archive::new(input);
+    let unsafe_member = |member: &[u8], why: String| Refusal::Unsafe {
+        member: String::from_utf8_lossy(member).into_owned(),
+        why,
+    };
+    for entry in archive.entries().map_err(Refusal::Damaged)? {
+        let mut entry = entry.map_err(Refusal::Damaged)?;
+        let name = entry.path_bytes().into_owned();
+        let parts = components(as_path(&name))
+            .ok_or_else(|| unsafe_member(&name, "absolute paths and `..` are refused".into()))?;
+        let root = root_of(&roots, &parts).ok_or_else(|| {
+            unsafe_member(
+                &name,
+                format!(
+                    "it is not inside a volume of the container ({})",
+                    volumes.join(", ")
+                ),
+            )
+        })?;
+        let root_text = root.join("/");
+        if !checked.roots.contains(&root_text) {
+            checked.roots.push(root_text.clone());
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_hard_link() || kind.is_symlink() {
+            let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+            let leads_to = if kind.is_hard_link() {
+                components(as_path(&target))
+            } else {
+                resolve_link(&parts, as_path(&target))
+            };
+            let inside = leads_to
+                .as_deref()
+                .is_some_and(|t| t.len() >= root.len() && t[..root.len()] == root[..]);
+            if !inside {
+                return Err(unsafe_member(
+                    &name,
+                    format!(
+                        "its link to `{}` leaves the volume /{root_text}",
+                        String::from_utf8_lossy(&target)
+                    ),
+                ));
+            }
+        }
+        checked.counts.bytes += io::copy(&mut entry, &mut io::sink()).map_err(Refusal::Damaged)?;
+        checked.counts.entries += 1;
+    }
+    Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: EntryType, mode: u32, size: u64) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h
+    }
+
+    /// A tar as the engine makes it for `/var/lib/x`: members `x/...`.
+    fn engine_tar() -> Vec<u8> {
+        let mut b = Builder::new(Vec::new());
+        let mut h = header(EntryType::Directory, 0o750, 0);
+        h.set_uid(1234);
+        h.set_gid(5678);
+        b.append_data(&mut h, "x/", io::empty()).unwrap();
+        let mut h = header(EntryType::Regular, 0o640, 5);
+        h.set_mtime(1_600_000_000);
+        b.append_data(&mut h, "x/file", &b"hello"[..]).unwrap();
+        let long = format!("x/{}", "n".repeat(150));
+        let mut h = header(EntryType::Regular, 0, 1);
+        b.append_data(&mut h, &long, &b"!"[..]).unwrap();
+        let mut h = header(EntryType::Link, 0, 0);
+        b.append_link(&mut h, "x/hard", "x/file").unwrap();
+        let mut h = header(EntryType::Symlink, 0, 0);
+        b.append_link(&mut h, "x/soft", "file").unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn rewrite(prefix: &str) -> Vec<u8> {
+        let mut out = Builder::new(Vec::new());
+        let counts = append_source(&mut out, engine_tar().as_slice(), prefix).unwrap();
+        assert_eq!(counts.entries, 5);
+        assert_eq!(counts.bytes, 6);
+        out.into_inner().unwrap()
+    }
+
+    #[test]
+    fn prefixes_follow_the_container_path() {
+        assert_eq!(member_prefix("/data"), "");
+        assert_eq!(member_prefix("/var/lib/x/"), "var/lib/");
+    }
+
+    #[test]
+    fn members_get_the_path_from_the_root_and_keep_their_metadata() {
+        let tar = rewrite("var/lib/");
+        let mut a = tar::Archive::new(tar.as_slice());
+        let mut seen = Vec::new();
+        for e in a.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            seen.push(format!(
+                "{} {:o} {} {} {:?}",
+                e.path().unwrap().display(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.mtime().unwrap(),
+                e.link_name().unwrap().map(|l| l.display().to_string())
+            ));
+        }
+        assert_eq!(seen[0], "var/lib/x/ 750 1234 0 None");
+        assert_eq!(seen[1], "var/lib/x/file 640 0 1600000000 None");
+        assert_eq!(seen[2], format!("var/lib/x/{} 0 0 0 None", "n".repeat(150)));
+        assert!(seen[3].ends_with("Some(\"var/lib/x/file\")"), "{}", seen[3]);
+        assert!(seen[4].ends_with("Some(\"file\")"), "{}", seen[4]);
+        let checked = check(tar.as_slice(), &["/var/lib/x".into()]).unwrap();
+        assert_eq!(checked.roots, ["var/lib/x"]);
+        assert_eq!(checked.counts.entries, 5);
+    }
+
+    #[test]
+    fn pax_records_are_kept() {
+        let mut src = Builder::new(Vec::new());
+        append_pax(
+            &mut src,
+            &[(b"SCHILY.xattr.user.k".to_vec(), b"v".to_vec())],
+        )
+        .unwrap();
+        let mut h = Header::new_ustar();
+        h.set_size(2);
+        src.append_data(&mut h, "data/a", &b"ab"[..]).unwrap();
+        let src = src.into_inner().unwrap();
+        let mut out = Builder::new(Vec::new());
+        append_source(&mut out, src.as_slice(), "").unwrap();
+        let out = out.into_inner().unwrap();
+        let mut a = tar::Archive::new(out.as_slice());
+        let mut e = a.entries().unwrap().next().unwrap().unwrap();
+        let exts: Vec<String> = e
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|x| {
+                let x = x.unwrap();
+                format!("{}={}", x.key().unwrap(), x.value().unwrap())
+            })
+            .collect();
+        assert_eq!(exts, ["SCHILY.xattr.user.k=v"]);
+        assert_eq!(e.path().unwrap(), Path::new("data/a"));
+    }
+
+    fn raw_tar(members: &[(&str, EntryType, &str)]) -> Vec<u8> {
+        // Names are written into the header by hand: the tar crate refuses `..` itself.
+        let mut out = Vec::new();
+        for (name, kind, link) in members {
+            let mut h = Header::new_gnu();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_size(0);
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+        }
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+
+    #[test]
+    fn unsafe_members_are_refused() {
+        let vols = ["/data".to_string()];
+        let cases = [
+            ("data/../etc/passwd", EntryType::Regular, ""),
+            ("/data/x", EntryType::Regular, ""),
+            ("etc/passwd", EntryType::Regular, ""),
+            ("data/l", EntryType::Symlink, "../etc"),
+            ("data/l", EntryType::Symlink, "/etc/passwd"),
+            ("data/h", EntryType::Link, "etc/passwd"),
+        ];
+        for (name, kind, link) in cases {
+            let tar = raw_tar(&[(name, kind, link)]);
+            match check(tar.as_slice(), &vols) {
+                Err(Refusal::Unsafe { member, .. }) => assert_eq!(member, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let fine = raw_tar(&[
+            ("data/", EntryType::Directory, ""),
+            ("data/a/l", EntryType::Symlink, "../b"),
+            ("data/abs", EntryType::Symlink, "/data/b"),
+            ("data/h", EntryType::Link, "data/a/l"),
+        ]);
+        assert_eq!(check(fine.as_slice(), &vols).unwrap().counts.entries, 4);
+    }
+
+    #[test]
+    fn a_truncated_archive_is_damaged() {
+        let tar = rewrite("");
+        let cut = &tar[..1100];
+        assert!(matches!(
+            check(cut, &["/x".into()]),
+            Err(Refusal::Damaged(_))
+        ));
+    }
+}

@@ -1,0 +1,444 @@
+//! Archives on the host: their names, writing one without ever leaving a partial file under a
+//! final name, checksum files, the link to the newest archive, pruning and choosing the archive
+//! a restore reads.
+//!
+//! A new archive is written to an unnamed file in the target directory (`O_TMPFILE`), so that
+//! nothing is left behind even when dstart is killed; where the file system cannot do that, to
+//! `.<name>.dstart-tmp-<pid>`, which the next run removes once that process is gone. The file is
+//! fsynced, given its name, and the directory fsynced.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::unit::order::Compression;
+
+/// Every compression, in the order restore looks for archives.
+pub const ALL_COMPRESSIONS: [Compression; 3] =
+    [Compression::Gzip, Compression::Zstd, Compression::None];
+
+const TEMP_MARK: &str = ".dstart-tmp-";
+
+/// `yyyymmddTHHMMSSZ` (UTC), the timestamp of archive names.
+pub fn stamp(at: DateTime<Utc>) -> String {
+    at.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+fn is_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+}
+
+/// `<name>.<ext>`.
+pub fn fixed_name(name: &str, compression: Compression) -> String {
+    format!("{name}.{}", compression.extension())
+}
+
+/// `<name>-<stamp>.<ext>`.
+pub fn stamped_name(name: &str, stamp: &str, compression: Compression) -> String {
+    format!("{name}-{stamp}.{}", compression.extension())
+}
+
+/// The checksum file of an archive: `<archive>.sha256`.
+pub fn checksum_path(archive: &Path) -> PathBuf {
+    let mut s = archive.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+/// An archive of a name found in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub file_name: String,
+    /// The timestamp of a timestamped archive.
+    pub stamp: Option<String>,
+}
+
+/// The archives called `name` in `dir`: timestamped ones (any compression), and fixed-name
+/// ones that are files (a fixed name that is a link points at a timestamped one).
+pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        for c in ALL_COMPRESSIONS {
+            let Some(base) = file_name.strip_suffix(&format!(".{}", c.extension())) else {
+                continue;
+            };
+            if base == name {
+                if !entry.file_type()?.is_symlink() {
+                    found.push(Found {
+                        path: entry.path(),
+                        file_name: file_name.clone(),
+                        stamp: None,
+                    });
+                }
+            } else if let Some(s) = base
+                .strip_prefix(name)
+                .and_then(|r| r.strip_prefix('-'))
+                .filter(|s| is_stamp(s))
+            {
+                found.push(Found {
+                    path: entry.path(),
+                    file_name: file_name.clone(),
+                    stamp: Some(s.to_string()),
+                });
+            }
+            break;
+        }
+    }
+    found.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    Ok(found)
+}
+
+/// The newest archive called `name` in `dir`: by modification time, then by timestamp.
+pub fn newest(dir: &Path, name: &str) -> io::Result<Option<Found>> {
+    let mut best: Option<(std::time::SystemTime, Found)> = None;
+    for f in list(dir, name)? {
+        let modified = fs::metadata(&f.path)?.modified()?;
+        let better = match &best {
+            None => true,
+            Some((m, b)) => (modified, &f.stamp) > (*m, &b.stamp),
+        };
+        if better {
+            best = Some((modified, f));
+        }
+    }
+    Ok(best.map(|(_, f)| f))
+}
+
+/// Removes timestamped archives of `name` (and their checksum files) beyond the `keep` newest.
+/// Returns the removed file names.
+pub fn prune(dir: &Path, name: &str, keep: usize) -> io::Result<Vec<String>> {
+    let mut stamped: Vec<Found> = list(dir, name)?
+        .into_iter()
+        .filter(|f| f.stamp.is_some())
+        .collect();
+    stamped.sort_by(|a, b| b.stamp.cmp(&a.stamp));
+    let mut removed = Vec::new();
+    for old in stamped.into_iter().skip(keep) {
+        remove_if_exists(&checksum_path(&old.path))?;
+        remove_if_exists(&old.path)?;
+        removed.push(old.file_name);
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes temporary files that dstart processes which no longer run left in `dir`.
+pub fn remove_stale_temporaries(dir: &Path) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(pid) = file_name
+            .rsplit_once(TEMP_MARK)
+            .filter(|(head, _)| head.starts_with('.'))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if i64::from(pid) != i64::from(std::process::id()) && !process_alive(pid) {
+            remove_if_exists(&entry.path())?;
+            removed.push(file_name);
+        }
+    }
+    Ok(removed)
+}
+
+fn process_alive(pid: i32) -> bool {
+    use nix::errno::Errno;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e != Errno::ESRCH,
+    }
+}
+
+/// fsyncs a directory, so that a rename or removal in it is durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` (mode 0700) with its parents if it does not exist.
+pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// A file being written in a directory, invisible (or under a temporary name) until
+/// [`Pending::commit`]. Dropping it without committing leaves nothing behind.
+#[derive(Debug)]
+pub struct Pending {
+    file: File,
+    dir: PathBuf,
+    /// The temporary name, when the file system has no unnamed files.
+    temp: Option<PathBuf>,
+}
+
+impl Pending {
+    /// A new file (mode 0600) that will be called `final_name` in `dir`.
+    pub fn create(dir: &Path, final_name: &str) -> io::Result<Pending> {
+        use nix::fcntl::OFlag;
+        use nix::sys::stat::Mode;
+        let unnamed = nix::fcntl::open(
+            dir,
+            OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        );
+        if let Ok(fd) = unnamed {
+            return Ok(Pending {
+                file: File::from(fd),
+                dir: dir.to_path_buf(),
+                temp: None,
+            });
+        }
+        let temp = dir.join(temp_name(final_name));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        Ok(Pending {
+            file,
+            dir: dir.to_path_buf(),
+            temp: Some(temp),
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Syncs the file to disk and gives it its name (replacing a file of that name atomically).
+    pub fn commit(mut self, final_name: &str) -> io::Result<PathBuf> {
+        self.file.flush()?;
+        self.file.sync_all()?;
+        let target = self.dir.join(final_name);
+        let temp = if let Some(t) = self.temp.take() {
+            t
+        } else {
+            // The unnamed file gets a temporary name first: linkat does not replace.
+            use std::os::fd::AsRawFd;
+            let linked = self.dir.join(temp_name(final_name));
+            let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+            nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                proc_path.as_str(),
+                nix::fcntl::AT_FDCWD,
+                &linked,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            )
+            .map_err(io::Error::from)?;
+            linked
+        };
+        if let Err(e) = fs::rename(&temp, &target) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        sync_dir(&self.dir)?;
+        Ok(target)
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(t) = self.temp.take() {
+            let _ = fs::remove_file(t);
+        }
+    }
+}
+
+fn temp_name(final_name: &str) -> String {
+    format!(".{final_name}{TEMP_MARK}{}", std::process::id())
+}
+
+/// Writes `<archive>.sha256` in the format of `sha256sum` (mode 0600, atomically).
+pub fn write_checksum(archive: &Path, hex: &str) -> io::Result<PathBuf> {
+    let dir = archive.parent().unwrap_or(Path::new("."));
+    let file_name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sum_name = format!("{file_name}.sha256");
+    let mut pending = Pending::create(dir, &sum_name)?;
+    writeln!(pending.file(), "{hex}  {file_name}")?;
+    pending.commit(&sum_name)
+}
+
+/// The checksum a `.sha256` file records (its first word), if the file exists.
+pub fn read_checksum(archive: &Path) -> io::Result<Option<String>> {
+    match fs::read_to_string(checksum_path(archive)) {
+        Ok(text) => Ok(text.split_whitespace().next().map(str::to_ascii_lowercase)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Points `<dir>/<link_name>` (and its `.sha256`) at `target` (a file name in `dir`),
+/// atomically. A regular file of that name is an archive of its own and stays: returns false.
+pub fn point_link(dir: &Path, link_name: &str, target: &str) -> io::Result<bool> {
+    for (link, to) in [
+        (link_name.to_string(), target.to_string()),
+        (format!("{link_name}.sha256"), format!("{target}.sha256")),
+    ] {
+        let path = dir.join(&link);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if !m.file_type().is_symlink() => return Ok(false),
+            _ => {}
+        }
+        let temp = dir.join(temp_name(&link));
+        let _ = fs::remove_file(&temp);
+        std::os::unix::fs::symlink(&to, &temp)?;
+        if let Err(e) = fs::rename(&temp, &path) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+    }
+    sync_dir(dir)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, name: &str) {
+        fs::write(dir.join(name), name).unwrap();
+    }
+
+    #[test]
+    fn stamps_and_names() {
+        let at = DateTime::parse_from_rfc3339("2026-11-22T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(stamp(at), "20261122T030405Z");
+        assert!(is_stamp("20261122T030405Z"));
+        assert!(!is_stamp("20261122T03040Z5"));
+        assert_eq!(
+            stamped_name("web", "20261122T030405Z", Compression::Zstd),
+            "web-20261122T030405Z.tar.zst"
+        );
+        assert_eq!(fixed_name("web", Compression::None), "web.tar");
+    }
+
+    #[test]
+    fn lists_only_archives_of_exactly_that_name() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "web-20260101T000000Z.tar.gz",
+            "web-20260102T000000Z.tar.zst",
+            "web-data-20260103T000000Z.tar.gz",
+            "web.tar",
+            "web-20260101T000000Z.tar.gz.sha256",
+            "web-latest.tar.gz",
+            "other.tar.gz",
+        ] {
+            touch(d.path(), n);
+        }
+        let names: Vec<String> = list(d.path(), "web")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.file_name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "web-20260101T000000Z.tar.gz",
+                "web-20260102T000000Z.tar.zst",
+                "web.tar"
+            ]
+        );
+        let removed = prune(d.path(), "web", 1).unwrap();
+        assert_eq!(removed, ["web-20260101T000000Z.tar.gz"]);
+        assert!(!d.path().join("web-20260101T000000Z.tar.gz.sha256").exists());
+        assert!(d.path().join("web-data-20260103T000000Z.tar.gz").exists());
+        assert!(d.path().join("web.tar").exists());
+    }
+
+    #[test]
+    fn pending_files_appear_only_when_committed() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut p = Pending::create(d.path(), "a.tar").unwrap();
+            p.file().write_all(b"partial").unwrap();
+        }
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+        let mut p = Pending::create(d.path(), "a.tar").unwrap();
+        p.file().write_all(b"whole").unwrap();
+        let path = p.commit("a.tar").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"whole");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn checksum_files_and_links() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), "web-20260101T000000Z.tar.gz");
+        let archive = d.path().join("web-20260101T000000Z.tar.gz");
+        write_checksum(&archive, "abc").unwrap();
+        assert_eq!(
+            fs::read_to_string(checksum_path(&archive)).unwrap(),
+            "abc  web-20260101T000000Z.tar.gz\n"
+        );
+        assert_eq!(read_checksum(&archive).unwrap().as_deref(), Some("abc"));
+        assert!(point_link(d.path(), "web.tar.gz", "web-20260101T000000Z.tar.gz").unwrap());
+        assert_eq!(
+            fs::read_link(d.path().join("web.tar.gz")).unwrap(),
+            Path::new("web-20260101T000000Z.tar.gz")
+        );
+        assert_eq!(
+            read_checksum(&d.path().join("web.tar.gz"))
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
+        touch(d.path(), "db.tar.gz");
+        assert!(!point_link(d.path(), "db.tar.gz", "web-20260101T000000Z.tar.gz").unwrap());
+        assert_eq!(fs::read(d.path().join("db.tar.gz")).unwrap(), b"db.tar.gz");
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_go() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), ".web.tar.gz.dstart-tmp-999999999");
+        let mine = format!(".web.tar.gz.dstart-tmp-{}", std::process::id());
+        touch(d.path(), &mine);
+        touch(d.path(), "keep.dstart-tmp-1");
+        let removed = remove_stale_temporaries(d.path()).unwrap();
+        assert_eq!(removed, [".web.tar.gz.dstart-tmp-999999999"]);
+        assert!(d.path().join(mine).exists());
+        assert!(d.path().join("keep.dstart-tmp-1").exists());
+    }
+}

@@ -1,0 +1,678 @@
+//! `backup` and `restore` (ORIGINAL §3.1, SPEC "Backup and restore (cron-grade)").
+//!
+//! A backup streams each source path through the engine's archive endpoint (no helper image,
+//! no tar in the image, stopped containers too) into a new archive file that only gets its
+//! name once it is complete and on disk; with `HELPER_IMAGE` set, a helper container's `tar`
+//! writes the same tar into a FIFO instead, because the engine's own tar is slower. A restore
+//! reads the whole archive first (checksum, damage, unsafe members) and only then unpacks it
+//! through the archive endpoint.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::backup::{self, ChannelReader, Chunk, Content, Rejected, Written, archive, lock, store};
+use crate::engine::ContainerInfo;
+use crate::execute::lifecycle::own_volume_mounts;
+use crate::execute::run::{bare_spec, helper_image, run_container, temp_name};
+use crate::execute::{
+    OrderError, OrderResult, UnitRun, interrupt, network_name, resolve_host_path,
+};
+use crate::output;
+use crate::unit::container::MountSpec;
+use crate::unit::order::{BackupArgs, Compression, Order, RestoreArgs};
+
+/// Default seconds to wait for another run's lock.
+const LOCK_TIMEOUT_SECS: f64 = 600.0;
+/// Seconds a container gets to stop for a consistent backup.
+const STOP_TIMEOUT: u32 = 10;
+
+/// `backup`.
+pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> OrderResult {
+    let name = order.container.as_str();
+    let spec = run.spec(name)?;
+    let info = existing(run, name).await?;
+    let sources = match &args.source {
+        Some(s) => checked_sources(&info, &s.to_vec())?,
+        None => own_volume_mounts(run, &info)
+            .await?
+            .into_iter()
+            .map(|m| m.destination)
+            .collect(),
+    };
+    if sources.is_empty() {
+        if order.generated {
+            output::debug(format!(
+                "No volumes to back up in container {name} (skipped)"
+            ));
+            return Ok(());
+        }
+        return Err(OrderError::failed(format!(
+            "No volumes to backup found in container {name}"
+        )));
+    }
+    let dir = resolve_host_path(
+        run.rt,
+        Some(spec),
+        args.backup_dir.as_deref().unwrap_or("."),
+    );
+    store::ensure_dir(&dir).map_err(OrderError::io(format!(
+        "creating the backup directory {}",
+        dir.display()
+    )))?;
+    let compression = args.compression.unwrap_or(Compression::Gzip);
+    let base = args.backup_name.as_deref().unwrap_or("backup");
+    hold_lock(run, &dir, args.lock_timeout).await?;
+    match store::remove_stale_temporaries(&dir) {
+        Ok(removed) => {
+            for r in removed {
+                output::info(format!(
+                    "Removed {r}, left behind in {} by a run that was killed",
+                    dir.display()
+                ));
+            }
+        }
+        Err(e) => output::warn(
+            "backup",
+            format!(
+                "could not look for stale temporary files in {}: {e}",
+                dir.display()
+            ),
+        ),
+    }
+    let file_name = if args.timestamp {
+        free_stamped_name(&dir, base, compression).await?
+    } else {
+        let fixed = store::fixed_name(base, compression);
+        if std::fs::symlink_metadata(dir.join(&fixed)).is_ok() && !args.overwrite {
+            return Err(OrderError::failed(format!(
+                "Backup failed: the target {fixed} exists already in directory {}. Add `overwrite: true` to the order to overwrite it",
+                dir.display()
+            )));
+        }
+        fixed
+    };
+    let target = dir.join(&file_name);
+    output::info(format!(
+        "Backup of container {name}: {} -> {}",
+        sources.join(", "),
+        target.display()
+    ));
+
+    let stopped = args.stop && info.running;
+    if stopped {
+        run.engine().stop_container(name, STOP_TIMEOUT).await?;
+        output::info(format!("Stopped container {name} for its backup"));
+    }
+    let pending = store::Pending::create(&dir, &file_name).map_err(OrderError::io(format!(
+        "creating a temporary file in {}",
+        dir.display()
+    )))?;
+    let helper = helper_for_backup(run);
+    let written = match &helper {
+        Some(image) => with_helper(run, name, image, &sources, pending, compression).await,
+        None => through_engine(run, name, &sources, pending, compression).await,
+    };
+    if stopped {
+        let restarted = run.engine().start_container(name).await;
+        match (&written, restarted) {
+            (_, Ok(())) => output::info(format!("Started container {name} again")),
+            (Ok(_), Err(e)) => return Err(e.into()),
+            (Err(_), Err(e)) => output::error(
+                "backup",
+                format!("could not start container {name} again: {e}"),
+            ),
+        }
+    }
+    let written = written?;
+
+    let keep = args.keep;
+    let (link, stamped) = (store::fixed_name(base, compression), args.timestamp);
+    let base_name = base.to_string();
+    let dir_for_commit = dir.clone();
+    let file_for_commit = file_name.clone();
+    let sha = written.sha256.clone();
+    let (path, pruned, linked) = tokio::task::spawn_blocking(move || {
+        let path = written.pending.commit(&file_for_commit)?;
+        store::write_checksum(&path, &sha)?;
+        let linked = if stamped {
+            store::point_link(&dir_for_commit, &link, &file_for_commit)?
+        } else {
+            true
+        };
+        let pruned = match keep {
+            Some(k) => store::prune(&dir_for_commit, &base_name, k as usize)?,
+            None => Vec::new(),
+        };
+        Ok::<_, io::Error>((path, pruned, linked))
+    })
+    .await
+    .map_err(|e| OrderError::failed(format!("writing the archive stopped: {e}")))?
+    .map_err(OrderError::io(format!("finishing {}", target.display())))?;
+    if !linked {
+        output::warn(
+            "backup",
+            format!(
+                "{} is an archive of its own, not a link: it was left alone and does not point at the newest backup",
+                dir.join(store::fixed_name(base, compression)).display()
+            ),
+        );
+    }
+    for p in pruned {
+        output::info(format!("Removed the old backup {p}"));
+    }
+    output::info(format!(
+        "Successfully backed up container {name} to {} ({} bytes, sha256 {})",
+        path.display(),
+        written.size,
+        written.sha256
+    ));
+    Ok(())
+}
+
+/// `restore`.
+pub async fn restore(run: &UnitRun<'_>, name: &str, args: &RestoreArgs) -> OrderResult {
+    let spec = run.spec(name)?;
+    let info = existing(run, name).await?;
+    let dir = resolve_host_path(
+        run.rt,
+        Some(spec),
+        args.restore_dir.as_deref().unwrap_or("."),
+    );
+    let base = args.restore_name.as_deref().unwrap_or("backup");
+    if !dir.is_dir() {
+        return Err(OrderError::failed(format!(
+            "the backup directory {} does not exist",
+            dir.display()
+        )));
+    }
+    hold_lock(run, &dir, args.lock_timeout).await?;
+    let path = match &args.archive {
+        Some(a) => {
+            let p = resolve_host_path(run.rt, Some(spec), a);
+            let p = if Path::new(a).is_absolute() || a.starts_with("${") || a.starts_with('~') {
+                p
+            } else {
+                dir.join(a)
+            };
+            if !p.is_file() {
+                return Err(OrderError::failed(format!(
+                    "the archive {} does not exist",
+                    p.display()
+                )));
+            }
+            p
+        }
+        None => store::newest(&dir, base)
+            .map_err(OrderError::io(format!("reading {}", dir.display())))?
+            .map(|f| f.path)
+            .ok_or_else(|| {
+                OrderError::failed(format!(
+                    "no archive named {base} in {} (looked for {base}.tar.gz, {base}.tar.zst, {base}.tar and {base}-<timestamp>.…)",
+                    dir.display()
+                ))
+            })?,
+    };
+    output::info(format!(
+        "Restoring container {name} from {}",
+        path.display()
+    ));
+    let expected = store::read_checksum(&path).map_err(OrderError::io(format!(
+        "reading {}",
+        store::checksum_path(&path).display()
+    )))?;
+    if expected.is_none() {
+        output::warn(
+            "restore",
+            format!(
+                "{} has no checksum file: only its content is checked",
+                path.display()
+            ),
+        );
+    }
+    let volumes: Vec<String> = info.mounts.iter().map(|m| m.destination.clone()).collect();
+    let verified = {
+        let (path, volumes) = (path.clone(), volumes.clone());
+        tokio::task::spawn_blocking(move || backup::verify(&path, expected.as_deref(), &volumes))
+    };
+    let verified = tokio::select! {
+        r = verified => r.map_err(|e| OrderError::failed(format!("checking the archive stopped: {e}")))?,
+        () = interrupt::wait() => return Err(OrderError::Interrupted),
+    };
+    let shown = path.display();
+    let (compression, checked) = verified.map_err(|r| {
+        OrderError::failed(match r {
+            Rejected::Io(e) => format!("reading {shown}: {e}"),
+            Rejected::Checksum { expected, actual } => format!(
+                "the archive {shown} is damaged or was changed: its checksum is {actual}, its .sha256 file says {expected}; nothing was restored"
+            ),
+            Rejected::Content(archive::Refusal::Damaged(e)) => {
+                format!("the archive {shown} is damaged ({e}); nothing was restored")
+            }
+            Rejected::Content(refusal @ archive::Refusal::Unsafe { .. }) => {
+                format!("the archive {shown} is refused, {refusal}; nothing was restored")
+            }
+        })
+    })?;
+    output::debug(format!(
+        "{shown} checked: {} members, {} bytes of data",
+        checked.counts.entries, checked.counts.bytes
+    ));
+    if checked.counts.entries == 0 {
+        output::warn("restore", format!("{shown} is empty: nothing to restore"));
+        return Ok(());
+    }
+
+    let stopped = args.stop && info.running;
+    if stopped {
+        run.engine().stop_container(name, STOP_TIMEOUT).await?;
+        output::info(format!("Stopped container {name} for its restore"));
+    }
+    let mut result = Ok(());
+    if args.clean {
+        result = empty_volumes(run, name, &checked.roots).await;
+    }
+    if result.is_ok() {
+        result = upload(run, name, &path, compression).await;
+    }
+    if stopped {
+        match run.engine().start_container(name).await {
+            Ok(()) => output::info(format!("Started container {name} again")),
+            Err(e) if result.is_ok() => return Err(e.into()),
+            Err(e) => output::error(
+                "restore",
+                format!("could not start container {name} again: {e}"),
+            ),
+        }
+    }
+    result?;
+    output::info(format!(
+        "Successfully restored container {name} from {shown} ({} members into {})",
+        checked.counts.entries,
+        checked
+            .roots
+            .iter()
+            .map(|r| format!("/{r}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(())
+}
+
+async fn existing(run: &UnitRun<'_>, name: &str) -> OrderResult<ContainerInfo> {
+    run.engine().container(name).await?.ok_or_else(|| {
+        OrderError::failed(format!(
+            "the container {name} does not exist (create or start the unit first)"
+        ))
+    })
+}
+
+/// `source` paths, normalized; each must lie in a volume or bind of the container.
+fn checked_sources(info: &ContainerInfo, given: &[String]) -> OrderResult<Vec<String>> {
+    given
+        .iter()
+        .map(|s| {
+            let trimmed = format!("/{}", s.trim_matches('/'));
+            if !s.starts_with('/') || trimmed.split('/').any(|c| c == "..") {
+                return Err(OrderError::failed(format!(
+                    "the source `{s}` must be an absolute path in the container, without `..`"
+                )));
+            }
+            let inside = info.mounts.iter().any(|m| {
+                let d = m.destination.trim_end_matches('/');
+                trimmed == d || trimmed.starts_with(&format!("{d}/"))
+            });
+            if !inside {
+                return Err(OrderError::failed(format!(
+                    "the source `{s}` is not inside a volume of container {}: backups hold volume data",
+                    info.name
+                )));
+            }
+            Ok(trimmed)
+        })
+        .collect()
+}
+
+/// Takes the unit's lock on `dir` once for the whole run.
+async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> OrderResult {
+    // `.dstart-<unit>.lock`, with the unit spelt as in its network's name.
+    let path = dir.join(format!(".{}.lock", network_name(&run.naming.unit_label)));
+    let mut held = run.backup_locks.lock().await;
+    if held.iter().any(|l| l.path == path) {
+        return Ok(());
+    }
+    let about = lock::describe_self(&format!(
+        "{}/{}",
+        run.unit.command.unit, run.unit.command.command
+    ));
+    let timeout = Duration::from_secs_f64(timeout.unwrap_or(LOCK_TIMEOUT_SECS).max(0.0));
+    match lock::acquire(&path, &about, timeout, interrupt::is_set).await {
+        Ok(l) => {
+            held.push(l);
+            Ok(())
+        }
+        Err(lock::LockError::Interrupted) => Err(OrderError::Interrupted),
+        Err(lock::LockError::Io(e)) => Err(OrderError::Io {
+            context: format!("taking the lock {}", path.display()),
+            source: e,
+        }),
+        Err(lock::LockError::Busy { holder, waited }) => Err(OrderError::failed(format!(
+            "another run holds the lock {} ({}); gave up after {} s (lock_timeout)",
+            path.display(),
+            if holder.is_empty() {
+                "unknown holder".into()
+            } else {
+                holder
+            },
+            waited.as_secs()
+        ))),
+    }
+}
+
+/// `<name>-<now>.<ext>`, waiting for the next second if a backup of this second exists.
+async fn free_stamped_name(
+    dir: &Path,
+    base: &str,
+    compression: Compression,
+) -> OrderResult<String> {
+    loop {
+        let name = store::stamped_name(base, &store::stamp(chrono::Utc::now()), compression);
+        if std::fs::symlink_metadata(dir.join(&name)).is_err() {
+            return Ok(name);
+        }
+        interrupt_or_sleep(Duration::from_millis(200)).await?;
+    }
+}
+
+async fn interrupt_or_sleep(d: Duration) -> OrderResult {
+    tokio::select! {
+        () = tokio::time::sleep(d) => Ok(()),
+        () = interrupt::wait() => Err(OrderError::Interrupted),
+    }
+}
+
+/// `HELPER_IMAGE`, when set and the engine runs on this host (the helper writes into a FIFO
+/// here).
+fn helper_for_backup(run: &UnitRun<'_>) -> Option<String> {
+    let image = run
+        .unit
+        .environment
+        .get_str("HELPER_IMAGE")
+        .filter(|s| !s.is_empty())?;
+    if run.engine().address().starts_with("unix://") {
+        Some(image)
+    } else {
+        output::debug(format!(
+            "HELPER_IMAGE is set, but the engine at {} is not on this host: backing up through the archive endpoint",
+            run.engine().address()
+        ));
+        None
+    }
+}
+
+/// Bytes and rate on a terminal.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(what: &str) -> Progress {
+        Progress(output::show_progress().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg}: {bytes} ({bytes_per_sec}, {elapsed})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_message(what.to_string());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        }))
+    }
+
+    fn add(&self, n: usize) {
+        if let Some(bar) = &self.0 {
+            bar.inc(n as u64);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn join_failed(e: &tokio::task::JoinError) -> OrderError {
+    OrderError::failed(format!("writing the archive stopped: {e}"))
+}
+
+/// Streams the sources through the engine's archive endpoint into `pending`.
+async fn through_engine(
+    run: &UnitRun<'_>,
+    name: &str,
+    sources: &[String],
+    pending: store::Pending,
+    compression: Compression,
+) -> OrderResult<Written> {
+    let (sources_tx, sources_rx) = std::sync::mpsc::channel();
+    let worker = tokio::task::spawn_blocking(move || {
+        backup::write_archive(pending, compression, Content::Engine(sources_rx))
+    });
+    let progress = Progress::new(&format!("Backing up {name}"));
+    let feed = async {
+        for source in sources {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(32);
+            if sources_tx
+                .send((archive::member_prefix(source), ChannelReader::new(rx)))
+                .is_err()
+            {
+                // The writer stopped; its error says why.
+                return Ok(());
+            }
+            let mut stream = run.engine().download(name, source);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(bytes) => {
+                        progress.add(bytes.len());
+                        if tx.send(Ok(bytes)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                        return Err(OrderError::from(e));
+                    }
+                }
+            }
+        }
+        Ok::<(), OrderError>(())
+    };
+    let fed = tokio::select! {
+        r = feed => r,
+        () = interrupt::wait() => Err(OrderError::Interrupted),
+    };
+    drop(sources_tx);
+    let written = worker.await.map_err(|e| join_failed(&e))?;
+    fed?;
+    written.map_err(OrderError::io(format!("writing the archive of {name}")))
+}
+
+/// Runs `tar` in a helper container that writes into a FIFO, and compresses what it writes.
+async fn with_helper(
+    run: &UnitRun<'_>,
+    name: &str,
+    image: &str,
+    sources: &[String],
+    pending: store::Pending,
+    compression: Compression,
+) -> OrderResult<Written> {
+    let tmp = tempfile::Builder::new()
+        .prefix("dstart-backup-")
+        .tempdir()
+        .map_err(OrderError::io("creating a temporary directory"))?;
+    let fifo = tmp.path().join("archive.tar");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| OrderError::io("creating a FIFO")(io::Error::from(e)))?;
+    let mut helper = bare_spec(&temp_name(name, "backup"), image);
+    helper.entrypoint = Some(Vec::new());
+    let mut cmd: Vec<String> = ["tar", "cf", "/dstart-backup/archive.tar", "-C", "/"]
+        .map(String::from)
+        .to_vec();
+    cmd.extend(
+        sources
+            .iter()
+            .map(|s| s.trim_start_matches('/').to_string()),
+    );
+    helper.command = Some(cmd);
+    helper.user = Some("0".into());
+    helper.host.volumes_from = vec![format!("{name}:ro")];
+    helper.host.network_mode = Some("none".into());
+    helper.mounts = vec![MountSpec::Bind {
+        host: tmp.path().display().to_string(),
+        container: "/dstart-backup".into(),
+        read_only: false,
+    }];
+    output::debug(format!("Running tar in a helper container of {image}"));
+    let progress = std::sync::Arc::new(Progress::new(&format!("Backing up {name}")));
+    let reader_fifo = fifo.clone();
+    let seen = std::sync::Arc::clone(&progress);
+    let worker = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&reader_fifo)?;
+        let counted = Counted {
+            inner: file,
+            progress: seen,
+        };
+        backup::write_archive(pending, compression, Content::Tar(Box::new(counted)))
+    });
+    let ran = run_container(run, helper, true).await;
+    // Whatever happened to tar, let the reader see the end of the FIFO.
+    while !worker.is_finished() {
+        use nix::fcntl::OFlag;
+        if let Ok(fd) = nix::fcntl::open(
+            &fifo,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            drop(fd);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written = worker.await.map_err(|e| join_failed(&e))?;
+    let (code, tail) = ran?;
+    if code != 0 {
+        return Err(OrderError::failed(format!(
+            "tar in the helper container ({image}) failed with exit code {code}{}",
+            tail.render()
+        )));
+    }
+    written.map_err(OrderError::io(format!("writing the archive of {name}")))
+}
+
+struct Counted<R> {
+    inner: R,
+    progress: std::sync::Arc<Progress>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n);
+        Ok(n)
+    }
+}
+
+/// Empties the volume roots (`clean: true`) with `find … -exec rm -rf` in a helper container.
+async fn empty_volumes(run: &UnitRun<'_>, name: &str, roots: &[String]) -> OrderResult {
+    let spec = run.spec(name)?;
+    let image = helper_image(run, spec)?;
+    let mut helper = bare_spec(&temp_name(name, "clean"), &image);
+    helper.entrypoint = Some(Vec::new());
+    let mut cmd = vec!["find".to_string()];
+    cmd.extend(roots.iter().map(|r| format!("/{r}")));
+    // `-delete` is missing from busybox's find; `-exec rm -rf {} +` is everywhere.
+    cmd.extend(
+        [
+            "-mindepth",
+            "1",
+            "-maxdepth",
+            "1",
+            "-exec",
+            "rm",
+            "-rf",
+            "{}",
+            "+",
+        ]
+        .map(String::from),
+    );
+    helper.command = Some(cmd);
+    helper.user = Some("0".into());
+    helper.host.volumes_from = vec![name.to_string()];
+    helper.host.network_mode = Some("none".into());
+    output::info(format!(
+        "Emptying {} of container {name} before the restore",
+        roots
+            .iter()
+            .map(|r| format!("/{r}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let (code, tail) = run_container(run, helper, true).await?;
+    if code != 0 {
+        return Err(OrderError::failed(format!(
+            "emptying the volumes of {name} failed with exit code {code} (`clean: true` runs `find` and `rm` in {image}; set HELPER_IMAGE to an image that has them){}",
+            tail.render()
+        )));
+    }
+    Ok(())
+}
+
+/// Sends the archive to the engine's archive endpoint (gzip and plain tar as they are, zstd
+/// unpacked here: engines before 23.0 do not read it).
+async fn upload(
+    run: &UnitRun<'_>,
+    name: &str,
+    path: &Path,
+    compression: Compression,
+) -> OrderResult {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let file_path: PathBuf = path.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&file_path)?;
+        let mut input: Box<dyn Read + Send> = match compression {
+            Compression::Zstd => backup::compress::decoder(compression, file)?,
+            Compression::Gzip | Compression::None => Box::new(file),
+        };
+        let mut buf = vec![0u8; 1 << 18];
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                return Ok::<(), io::Error>(());
+            }
+            if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                return Err(io::Error::other("the engine stopped reading"));
+            }
+        }
+    });
+    let progress = std::sync::Arc::new(Progress::new(&format!("Restoring {name}")));
+    let seen = std::sync::Arc::clone(&progress);
+    let body =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+            .inspect(move |b| seen.add(b.len()));
+    let sent = tokio::select! {
+        r = run.engine().upload(name, "/", body) => r,
+        () = interrupt::wait() => {
+            output::error("restore", format!("interrupted: the restore of {name} is incomplete"));
+            return Err(OrderError::Interrupted);
+        }
+    };
+    let read = reader
+        .await
+        .map_err(|e| OrderError::failed(format!("reading the archive stopped: {e}")))?;
+    sent?;
+    read.map_err(OrderError::io(format!("reading {}", path.display())))
+}
