@@ -235,6 +235,9 @@ pub fn check(input: impl Read, volumes: &[String]) -> Result<Checked, Refusal> {
         checked.counts.bytes += io::copy(&mut entry, &mut io::sink()).map_err(Refusal::Damaged)?;
         checked.counts.entries += 1;
     }
+    // Read on to the end of the file: the compressor's own check (gzip's CRC, zstd's frame
+    // checksum) comes after the tar's end and is what catches damage inside stored data.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(Refusal::Damaged)?;
     Ok(checked)
 }
 

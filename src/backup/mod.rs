@@ -126,16 +126,6 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-impl Write for store::Pending {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file().write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file().flush()
-    }
-}
-
 /// What went into a new archive file.
 #[derive(Debug)]
 pub struct Written {
