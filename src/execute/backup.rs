@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use crate::backup::{self, ChannelReader, Chunk, Content, Rejected, Written, archive, lock, store};
@@ -30,6 +30,9 @@ const LOCK_TIMEOUT_SECS: f64 = 600.0;
 /// Seconds a container gets to stop for a consistent backup.
 const STOP_TIMEOUT: u32 = 10;
 
+/// Bytes of the engine's stream handed to the archive writer at once.
+const BATCH: usize = 256 << 10;
+
 /// `backup`.
 pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> OrderResult {
     let name = order.container.as_str();
@@ -37,11 +40,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     let info = existing(run, name).await?;
     let sources = match &args.source {
         Some(s) => checked_sources(&info, &s.to_vec())?,
-        None => own_volume_mounts(run, &info)
-            .await?
-            .into_iter()
-            .map(|m| m.destination)
-            .collect(),
+        None => default_sources(run, order, &info).await?,
     };
     if sources.is_empty() {
         if order.generated {
@@ -89,7 +88,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
         let fixed = store::fixed_name(base, compression);
         if std::fs::symlink_metadata(dir.join(&fixed)).is_ok() && !args.overwrite {
             return Err(OrderError::failed(format!(
-                "Backup failed: the target {fixed} exists already in directory {}. Add `overwrite: true` to the order to overwrite it",
+                "the target {fixed} exists already in directory {}: add `overwrite: true` to the order to overwrite it",
                 dir.display()
             )));
         }
@@ -174,9 +173,16 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
 }
 
 /// `restore`.
-pub async fn restore(run: &UnitRun<'_>, name: &str, args: &RestoreArgs) -> OrderResult {
+pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> OrderResult {
+    let name = order.container.as_str();
     let spec = run.spec(name)?;
     let info = existing(run, name).await?;
+    if order.generated && default_sources(run, order, &info).await?.is_empty() {
+        output::debug(format!(
+            "No volumes to restore in container {name} (skipped)"
+        ));
+        return Ok(());
+    }
     let dir = resolve_host_path(
         run.rt,
         Some(spec),
@@ -257,6 +263,22 @@ pub async fn restore(run: &UnitRun<'_>, name: &str, args: &RestoreArgs) -> Order
             }
         })
     })?;
+    let read_only: Vec<&str> = checked
+        .roots
+        .iter()
+        .filter(|root| {
+            info.mounts
+                .iter()
+                .any(|m| !m.read_write && m.destination.trim_matches('/') == root.as_str())
+        })
+        .map(String::as_str)
+        .collect();
+    if !read_only.is_empty() {
+        return Err(OrderError::failed(format!(
+            "the archive {shown} writes into /{}, mounted read-only in container {name}; restore it into the container that mounts it writable. Nothing was restored",
+            read_only.join(", /")
+        )));
+    }
     output::debug(format!(
         "{shown} checked: {} members, {} bytes of data",
         checked.counts.entries, checked.counts.bytes
@@ -300,6 +322,47 @@ pub async fn restore(run: &UnitRun<'_>, name: &str, args: &RestoreArgs) -> Order
             .join(", ")
     ));
     Ok(())
+}
+
+/// What a backup without `source` archives: the container's own volumes (not those shared in
+/// through `volumes_from`). A generated backup or restore takes only volumes mounted
+/// read-write, and a named volume only in the first container of the command that mounts it, so
+/// that each volume has one archive, restored where it can be written.
+async fn default_sources(
+    run: &UnitRun<'_>,
+    order: &Order,
+    info: &ContainerInfo,
+) -> OrderResult<Vec<String>> {
+    let mounts = own_volume_mounts(run, info).await?;
+    if !order.generated {
+        return Ok(mounts.into_iter().map(|m| m.destination).collect());
+    }
+    let mut taken = run
+        .generated_volumes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut sources = Vec::new();
+    for m in mounts {
+        if !m.read_write {
+            output::debug(format!(
+                "Volume {} of container {} is mounted read-only: left to the container that writes it",
+                m.destination, info.name
+            ));
+            continue;
+        }
+        if let Some(n) = &m.name
+            && !m.is_anonymous_volume()
+            && !taken.insert(n.clone())
+        {
+            output::debug(format!(
+                "Volume {n} of container {} was taken by an earlier container of this command",
+                info.name
+            ));
+            continue;
+        }
+        sources.push(m.destination);
+    }
+    Ok(sources)
 }
 
 async fn existing(run: &UnitRun<'_>, name: &str) -> OrderResult<ContainerInfo> {
@@ -466,7 +529,7 @@ async fn through_engine(
     let progress = Progress::new(&format!("Backing up {name}"));
     let feed = async {
         for source in sources {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(32);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(8);
             if sources_tx
                 .send((archive::member_prefix(source), ChannelReader::new(rx)))
                 .is_err()
@@ -475,18 +538,35 @@ async fn through_engine(
                 return Ok(());
             }
             let mut stream = run.engine().download(name, source);
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(bytes) => {
+            // The engine's chunks are small (16 KiB and less): handing over batches of them
+            // wakes the writer thread a few times per MiB instead of a hundred.
+            let mut batch = BytesMut::new();
+            loop {
+                let ready = match stream.next().await {
+                    Some(Ok(bytes)) => {
                         progress.add(bytes.len());
-                        if tx.send(Ok(bytes)).await.is_err() {
-                            return Ok(());
+                        if batch.is_empty() && bytes.len() >= BATCH {
+                            bytes
+                        } else {
+                            if batch.is_empty() {
+                                batch.reserve(BATCH);
+                            }
+                            batch.extend_from_slice(&bytes);
+                            if batch.len() < BATCH {
+                                continue;
+                            }
+                            batch.split().freeze()
                         }
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
                         return Err(OrderError::from(e));
                     }
+                    None if batch.is_empty() => break,
+                    None => batch.split().freeze(),
+                };
+                if tx.send(Ok(ready)).await.is_err() {
+                    return Ok(());
                 }
             }
         }

@@ -640,8 +640,11 @@ pub async fn remove_network_if_unused(run: &UnitRun<'_>) {
         .await
     {
         Ok(left) if left.is_empty() => match engine.remove_network(net).await {
-            Ok(()) => output::debug(format!("Removed network {net}")),
-            Err(e) if e.is_not_found() => {}
+            Ok(()) => {
+                run.forget_network().await;
+                output::debug(format!("Removed network {net}"));
+            }
+            Err(e) if e.is_not_found() => run.forget_network().await,
             Err(e) => output::warn(
                 "lifecycle",
                 format!("could not remove network {net} (carrying on): {e}"),

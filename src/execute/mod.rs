@@ -130,11 +130,15 @@ pub struct UnitRun<'a> {
     pub naming: Naming,
     /// Unit commands above this one (nested `unit` orders), to refuse cycles.
     pub stack: Vec<String>,
-    network_ready: tokio::sync::OnceCell<()>,
+    /// Whether this run made sure the unit network exists; cleared when it removes it.
+    network_ready: tokio::sync::Mutex<bool>,
     volumes_ready: Mutex<HashSet<String>>,
     image_locks: image::ImageLocks,
     /// Backup directory locks this run holds (until it ends).
     pub backup_locks: tokio::sync::Mutex<Vec<crate::backup::lock::DirLock>>,
+    /// Named volumes a generated backup or restore of this run has already taken, so that a
+    /// volume shared by several containers is archived (and restored) once.
+    pub generated_volumes: Mutex<HashSet<String>>,
 }
 
 impl<'a> UnitRun<'a> {
@@ -144,10 +148,11 @@ impl<'a> UnitRun<'a> {
             unit,
             naming,
             stack,
-            network_ready: tokio::sync::OnceCell::new(),
+            network_ready: tokio::sync::Mutex::new(false),
             volumes_ready: Mutex::new(HashSet::new()),
             image_locks: image::ImageLocks::default(),
             backup_locks: tokio::sync::Mutex::new(Vec::new()),
+            generated_volumes: Mutex::new(HashSet::new()),
         }
     }
 
@@ -171,25 +176,30 @@ impl<'a> UnitRun<'a> {
         Ok(&self.container(name)?.spec)
     }
 
-    /// Creates the unit network once per run.
+    /// Creates the unit network once per run (again after the run removed it).
     pub async fn ensure_network(&self) -> OrderResult {
-        self.network_ready
-            .get_or_try_init(|| async {
-                let labels = HashMap::from([(
-                    crate::engine::convert::LABEL_UNIT.to_string(),
-                    self.naming.unit_label.clone(),
-                )]);
-                if self
-                    .engine()
-                    .ensure_network(&self.naming.network, labels)
-                    .await?
-                {
-                    output::debug(format!("Created network {}", self.naming.network));
-                }
-                Ok::<(), OrderError>(())
-            })
-            .await?;
+        let mut ready = self.network_ready.lock().await;
+        if *ready {
+            return Ok(());
+        }
+        let labels = HashMap::from([(
+            crate::engine::convert::LABEL_UNIT.to_string(),
+            self.naming.unit_label.clone(),
+        )]);
+        if self
+            .engine()
+            .ensure_network(&self.naming.network, labels)
+            .await?
+        {
+            output::debug(format!("Created network {}", self.naming.network));
+        }
+        *ready = true;
         Ok(())
+    }
+
+    /// Notes that the unit network is gone: the next container that needs it creates it.
+    pub async fn forget_network(&self) {
+        *self.network_ready.lock().await = false;
     }
 
     /// Creates a named volume of the unit once per run.
@@ -237,6 +247,11 @@ impl<'a> UnitRun<'a> {
                         .await;
                     let mut failures = results.into_iter().filter_map(Result::err);
                     if let Some(first) = failures.next() {
+                        // The first failure ends the run and is reported then; the others
+                        // are logged here so that none is lost.
+                        for other in failures.filter(|e| !matches!(e, OrderError::Interrupted)) {
+                            output::error("execute", other.to_string());
+                        }
                         return Err(first);
                     }
                 }
@@ -245,7 +260,8 @@ impl<'a> UnitRun<'a> {
         Ok(())
     }
 
-    /// Runs one order, logging what it does and what failed.
+    /// Runs one order, logging what it does. A failure is returned, not logged: whoever ends
+    /// the run reports it once (a cron job's mail holds one error, not two).
     pub async fn run_order(&self, order: &Order) -> OrderResult {
         let kind = order.action.kind();
         output::info(format!("Executing step {kind} on {}", order.container));
@@ -261,15 +277,9 @@ impl<'a> UnitRun<'a> {
                 Ok(())
             }
             Err(OrderError::Interrupted) => Err(OrderError::Interrupted),
-            Err(e) => {
-                output::error(
-                    "execute",
-                    format!("Failed to execute step {kind} on {}: {e}", order.container),
-                );
-                Err(OrderError::Failed {
-                    message: format!("order `{kind}` on `{}` failed: {e}", order.container),
-                })
-            }
+            Err(e) => Err(OrderError::Failed {
+                message: format!("order `{kind}` on `{}` failed: {e}", order.container),
+            }),
         }
     }
 
@@ -288,7 +298,7 @@ impl<'a> UnitRun<'a> {
             Action::Execute(args) => Box::pin(run::execute(self, name, args)).await,
             Action::Unit(args) => run::unit(self, args).await,
             Action::Backup(args) => backup::backup(self, order, args).await,
-            Action::Restore(args) => backup::restore(self, name, args).await,
+            Action::Restore(args) => backup::restore(self, order, args).await,
         }
     }
 }
@@ -311,11 +321,13 @@ pub fn resolve_host_path(rt: &Runtime, spec: Option<&ContainerSpec>, path: &str)
     } else {
         p
     };
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p
     } else {
         rt.conf.root().join(p)
-    }
+    };
+    // `dir/./backups` reads as `dir/backups` (only `.` is dropped: `..` may cross a link).
+    joined.components().collect()
 }
 
 /// A build context directory: absolute, else relative to the configuration directory, else to
