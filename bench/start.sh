@@ -25,13 +25,8 @@ SOCK=/var/run/docker.sock
 API=$(docker version --format '{{.Server.APIVersion}}')
 
 # The base image, from the host's static busybox (no registry can be reached).
-if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    ctx=$(mktemp -d)
-    cp "$(command -v busybox)" "$ctx/busybox"
-    printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["sh"]\n' > "$ctx/Dockerfile"
-    docker build -q -t "$IMAGE" "$ctx" >/dev/null
-    rm -rf "$ctx"
-fi
+. bench/lib.sh
+ensure_busybox_image "$IMAGE"
 
 work=$(mktemp -d /tmp/dstart-bench.XXXXXX)
 results=$root/bench/results

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Benchmarks of issue 4, side by side in one run on the same volume: a SIZE GiB named volume
+# (per GiB: 512 MiB random, 20,000 x 4 KiB text files, 433.875 MiB text) in the data container
+# `bench-backup-data`, backed up and restored by
+#   - the raw engine API: curl on the archive endpoint to a file, the same piped through
+#     `gzip -1` and `zstd -1`, busybox `tar cf` in a `docker run` with a bind mount, and a PUT of
+#     dstart's gzip archive on the archive endpoint; for information also curl, curl | zstd and
+#     busybox tar followed by `sync FILE` (dstart fsyncs each archive before renaming it);
+#   - dstart: backup orders with compression none, gzip and zstd, the same uncompressed through a
+#     HELPER_IMAGE, and a restore of the gzip archive;
+# then the peak RSS of a dstart gzip backup of a BIG_SIZE GiB volume (one run, RSS only).
+#
+# usage: bench/backup.sh
+#   RUNS=5        hyperfine runs per command
+#   SIZE=1        GiB of the compared volume
+#   BIG_SIZE=4    GiB of the RSS-only volume (0: skip)
+#   RAW_ONLY=1    only the raw engine half (no dstart)
+#   WORKDIR=/tmp  where archives are written (checked: 4 x SIZE + 2 GiB free there and on /)
+# Writes hyperfine JSON under bench/results/ (backup-*.json) and prints Markdown tables.
+# Note: bench/start.sh removes every container whose name contains `bench-`; do not run both
+# at once (the timings would disturb each other anyway).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+scripts/setup
+export DEBIAN_FRONTEND=noninteractive
+for p in hyperfine jq bc; do
+    command -v "$p" >/dev/null || { apt-get install -y -qq "$p" >/dev/null; }
+done
+RUNS=${RUNS:-5}
+SIZE=${SIZE:-1}
+BIG_SIZE=${BIG_SIZE:-4}
+RAW_ONLY=${RAW_ONLY:-0}
+if [ "$RAW_ONLY" != 1 ]; then
+    cargo build --release --locked -q
+fi
+D=$root/target/release/dstart
+IMAGE=dstart-bench/busybox:latest
+SOCK=/var/run/docker.sock
+API=$(docker version --format '{{.Server.APIVersion}}')
+URL="http://localhost/v$API/containers/bench-backup-data/archive"
+C=bench-backup-data
+VOL=bench-backup-vol
+TIME=/usr/bin/time
+
+# The base image, from the host's static busybox (no registry can be reached).
+. bench/lib.sh
+ensure_busybox_image "$IMAGE"
+
+work=$(mktemp -d "${WORKDIR:-/tmp}/dstart-bench-backup.XXXXXX")
+out=$work/out
+conf=$work/conf
+results=$root/bench/results
+mkdir -p "$results" "$out"/{raw,gzip,zstd,tar,none,dgzip,dzstd,helper,restore}
+
+clean_all() {
+    docker ps -aq --filter "name=$C" | xargs -r docker rm -f -v >/dev/null 2>&1 || true
+    docker volume rm -f "$VOL" >/dev/null 2>&1 || true
+}
+trap 'clean_all; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+free_gib() { df -B1G --output=avail "$1" | tail -n 1 | tr -d ' '; }
+
+# The volume: SIZE x (512 MiB random + 20,000 x 4 KiB text files + 433.875 MiB text) =
+# SIZE GiB of file content. The text is cheap: a ~3.8 MB chunk of `seq` output with some base64
+# of random bytes (gzip -1 makes it about 0.4 of its size, like prose), repeated into 16 files per
+# GiB (gzip's and zstd -1's windows are far smaller than the chunk, so the repetition does not
+# help them). Small files: 64 lines of 64 bytes each (a line number and base64 of random bytes).
+make_volume() {
+    local gib=$1 need
+    need=$(( gib * 4 + 2 ))
+    for d in / "$work"; do
+        if [ "$(free_gib "$d")" -lt "$need" ]; then
+            echo "backup.sh: need ${need} GiB free on $d for a ${gib} GiB volume; df says:" >&2
+            df -h "$d" >&2
+            return 1
+        fi
+    done
+    clean_all
+    docker volume create "$VOL" >/dev/null
+    docker run --rm -v "$VOL:/data" "$IMAGE" sh -euc '
+        gib=$1
+        mkdir -p /data/random /data/small /data/text /tmp
+        i=0; while [ $i -lt $gib ]; do
+            head -c 536870912 /dev/urandom > /data/random/random-$i.bin; i=$((i + 1)); done
+        head -c $((gib * 75000000)) /dev/urandom | base64 | awk -v n=$((gib * 20000)) "
+            { f = sprintf(\"/data/small/f%06d\", int((NR - 1) / 64))
+              printf \"%07d %s\\n\", NR, substr(\$0, 1, 55) > f
+              if (NR % 64 == 0) close(f)
+              if (NR == n * 64) exit }"
+        { seq 1 500000; head -c 300000 /dev/urandom | base64; } > /tmp/chunk
+        i=0; while [ $i -lt $((gib * 16)) ]; do
+            while cat /tmp/chunk; do :; done 2>/dev/null | head -c 28434432 > /data/text/text-$i.txt
+            i=$((i + 1)); done
+        ' sh "$gib"
+    docker create --name "$C" -v "$VOL:/data" "$IMAGE" true >/dev/null
+    local got
+    got=$(docker run --rm -v "$VOL:/data:ro" "$IMAGE" sh -c 'find /data -type f | wc -l; find /data -type f -exec stat -c %s {} + | awk "{s += \$1} END {print s}"' | tr '\n' ' ')
+    echo "volume: $gib GiB; files, bytes: $got" >&2
+    if [ "$got" != "$(( gib * 20017 )) $(( gib * 1073741824 )) " ]; then
+        echo "backup.sh: the volume does not have the expected content" >&2
+        return 1
+    fi
+}
+
+# The dstart configuration: one unit `bench` with one command per variant.
+write_conf() {
+    mkdir -p "$conf/environments" "$conf/units/bench"
+    : > "$conf/environments/default.yaml"
+    printf 'HELPER_IMAGE: %s\n' "$IMAGE" > "$work/helper-env.yaml"
+    local name comp dir
+    for v in none:none:none gzip:gzip:dgzip zstd:zstd:dzstd helper:none:helper; do
+        IFS=: read -r name comp dir <<< "$v"
+        printf '%s:\n  image: %s\n  volumes: ["%s:/data"]\n---\n- %s: {command: backup, backup_dir: %s, backup_name: %s, compression: %s, overwrite: true}\n' \
+            "$C" "$IMAGE" "$VOL" "$C" "$out/$dir" "$name" "$comp" > "$conf/units/bench/backup-$name.yaml"
+    done
+    printf '%s:\n  image: %s\n  volumes: ["%s:/data"]\n---\n- %s: {command: restore, restore_dir: %s, archive: gzip.tar.gz}\n' \
+        "$C" "$IMAGE" "$VOL" "$C" "$out/restore" > "$conf/units/bench/restore.yaml"
+}
+
+declare -A archive
+hf() { # name, the file the command writes (or -), then hyperfine arguments
+    local name=$1 file=$2; shift 2
+    echo "-- $name" >&2
+    hyperfine --shell bash --runs "$RUNS" --style none --export-json "$results/backup-$name.json" "$@" >/dev/null
+    if [ "$file" != - ]; then
+        archive[$name]=$(stat -c %s "$file")
+        # Only the gzip archives are needed later (for the restores).
+        case $name in raw-gzip | dstart-gzip) ;; *) rm -f "$file" ;; esac
+    fi
+}
+median() { jq -r '.results[0].median' "$results/backup-$1.json"; }
+peak_kib() { sort -n "$work/rss-$1" | tail -n 1; }
+
+echo "== load: $(uptime)" >&2
+make_volume "$SIZE"
+bytes=$(( SIZE * 1073741824 ))
+write_conf
+
+# Each command starts with the previous output removed and the page cache's dirty data written
+# (`sync`), so that no run pays for the write-back of the one before. The volume itself stays in
+# the page cache for all of them.
+P() { echo "rm -f $out/$1/* $out/$1/.[!.]*; sync"; }
+hf raw-curl "$out/raw/data.tar" --prepare "$(P raw)" \
+    "$TIME -a -o $work/rss-curl -f %M curl -sSf --unix-socket $SOCK '$URL?path=/data' -o $out/raw/data.tar"
+# The same with the file fsynced at the end, as dstart does before it renames an archive into
+# place (for information: the targets compare against the commands without sync).
+hf raw-curl-sync "$out/raw/data.tar" --prepare "$(P raw)" \
+    "curl -sSf --unix-socket $SOCK '$URL?path=/data' -o $out/raw/data.tar && sync $out/raw/data.tar"
+hf raw-gzip "$out/gzip/data.tar.gz" --prepare "$(P gzip)" \
+    "set -o pipefail; curl -sSf --unix-socket $SOCK '$URL?path=/data' | gzip -1 > $out/gzip/data.tar.gz"
+hf raw-zstd "$out/zstd/data.tar.zst" --prepare "$(P zstd)" \
+    "set -o pipefail; curl -sSf --unix-socket $SOCK '$URL?path=/data' | zstd -q -1 > $out/zstd/data.tar.zst"
+hf raw-zstd-sync "$out/zstd/data.tar.zst" --prepare "$(P zstd)" \
+    "set -o pipefail; curl -sSf --unix-socket $SOCK '$URL?path=/data' | zstd -q -1 > $out/zstd/data.tar.zst && sync $out/zstd/data.tar.zst"
+hf raw-tar "$out/tar/x.tar" --prepare "$(P tar)" \
+    "docker run --rm -v $VOL:/data:ro -v $out/tar:/backup $IMAGE tar cf /backup/x.tar -C / data"
+hf raw-tar-sync "$out/tar/x.tar" --prepare "$(P tar)" \
+    "docker run --rm -v $VOL:/data:ro -v $out/tar:/backup $IMAGE tar cf /backup/x.tar -C / data && sync $out/tar/x.tar"
+
+if [ "$RAW_ONLY" != 1 ]; then
+    dstart() { # name, then dstart arguments; records the peak RSS of each run
+        local name=$1; shift
+        echo "$TIME -a -o $work/rss-$name -f %M $D -q -c $conf $*"
+    }
+    hf dstart-none "$out/none/none.tar" --prepare "$(P none)" "$(dstart none run bench/backup-none)"
+    hf dstart-gzip "$out/dgzip/gzip.tar.gz" --prepare "$(P dgzip)" "$(dstart gzip run bench/backup-gzip)"
+    hf dstart-zstd "$out/dzstd/zstd.tar.zst" --prepare "$(P dzstd)" "$(dstart zstd run bench/backup-zstd)"
+    hf dstart-helper "$out/helper/helper.tar" --prepare "$(P helper)" "$(dstart helper run -e "$work/helper-env.yaml" bench/backup-helper)"
+    # Both restores unpack the archive dstart wrote (overlaying the same files each time).
+    ln "$out/dgzip/gzip.tar.gz" "$out/dgzip/gzip.tar.gz.sha256" "$out/restore/"
+    restore_archive=$out/restore/gzip.tar.gz
+else
+    ln "$out/gzip/data.tar.gz" "$out/restore/gzip.tar.gz"
+    restore_archive=$out/restore/gzip.tar.gz
+fi
+hf raw-put - --prepare sync \
+    "curl -sSf --unix-socket $SOCK -H 'Content-Type: application/x-tar' -T $restore_archive -X PUT '$URL?path=/'"
+if [ "$RAW_ONLY" != 1 ]; then
+    hf dstart-restore - --prepare sync "$(dstart restore run bench/restore)"
+fi
+archive_mb=$(stat -c %s "$restore_archive")
+
+# The RSS-only run on a BIG_SIZE GiB volume.
+big_rss=""
+if [ "$RAW_ONLY" != 1 ] && [ "$BIG_SIZE" -gt 0 ]; then
+    rm -rf "${out:?}"/*/*
+    echo "== $BIG_SIZE GiB volume (RSS only, 1 run); load: $(uptime)" >&2
+    make_volume "$BIG_SIZE"
+    start=$(date +%s.%N)
+    $TIME -o "$work/rss-big" -f %M "$D" -q -c "$conf" run bench/backup-gzip
+    big_secs=$(echo "$(date +%s.%N) - $start" | bc -l)
+    big_rss=$(cat "$work/rss-big")
+    jq -n --arg size "$BIG_SIZE" --arg rss_kib "$big_rss" --arg secs "$big_secs" \
+        '{size_gib: $size, peak_rss_kib: $rss_kib, seconds: $secs}' > "$results/backup-dstart-gzip-big.json"
+    clean_all
+fi
+
+# The tables.
+mbs() { echo "$bytes / $(median "$1") / 1000000" | bc -l; }
+row() { # label, name
+    local size=${archive[$2]:-}
+    if [ -n "$size" ]; then size=$(printf '%.0f MB' "$(echo "$size / 1000000" | bc -l)"); else size=–; fi
+    printf '| %s | %.2f s | %.0f MB/s | %s |\n' "$1" "$(median "$2")" "$(mbs "$2")" "$size"
+}
+echo
+echo "Volume: $SIZE GiB ($bytes bytes of file content); $RUNS runs each; MB = 10^6 bytes."
+echo
+echo "| what | median | throughput | archive |"
+echo "| --- | --- | --- | --- |"
+row "curl archive endpoint → file" raw-curl
+row "curl archive endpoint → file, then \`sync\` (fsync) the file" raw-curl-sync
+row "curl … \| gzip -1 → file" raw-gzip
+row "curl … \| zstd -1 → file" raw-zstd
+row "curl … \| zstd -1 → file, then \`sync\` the file" raw-zstd-sync
+row "docker run busybox tar cf into a bind mount" raw-tar
+row "docker run busybox tar cf into a bind mount, then \`sync\` the file" raw-tar-sync
+row "curl PUT of the gzip archive (restore)" raw-put
+if [ "$RAW_ONLY" != 1 ]; then
+    row "dstart backup, compression: none" dstart-none
+    row "dstart backup, compression: gzip" dstart-gzip
+    row "dstart backup, compression: zstd" dstart-zstd
+    row "dstart backup, none, HELPER_IMAGE" dstart-helper
+    row "dstart restore of the gzip archive" dstart-restore
+    echo
+    echo "| target | ratio | met | for information: ratio to the baseline with \`sync\` |"
+    echo "| --- | --- | --- | --- |"
+    ratio() { # label, dstart, baseline, minimum[, synced baseline]
+        local r s=–
+        r=$(echo "$(median "$3") / $(median "$2")" | bc -l)
+        if [ -n "${5:-}" ]; then s=$(printf '%.2fx' "$(echo "$(median "$5") / $(median "$2")" | bc -l)"); fi
+        printf '| %s ≥ %sx | %.2fx | %s | %s |\n' "$1" "$4" "$r" "$( (( $(echo "$r >= $4" | bc -l) )) && echo yes || echo NO)" "$s"
+    }
+    ratio "none vs curl" dstart-none raw-curl 0.95 raw-curl-sync
+    ratio "helper vs busybox tar" dstart-helper raw-tar 0.9 raw-tar-sync
+    ratio "zstd vs curl \| zstd -1" dstart-zstd raw-zstd 0.95 raw-zstd-sync
+    ratio "gzip vs curl \| gzip -1" dstart-gzip raw-gzip 1.5
+    ratio "restore vs raw PUT" dstart-restore raw-put 0.9
+    echo
+    echo "| peak RSS (max over runs) | KiB | under 32 MiB |"
+    echo "| --- | --- | --- |"
+    rss() { local k; k=$(peak_kib "$2"); printf '| %s | %s | %s |\n' "$1" "$k" "$( [ "$k" -lt 32768 ] && echo yes || echo NO)"; }
+    rss "curl → file (reference)" curl
+    rss "dstart backup none, $SIZE GiB" none
+    rss "dstart backup gzip, $SIZE GiB" gzip
+    rss "dstart backup zstd, $SIZE GiB" zstd
+    rss "dstart backup helper, $SIZE GiB" helper
+    rss "dstart restore gzip, $SIZE GiB" restore
+    if [ -n "$big_rss" ]; then
+        printf '| dstart backup gzip, %s GiB (1 run, %.0f s) | %s | %s |\n' "$BIG_SIZE" "$big_secs" "$big_rss" \
+            "$( [ "$big_rss" -lt 32768 ] && echo yes || echo NO)"
+    fi
+fi
+echo
+echo "gzip archive restored: $archive_mb bytes"
