@@ -307,3 +307,38 @@ fn build_failure_fails_the_order_and_leaves_no_containers() {
         "the failed build's intermediate container is removed: {commands}"
     );
 }
+
+#[test]
+fn a_run_that_removes_the_last_container_can_start_it_again() {
+    let sb = Sandbox::new("again");
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{web}:\n  image: {base}\n  command: [\"httpd\", \"-f\", \"-p\", \"80\"]\n---\n- {web}: {{command: start}}\n",
+            base = base_image()
+        ),
+    );
+    // Removing the last container removes the unit network; the start after it, in the same
+    // run, must create the network again.
+    sb.unit(
+        &id,
+        "again",
+        &format!(
+            "import: {id}/start\n---\n- {web}: {{command: stop, timeout: 1}}\n- {web}: {{command: remove}}\n- {web}: {{command: start}}\n"
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let out = sb.ok(&["-d", "run", &format!("{id}/again")]);
+    assert!(
+        out.contains(&format!("Removed network dstart-{id}")),
+        "{out}"
+    );
+    assert!(sb.running(&web), "{out}");
+    assert!(
+        sb.inspect(&format!("dstart-{id}"), "{{.Name}}").is_some(),
+        "the unit network exists again"
+    );
+}
