@@ -5,6 +5,7 @@
 //! the environment files > the local socket. `unix://`, `tcp://` (TLS with `DOCKER_TLS_VERIFY`
 //! and `DOCKER_CERT_PATH`) and a bare socket path work.
 
+pub mod archive;
 pub mod convert;
 
 use std::collections::HashMap;
@@ -77,12 +78,28 @@ fn classify(
     name: &str,
     err: bollard::errors::Error,
 ) -> EngineError {
-    use bollard::errors::Error as B;
     match err {
-        B::DockerResponseServerError {
-            status_code: 404,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
             message,
-        } => {
+        } => from_status(context, kind, name, status_code, &message),
+        other => EngineError::Transport {
+            context: context.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The [`EngineError`] of an answer with HTTP status `status` and the engine's `message`.
+fn from_status(
+    context: &str,
+    kind: &'static str,
+    name: &str,
+    status: u16,
+    message: &str,
+) -> EngineError {
+    match status {
+        404 => {
             // "No such image" for a container create means the image, not the container.
             if message.contains("No such image") || message.contains("no such image") {
                 EngineError::NotFound {
@@ -103,24 +120,14 @@ fn classify(
                 }
             }
         }
-        B::DockerResponseServerError {
-            status_code: 409,
-            message,
-        } => EngineError::Conflict {
+        409 => EngineError::Conflict {
             context: context.to_string(),
             message: message.trim().to_string(),
         },
-        B::DockerResponseServerError {
-            status_code,
-            message,
-        } => EngineError::Api {
+        _ => EngineError::Api {
             context: context.to_string(),
-            status: status_code,
+            status,
             message: message.trim().to_string(),
-        },
-        other => EngineError::Transport {
-            context: context.to_string(),
-            message: other.to_string(),
         },
     }
 }
@@ -206,6 +213,8 @@ pub struct Engine {
     docker: Docker,
     address: String,
     api_version: String,
+    /// The unix socket, when the engine is reached through one.
+    socket: Option<PathBuf>,
 }
 
 /// A mount of a container.
@@ -457,6 +466,10 @@ impl Engine {
             api_version: format!("{}.{}", v.major_version, v.minor_version),
             docker,
             address: shown,
+            socket: match address {
+                Address::Unix(path) => Some(path.clone()),
+                Address::Tcp { .. } => None,
+            },
         })
     }
 
@@ -792,6 +805,25 @@ impl Engine {
                     classify(&format!("reading `{p}` from `{ctx_name}`"), "path", &p, e)
                 }),
         )
+    }
+
+    /// The tar of `path` in container `name` as a blocking reader (see [`archive`]), when the
+    /// engine is on a unix socket; `None` otherwise (use [`Engine::download`]). Blocks: call it
+    /// on the thread that reads the archive. Reads fail once `cancel` says so.
+    pub fn download_blocking(
+        &self,
+        name: &str,
+        path: &str,
+        cancel: Box<dyn Fn() -> bool + Send>,
+    ) -> Option<Result<archive::ArchiveReader, EngineError>> {
+        let socket = self.socket.as_deref()?;
+        Some(archive::ArchiveReader::open(
+            socket,
+            &self.api_version,
+            name,
+            path,
+            cancel,
+        ))
     }
 
     /// Unpacks a tar stream into `path` inside the container.

@@ -1,0 +1,404 @@
+//! The archive endpoint (`GET /containers/{id}/archive`) read with a plain blocking HTTP/1.1
+//! request on the engine's unix socket, for backups.
+//!
+//! Why not through bollard: hyper hands a response body over one small chunk at a time (the
+//! engine's chunks are 16 KiB and less), each a wake-up between the connection task and the
+//! reader, and the engine waits for every hand-over. A backup read that way streams at about
+//! half the speed of `curl` on the same socket; read here, into one large buffer on the thread
+//! that writes the archive, it streams as fast as curl. Other addresses (tcp, TLS) keep using
+//! bollard.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{EngineError, from_status};
+
+/// How long one read of the socket may block before the cancel check runs again.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Bytes read from the socket at once.
+const BUFFER: usize = 1 << 20;
+
+/// The longest status line or header line accepted.
+const MAX_LINE: usize = 16 << 10;
+
+/// A socket whose reads fail once `cancel` says so, checked at least every [`POLL`]; a read
+/// that merely timed out is tried again. (Not with `ErrorKind::Interrupted`: `read_exact` and
+/// `io::copy` retry that forever.)
+struct Cancellable {
+    stream: UnixStream,
+    cancel: Box<dyn Fn() -> bool + Send>,
+}
+
+impl Read for Cancellable {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if (self.cancel)() {
+                return Err(io::Error::other("interrupted"));
+            }
+            match self.stream.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+/// How the body of the response is delimited.
+enum Framing {
+    /// `Transfer-Encoding: chunked`: bytes left in the current chunk (0: a size line is next),
+    /// whether a chunk was read (its CRLF comes before the next size line), and the end.
+    Chunked {
+        left: u64,
+        started: bool,
+        done: bool,
+    },
+    /// `Content-Length`: bytes left.
+    Length(u64),
+    /// Until the engine closes the connection.
+    Close,
+}
+
+/// The tar stream of one path of a container.
+pub struct ArchiveReader {
+    input: BufReader<Cancellable>,
+    framing: Framing,
+    context: String,
+}
+
+impl std::fmt::Debug for ArchiveReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveReader")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads one CRLF-terminated line (without it); fails on an overlong line or an early end.
+fn read_line(input: &mut impl BufRead) -> io::Result<String> {
+    let mut line = Vec::new();
+    let n = input
+        .by_ref()
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', &mut line)?;
+    if n == 0 || !line.ends_with(b"\n") {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the engine's response ended early",
+        ));
+    }
+    line.pop();
+    if line.ends_with(b"\r") {
+        line.pop();
+    }
+    String::from_utf8(line)
+        .map_err(|_| io::Error::other("the engine sent a header that is not text"))
+}
+
+/// `path` of container `name` as a request target.
+fn target(api_version: &str, name: &str, path: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("path", path)
+        .finish();
+    // A path segment: `+` would be taken literally there, so everything but the characters of
+    // container names is percent-encoded.
+    let name: String = name
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("/v{api_version}/containers/{name}/archive?{query}")
+}
+
+impl ArchiveReader {
+    /// Asks the engine on `socket` for the tar of `path` in container `name`. Blocks; reads give
+    /// up once `cancel` returns true.
+    pub fn open(
+        socket: &Path,
+        api_version: &str,
+        name: &str,
+        path: &str,
+        cancel: Box<dyn Fn() -> bool + Send>,
+    ) -> Result<ArchiveReader, EngineError> {
+        let context = format!("reading `{path}` from `{name}`");
+        let transport = |e: io::Error| EngineError::Transport {
+            context: context.clone(),
+            message: e.to_string(),
+        };
+        let mut stream = UnixStream::connect(socket).map_err(transport)?;
+        stream.set_read_timeout(Some(POLL)).map_err(transport)?;
+        write!(
+            stream,
+            "GET {} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dstart/{}\r\nConnection: close\r\n\r\n",
+            target(api_version, name, path),
+            env!("CARGO_PKG_VERSION")
+        )
+        .map_err(transport)?;
+        let mut input = BufReader::with_capacity(BUFFER, Cancellable { stream, cancel });
+        let status_line = read_line(&mut input).map_err(transport)?;
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| EngineError::Transport {
+                context: context.clone(),
+                message: format!("unexpected answer `{status_line}`"),
+            })?;
+        let mut framing = Framing::Close;
+        loop {
+            let line = read_line(&mut input).map_err(transport)?;
+            if line.is_empty() {
+                break;
+            }
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if key.eq_ignore_ascii_case("transfer-encoding")
+                && value.eq_ignore_ascii_case("chunked")
+            {
+                framing = Framing::Chunked {
+                    left: 0,
+                    started: false,
+                    done: false,
+                };
+            } else if key.eq_ignore_ascii_case("content-length")
+                && !matches!(framing, Framing::Chunked { .. })
+            {
+                framing = Framing::Length(value.parse().map_err(|_| EngineError::Transport {
+                    context: context.clone(),
+                    message: format!("bad Content-Length `{value}`"),
+                })?);
+            }
+        }
+        let mut reader = ArchiveReader {
+            input,
+            framing,
+            context,
+        };
+        if status == 200 {
+            return Ok(reader);
+        }
+        // An error: the body is the engine's JSON `{"message": …}`.
+        let mut body = Vec::new();
+        let read = reader.by_ref().take(64 << 10).read_to_end(&mut body);
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| match read {
+                Ok(_) => String::from_utf8_lossy(&body).trim().to_string(),
+                Err(e) => e.to_string(),
+            });
+        // A 404 is about the container or about the path in it; the message says which.
+        let (kind, what) = if message.contains("No such container") {
+            ("container", name)
+        } else {
+            ("path", path)
+        };
+        Err(from_status(&reader.context, kind, what, status, &message))
+    }
+
+    /// The next chunk's size, after the CRLF that ends the previous one; 0 at the end (trailers
+    /// read).
+    fn next_chunk(&mut self, started: bool) -> io::Result<u64> {
+        if started {
+            let end = read_line(&mut self.input)?;
+            if !end.is_empty() {
+                return Err(io::Error::other("the engine's chunked answer is malformed"));
+            }
+        }
+        let line = read_line(&mut self.input)?;
+        let size = line.split(';').next().unwrap_or("").trim();
+        let size = u64::from_str_radix(size, 16)
+            .map_err(|_| io::Error::other(format!("bad chunk size `{line}` from the engine")))?;
+        if size == 0 {
+            while !read_line(&mut self.input)?.is_empty() {}
+        }
+        Ok(size)
+    }
+}
+
+impl Read for ArchiveReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let want = match &mut self.framing {
+            Framing::Close => return self.input.read(buf),
+            Framing::Length(0) | Framing::Chunked { done: true, .. } => return Ok(0),
+            Framing::Chunked {
+                left: 0, started, ..
+            } => {
+                let started = *started;
+                let size = self.next_chunk(started)?;
+                self.framing = Framing::Chunked {
+                    left: size,
+                    started: true,
+                    done: size == 0,
+                };
+                if size == 0 {
+                    return Ok(0);
+                }
+                size
+            }
+            Framing::Length(left) | Framing::Chunked { left, .. } => *left,
+        };
+        let n = usize::try_from(want).map_or(buf.len(), |w| w.min(buf.len()));
+        let got = self.input.read(&mut buf[..n])?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: the engine's answer ended early", self.context),
+            ));
+        }
+        match &mut self.framing {
+            Framing::Length(left) | Framing::Chunked { left, .. } => *left -= got as u64,
+            Framing::Close => {}
+        }
+        Ok(got)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The HTTP framing, against canned answers on a socket of the test's own (the requests
+    //! themselves are exercised against the real engine by the backup tests).
+    use super::*;
+    use std::os::unix::net::UnixListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Serves `answer` to one connection on a new socket (after reading the request), then keeps
+    /// the connection open for `linger`.
+    fn serve(answer: &'static [u8], linger: Duration) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+                request.push(byte[0]);
+            }
+            let request = String::from_utf8(request).unwrap();
+            assert!(
+                request
+                    .starts_with("GET /v1.41/containers/c%201/archive?path=%2Fdata+x HTTP/1.1\r\n"),
+                "{request}"
+            );
+            conn.write_all(answer).unwrap();
+            std::thread::sleep(linger);
+        });
+        (dir, socket)
+    }
+
+    fn open(
+        socket: &Path,
+        cancel: Box<dyn Fn() -> bool + Send>,
+    ) -> Result<ArchiveReader, EngineError> {
+        ArchiveReader::open(socket, "1.41", "c 1", "/data x", cancel)
+    }
+
+    fn body(answer: &'static [u8]) -> io::Result<Vec<u8>> {
+        let (_dir, socket) = serve(answer, Duration::ZERO);
+        let mut reader = open(&socket, Box::new(|| false)).unwrap();
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).map(|_| got)
+    }
+
+    #[test]
+    fn chunked_length_and_close_delimited_bodies_are_read_exactly() {
+        let chunked = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\nTrailer: x\r\n\r\n";
+        assert_eq!(body(chunked).unwrap(), b"hello world!");
+        let length = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloTRAILING";
+        assert_eq!(body(length).unwrap(), b"hello");
+        let close = b"HTTP/1.0 200 OK\r\n\r\nall of it";
+        assert_eq!(body(close).unwrap(), b"all of it");
+    }
+
+    #[test]
+    fn a_body_cut_short_is_an_error_not_a_short_archive() {
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly8byt";
+        let e = body(chunked).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        let length = b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort";
+        assert_eq!(
+            body(length).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        let malformed = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert!(
+            body(malformed)
+                .unwrap_err()
+                .to_string()
+                .contains("bad chunk size")
+        );
+    }
+
+    #[test]
+    fn engine_errors_name_the_container_or_the_path() {
+        let (_d, socket) = serve(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 39\r\n\r\n{\"message\":\"No such container: c 1\"}\n",
+            Duration::ZERO,
+        );
+        let e = open(&socket, Box::new(|| false)).unwrap_err();
+        assert!(e.is_not_found());
+        assert!(e.to_string().ends_with("no such container `c 1`"), "{e}");
+        let (_d, socket) = serve(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 58\r\n\r\n{\"message\":\"Could not find the file /data x in container\"}\n",
+            Duration::ZERO,
+        );
+        let e = open(&socket, Box::new(|| false)).unwrap_err();
+        assert!(e.to_string().ends_with("no such path `/data x`"), "{e}");
+        let (_d, socket) = serve(
+            b"HTTP/1.1 500 Internal Server Error\r\n\r\nboom",
+            Duration::ZERO,
+        );
+        let e = open(&socket, Box::new(|| false)).unwrap_err();
+        assert!(e.to_string().contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn a_stalled_read_gives_up_soon_after_cancel() {
+        let (_d, socket) = serve(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n",
+            Duration::from_secs(30),
+        );
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&cancel);
+        let mut reader = open(&socket, Box::new(move || flag.load(Ordering::SeqCst))).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(reader.read(&mut buf).unwrap(), 4);
+        let started = std::time::Instant::now();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            cancel.store(true, Ordering::SeqCst);
+        });
+        let e = reader.read(&mut buf).unwrap_err();
+        assert_eq!(e.to_string(), "interrupted");
+        assert_ne!(
+            e.kind(),
+            io::ErrorKind::Interrupted,
+            "io::copy would retry it"
+        );
+        assert!(started.elapsed() < POLL * 3, "took {:?}", started.elapsed());
+    }
+}
