@@ -5,7 +5,8 @@
 #   - the raw engine API: curl on the archive endpoint to a file, the same piped through
 #     `gzip -1` and `zstd -1`, busybox `tar cf` in a `docker run` with a bind mount, and a PUT of
 #     dstart's gzip archive on the archive endpoint; for information also curl, curl | zstd and
-#     busybox tar followed by `sync FILE` (dstart fsyncs each archive before renaming it);
+#     busybox tar followed by `sync FILE` (dstart fsyncs each archive before renaming it), and
+#     the PUT of the same tar uncompressed (what dstart sends);
 #   - dstart: backup orders with compression none, gzip and zstd, the same uncompressed through a
 #     HELPER_IMAGE, and a restore of the gzip archive;
 # then the peak RSS of a dstart gzip backup of a BIG_SIZE GiB volume (one run, RSS only).
@@ -178,6 +179,11 @@ else
 fi
 hf raw-put - --prepare sync \
     "curl -sSf --unix-socket $SOCK -H 'Content-Type: application/x-tar' -T $restore_archive -X PUT '$URL?path=/'"
+# For information: the same tar uncompressed (dstart unpacks the archive itself and sends this).
+zcat "$restore_archive" > "$work/plain.tar"
+hf raw-put-plain - --prepare sync \
+    "curl -sSf --unix-socket $SOCK -H 'Content-Type: application/x-tar' -T $work/plain.tar -X PUT '$URL?path=/'"
+rm -f "$work/plain.tar"
 if [ "$RAW_ONLY" != 1 ]; then
     hf dstart-restore - --prepare sync "$(dstart restore run bench/restore)"
 fi
@@ -218,6 +224,7 @@ row "curl … \| zstd -1 → file, then \`sync\` the file" raw-zstd-sync
 row "docker run busybox tar cf into a bind mount" raw-tar
 row "docker run busybox tar cf into a bind mount, then \`sync\` the file" raw-tar-sync
 row "curl PUT of the gzip archive (restore)" raw-put
+row "curl PUT of the same tar uncompressed (for information)" raw-put-plain
 if [ "$RAW_ONLY" != 1 ]; then
     row "dstart backup, compression: none" dstart-none
     row "dstart backup, compression: gzip" dstart-gzip

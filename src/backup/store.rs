@@ -207,7 +207,23 @@ pub struct Pending {
 }
 
 /// Bytes after which a pending file's new data is handed to write-back.
-const WRITE_BACK: u64 = 8 << 20;
+pub const WRITE_BACK: u64 = 8 << 20;
+
+/// Starts writing `len` bytes of `file` from `from` to disk, without waiting, and lets the page
+/// cache drop them once written: the fsync before the rename then has little left to do, and a
+/// nightly backup does not push the services' files out of the cache. (`POSIX_FADV_DONTNEED`
+/// starts write-back of dirty pages on Linux.) Only a hint: a file system that does not take it
+/// still gets the fsync.
+pub fn start_write_back(file: &File, from: u64, len: u64) {
+    if let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) {
+        let _ = nix::fcntl::posix_fadvise(
+            file,
+            from,
+            len,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+    }
+}
 
 impl Pending {
     /// A new file (mode 0600) that will be called `final_name` in `dir`.
@@ -228,6 +244,13 @@ impl Pending {
                 written_back: 0,
             });
         }
+        Self::create_named(dir, final_name)
+    }
+
+    /// A new file (mode 0600) under a temporary name in `dir`, for a writer that needs a path
+    /// (a helper container's `tar`). Dropped uncommitted, it is removed; a killed run leaves
+    /// it behind for the next run to remove.
+    pub fn create_named(dir: &Path, final_name: &str) -> io::Result<Pending> {
         let temp = dir.join(temp_name(final_name));
         let file = OpenOptions::new()
             .write(true)
@@ -243,26 +266,19 @@ impl Pending {
         })
     }
 
-    /// Starts writing the data of the last [`WRITE_BACK`] bytes to disk, without waiting, and
-    /// lets the page cache drop it once it is written: the fsync before the rename then has
-    /// little left to do, and a nightly backup does not push the services' files out of the
-    /// cache. (`POSIX_FADV_DONTNEED` starts write-back of dirty pages on Linux.)
+    /// The temporary name of a file made by [`Pending::create_named`].
+    pub fn temp_path(&self) -> Option<&Path> {
+        self.temp.as_deref()
+    }
+
     fn write_back(&mut self) {
         if self.written - self.written_back < WRITE_BACK {
             return;
         }
-        let (Ok(from), Ok(len)) = (
-            i64::try_from(self.written_back),
-            i64::try_from(self.written - self.written_back),
-        ) else {
-            return;
-        };
-        // Only a hint: a file system that does not take it still gets the fsync.
-        let _ = nix::fcntl::posix_fadvise(
+        start_write_back(
             &self.file,
-            from,
-            len,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            self.written_back,
+            self.written - self.written_back,
         );
         self.written_back = self.written;
     }
