@@ -1,11 +1,12 @@
-//! The archive endpoint (`GET /containers/{id}/archive`) read with a plain blocking HTTP/1.1
-//! request on the engine's unix socket, for backups.
+//! The archive endpoint (`GET` and `PUT /containers/{id}/archive`) with plain blocking HTTP/1.1
+//! requests on the engine's unix socket, for backups and restores.
 //!
 //! Why not through bollard: hyper hands a response body over one small chunk at a time (the
 //! engine's chunks are 16 KiB and less), each a wake-up between the connection task and the
 //! reader, and the engine waits for every hand-over. A backup read that way streams at about
 //! half the speed of `curl` on the same socket; read here, into one large buffer on the thread
-//! that writes the archive, it streams as fast as curl. Other addresses (tcp, TLS) keep using
+//! that writes the archive, it streams as fast as curl. A restore is sent the same way, in
+//! large chunks from the thread that reads the archive. Other addresses (tcp, TLS) keep using
 //! bollard.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -32,13 +33,18 @@ struct Cancellable {
     cancel: Box<dyn Fn() -> bool + Send>,
 }
 
-impl Read for Cancellable {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Cancellable {
+    /// Runs one socket operation until it does something, fails, or `cancel` says to stop; a
+    /// timeout only gives the cancel check its turn.
+    fn until_done(
+        &mut self,
+        mut op: impl FnMut(&mut UnixStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         loop {
             if (self.cancel)() {
                 return Err(io::Error::other("interrupted"));
             }
-            match self.stream.read(buf) {
+            match op(&mut self.stream) {
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -49,6 +55,22 @@ impl Read for Cancellable {
                 other => return other,
             }
         }
+    }
+}
+
+impl Read for Cancellable {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.until_done(|stream| stream.read(buf))
+    }
+}
+
+impl Write for Cancellable {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.until_done(|stream| stream.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -122,43 +144,62 @@ fn target(api_version: &str, name: &str, path: &str) -> String {
     format!("/v{api_version}/containers/{name}/archive?{query}")
 }
 
-impl ArchiveReader {
-    /// Asks the engine on `socket` for the tar of `path` in container `name`. Blocks; reads give
-    /// up once `cancel` returns true.
-    pub fn open(
+/// A connection to the engine for one request on the archive endpoint.
+struct Exchange {
+    context: String,
+    name: String,
+    path: String,
+}
+
+impl Exchange {
+    fn transport(&self, e: &io::Error) -> EngineError {
+        EngineError::Transport {
+            context: self.context.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Connects and sends the request line and headers for `method` on the archive of `path`.
+    fn send(
+        &self,
         socket: &Path,
         api_version: &str,
-        name: &str,
-        path: &str,
+        method: &str,
+        headers: &str,
         cancel: Box<dyn Fn() -> bool + Send>,
-    ) -> Result<ArchiveReader, EngineError> {
-        let context = format!("reading `{path}` from `{name}`");
-        let transport = |e: io::Error| EngineError::Transport {
-            context: context.clone(),
-            message: e.to_string(),
-        };
-        let mut stream = UnixStream::connect(socket).map_err(transport)?;
-        stream.set_read_timeout(Some(POLL)).map_err(transport)?;
+    ) -> Result<Cancellable, EngineError> {
+        let stream = UnixStream::connect(socket).map_err(|e| self.transport(&e))?;
+        stream
+            .set_read_timeout(Some(POLL))
+            .and_then(|()| stream.set_write_timeout(Some(POLL)))
+            .map_err(|e| self.transport(&e))?;
+        let mut conn = Cancellable { stream, cancel };
         write!(
-            stream,
-            "GET {} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dstart/{}\r\nConnection: close\r\n\r\n",
-            target(api_version, name, path),
+            conn,
+            "{method} {} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dstart/{}\r\n{headers}Connection: close\r\n\r\n",
+            target(api_version, &self.name, &self.path),
             env!("CARGO_PKG_VERSION")
         )
-        .map_err(transport)?;
-        let mut input = BufReader::with_capacity(BUFFER, Cancellable { stream, cancel });
-        let status_line = read_line(&mut input).map_err(transport)?;
+        .map_err(|e| self.transport(&e))?;
+        Ok(conn)
+    }
+
+    /// Reads the answer's status and headers: the body as a reader when the status is `ok`,
+    /// else the engine's error.
+    fn answer(self, conn: Cancellable, ok: u16) -> Result<ArchiveReader, EngineError> {
+        let mut input = BufReader::with_capacity(BUFFER, conn);
+        let status_line = read_line(&mut input).map_err(|e| self.transport(&e))?;
         let status: u16 = status_line
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| EngineError::Transport {
-                context: context.clone(),
+                context: self.context.clone(),
                 message: format!("unexpected answer `{status_line}`"),
             })?;
         let mut framing = Framing::Close;
         loop {
-            let line = read_line(&mut input).map_err(transport)?;
+            let line = read_line(&mut input).map_err(|e| self.transport(&e))?;
             if line.is_empty() {
                 break;
             }
@@ -178,7 +219,7 @@ impl ArchiveReader {
                 && !matches!(framing, Framing::Chunked { .. })
             {
                 framing = Framing::Length(value.parse().map_err(|_| EngineError::Transport {
-                    context: context.clone(),
+                    context: self.context.clone(),
                     message: format!("bad Content-Length `{value}`"),
                 })?);
             }
@@ -186,9 +227,9 @@ impl ArchiveReader {
         let mut reader = ArchiveReader {
             input,
             framing,
-            context,
+            context: self.context.clone(),
         };
-        if status == 200 {
+        if status == ok {
             return Ok(reader);
         }
         // An error: the body is the engine's JSON `{"message": …}`.
@@ -207,11 +248,98 @@ impl ArchiveReader {
             });
         // A 404 is about the container or about the path in it; the message says which.
         let (kind, what) = if message.contains("No such container") {
-            ("container", name)
+            ("container", &self.name)
         } else {
-            ("path", path)
+            ("path", &self.path)
         };
-        Err(from_status(&reader.context, kind, what, status, &message))
+        Err(from_status(&self.context, kind, what, status, &message))
+    }
+}
+
+/// Why a restore's upload failed.
+#[derive(Debug)]
+pub enum UploadError {
+    /// Reading the tar to send.
+    Read(io::Error),
+    /// The engine (or the connection to it).
+    Engine(EngineError),
+}
+
+/// Bytes sent per HTTP chunk of an upload.
+const UPLOAD_CHUNK: usize = 1 << 20;
+
+/// Unpacks the tar read from `body` into `path` of container `name`, sent as a chunked `PUT`
+/// on `socket`. Blocks; gives up once `cancel` returns true.
+pub fn upload(
+    socket: &Path,
+    api_version: &str,
+    name: &str,
+    path: &str,
+    body: &mut dyn Read,
+    cancel: Box<dyn Fn() -> bool + Send>,
+) -> Result<(), UploadError> {
+    let exchange = Exchange {
+        context: format!("writing into `{path}` of `{name}`"),
+        name: name.to_string(),
+        path: path.to_string(),
+    };
+    let mut conn = exchange
+        .send(
+            socket,
+            api_version,
+            "PUT",
+            "Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n",
+            cancel,
+        )
+        .map_err(UploadError::Engine)?;
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    let sent = loop {
+        let n = match body.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(UploadError::Read(e)),
+        };
+        let written = if n == 0 {
+            conn.write_all(b"0\r\n\r\n")
+        } else {
+            write!(conn, "{n:x}\r\n")
+                .and_then(|()| conn.write_all(&buf[..n]))
+                .and_then(|()| conn.write_all(b"\r\n"))
+        };
+        match written {
+            Ok(()) if n == 0 => break Ok(()),
+            Ok(()) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    // The engine may have answered (an error) and stopped reading: its answer says why.
+    match (exchange.answer(conn, 200), sent) {
+        (Ok(_), Ok(())) => Ok(()),
+        (Err(e), _) => Err(UploadError::Engine(e)),
+        (Ok(_), Err(e)) => Err(UploadError::Engine(EngineError::Transport {
+            context: format!("writing into `{path}` of `{name}`"),
+            message: e.to_string(),
+        })),
+    }
+}
+
+impl ArchiveReader {
+    /// Asks the engine on `socket` for the tar of `path` in container `name`. Blocks; reads give
+    /// up once `cancel` returns true.
+    pub fn open(
+        socket: &Path,
+        api_version: &str,
+        name: &str,
+        path: &str,
+        cancel: Box<dyn Fn() -> bool + Send>,
+    ) -> Result<ArchiveReader, EngineError> {
+        let exchange = Exchange {
+            context: format!("reading `{path}` from `{name}`"),
+            name: name.to_string(),
+            path: path.to_string(),
+        };
+        let conn = exchange.send(socket, api_version, "GET", "", cancel)?;
+        exchange.answer(conn, 200)
     }
 
     /// The next chunk's size, after the CRLF that ends the previous one; 0 at the end (trailers
@@ -400,5 +528,116 @@ mod tests {
             "io::copy would retry it"
         );
         assert!(started.elapsed() < POLL * 3, "took {:?}", started.elapsed());
+    }
+
+    /// Accepts one connection and hands the request (head and chunked body, decoded) to
+    /// `respond`, which gives the answer to send.
+    fn serve_put(
+        respond: impl FnOnce(&str, &[u8]) -> &'static [u8] + Send + 'static,
+        read_body: bool,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        std::thread::JoinHandle<()>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut input = BufReader::new(conn.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let line = read_line(&mut input).unwrap();
+                if line.is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+                head.push('\n');
+            }
+            let mut body = Vec::new();
+            let mut more = read_body;
+            while more {
+                let size = usize::from_str_radix(&read_line(&mut input).unwrap(), 16).unwrap();
+                let mut chunk = vec![0u8; size];
+                input.read_exact(&mut chunk).unwrap();
+                body.extend_from_slice(&chunk);
+                assert_eq!(read_line(&mut input).unwrap(), "");
+                more = size > 0;
+            }
+            let answer = respond(&head, &body);
+            (&conn).write_all(answer).unwrap();
+        });
+        (dir, socket, server)
+    }
+
+    fn put(socket: &Path, data: &[u8]) -> Result<(), UploadError> {
+        upload(
+            socket,
+            "1.41",
+            "c 1",
+            "/",
+            &mut &data[..],
+            Box::new(|| false),
+        )
+    }
+
+    #[test]
+    fn an_upload_is_sent_chunked_and_whole() {
+        let data: Vec<u8> = (0..(3 * UPLOAD_CHUNK + 777))
+            .map(|i| u8::try_from(i % 253).unwrap())
+            .collect();
+        let expected = data.clone();
+        let (_d, socket, server) = serve_put(
+            move |head, body| {
+                assert!(
+                    head.starts_with("PUT /v1.41/containers/c%201/archive?path=%2F HTTP/1.1\n"),
+                    "{head}"
+                );
+                assert!(head.contains("Transfer-Encoding: chunked\n"), "{head}");
+                assert!(head.contains("Content-Type: application/x-tar\n"), "{head}");
+                assert!(body == expected, "the body arrives whole");
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+            },
+            true,
+        );
+        put(&socket, &data).unwrap();
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_upload_the_engine_refuses_reports_the_engines_error() {
+        let (_d, socket, server) = serve_put(
+            |_, _| {
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 39\r\n\r\n{\"message\":\"No such container: c 1\"}\n"
+            },
+            false,
+        );
+        // Much more than the socket holds: the writes fail once the engine has hung up.
+        let data = vec![7u8; 64 << 20];
+        let e = put(&socket, &data).unwrap_err();
+        server.join().unwrap();
+        match e {
+            UploadError::Engine(e) => {
+                assert!(e.is_not_found(), "{e}");
+                assert!(e.to_string().ends_with("no such container `c 1`"), "{e}");
+            }
+            UploadError::Read(e) => panic!("a read error: {e}"),
+        }
+    }
+
+    #[test]
+    fn an_upload_whose_tar_cannot_be_read_says_so() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("corrupt deflate stream"))
+            }
+        }
+        let (_d, socket, _server) = serve_put(|_, _| b"", false);
+        match upload(&socket, "1.41", "c", "/", &mut Broken, Box::new(|| false)) {
+            Err(UploadError::Read(e)) => assert_eq!(e.to_string(), "corrupt deflate stream"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -826,6 +826,27 @@ impl Engine {
         ))
     }
 
+    /// Unpacks the tar read from `body` into `path` of container `name` (see [`archive`]), when
+    /// the engine is on a unix socket; `None` otherwise (use [`Engine::upload`]). Blocks: call
+    /// it on the thread that reads the archive. Gives up once `cancel` says so.
+    pub fn upload_blocking(
+        &self,
+        name: &str,
+        path: &str,
+        body: &mut dyn std::io::Read,
+        cancel: Box<dyn Fn() -> bool + Send>,
+    ) -> Option<Result<(), archive::UploadError>> {
+        let socket = self.socket.as_deref()?;
+        Some(archive::upload(
+            socket,
+            &self.api_version,
+            name,
+            path,
+            body,
+            cancel,
+        ))
+    }
+
     /// Unpacks a tar stream into `path` inside the container.
     pub async fn upload(
         &self,
