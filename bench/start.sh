@@ -7,7 +7,9 @@
 # plus `dstart list` and `dstart run --print-unit` on a configuration with 200 units.
 #
 # usage: bench/start.sh [N...]        (default: 10 30)
-# Writes hyperfine JSON under bench/results/ and prints a Markdown table of medians.
+#   RUNS=10       hyperfine runs per command
+# Writes hyperfine JSON under bench/results/ and prints Markdown tables: the medians, the
+# issue's targets (met or not) and the CPU steal during the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,7 +33,7 @@ ensure_busybox_image "$IMAGE"
 work=$(mktemp -d /tmp/dstart-bench.XXXXXX)
 results=$root/bench/results
 mkdir -p "$results"
-trap 'clean_all; rm -rf "$work"' EXIT
+trap 'clean_all; [ -n "${vmstat_pid:-}" ] && kill "$vmstat_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 clean_all() {
     local n v
@@ -91,6 +93,18 @@ hf() { # name, then hyperfine arguments
 median() { jq -r '.results[0].median' "$results/$1.json"; }
 
 table=()
+targets=()
+# target label, value, "le"/"ge", bound: one row of the targets table.
+target() {
+    local ok
+    if [ "$3" = le ]; then ok=$(echo "$2 <= $4" | bc -l); else ok=$(echo "$2 >= $4" | bc -l); fi
+    targets+=("| $1 | $(printf '%.3f' "$2") | $([ "$3" = le ] && echo "≤" || echo "≥") $4 | $([ "$ok" = 1 ] && echo yes || echo NO) |")
+}
+ratio() { echo "$(median "$1") / $(median "$2")" | bc -l; }
+
+# CPU steal over the whole run (a VM's neighbours take it; it makes every number slower).
+vmstat 5 > "$work/vmstat" &
+vmstat_pid=$!
 row() { table+=("| $1 | $2 | $(printf '%.3f' "$(median "$3")") s |"); }
 
 sizes=("$@")
@@ -140,6 +154,12 @@ for n in "${sizes[@]}"; do
     row "dstart stop (generated)" "$n" "dstart-stop-$n"
     row "dstart cleanup (generated)" "$n" "dstart-cleanup-$n"
     row "docker-compose down" "$n" "compose-down-$n"
+    target "$n: dstart sequential / raw one after another" "$(ratio "dstart-seq-$n" "raw-seq-$n")" le 1.05
+    target "$n: dstart parallel / best raw parallel" "$(ratio "dstart-par-$n" "$best")" le 1.1
+    target "$n: docker-compose up -d / dstart parallel" "$(ratio "compose-up-$n" "dstart-par-$n")" ge 1.5
+    target "$n: dstart no-op start, seconds" "$(median "dstart-noop-$n")" le 0.06
+    target "$n: docker-compose down / dstart stop" "$(ratio "compose-down-$n" "dstart-stop-$n")" ge 2
+    target "$n: docker-compose down / dstart cleanup" "$(ratio "compose-down-$n" "dstart-cleanup-$n")" ge 2
     jq -n --arg n "$n" --arg best "$best" '{n: $n, best_raw_parallel: $best}' > "$results/best-$n.json"
 done
 
@@ -166,6 +186,17 @@ table+=("| dstart run --print-unit unit-137/start | 200 units | $(printf '%.4f' 
 table+=("| dstart run --print-unit unit-137/purge | 200 units | $(printf '%.4f' "$(median dstart-print-generated-200)") s |")
 table+=("| docker-compose config | ${sizes[0]} services | $(printf '%.4f' "$(median compose-config-10)") s |")
 
+target "dstart list, 200 units, seconds" "$(median dstart-list-200)" le 0.02
+target "dstart run --print-unit, 200 units, seconds" "$(median dstart-print-200)" le 0.02
+kill "$vmstat_pid" 2>/dev/null || true
+
 echo "| what | containers | median |"
 echo "| --- | --- | --- |"
 printf '%s\n' "${table[@]}"
+echo
+echo "| target | value | goal | met |"
+echo "| --- | --- | --- | --- |"
+printf '%s\n' "${targets[@]}"
+echo
+# vmstat's columns: ... us sy id wa st; the first line is the average since boot.
+awk 'NR > 3 { st += $NF; n++ } END { if (n) printf "CPU steal during the run: %.1f %% on average (vmstat, %d samples)\n", st / n, n }' "$work/vmstat"
