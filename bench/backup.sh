@@ -12,12 +12,12 @@
 # then the peak RSS of a dstart gzip backup of a BIG_SIZE GiB volume (one run, RSS only).
 #
 # usage: bench/backup.sh
-#   RUNS=5        hyperfine runs per command
+#   RUNS=5        rounds: every command runs once per round, the rounds interleave them
 #   SIZE=1        GiB of the compared volume
 #   BIG_SIZE=4    GiB of the RSS-only volume (0: skip)
 #   RAW_ONLY=1    only the raw engine half (no dstart)
 #   WORKDIR=/tmp  where archives are written (checked: 4 x SIZE + 2 GiB free there and on /)
-# Writes hyperfine JSON under bench/results/ (backup-*.json) and prints Markdown tables.
+# Writes the times under bench/results/backup-SIZE/ and prints Markdown tables.
 # Note: bench/start.sh removes every container whose name contains `bench-`; do not run both
 # at once (the timings would disturb each other anyway).
 set -euo pipefail
@@ -121,78 +121,74 @@ write_conf() {
         "$C" "$IMAGE" "$VOL" "$C" "$out/restore" > "$conf/units/bench/restore.yaml"
 }
 
-declare -A archive
-hf() { # name, the file the command writes (or -), then hyperfine arguments
-    local name=$1 file=$2; shift 2
-    echo "-- $name" >&2
-    hyperfine --shell bash --runs "$RUNS" --style none --export-json "$results/backup-$name.json" "$@" >/dev/null
-    if [ "$file" != - ]; then
-        archive[$name]=$(stat -c %s "$file")
-        # Only the gzip archives are needed later (for the restores).
-        case $name in raw-gzip | dstart-gzip) ;; *) rm -f "$file" ;; esac
-    fi
-}
-median() { jq -r '.results[0].median' "$results/backup-$1.json"; }
-peak_kib() { sort -n "$work/rss-$1" | tail -n 1; }
-
+# Each command starts with every earlier output removed (but the gzip archive the restores
+# need) and the page cache's dirty data written (`sync`), so that no run pays for the
+# write-back of another. The volume itself stays in the page cache for all of them. A command
+# records the size of what it wrote (a `stat` of a few microseconds inside the timing).
 echo "== load: $(uptime)" >&2
 make_volume "$SIZE"
 bytes=$(( SIZE * 1073741824 ))
 write_conf
-
-# Each command starts with the previous output removed and the page cache's dirty data written
-# (`sync`), so that no run pays for the write-back of the one before. The volume itself stays in
-# the page cache for all of them.
-P() { echo "rm -f $out/$1/* $out/$1/.[!.]*; sync"; }
-hf raw-curl "$out/raw/data.tar" --prepare "$(P raw)" \
-    "$TIME -a -o $work/rss-curl -f %M curl -sSf --unix-socket $SOCK '$URL?path=/data' -o $out/raw/data.tar"
+prep="find $out -type f ! -path '$out/dgzip/*' ! -path '$out/restore/*' -delete; sync"
+export out work
+size() { echo "stat -c %s $2 >> $work/size-$1"; }
+rss() { echo "$TIME -a -o $work/rss-$1 -f %M"; }
+curl_get="curl -sSf --unix-socket $SOCK '$URL?path=/data'"
+cases_clear
+case_add raw-curl "$prep" "$(rss curl) $curl_get -o $out/raw/data.tar; $(size raw-curl "$out/raw/data.tar")"
 # The same with the file fsynced at the end, as dstart does before it renames an archive into
 # place (for information: the targets compare against the commands without sync).
-hf raw-curl-sync "$out/raw/data.tar" --prepare "$(P raw)" \
-    "curl -sSf --unix-socket $SOCK '$URL?path=/data' -o $out/raw/data.tar && sync $out/raw/data.tar"
-hf raw-gzip "$out/gzip/data.tar.gz" --prepare "$(P gzip)" \
-    "set -o pipefail; curl -sSf --unix-socket $SOCK '$URL?path=/data' | gzip -1 > $out/gzip/data.tar.gz"
-hf raw-zstd "$out/zstd/data.tar.zst" --prepare "$(P zstd)" \
-    "set -o pipefail; curl -sSf --unix-socket $SOCK '$URL?path=/data' | zstd -q -1 > $out/zstd/data.tar.zst"
-hf raw-zstd-sync "$out/zstd/data.tar.zst" --prepare "$(P zstd)" \
-    "set -o pipefail; curl -sSf --unix-socket $SOCK '$URL?path=/data' | zstd -q -1 > $out/zstd/data.tar.zst && sync $out/zstd/data.tar.zst"
-hf raw-tar "$out/tar/x.tar" --prepare "$(P tar)" \
-    "docker run --rm -v $VOL:/data:ro -v $out/tar:/backup $IMAGE tar cf /backup/x.tar -C / data"
-hf raw-tar-sync "$out/tar/x.tar" --prepare "$(P tar)" \
-    "docker run --rm -v $VOL:/data:ro -v $out/tar:/backup $IMAGE tar cf /backup/x.tar -C / data && sync $out/tar/x.tar"
-
+case_add raw-curl-sync "$prep" "$curl_get -o $out/raw/data.tar && sync $out/raw/data.tar"
+case_add raw-gzip "$prep" "set -o pipefail; $curl_get | gzip -1 > $out/gzip/data.tar.gz; $(size raw-gzip "$out/gzip/data.tar.gz")"
+case_add raw-zstd "$prep" "set -o pipefail; $curl_get | zstd -q -1 > $out/zstd/data.tar.zst; $(size raw-zstd "$out/zstd/data.tar.zst")"
+case_add raw-zstd-sync "$prep" "set -o pipefail; $curl_get | zstd -q -1 > $out/zstd/data.tar.zst && sync $out/zstd/data.tar.zst"
+case_add raw-tar "$prep" "docker run --rm -v $VOL:/data:ro -v $out/tar:/backup $IMAGE tar cf /backup/x.tar -C / data; $(size raw-tar "$out/tar/x.tar")"
+case_add raw-tar-sync "$prep" "docker run --rm -v $VOL:/data:ro -v $out/tar:/backup $IMAGE tar cf /backup/x.tar -C / data && sync $out/tar/x.tar"
 if [ "$RAW_ONLY" != 1 ]; then
     dstart() { # name, then dstart arguments; records the peak RSS of each run
         local name=$1; shift
-        echo "$TIME -a -o $work/rss-$name -f %M $D -q -c $conf $*"
+        echo "$(rss "$name") $D -q -c $conf $*"
     }
-    hf dstart-none "$out/none/none.tar" --prepare "$(P none)" "$(dstart none run bench/backup-none)"
-    hf dstart-gzip "$out/dgzip/gzip.tar.gz" --prepare "$(P dgzip)" "$(dstart gzip run bench/backup-gzip)"
-    hf dstart-zstd "$out/dzstd/zstd.tar.zst" --prepare "$(P dzstd)" "$(dstart zstd run bench/backup-zstd)"
-    hf dstart-helper "$out/helper/helper.tar" --prepare "$(P helper)" "$(dstart helper run -e "$work/helper-env.yaml" bench/backup-helper)"
-    # Both restores unpack the archive dstart wrote (overlaying the same files each time).
-    ln "$out/dgzip/gzip.tar.gz" "$out/dgzip/gzip.tar.gz.sha256" "$out/restore/"
-    restore_archive=$out/restore/gzip.tar.gz
+    case_add dstart-none "$prep" "$(dstart none run bench/backup-none); $(size dstart-none "$out/none/none.tar")"
+    case_add dstart-gzip "rm -f $out/dgzip/*; $prep" "$(dstart gzip run bench/backup-gzip); $(size dstart-gzip "$out/dgzip/gzip.tar.gz")"
+    case_add dstart-zstd "$prep" "$(dstart zstd run bench/backup-zstd); $(size dstart-zstd "$out/dzstd/zstd.tar.zst")"
+    case_add dstart-helper "$prep" "$(dstart helper run -e "$work/helper-env.yaml" bench/backup-helper); $(size dstart-helper "$out/helper/helper.tar")"
 else
-    ln "$out/gzip/data.tar.gz" "$out/restore/gzip.tar.gz"
-    restore_archive=$out/restore/gzip.tar.gz
+    case_add raw-gzip-keep "rm -f $out/dgzip/*; $prep" "set -o pipefail; $curl_get | gzip -1 > $out/dgzip/gzip.tar.gz"
 fi
-hf raw-put - --prepare sync \
-    "curl -sSf --unix-socket $SOCK -H 'Content-Type: application/x-tar' -T $restore_archive -X PUT '$URL?path=/'"
-# For information: the same tar uncompressed (dstart unpacks the archive itself and sends this).
+echo "== backups, $RUNS rounds" >&2
+cases_run "$RUNS" "$results/backup-$SIZE"
+
+# The restores unpack the last gzip archive of the backups (overlaying the same files each
+# time): raw with curl, as the plain tar dstart sends after unpacking it (for information), and
+# dstart.
+rm -f "$out/restore/"*
+ln "$out/dgzip/gzip.tar.gz" "$out/restore/"
+[ -f "$out/dgzip/gzip.tar.gz.sha256" ] && ln "$out/dgzip/gzip.tar.gz.sha256" "$out/restore/"
+restore_archive=$out/restore/gzip.tar.gz
 zcat "$restore_archive" > "$work/plain.tar"
-hf raw-put-plain - --prepare sync \
-    "curl -sSf --unix-socket $SOCK -H 'Content-Type: application/x-tar' -T $work/plain.tar -X PUT '$URL?path=/'"
-rm -f "$work/plain.tar"
+put="curl -sSf --unix-socket $SOCK -H 'Content-Type: application/x-tar' -X PUT '$URL?path=/'"
+cases_clear
+case_add raw-put sync "$put -T $restore_archive"
+case_add raw-put-plain sync "$put -T $work/plain.tar"
 if [ "$RAW_ONLY" != 1 ]; then
-    hf dstart-restore - --prepare sync "$(dstart restore run bench/restore)"
+    case_add dstart-restore sync "$(dstart restore run bench/restore)"
 fi
+echo "== restores, $RUNS rounds" >&2
+cases_run "$RUNS" "$results/backup-$SIZE"
+rm -f "$work/plain.tar"
 archive_mb=$(stat -c %s "$restore_archive")
+median() { case_median "$results/backup-$SIZE/$1.times"; }
+peak_kib() { sort -n "$work/rss-$1" | tail -n 1; }
+declare -A archive
+for f in "$work"/size-*; do
+    [ -e "$f" ] && archive[${f#"$work"/size-}]=$(tail -n 1 "$f")
+done
 
 # The RSS-only run on a BIG_SIZE GiB volume.
 big_rss=""
 if [ "$RAW_ONLY" != 1 ] && [ "$BIG_SIZE" -gt 0 ]; then
-    rm -rf "${out:?}"/*/*
+    find "$out" -type f -delete
     echo "== $BIG_SIZE GiB volume (RSS only, 1 run); load: $(uptime)" >&2
     make_volume "$BIG_SIZE"
     start=$(date +%s.%N)
@@ -209,13 +205,13 @@ mbs() { echo "$bytes / $(median "$1") / 1000000" | bc -l; }
 row() { # label, name
     local size=${archive[$2]:-}
     if [ -n "$size" ]; then size=$(printf '%.0f MB' "$(echo "$size / 1000000" | bc -l)"); else size=–; fi
-    printf '| %s | %.2f s | %.0f MB/s | %s |\n' "$1" "$(median "$2")" "$(mbs "$2")" "$size"
+    printf '| %s | %.2f s | %.0f MB/s | %s | %s |\n' "$1" "$(median "$2")" "$(mbs "$2")" "$(case_range "$results/backup-$SIZE/$2.times")" "$size"
 }
 echo
 echo "Volume: $SIZE GiB ($bytes bytes of file content); $RUNS runs each; MB = 10^6 bytes."
 echo
-echo "| what | median | throughput | archive |"
-echo "| --- | --- | --- | --- |"
+echo "| what | median | throughput | range (s) | archive |"
+echo "| --- | --- | --- | --- | --- |"
 row "curl archive endpoint → file" raw-curl
 row "curl archive endpoint → file, then \`sync\` (fsync) the file" raw-curl-sync
 row "curl … \| gzip -1 → file" raw-gzip
