@@ -237,10 +237,13 @@ impl<'a> UnitRun<'a> {
             match step {
                 Step::Order(order) => self.run_order(order).await?,
                 Step::Parallel { max, orders, .. } => {
-                    let results: Vec<OrderResult> = futures_util::stream::iter(orders.iter())
-                        .map(|o| async move {
-                            check_interrupt()?;
-                            self.run_order(o).await
+                    let results: Vec<OrderResult> = futures_util::stream::iter(chains(orders))
+                        .map(|chain| async move {
+                            for o in chain {
+                                check_interrupt()?;
+                                self.run_order(o).await?;
+                            }
+                            Ok(())
                         })
                         .buffer_unordered(*max)
                         .collect()
@@ -301,6 +304,23 @@ impl<'a> UnitRun<'a> {
             Action::Restore(args) => backup::restore(self, order, args).await,
         }
     }
+}
+
+/// The orders of a `parallel` block as chains that may run concurrently: the orders on one
+/// container keep their written order (a generated cleanup removes a container right after
+/// its own stop, while others are still stopping); `host` orders are independent commands.
+fn chains(orders: &[Order]) -> Vec<Vec<&Order>> {
+    let mut out: Vec<Vec<&Order>> = Vec::new();
+    for o in orders {
+        let same = (o.container != "host")
+            .then(|| out.iter_mut().find(|c| c[0].container == o.container))
+            .flatten();
+        match same {
+            Some(chain) => chain.push(o),
+            None => out.push(vec![o]),
+        }
+    }
+    out
 }
 
 /// Resolves a host path from a unit file: `${CONFIG_DIR}` (the container's build directory,
@@ -420,6 +440,46 @@ mod tests {
         assert_eq!(t.push(b"a\nb\nc"), vec!["a", "b"]);
         assert_eq!(t.finish().as_deref(), Some("c"));
         assert_eq!(t.render(), "\nlast lines of output:\n  b\n  c");
+    }
+
+    #[test]
+    fn parallel_orders_on_one_container_keep_their_order() {
+        let origin = crate::config::source::Origin::generated("test");
+        let order = |c: &str, command: &str| {
+            let run = if command == "execute" {
+                ", run: [x]"
+            } else {
+                ""
+            };
+            let v: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(&format!("{{command: {command}{run}}}")).unwrap();
+            crate::unit::order::order_from_value(c, &v, &origin).unwrap()
+        };
+        let orders = [
+            order("b", "stop"),
+            order("a", "stop"),
+            order("host", "execute"),
+            order("b", "remove"),
+            order("host", "execute"),
+            order("a", "remove"),
+        ];
+        let got: Vec<Vec<String>> = chains(&orders)
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .map(|o| format!("{} {}", o.container, o.action.kind()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                vec!["b stop", "b remove"],
+                vec!["a stop", "a remove"],
+                vec!["host execute"],
+                vec!["host execute"],
+            ]
+        );
     }
 
     #[test]

@@ -203,11 +203,16 @@ pub fn generate(
         "cleanup" | "purge" => {
             let purge = command == "purge";
             let mut steps = wave_steps(&reversed(&s.starts), containers, stop)?;
-            steps.extend(wave_steps(
-                &reversed(&s.creations),
-                containers,
-                remove(purge),
-            )?);
+            let removes = wave_steps(&reversed(&s.creations), containers, remove(purge))?;
+            // Without dependencies between the containers, each container is removed as soon
+            // as it is stopped, while the others are still stopping: one block whose orders
+            // on a container run in order (printed the same: the stops, then the removes).
+            match (steps.as_mut_slice(), removes.as_slice()) {
+                ([Step::Parallel { orders, .. }], [Step::Parallel { orders: more, .. }]) => {
+                    orders.extend(more.iter().cloned());
+                }
+                _ => steps.extend(removes),
+            }
             if purge {
                 let images = reversed(&s.builds);
                 let mut orders = Vec::new();
