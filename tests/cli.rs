@@ -1319,8 +1319,98 @@ fn bad_type_of_a_key() {
         bad_unit(
             "aa:\n  image: busybox\n  creation: {tty: sometimes}\n---\n- aa: {command: start}\n"
         ),
-        "error: conf/units/bad/start.yaml:3:14: container `aa`: `creation.tty`: invalid type: string \"sometimes\", expected a boolean\n"
+        "error: conf/units/bad/start.yaml:3:14: container `aa`: `creation.tty`: expected a boolean, found `sometimes`\n"
     );
+}
+
+/// A value of the wrong form, for each key that takes more than one form: the key, the accepted
+/// forms and what was found, at the key's own line and column; an unknown key inside such a
+/// form is named with the keys accepted there. Never a Rust type name.
+#[test]
+fn bad_form_of_a_value_says_which_forms_the_key_takes() {
+    let container = |lines: &str| format!("aa:\n  image: busybox\n{lines}---\n");
+    let order = |order: &str| format!("aa:\n  image: busybox\n---\n- aa: {order}\n");
+    let cases = [
+        (
+            order("{command: start, ready: {http: 'http://x', tiemout: 5}}"),
+            "4:50: order `start` on `aa`: `ready.tiemout`: unknown key `tiemout`, expected one of `http`, `log`, `healthy`, `status`, `match`, `re.match`, `cert`, `timeout`",
+        ),
+        (
+            order("{command: start, ready: {http: 'http://x', status: ok}}"),
+            "4:50: order `start` on `aa`: `ready.status`: expected an HTTP status code from 100 to 599, like `200`, found `ok`",
+        ),
+        (
+            order("{command: start, ready: ok}"),
+            "4:24: order `start` on `aa`: `ready`: expected `healthy`, or a mapping with `http` (and `status`, `match`, `cert`), `log` or `healthy: true`, each with an optional `timeout`, found `ok`",
+        ),
+        (
+            order("{command: start, recreate: [never]}"),
+            "4:24: order `start` on `aa`: `recreate`: expected one of `auto`, `never`, `always`, found a list",
+        ),
+        (
+            container("  startup: {binds: {/a: {bind: /b, rw: true}}}\n"),
+            "3:36: container `aa`: `startup.binds./a.rw`: unknown key `rw`, expected one of `bind`, `ro`, `mode`",
+        ),
+        (
+            container("  startup: {binds: 5}\n"),
+            "3:13: container `aa`: `startup.binds`: expected a mapping of host paths to `{bind: /container/path, ro: true}` (or just the container path), or a list of `/host:/container[:ro]` strings, found the number `5`",
+        ),
+        (
+            container("  ports: [{a: 1}]\n"),
+            "3:12: container `aa`: `ports[0]`: expected a port like `80`, `8080:80` or `127.0.0.1:8080:80/udp`, found a mapping",
+        ),
+        (
+            container("  user: [1]\n"),
+            "3:3: container `aa`: `user`: expected a user name or id, optionally with a group, like `1000` or `www-data:www-data`, found a list",
+        ),
+        (
+            container("  command: {a: 1}\n"),
+            "3:3: container `aa`: `command`: expected a string or a list of strings, found a mapping",
+        ),
+        (
+            container("  env: {A: [1, 2]}\n"),
+            "3:9: container `aa`: `env.A`: expected a single value (a string, a number or `true`/`false`), found a list",
+        ),
+        (
+            container("  env: 5\n"),
+            "3:3: container `aa`: `env`: expected a mapping of `NAME: value`, or a list of `NAME=value` strings, found the number `5`",
+        ),
+        (
+            container("  labels: {a: [1]}\n"),
+            "3:12: container `aa`: `labels.a`: expected a single value (a string, a number or `true`/`false`), found a list",
+        ),
+        (
+            container("  startup: {port_bindings: {80: {a: 1}}}\n"),
+            "3:29: container `aa`: `startup.port_bindings.80`: expected a host port: a number, `IP:PORT`, `[IP, PORT]`, a list of ports, or nothing for a port the engine picks, found a mapping",
+        ),
+        (
+            order("{command: backup, source: 5}"),
+            "4:25: order `backup` on `aa`: `source`: expected a string or a list of strings, found the number `5`",
+        ),
+        (
+            order("{command: execute, run: {a: 1}}"),
+            "4:26: order `execute` on `aa`: `run`: expected a string or a list of strings, found a mapping",
+        ),
+        (
+            order("{command: execute, run: ls, type: [x]}"),
+            "4:35: order `execute` on `aa`: `type`: expected one of `file_system`, `temporary`, `in_running`, `host`, found a list",
+        ),
+        (
+            container("  build: 5\n"),
+            "3:3: container `aa`: `build`: expected a mapping, found the number `5`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = bad_unit(&text);
+        assert_eq!(
+            err,
+            format!("error: conf/units/bad/start.yaml:{expected}\n"),
+            "for:\n{text}"
+        );
+        for rust in ["untagged", "enum", "struct", "Value", "u16", "i64"] {
+            assert!(!err.contains(rust), "`{rust}` in: {err}");
+        }
+    }
 }
 
 #[test]

@@ -142,69 +142,163 @@ impl Origin {
         value: &Value,
         what: &str,
     ) -> Result<T, ConfigError> {
-        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-            Ok(v) => Ok(v),
-            Err(err) => {
-                let mut path = self.path.clone();
-                let mut rel: Vec<PathSeg> = Vec::new();
-                for seg in err.path() {
-                    match seg {
-                        serde_path_to_error::Segment::Seq { index } => {
-                            rel.push(PathSeg::Index(*index));
-                        }
-                        serde_path_to_error::Segment::Map { key } => {
-                            rel.push(PathSeg::Key(key.clone()));
-                        }
-                        serde_path_to_error::Segment::Enum { variant } => {
-                            rel.push(PathSeg::Key(variant.clone()));
-                        }
-                        serde_path_to_error::Segment::Unknown => {}
-                    }
+        self.read(value)
+            .map_err(|e| (*e).into_config_error(what, None))
+    }
+
+    /// Deserializes `value` into `T`; a failure says where (the key or item below this origin)
+    /// and what went wrong, in plain words.
+    pub fn read<T: for<'de> Deserialize<'de>>(&self, value: &Value) -> Result<T, Box<ReadError>> {
+        let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) => return Ok(v),
+            Err(err) => err,
+        };
+        let mut rel: Vec<PathSeg> = Vec::new();
+        for seg in err.path() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => rel.push(PathSeg::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => rel.push(PathSeg::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { variant } => {
+                    rel.push(PathSeg::Key(variant.clone()));
                 }
-                let inner = err.into_inner().to_string();
-                // Depending on the shape, the path of an unknown key ends at its parent or
-                // already at the key itself; point at the key, once.
-                if let Some(key) = unknown_field_name(&inner) {
-                    if rel.last() != Some(&PathSeg::Key(key.clone())) {
-                        rel.push(PathSeg::Key(key));
-                    }
-                }
-                path.extend(rel.iter().cloned());
-                let origin = Origin {
-                    source: Arc::clone(&self.source),
-                    doc: self.doc,
-                    path,
-                };
-                let message = if rel.is_empty() {
-                    format!("{what}: {}", tidy_serde_message(&inner))
-                } else {
-                    format!(
-                        "{what}: `{}`: {}",
-                        display_path(&rel),
-                        tidy_serde_message(&inner)
-                    )
-                };
-                Err(origin.invalid(message))
+                serde_path_to_error::Segment::Unknown => {}
             }
+        }
+        let inner = err.into_inner().to_string();
+        let unknown_key = unknown_field(&inner);
+        // Depending on the shape, the path of an unknown key ends at its parent or already at
+        // the key itself; point at the key, once.
+        if let Some((key, _)) = &unknown_key {
+            if rel.last() != Some(&PathSeg::Key(key.clone())) {
+                rel.push(PathSeg::Key(key.clone()));
+            }
+        }
+        let mut path = self.path.clone();
+        path.extend(rel.iter().cloned());
+        Err(Box::new(ReadError {
+            origin: Origin {
+                source: Arc::clone(&self.source),
+                doc: self.doc,
+                path,
+            },
+            rel,
+            unknown_key,
+            message: tidy_serde_message(&inner),
+        }))
+    }
+}
+
+/// A value that could not be read into its type.
+#[derive(Debug)]
+pub struct ReadError {
+    /// Where: the offending key or item.
+    pub origin: Origin,
+    /// Its path below the value that was read.
+    pub rel: Vec<PathSeg>,
+    /// The unknown key and the keys accepted there, when that is what went wrong.
+    pub unknown_key: Option<(String, Vec<String>)>,
+    /// What went wrong, in plain words.
+    pub message: String,
+}
+
+impl ReadError {
+    /// The configuration error, `what` saying what was read ("container `web`").
+    pub fn into_config_error(self, what: &str, hint: Option<String>) -> ConfigError {
+        let message = if self.rel.is_empty() {
+            format!("{what}: {}", self.message)
+        } else {
+            format!("{what}: `{}`: {}", display_path(&self.rel), self.message)
+        };
+        ConfigError::Invalid {
+            location: self.origin.location(),
+            message,
+            hint,
         }
     }
 }
 
-/// The key named by serde's "unknown field `x`, expected ..." message.
-fn unknown_field_name(message: &str) -> Option<String> {
+/// The key named by serde's "unknown field `x`, expected one of `a`, `b`" message, and the
+/// accepted keys.
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let end = rest.find('`')?;
-    Some(rest[..end].to_string())
+    let key = rest[..end].to_string();
+    let accepted = match rest.find("expected ") {
+        Some(i) => rest[i + "expected ".len()..]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    Some((key, accepted))
 }
 
-/// `serde_yaml_ng` appends its own (meaningless, value-relative) position to some messages.
+/// serde's message in the words of a unit file: `expected X, found Y` instead of
+/// `invalid type: Y, expected X`, YAML names for kinds of values, no Rust type names, and
+/// without the position `serde_yaml_ng` appends (relative to the value, so meaningless here).
 fn tidy_serde_message(message: &str) -> String {
     let msg = match message.find(" at line ") {
         Some(i) => &message[..i],
         None => message,
     };
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            if let Some(i) = rest.rfind(", expected ") {
+                return format!(
+                    "expected {}, found {}",
+                    plain_expected(&rest[i + ", expected ".len()..]),
+                    plain_unexpected(&rest[..i])
+                );
+            }
+        }
+    }
     msg.replace("unknown field", "unknown key")
         .replace("missing field", "missing key")
+        .replace("unknown variant", "unknown value")
+        .replace("there are no fields", "this takes no keys")
+}
+
+/// What serde's `Unexpected` printed, in YAML words.
+fn plain_unexpected(found: &str) -> String {
+    if let Some(s) = found
+        .strip_prefix("string \"")
+        .and_then(|s| s.strip_suffix('"'))
+    {
+        return format!("`{s}`");
+    }
+    for number in ["integer ", "floating point "] {
+        if let Some(n) = found.strip_prefix(number) {
+            return format!("the number {n}");
+        }
+    }
+    if let Some(b) = found.strip_prefix("boolean ") {
+        return b.to_string();
+    }
+    match found {
+        "map" => "a mapping".into(),
+        "sequence" => "a list".into(),
+        "unit value" | "null" => "nothing (null)".into(),
+        "enum" => "a tagged value".into(),
+        other => other.to_string(),
+    }
+}
+
+/// What a visitor expected, without Rust type names.
+fn plain_expected(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping".into(),
+        "unit" => "nothing (null)".into(),
+        "option" => "a value".into(),
+        other if other.starts_with("struct ") => "a mapping".into(),
+        other if other.starts_with("tuple") => "a list".into(),
+        other => other.to_string(),
+    }
 }
 
 impl Source {

@@ -903,7 +903,7 @@ fn describe_check(method: &str, c: &HttpCheck) -> String {
     if let Some(e) = &c.error_match {
         let _ = write!(out, " fails with an error matching `{e}`");
     } else {
-        let _ = write!(out, " answers {}", c.status.unwrap_or(200));
+        let _ = write!(out, " answers {}", c.status.map_or(200, |s| s.0));
         if let Some(m) = &c.body_match {
             let _ = write!(out, " with a body matching `{m}`");
         }

@@ -3,6 +3,7 @@
 
 pub mod checks;
 pub mod container;
+pub mod forms;
 pub mod order;
 
 use std::collections::BTreeSet;
