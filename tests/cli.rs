@@ -1267,6 +1267,21 @@ fn print_options_never_contact_the_engine() {
     }
 }
 
+#[test]
+fn every_order_accepts_timeout_and_wait_as_in_the_original() {
+    let env = Env::empty();
+    env.unit(
+        "orig/start.yaml",
+        "data:\n  image: busybox\nweb:\n  image: busybox\n---\n- data: {command: create, timeout: 5, wait: 1}\n- web: {command: start, timeout: 5}\n- web: {command: execute, run: [ls], timeout: 5}\n",
+    );
+    assert_eq!(
+        orders_of(&env, "orig/start"),
+        yaml(
+            "[{data: {command: create, timeout: 5, wait: 1}}, {web: {command: start, timeout: 5}}, {web: {command: execute, run: [ls], timeout: 5}}]"
+        )
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input: one clear error, exit 2, never a panic
 

@@ -19,7 +19,21 @@ pub const PARALLEL: &str = "parallel";
 pub const DEFAULT_PARALLEL: usize = 4;
 
 /// Keys every order accepts.
-const COMMON_KEYS: [&str; 3] = ["command", "wait", "variants"];
+const COMMON_KEYS: [&str; 4] = ["command", "timeout", "wait", "variants"];
+
+/// The orders that use `timeout` (seconds a stop may take before the container is killed):
+/// `start` (a restart, and the stop before a recreate), `stop`, `remove`, and `backup` and
+/// `restore` with `stop: true`. The others accept it, as every order of the original did
+/// (ORIGINAL §3 step 3), and have no use for it.
+const TIMEOUT_KINDS: [&str; 5] = ["start", "stop", "remove", "backup", "restore"];
+
+/// The `timeout` of an order that does not use it: still checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnusedTimeout {
+    #[allow(dead_code)]
+    timeout: u32,
+}
 
 /// What `start` does with an existing container whose configuration changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -245,6 +259,8 @@ pub struct BackupArgs {
     pub stop: bool,
     /// Seconds to wait for another run holding the lock (default 600).
     pub lock_timeout: Option<f64>,
+    /// Seconds the stop of `stop: true` may take (default 10).
+    pub timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
@@ -263,6 +279,8 @@ pub struct RestoreArgs {
     pub stop: bool,
     /// Seconds to wait for another run holding the lock (default 600).
     pub lock_timeout: Option<f64>,
+    /// Seconds the stop of `stop: true` may take (default 10).
+    pub timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -620,6 +638,13 @@ pub fn order_from_value(
         ));
     };
     let corigin = here.key("command");
+    if !TIMEOUT_KINDS.contains(&command.as_str()) {
+        if let Some(timeout) = args.remove("timeout") {
+            let mut only = Mapping::new();
+            only.insert("timeout".into(), timeout);
+            deserialize_args::<UnusedTimeout>(&command, container, &only, &here)?;
+        }
+    }
     let action = match command.as_str() {
         "build" => {
             deserialize_args::<NoArgs>("build", container, &args, &here)?;
@@ -988,6 +1013,54 @@ mod tests {
         assert!(
             hint.contains("`restart`") && hint.contains("`wait`"),
             "{hint}"
+        );
+    }
+
+    #[test]
+    fn every_order_accepts_timeout() {
+        for order in [
+            "{command: build, timeout: 5}",
+            "{command: create, timeout: 5}",
+            "{command: remove_image, timeout: 5}",
+            "{command: execute, run: ls, timeout: 5}",
+            "{command: tag, repository: r, timeout: 5}",
+            "{command: commit, repository: r, timeout: 5}",
+            "{command: push, timeout: 5}",
+        ] {
+            let o = one(&format!("- web: {order}\n"));
+            // Printed back as written.
+            assert!(o.raw.contains_key("timeout"), "{order}");
+        }
+        let o = one("- host: {command: unit, unit: a/start, timeout: 5}\n");
+        assert!(matches!(o.action, Action::Unit(_)));
+        let Action::Backup(b) = one("- web: {command: backup, stop: true, timeout: 3}\n").action
+        else {
+            panic!()
+        };
+        assert_eq!(b.timeout, Some(3));
+        let Action::Restore(r) = one("- web: {command: restore, timeout: 3}\n").action else {
+            panic!()
+        };
+        assert_eq!(r.timeout, Some(3));
+        let Action::Stop(s) = one("- web: {command: stop}\n").action else {
+            panic!()
+        };
+        assert_eq!(s.timeout, None);
+    }
+
+    #[test]
+    fn an_unused_timeout_is_still_checked() {
+        let err = steps("- web: {command: create, timeout: soon}\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "units/t/start.yaml:3:26: order `create` on `web`: `timeout`: expected a whole number, 0 or more, found `soon`"
+        );
+        let err = steps("- web: {command: create, timout: 5}\n").unwrap_err();
+        assert_eq!(
+            err.hint().unwrap(),
+            "`create` accepts `timeout`, `wait`, `variants`"
         );
     }
 
