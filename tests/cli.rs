@@ -954,10 +954,66 @@ fn a_bad_choice_is_a_usage_error() {
         .dstart(&["run", "--print-unit", "v/start", "-f", "wrong"])
         .fails();
     assert!(
-        err.starts_with("error: invalid value 'wrong' for '--flavour <flavour>'\n"),
+        err.starts_with(
+            "error: conf/units/v/globals.yaml: invalid value 'wrong' for '--flavour <flavour>'\n"
+        ),
         "{err}"
     );
     assert!(err.contains("[possible values: plain, fancy]"), "{err}");
+    assert!(
+        err.ends_with("\nhint: `dstart run v/start -h` shows the unit's arguments\n"),
+        "{err}"
+    );
+    assert!(!err.contains("try '--help'"), "{err}");
+}
+
+#[test]
+fn an_argument_error_names_the_third_document_file() {
+    let env = Env::fixture("parser");
+    let err = env
+        .dstart(&["run", "--print-unit", "v3/start", "--bogus"])
+        .fails();
+    assert!(
+        err.starts_with("error: conf/units/v3/start.yaml: unexpected argument '--bogus' found\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_argument_error_of_an_imported_unit_names_both_files() {
+    let env = Env::empty();
+    env.unit(
+        "app/start.yaml",
+        "import: lib/start\naa: {image: busybox}\n---\n- aa: {command: start}\n",
+    );
+    env.unit(
+        "lib/start.yaml",
+        "ll: {image: busybox}\n---\n- ll: {command: start}\n",
+    );
+    env.unit(
+        "lib/globals.yaml",
+        "parser:\n  global:\n    - argument: {name: target}\n",
+    );
+    let err = env.dstart(&["run", "--print-unit", "app/start"]).fails();
+    assert!(
+        err.starts_with(
+            "error: conf/units/app/start.yaml:1:1: `app/start` imports `lib/start`, whose arguments cannot be read\ncaused by: conf/units/lib/globals.yaml: the following required arguments were not provided:\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("hint: an import reads `lib/start` with the defaults of its arguments; give each of them a default\n"),
+        "{err}"
+    );
+    // A bad declaration in the imported unit's globals.yaml: the same wrapping, no hint.
+    env.unit(
+        "lib/globals.yaml",
+        "parser:\n  global:\n    - argument: {name: '--x', type: list}\n",
+    );
+    assert_eq!(
+        env.dstart(&["run", "--print-unit", "app/start"]).fails(),
+        "error: conf/units/app/start.yaml:1:1: `app/start` imports `lib/start`, whose arguments cannot be read\ncaused by: conf/units/lib/globals.yaml: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
+    );
 }
 
 #[test]
@@ -1094,11 +1150,11 @@ fn test_modes_of_original_section_5() {
     assert_eq!(active_modes(&env, "m/test2:GG").unwrap(), "ga,gb");
     assert_eq!(
         active_modes(&env, "m/test2:ta").unwrap_err(),
-        "error: invalid mode selected: `ta`\nhint: valid tokens: GG, ga, gb\n"
+        "error: conf/units/m/globals.yaml: invalid mode selected: `ta`\nhint: valid tokens: GG, ga, gb\n"
     );
     assert_eq!(
         active_modes(&env, "m/test:tc").unwrap_err(),
-        "error: invalid mode selected: `tc`\nhint: valid tokens: GG, GT, ga, gb, ta, tb\n"
+        "error: conf/units/m/globals.yaml: invalid mode selected: `tc`\nhint: valid tokens: GG, GT, ga, gb, ta, tb\n"
     );
     // command other: a group references an undefined atom
     assert_eq!(
@@ -1117,7 +1173,7 @@ fn test_variants_are_not_mode_tokens() {
     // ... but only for `test`.
     let err = active_modes(&env, "m/start:check").unwrap_err();
     assert!(
-        err.starts_with("error: invalid mode selected: `check`\n"),
+        err.starts_with("error: conf/units/m/globals.yaml: invalid mode selected: `check`\n"),
         "{err}"
     );
 }
@@ -1193,7 +1249,13 @@ fn an_invalid_token_is_a_usage_error() {
     assert_eq!(
         env.dstart(&["run", "--print-unit", "web/start:nope"])
             .fails(),
-        "error: invalid mode selected: `nope`\nhint: valid tokens: debug, everything, full, minimal\n"
+        "error: conf/units/web/globals.yaml: invalid mode selected: `nope`\nhint: valid tokens: debug, everything, full, minimal\n"
+    );
+    // Without modes in a globals.yaml, the tokens are the `variants` tags of the unit file.
+    assert_eq!(
+        env.dstart(&["run", "--print-unit", "ct/start:slow"])
+            .fails(),
+        "error: conf/units/ct/start.yaml: invalid mode selected: `slow`\nhint: valid tokens: quick\n"
     );
     let err = env.dstart(&["run", "--print-unit", "web/start:"]).fails();
     assert!(
