@@ -226,6 +226,49 @@ fn list_of_an_empty_directory_is_empty() {
 }
 
 #[test]
+fn nested_unit_directories_are_listed_completed_and_helped() {
+    let env = Env::empty();
+    env.unit(
+        "apps/blog/start.yaml",
+        "blog-web: {image: busybox}\n---\n- blog-web: {command: start}\n",
+    );
+    env.unit("apps/blog/README.md", "The blog.\n");
+    env.unit("apps/blog/notes.txt", "not a unit\n");
+    env.unit(
+        "apps/shop/db/start.yaml",
+        "shop-db: {image: busybox}\n---\n- shop-db: {command: start}\n",
+    );
+    env.unit("common/ports.tera", "not a unit either\n");
+    let generated = |unit: &str| {
+        [
+            "backup", "build", "cleanup", "create", "purge", "restart", "restore", "start", "stop",
+            "test",
+        ]
+        .iter()
+        .fold(String::new(), |acc, c| acc + unit + "/" + c + "\n")
+    };
+    let all = generated("apps/blog") + &generated("apps/shop/db");
+    assert_eq!(env.dstart(&["list"]).ok(), all);
+    assert_eq!(complete(&env, &["-c", "conf", "run", ""]), all);
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "apps/shop/db/st"]),
+        "apps/shop/db/start\napps/shop/db/stop\n"
+    );
+    assert_eq!(
+        complete(&env, &["-c", "conf", "help", "--unit", "apps/"]),
+        "apps/blog\napps/shop/db\n"
+    );
+    assert_eq!(
+        env.dstart(&["help", "--unit", "apps/blog"]).ok(),
+        "The blog.\n"
+    );
+    assert_eq!(
+        orders_of(&env, "apps/shop/db/stop"),
+        yaml("[{shop-db: {command: stop, timeout: 0}}]")
+    );
+}
+
+#[test]
 fn help_prints_the_readme_of_a_unit_or_service() {
     let env = Env::fixture("basic");
     assert_eq!(
