@@ -291,6 +291,15 @@ impl Error {
             _ => None,
         }
     }
+
+    /// The stage that failed, as the module name of a log record (ORIGINAL §7.2).
+    pub fn module(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Usage(_) => "cli",
+            Error::Failed { .. } | Error::Interrupted => "run",
+        }
+    }
 }
 
 /// Renders an error as `error: ...`, its causes as `caused by: ...` and a `hint: ...` line.

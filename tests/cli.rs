@@ -158,6 +158,77 @@ fn init_refuses_an_initialized_directory() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Log files (-i, -l)
+
+/// `2026-05-25 10:31:00,123: LEVEL: ` at the start of a log record (ORIGINAL §7.2).
+fn starts_with_log_time(line: &str, level: &str) -> bool {
+    let re = regex::Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: ").unwrap();
+    re.is_match(line) && line[25..].starts_with(&format!("{level}: "))
+}
+
+#[test]
+fn infofile_takes_the_info_and_debug_lines() {
+    let env = Env::fixture("basic");
+    for _ in 0..2 {
+        let out = env.dstart(&["-d", "-i", "info.log", "list"]).output();
+        out.expect_code(0);
+        // The listing is a result: it stays on stdout, without a timestamp.
+        assert_eq!(out.stdout, BASIC_UNITS);
+        assert_eq!(out.stderr, "");
+    }
+    let out = env
+        .dstart_raw(&["-c", "fresh", "-i", "info.log", "init"])
+        .output();
+    out.expect_code(0);
+    assert_eq!(out.stdout, "");
+    let log = env.read("info.log");
+    let lines: Vec<&str> = log.lines().collect();
+    // Appended: two runs of `list -d`, then `init`.
+    assert_eq!(lines.len(), 3, "{log}");
+    for line in &lines[..2] {
+        assert!(starts_with_log_time(line, "DEBUG"), "{line}");
+        assert!(
+            line.ends_with("DEBUG: Using configuration directory conf"),
+            "{line}"
+        );
+    }
+    assert!(starts_with_log_time(lines[2], "INFO"), "{log}");
+    assert!(lines[2].contains("INFO: Initialized fresh with "), "{log}");
+}
+
+#[test]
+fn errfile_takes_a_configuration_error_as_one_record() {
+    let env = Env::empty();
+    env.unit(
+        "bad/start.yaml",
+        "aa:\n  image: busybox\n---\n- aa: {command: start, restrat: true}\n",
+    );
+    for _ in 0..2 {
+        let out = env
+            .dstart(&["-l", "errors.log", "run", "--print-unit", "bad/start"])
+            .output();
+        out.expect_code(2);
+        assert_eq!(out.stdout, "");
+        assert_eq!(out.stderr, "", "the error went to the file");
+    }
+    let log = env.read("errors.log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "two records of two lines each:\n{log}");
+    for record in lines.chunks(2) {
+        assert!(starts_with_log_time(record[0], "ERROR"), "{log}");
+        assert_eq!(
+            &record[0][25..],
+            "ERROR: config: conf/units/bad/start.yaml:4:24: order `start` on `aa`: `restrat`: unknown key `restrat`"
+        );
+        assert_eq!(
+            record[1],
+            "hint: `start` accepts `restart`, `attach`, `timeout`, `ready`, `recreate`, `wait`, `variants`"
+        );
+    }
+    assert!(!log.contains("error: "), "no second prefix: {log}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // list and help
 
 const BASIC_UNITS: &str = "\
