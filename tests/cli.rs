@@ -1485,13 +1485,15 @@ fn bad_yaml_tab_indentation() {
 }
 
 #[test]
-fn bad_duplicate_container() {
-    let err = bad_unit("aa: {image: x}\naa: {image: y}\n---\n");
-    assert!(
-        err.starts_with("error: conf/units/bad/start.yaml:"),
-        "{err}"
+fn bad_duplicate_container_at_its_own_line() {
+    assert_eq!(
+        bad_unit("aa: {image: x}\nbb: {image: z}\naa: {image: y}\n---\n"),
+        "error: conf/units/bad/start.yaml:3:1: duplicate key `aa`, first given at line 1\n"
     );
-    assert!(err.contains("duplicate entry with key \"aa\""), "{err}");
+    assert_eq!(
+        bad_unit("aa:\n  image: x\n  user: '1'\n  image: y\n---\n"),
+        "error: conf/units/bad/start.yaml:4:3: `aa`: duplicate key `image`, first given at line 2\n"
+    );
 }
 
 #[test]

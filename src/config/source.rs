@@ -319,10 +319,38 @@ impl Source {
                     v.apply_merge().map_err(|e| yaml_error(&self.path, &e))?;
                     docs.push(v);
                 }
+                Err(e) if e.to_string().contains("duplicate entry with key") => {
+                    // serde_yaml_ng points at the start of the mapping; point at the key.
+                    return Err(self
+                        .duplicate_key_error()
+                        .unwrap_or_else(|| yaml_error(&self.path, &e)));
+                }
                 Err(e) => return Err(yaml_error(&self.path, &e)),
             }
         }
         Ok(docs)
+    }
+
+    /// The first key given twice in one mapping, at its second place, naming the first.
+    fn duplicate_key_error(&self) -> Option<ConfigError> {
+        let d = find_duplicate_key(&self.text)?;
+        let message = format!(
+            "duplicate key `{}`, first given at line {}",
+            d.key,
+            d.first.line()
+        );
+        Some(ConfigError::Yaml {
+            location: Location {
+                file: self.path.clone(),
+                line: Some(d.second.line()),
+                column: Some(d.second.col() + 1),
+            },
+            message: if d.path.is_empty() {
+                message
+            } else {
+                format!("`{}`: {message}", display_path(&d.path))
+            },
+        })
     }
 
     /// Line and column (1-based) of the node at `path` in document `doc`: for a mapping entry,
@@ -474,6 +502,105 @@ fn skip_node(events: &[(Event, Marker)], i: usize) -> usize {
     }
 }
 
+/// A key given twice in one mapping.
+struct DuplicateKey {
+    key: String,
+    /// The path to the mapping.
+    path: Vec<PathSeg>,
+    first: Marker,
+    second: Marker,
+}
+
+/// Finds the first key given twice in one mapping of `text` (any document).
+fn find_duplicate_key(text: &str) -> Option<DuplicateKey> {
+    use std::collections::HashMap;
+    use yaml_rust2::scanner::TScalarStyle;
+
+    enum Frame {
+        Map {
+            /// Keys seen so far (a quoted key is another key than the same plain text).
+            keys: HashMap<(bool, String), Marker>,
+            /// The next node is a key.
+            want_key: bool,
+            /// The key whose value is being read.
+            key: Option<String>,
+        },
+        Seq {
+            index: usize,
+        },
+    }
+
+    /// A node below the top frame is complete.
+    fn done(stack: &mut [Frame]) {
+        match stack.last_mut() {
+            Some(Frame::Map { want_key, key, .. }) => {
+                if *want_key {
+                    // A key that is a collection or an alias: not a key to compare.
+                    *want_key = false;
+                    *key = None;
+                } else {
+                    *want_key = true;
+                }
+            }
+            Some(Frame::Seq { index }) => *index += 1,
+            None => {}
+        }
+    }
+
+    let mut collector = EventCollector::default();
+    let _ = Parser::new_from_str(text).load(&mut collector, true);
+    let mut stack: Vec<Frame> = Vec::new();
+    for (event, mark) in collector.events {
+        match event {
+            Event::DocumentStart => stack.clear(),
+            Event::MappingStart(..) => stack.push(Frame::Map {
+                keys: HashMap::new(),
+                want_key: true,
+                key: None,
+            }),
+            Event::SequenceStart(..) => stack.push(Frame::Seq { index: 0 }),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                done(&mut stack);
+            }
+            Event::Scalar(text, style, ..) => {
+                let path: Vec<PathSeg> = stack
+                    .iter()
+                    .take(stack.len().saturating_sub(1))
+                    .filter_map(|f| match f {
+                        Frame::Map { key, .. } => key.clone().map(PathSeg::Key),
+                        Frame::Seq { index } => Some(PathSeg::Index(*index)),
+                    })
+                    .collect();
+                if let Some(Frame::Map {
+                    keys,
+                    want_key: want_key @ true,
+                    key,
+                }) = stack.last_mut()
+                {
+                    let id = (style == TScalarStyle::Plain, text.clone());
+                    if let Some(first) = keys.get(&id) {
+                        return Some(DuplicateKey {
+                            key: text,
+                            path,
+                            first: *first,
+                            second: mark,
+                        });
+                    }
+                    keys.insert(id, mark);
+                    *key = Some(text);
+                    *want_key = false;
+                } else {
+                    done(&mut stack);
+                }
+            }
+            Event::Alias(_) => done(&mut stack),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// A YAML syntax error of `path`, with line and column where the parser knows them.
 pub fn yaml_error(path: &Path, err: &serde_yaml_ng::Error) -> ConfigError {
     let (line, column) = match err.location() {
@@ -593,6 +720,23 @@ mod tests {
         assert_eq!(web.get("image").and_then(Value::as_str), Some("busybox"));
         assert_eq!(web.get("user").and_then(Value::as_str), Some("2"));
         assert!(web.get("<<").is_none());
+    }
+
+    #[test]
+    fn a_duplicate_key_is_found_at_its_second_place() {
+        let d = find_duplicate_key("aa: 1\nbb: 2\naa: 3\n").unwrap();
+        assert_eq!(d.key, "aa");
+        assert!(d.path.is_empty());
+        assert_eq!((d.first.line(), d.second.line(), d.second.col()), (1, 3, 0));
+        let d = find_duplicate_key(
+            "a: {x: 1}\n---\n- web:\n    image: x\n    env: {A: 1}\n    image: y\n",
+        )
+        .unwrap();
+        assert_eq!(d.key, "image");
+        assert_eq!(display_path(&d.path), "[0].web");
+        assert_eq!((d.first.line(), d.second.line(), d.second.col()), (4, 6, 4));
+        // The same key in two mappings, or a quoted and a plain `80`, are no duplicates.
+        assert!(find_duplicate_key("a: {x: 1}\nb: {x: 1}\nc: {80: 1, '80': 2}\n").is_none());
     }
 
     #[test]
