@@ -860,6 +860,30 @@ fn default_filter_makes_a_variable_optional() {
 }
 
 #[test]
+fn an_undefined_variable_is_false_in_if_for_optional_flags() {
+    let env = Env::empty();
+    env.unit(
+        "u/start.yaml",
+        "uu:\n  image: busybox\n{% if DEBUG %}  env: {DEBUG: '1'}\n{% endif %}---\n- uu: {command: start}\n",
+    );
+    let (composition, _) = documents(&env.dstart(&["run", "--print-unit", "u/start"]).ok());
+    assert_eq!(composition, yaml("uu: {image: busybox}"));
+    env.write("conf/environments/debug.yaml", "DEBUG: true\n");
+    let (composition, _) = documents(&env.dstart(&["run", "--print-unit", "u/start"]).ok());
+    assert_eq!(composition, yaml("uu: {image: busybox, env: {DEBUG: '1'}}"));
+    // Printed, the same variable is an error.
+    env.unit(
+        "u/start.yaml",
+        "uu:\n  image: busybox\n  env: {LEVEL: '{{ LEVEL }}'}\n---\n- uu: {command: start}\n",
+    );
+    assert!(
+        env.dstart(&["run", "--print-unit", "u/start"])
+            .fails()
+            .starts_with("error: conf/units/u/start.yaml:3: undefined variable `LEVEL`\n")
+    );
+}
+
+#[test]
 fn runtime_placeholders_are_not_template_syntax() {
     // ORIGINAL §1.6, test_environment_substitution, with a valid container name and a
     // `build.tag`: dstart refuses a `start` it could not create an image for.
