@@ -353,6 +353,30 @@ fn help_prints_the_readme_of_a_unit_or_service() {
 }
 
 #[test]
+fn help_service_without_an_engine_prints_the_readme_and_exits_0() {
+    // DOCKER_HOST points at a socket that does not exist: the image API labels cannot be read.
+    let env = Env::fixture("basic");
+    let out = env.dstart(&["-d", "help", "--service", "cgit"]).output();
+    out.expect_code(0);
+    assert_eq!(out.stderr, "");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[1..4],
+        ["# cgit", "", "A git web interface."],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[4].ends_with(
+            ": DEBUG: Not showing the image API of cgit: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`: the socket does not exist"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines.len(), 5, "{}", out.stdout);
+}
+
+#[test]
 fn help_without_a_readme_warns() {
     let env = Env::fixture("basic");
     let out = env.dstart(&["help", "--unit", "flat"]).output();
