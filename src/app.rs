@@ -41,8 +41,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
 
 /// Prints the final error: to the `-l` file if one was given, else to stderr.
 pub fn report_error(err: &Error) {
-    let text = render(err);
-    output::fatal(&text);
+    output::fatal(err.module(), &render(err));
 }
 
 fn init(cli: &Cli) -> Result<(), Error> {

@@ -95,15 +95,36 @@ pub enum ConfigError {
         location: Location,
         chain: Vec<String>,
     },
-    #[error("invalid mode selected: `{token}`")]
-    InvalidMode { token: String, valid: Vec<String> },
+    /// A `:TOKEN` that is no mode atom, group or variant tag of the unit command. `file` is
+    /// where its tokens are defined (the unit's globals.yaml, else the unit file).
+    #[error("{}invalid mode selected: `{token}`", file_prefix(file.as_deref()))]
+    InvalidMode {
+        file: Option<PathBuf>,
+        token: String,
+        valid: Vec<String>,
+    },
     #[error(
         "{context}: the mode group references undefined mode atoms {}",
         quoted_list(atoms)
     )]
     UndefinedAtoms { context: String, atoms: Vec<String> },
-    #[error("{message}")]
-    UnitArguments { message: String },
+    /// The unit's own arguments do not parse. `file` declares them.
+    #[error("{}{message}", file_prefix(file.as_deref()))]
+    UnitArguments {
+        file: Option<PathBuf>,
+        message: String,
+        hint: Option<String>,
+    },
+    /// An imported unit command's arguments do not parse.
+    #[error("{location}: `{importer}` imports `{target}`, whose arguments cannot be read")]
+    ImportArguments {
+        /// The `import` entry.
+        location: Location,
+        importer: String,
+        target: String,
+        #[source]
+        source: Box<ConfigError>,
+    },
     #[error("{location}: the `unit` order runs `{unit_command}`, which cannot run")]
     Nested {
         location: Location,
@@ -114,6 +135,11 @@ pub enum ConfigError {
     /// Test variants that cannot go together.
     #[error("{message}")]
     TestSelection { message: String },
+}
+
+fn file_prefix(file: Option<&std::path::Path>) -> String {
+    file.map(|f| format!("{}: ", f.display()))
+        .unwrap_or_default()
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {
@@ -205,7 +231,17 @@ impl ConfigError {
                     Some(format!("valid tokens: {}", valid.join(", ")))
                 }
             }
-            ConfigError::Invalid { hint, .. } => hint.clone(),
+            ConfigError::Invalid { hint, .. } | ConfigError::UnitArguments { hint, .. } => {
+                hint.clone()
+            }
+            // A parse failure (it has a hint), not a bad declaration: the import gave no values.
+            ConfigError::ImportArguments { target, source, .. }
+                if matches!(**source, ConfigError::UnitArguments { hint: Some(_), .. }) =>
+            {
+                Some(format!(
+                    "an import reads `{target}` with the defaults of its arguments; give each of them a default"
+                ))
+            }
             ConfigError::Template(TemplateError::UndefinedVariable { .. }) => Some(
                 "define it in an environment file, or make it optional with `| default(value=...)`"
                     .to_string(),
@@ -253,6 +289,15 @@ impl Error {
         match self {
             Error::Config(c) => c.hint(),
             _ => None,
+        }
+    }
+
+    /// The stage that failed, as the module name of a log record (ORIGINAL §7.2).
+    pub fn module(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Usage(_) => "cli",
+            Error::Failed { .. } | Error::Interrupted => "run",
         }
     }
 }

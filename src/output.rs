@@ -247,20 +247,42 @@ pub fn stop_capture() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The final error of a run: appended to the `-l` file (with a timestamp) if one was given,
-/// else written to stderr as is.
-pub fn fatal(text: &str) {
+/// The final error of a run (`render`ed: `error: …` and its `caused by:` and `hint:` lines):
+/// appended to the `-l` file as one log record of `module` in the format of ORIGINAL §7.2,
+/// `<time>: ERROR: <module>: <message>`, the further lines following as they are; else written
+/// to stderr unchanged.
+pub fn fatal(module: &str, text: &str) {
     let out = get();
     match &out.err_file {
         Some(f) => {
             if let Ok(mut f) = f.lock() {
-                for line in text.lines() {
-                    let _ = writeln!(f, "{}: ERROR: {line}", timestamp());
-                }
+                let _ = f.write_all(fatal_record(&timestamp(), module, text).as_bytes());
             }
         }
         None => {
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
+    }
+}
+
+fn fatal_record(time: &str, module: &str, text: &str) -> String {
+    let message = text.strip_prefix("error: ").unwrap_or(text).trim_end();
+    format!("{time}: ERROR: {module}: {message}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_final_error_is_one_record_without_a_second_prefix() {
+        assert_eq!(
+            fatal_record(
+                "2026-01-02 03:04:05,678",
+                "config",
+                "error: conf/units/a/start.yaml:1:1: bad\nhint: do this\n"
+            ),
+            "2026-01-02 03:04:05,678: ERROR: config: conf/units/a/start.yaml:1:1: bad\nhint: do this\n"
+        );
     }
 }

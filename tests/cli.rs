@@ -158,6 +158,77 @@ fn init_refuses_an_initialized_directory() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Log files (-i, -l)
+
+/// `2026-05-25 10:31:00,123: LEVEL: ` at the start of a log record (ORIGINAL §7.2).
+fn starts_with_log_time(line: &str, level: &str) -> bool {
+    let re = regex::Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: ").unwrap();
+    re.is_match(line) && line[25..].starts_with(&format!("{level}: "))
+}
+
+#[test]
+fn infofile_takes_the_info_and_debug_lines() {
+    let env = Env::fixture("basic");
+    for _ in 0..2 {
+        let out = env.dstart(&["-d", "-i", "info.log", "list"]).output();
+        out.expect_code(0);
+        // The listing is a result: it stays on stdout, without a timestamp.
+        assert_eq!(out.stdout, BASIC_UNITS);
+        assert_eq!(out.stderr, "");
+    }
+    let out = env
+        .dstart_raw(&["-c", "fresh", "-i", "info.log", "init"])
+        .output();
+    out.expect_code(0);
+    assert_eq!(out.stdout, "");
+    let log = env.read("info.log");
+    let lines: Vec<&str> = log.lines().collect();
+    // Appended: two runs of `list -d`, then `init`.
+    assert_eq!(lines.len(), 3, "{log}");
+    for line in &lines[..2] {
+        assert!(starts_with_log_time(line, "DEBUG"), "{line}");
+        assert!(
+            line.ends_with("DEBUG: Using configuration directory conf"),
+            "{line}"
+        );
+    }
+    assert!(starts_with_log_time(lines[2], "INFO"), "{log}");
+    assert!(lines[2].contains("INFO: Initialized fresh with "), "{log}");
+}
+
+#[test]
+fn errfile_takes_a_configuration_error_as_one_record() {
+    let env = Env::empty();
+    env.unit(
+        "bad/start.yaml",
+        "aa:\n  image: busybox\n---\n- aa: {command: start, restrat: true}\n",
+    );
+    for _ in 0..2 {
+        let out = env
+            .dstart(&["-l", "errors.log", "run", "--print-unit", "bad/start"])
+            .output();
+        out.expect_code(2);
+        assert_eq!(out.stdout, "");
+        assert_eq!(out.stderr, "", "the error went to the file");
+    }
+    let log = env.read("errors.log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "two records of two lines each:\n{log}");
+    for record in lines.chunks(2) {
+        assert!(starts_with_log_time(record[0], "ERROR"), "{log}");
+        assert_eq!(
+            &record[0][25..],
+            "ERROR: config: conf/units/bad/start.yaml:4:24: order `start` on `aa`: `restrat`: unknown key `restrat`"
+        );
+        assert_eq!(
+            record[1],
+            "hint: `start` accepts `restart`, `attach`, `timeout`, `ready`, `recreate`, `wait`, `variants`"
+        );
+    }
+    assert!(!log.contains("error: "), "no second prefix: {log}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // list and help
 
 const BASIC_UNITS: &str = "\
@@ -226,6 +297,49 @@ fn list_of_an_empty_directory_is_empty() {
 }
 
 #[test]
+fn nested_unit_directories_are_listed_completed_and_helped() {
+    let env = Env::empty();
+    env.unit(
+        "apps/blog/start.yaml",
+        "blog-web: {image: busybox}\n---\n- blog-web: {command: start}\n",
+    );
+    env.unit("apps/blog/README.md", "The blog.\n");
+    env.unit("apps/blog/notes.txt", "not a unit\n");
+    env.unit(
+        "apps/shop/db/start.yaml",
+        "shop-db: {image: busybox}\n---\n- shop-db: {command: start}\n",
+    );
+    env.unit("common/ports.tera", "not a unit either\n");
+    let generated = |unit: &str| {
+        [
+            "backup", "build", "cleanup", "create", "purge", "restart", "restore", "start", "stop",
+            "test",
+        ]
+        .iter()
+        .fold(String::new(), |acc, c| acc + unit + "/" + c + "\n")
+    };
+    let all = generated("apps/blog") + &generated("apps/shop/db");
+    assert_eq!(env.dstart(&["list"]).ok(), all);
+    assert_eq!(complete(&env, &["-c", "conf", "run", ""]), all);
+    assert_eq!(
+        complete(&env, &["-c", "conf", "run", "apps/shop/db/st"]),
+        "apps/shop/db/start\napps/shop/db/stop\n"
+    );
+    assert_eq!(
+        complete(&env, &["-c", "conf", "help", "--unit", "apps/"]),
+        "apps/blog\napps/shop/db\n"
+    );
+    assert_eq!(
+        env.dstart(&["help", "--unit", "apps/blog"]).ok(),
+        "The blog.\n"
+    );
+    assert_eq!(
+        orders_of(&env, "apps/shop/db/stop"),
+        yaml("[{shop-db: {command: stop, timeout: 0}}]")
+    );
+}
+
+#[test]
 fn help_prints_the_readme_of_a_unit_or_service() {
     let env = Env::fixture("basic");
     assert_eq!(
@@ -236,6 +350,30 @@ fn help_prints_the_readme_of_a_unit_or_service() {
         env.dstart(&["help", "--service", "cgit"]).ok(),
         "# cgit\n\nA git web interface.\n"
     );
+}
+
+#[test]
+fn help_service_without_an_engine_prints_the_readme_and_exits_0() {
+    // DOCKER_HOST points at a socket that does not exist: the image API labels cannot be read.
+    let env = Env::fixture("basic");
+    let out = env.dstart(&["-d", "help", "--service", "cgit"]).output();
+    out.expect_code(0);
+    assert_eq!(out.stderr, "");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[1..4],
+        ["# cgit", "", "A git web interface."],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[4].ends_with(
+            ": DEBUG: Not showing the image API of cgit: cannot reach the Docker engine at `unix:///nonexistent/docker.sock`: the socket does not exist"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines.len(), 5, "{}", out.stdout);
 }
 
 #[test]
@@ -746,6 +884,30 @@ fn default_filter_makes_a_variable_optional() {
 }
 
 #[test]
+fn an_undefined_variable_is_false_in_if_for_optional_flags() {
+    let env = Env::empty();
+    env.unit(
+        "u/start.yaml",
+        "uu:\n  image: busybox\n{% if DEBUG %}  env: {DEBUG: '1'}\n{% endif %}---\n- uu: {command: start}\n",
+    );
+    let (composition, _) = documents(&env.dstart(&["run", "--print-unit", "u/start"]).ok());
+    assert_eq!(composition, yaml("uu: {image: busybox}"));
+    env.write("conf/environments/debug.yaml", "DEBUG: true\n");
+    let (composition, _) = documents(&env.dstart(&["run", "--print-unit", "u/start"]).ok());
+    assert_eq!(composition, yaml("uu: {image: busybox, env: {DEBUG: '1'}}"));
+    // Printed, the same variable is an error.
+    env.unit(
+        "u/start.yaml",
+        "uu:\n  image: busybox\n  env: {LEVEL: '{{ LEVEL }}'}\n---\n- uu: {command: start}\n",
+    );
+    assert!(
+        env.dstart(&["run", "--print-unit", "u/start"])
+            .fails()
+            .starts_with("error: conf/units/u/start.yaml:3: undefined variable `LEVEL`\n")
+    );
+}
+
+#[test]
 fn runtime_placeholders_are_not_template_syntax() {
     // ORIGINAL §1.6, test_environment_substitution, with a valid container name and a
     // `build.tag`: dstart refuses a `start` it could not create an image for.
@@ -954,10 +1116,66 @@ fn a_bad_choice_is_a_usage_error() {
         .dstart(&["run", "--print-unit", "v/start", "-f", "wrong"])
         .fails();
     assert!(
-        err.starts_with("error: invalid value 'wrong' for '--flavour <flavour>'\n"),
+        err.starts_with(
+            "error: conf/units/v/globals.yaml: invalid value 'wrong' for '--flavour <flavour>'\n"
+        ),
         "{err}"
     );
     assert!(err.contains("[possible values: plain, fancy]"), "{err}");
+    assert!(
+        err.ends_with("\nhint: `dstart run v/start -h` shows the unit's arguments\n"),
+        "{err}"
+    );
+    assert!(!err.contains("try '--help'"), "{err}");
+}
+
+#[test]
+fn an_argument_error_names_the_third_document_file() {
+    let env = Env::fixture("parser");
+    let err = env
+        .dstart(&["run", "--print-unit", "v3/start", "--bogus"])
+        .fails();
+    assert!(
+        err.starts_with("error: conf/units/v3/start.yaml: unexpected argument '--bogus' found\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_argument_error_of_an_imported_unit_names_both_files() {
+    let env = Env::empty();
+    env.unit(
+        "app/start.yaml",
+        "import: lib/start\naa: {image: busybox}\n---\n- aa: {command: start}\n",
+    );
+    env.unit(
+        "lib/start.yaml",
+        "ll: {image: busybox}\n---\n- ll: {command: start}\n",
+    );
+    env.unit(
+        "lib/globals.yaml",
+        "parser:\n  global:\n    - argument: {name: target}\n",
+    );
+    let err = env.dstart(&["run", "--print-unit", "app/start"]).fails();
+    assert!(
+        err.starts_with(
+            "error: conf/units/app/start.yaml:1:1: `app/start` imports `lib/start`, whose arguments cannot be read\ncaused by: conf/units/lib/globals.yaml: the following required arguments were not provided:\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("hint: an import reads `lib/start` with the defaults of its arguments; give each of them a default\n"),
+        "{err}"
+    );
+    // A bad declaration in the imported unit's globals.yaml: the same wrapping, no hint.
+    env.unit(
+        "lib/globals.yaml",
+        "parser:\n  global:\n    - argument: {name: '--x', type: list}\n",
+    );
+    assert_eq!(
+        env.dstart(&["run", "--print-unit", "app/start"]).fails(),
+        "error: conf/units/app/start.yaml:1:1: `app/start` imports `lib/start`, whose arguments cannot be read\ncaused by: conf/units/lib/globals.yaml: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
+    );
 }
 
 #[test]
@@ -1094,11 +1312,11 @@ fn test_modes_of_original_section_5() {
     assert_eq!(active_modes(&env, "m/test2:GG").unwrap(), "ga,gb");
     assert_eq!(
         active_modes(&env, "m/test2:ta").unwrap_err(),
-        "error: invalid mode selected: `ta`\nhint: valid tokens: GG, ga, gb\n"
+        "error: conf/units/m/globals.yaml: invalid mode selected: `ta`\nhint: valid tokens: GG, ga, gb\n"
     );
     assert_eq!(
         active_modes(&env, "m/test:tc").unwrap_err(),
-        "error: invalid mode selected: `tc`\nhint: valid tokens: GG, GT, ga, gb, ta, tb\n"
+        "error: conf/units/m/globals.yaml: invalid mode selected: `tc`\nhint: valid tokens: GG, GT, ga, gb, ta, tb\n"
     );
     // command other: a group references an undefined atom
     assert_eq!(
@@ -1117,7 +1335,7 @@ fn test_variants_are_not_mode_tokens() {
     // ... but only for `test`.
     let err = active_modes(&env, "m/start:check").unwrap_err();
     assert!(
-        err.starts_with("error: invalid mode selected: `check`\n"),
+        err.starts_with("error: conf/units/m/globals.yaml: invalid mode selected: `check`\n"),
         "{err}"
     );
 }
@@ -1193,7 +1411,13 @@ fn an_invalid_token_is_a_usage_error() {
     assert_eq!(
         env.dstart(&["run", "--print-unit", "web/start:nope"])
             .fails(),
-        "error: invalid mode selected: `nope`\nhint: valid tokens: debug, everything, full, minimal\n"
+        "error: conf/units/web/globals.yaml: invalid mode selected: `nope`\nhint: valid tokens: debug, everything, full, minimal\n"
+    );
+    // Without modes in a globals.yaml, the tokens are the `variants` tags of the unit file.
+    assert_eq!(
+        env.dstart(&["run", "--print-unit", "ct/start:slow"])
+            .fails(),
+        "error: conf/units/ct/start.yaml: invalid mode selected: `slow`\nhint: valid tokens: quick\n"
     );
     let err = env.dstart(&["run", "--print-unit", "web/start:"]).fails();
     assert!(
@@ -1267,6 +1491,21 @@ fn print_options_never_contact_the_engine() {
     }
 }
 
+#[test]
+fn every_order_accepts_timeout_and_wait_as_in_the_original() {
+    let env = Env::empty();
+    env.unit(
+        "orig/start.yaml",
+        "data:\n  image: busybox\nweb:\n  image: busybox\n---\n- data: {command: create, timeout: 5, wait: 1}\n- web: {command: start, timeout: 5}\n- web: {command: execute, run: [ls], timeout: 5}\n",
+    );
+    assert_eq!(
+        orders_of(&env, "orig/start"),
+        yaml(
+            "[{data: {command: create, timeout: 5, wait: 1}}, {web: {command: start, timeout: 5}}, {web: {command: execute, run: [ls], timeout: 5}}]"
+        )
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input: one clear error, exit 2, never a panic
 
@@ -1294,13 +1533,15 @@ fn bad_yaml_tab_indentation() {
 }
 
 #[test]
-fn bad_duplicate_container() {
-    let err = bad_unit("aa: {image: x}\naa: {image: y}\n---\n");
-    assert!(
-        err.starts_with("error: conf/units/bad/start.yaml:"),
-        "{err}"
+fn bad_duplicate_container_at_its_own_line() {
+    assert_eq!(
+        bad_unit("aa: {image: x}\nbb: {image: z}\naa: {image: y}\n---\n"),
+        "error: conf/units/bad/start.yaml:3:1: duplicate key `aa`, first given at line 1\n"
     );
-    assert!(err.contains("duplicate entry with key \"aa\""), "{err}");
+    assert_eq!(
+        bad_unit("aa:\n  image: x\n  user: '1'\n  image: y\n---\n"),
+        "error: conf/units/bad/start.yaml:4:3: `aa`: duplicate key `image`, first given at line 2\n"
+    );
 }
 
 #[test]
@@ -1319,8 +1560,98 @@ fn bad_type_of_a_key() {
         bad_unit(
             "aa:\n  image: busybox\n  creation: {tty: sometimes}\n---\n- aa: {command: start}\n"
         ),
-        "error: conf/units/bad/start.yaml:3:14: container `aa`: `creation.tty`: invalid type: string \"sometimes\", expected a boolean\n"
+        "error: conf/units/bad/start.yaml:3:14: container `aa`: `creation.tty`: expected a boolean, found `sometimes`\n"
     );
+}
+
+/// A value of the wrong form, for each key that takes more than one form: the key, the accepted
+/// forms and what was found, at the key's own line and column; an unknown key inside such a
+/// form is named with the keys accepted there. Never a Rust type name.
+#[test]
+fn bad_form_of_a_value_says_which_forms_the_key_takes() {
+    let container = |lines: &str| format!("aa:\n  image: busybox\n{lines}---\n");
+    let order = |order: &str| format!("aa:\n  image: busybox\n---\n- aa: {order}\n");
+    let cases = [
+        (
+            order("{command: start, ready: {http: 'http://x', tiemout: 5}}"),
+            "4:50: order `start` on `aa`: `ready.tiemout`: unknown key `tiemout`, expected one of `http`, `log`, `healthy`, `status`, `match`, `re.match`, `cert`, `timeout`",
+        ),
+        (
+            order("{command: start, ready: {http: 'http://x', status: ok}}"),
+            "4:50: order `start` on `aa`: `ready.status`: expected an HTTP status code from 100 to 599, like `200`, found `ok`",
+        ),
+        (
+            order("{command: start, ready: ok}"),
+            "4:24: order `start` on `aa`: `ready`: expected `healthy`, or a mapping with `http` (and `status`, `match`, `cert`), `log` or `healthy: true`, each with an optional `timeout`, found `ok`",
+        ),
+        (
+            order("{command: start, recreate: [never]}"),
+            "4:24: order `start` on `aa`: `recreate`: expected one of `auto`, `never`, `always`, found a list",
+        ),
+        (
+            container("  startup: {binds: {/a: {bind: /b, rw: true}}}\n"),
+            "3:36: container `aa`: `startup.binds./a.rw`: unknown key `rw`, expected one of `bind`, `ro`, `mode`",
+        ),
+        (
+            container("  startup: {binds: 5}\n"),
+            "3:13: container `aa`: `startup.binds`: expected a mapping of host paths to `{bind: /container/path, ro: true}` (or just the container path), or a list of `/host:/container[:ro]` strings, found the number `5`",
+        ),
+        (
+            container("  ports: [{a: 1}]\n"),
+            "3:12: container `aa`: `ports[0]`: expected a port like `80`, `8080:80` or `127.0.0.1:8080:80/udp`, found a mapping",
+        ),
+        (
+            container("  user: [1]\n"),
+            "3:3: container `aa`: `user`: expected a user name or id, optionally with a group, like `1000` or `www-data:www-data`, found a list",
+        ),
+        (
+            container("  command: {a: 1}\n"),
+            "3:3: container `aa`: `command`: expected a string or a list of strings, found a mapping",
+        ),
+        (
+            container("  env: {A: [1, 2]}\n"),
+            "3:9: container `aa`: `env.A`: expected a single value (a string, a number or `true`/`false`), found a list",
+        ),
+        (
+            container("  env: 5\n"),
+            "3:3: container `aa`: `env`: expected a mapping of `NAME: value`, or a list of `NAME=value` strings, found the number `5`",
+        ),
+        (
+            container("  labels: {a: [1]}\n"),
+            "3:12: container `aa`: `labels.a`: expected a single value (a string, a number or `true`/`false`), found a list",
+        ),
+        (
+            container("  startup: {port_bindings: {80: {a: 1}}}\n"),
+            "3:29: container `aa`: `startup.port_bindings.80`: expected a host port: a number, `IP:PORT`, `[IP, PORT]`, a list of ports, or nothing for a port the engine picks, found a mapping",
+        ),
+        (
+            order("{command: backup, source: 5}"),
+            "4:25: order `backup` on `aa`: `source`: expected a string or a list of strings, found the number `5`",
+        ),
+        (
+            order("{command: execute, run: {a: 1}}"),
+            "4:26: order `execute` on `aa`: `run`: expected a string or a list of strings, found a mapping",
+        ),
+        (
+            order("{command: execute, run: ls, type: [x]}"),
+            "4:35: order `execute` on `aa`: `type`: expected one of `file_system`, `temporary`, `in_running`, `host`, found a list",
+        ),
+        (
+            container("  build: 5\n"),
+            "3:3: container `aa`: `build`: expected a mapping, found the number `5`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = bad_unit(&text);
+        assert_eq!(
+            err,
+            format!("error: conf/units/bad/start.yaml:{expected}\n"),
+            "for:\n{text}"
+        );
+        for rust in ["untagged", "enum", "struct", "Value", "u16", "i64"] {
+            assert!(!err.contains(rust), "`{rust}` in: {err}");
+        }
+    }
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 use clap::builder::PossibleValuesParser;
 use clap::error::ErrorKind;
+use std::path::Path;
+
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde_json::{Map, Value};
 
@@ -57,13 +59,15 @@ struct Prepared<'a> {
     kind: Kind,
 }
 
-fn spec_error(file: &str, spec: &ArgumentSpec, message: &str) -> ConfigError {
+fn spec_error(file: &Path, spec: &ArgumentSpec, message: &str) -> ConfigError {
     ConfigError::UnitArguments {
-        message: format!("{file}: argument `{}`: {message}", spec.name),
+        file: Some(file.to_path_buf()),
+        message: format!("argument `{}`: {message}", spec.name),
+        hint: None,
     }
 }
 
-fn prepare<'a>(file: &str, spec: &'a ArgumentSpec) -> Result<Prepared<'a>, ConfigError> {
+fn prepare<'a>(file: &Path, spec: &'a ArgumentSpec) -> Result<Prepared<'a>, ConfigError> {
     let mut long = None;
     let mut short = None;
     let mut positional = None;
@@ -375,7 +379,7 @@ fn value_of(p: &Prepared<'_>, m: &ArgMatches) -> Result<Value, String> {
 
 /// Checks what argparse would reject or what clap cannot represent, so that a bad `parser`
 /// section is a configuration error naming the file, never a failed assertion inside clap.
-fn check_consistent(file: &str, prepared: &[Prepared<'_>]) -> Result<(), ConfigError> {
+fn check_consistent(file: &Path, prepared: &[Prepared<'_>]) -> Result<(), ConfigError> {
     let mut dests = std::collections::HashSet::new();
     let mut longs = std::collections::HashSet::new();
     let mut shorts = std::collections::HashSet::new();
@@ -433,11 +437,28 @@ fn check_consistent(file: &str, prepared: &[Prepared<'_>]) -> Result<(), ConfigE
     Ok(())
 }
 
+/// A parse error of clap as a configuration error: it names the file that declares the
+/// arguments, and points to the unit's own help rather than clap's `--help`.
+fn usage_error(program: &str, file: &Path, err: &clap::Error) -> ConfigError {
+    let text = err.to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let text = text
+        .lines()
+        .filter(|l| !l.starts_with("For more information, try"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ConfigError::UnitArguments {
+        file: Some(file.to_path_buf()),
+        message: text.trim_end().to_string(),
+        hint: Some(format!("`{program} -h` shows the unit's arguments")),
+    }
+}
+
 /// Parses `argv` for the unit command `program` (e.g. `dstart run web/start`) with the
 /// arguments `specs` read from `file`.
 pub fn parse(
     program: &str,
-    file: &str,
+    file: &Path,
     specs: &[ArgumentSpec],
     argv: &[String],
 ) -> Result<ParsedArgs, ConfigError> {
@@ -459,13 +480,7 @@ pub fn parse(
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp) => {
             return Ok(ParsedArgs::Help(e.to_string()));
         }
-        Err(e) => {
-            let text = e.to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text);
-            return Err(ConfigError::UnitArguments {
-                message: text.trim_end().to_string(),
-            });
-        }
+        Err(e) => return Err(usage_error(program, file, &e)),
     };
     let mut out = Map::new();
     for p in &prepared {
@@ -482,11 +497,7 @@ pub fn parse(
                     ErrorKind::ValueValidation,
                     format!("argument `{flag}`: {msg}"),
                 );
-                let text = e.to_string();
-                let text = text.strip_prefix("error: ").unwrap_or(&text);
-                return Err(ConfigError::UnitArguments {
-                    message: text.trim_end().to_string(),
-                });
+                return Err(usage_error(program, file, &e));
             }
         }
     }
@@ -506,7 +517,12 @@ mod tests {
 
     fn run(yaml: &str, argv: &[&str]) -> Result<ParsedArgs, ConfigError> {
         let argv: Vec<String> = argv.iter().map(ToString::to_string).collect();
-        parse("dstart run v/start", "globals.yaml", &specs(yaml), &argv)
+        parse(
+            "dstart run v/start",
+            Path::new("globals.yaml"),
+            &specs(yaml),
+            &argv,
+        )
     }
 
     fn values(yaml: &str, argv: &[&str]) -> Map<String, Value> {

@@ -36,73 +36,110 @@ fn yaml_stem(path: &Path) -> Option<String> {
     Some(path.file_stem()?.to_string_lossy().into_owned())
 }
 
-impl ConfigDir {
-    /// Every `UNIT/COMMAND`, sorted: explicit files, plus the generated commands of units with
-    /// a `start` (a directory's `start.yaml` or a flat `units/<unit>.yaml`).
-    pub fn unit_commands(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for path in sorted_entries(&self.units_dir()) {
+/// Every directory below `dir`, at any depth, as (name relative to `dir` with `/`, path),
+/// sorted; hidden directories are skipped, and a directory reached twice through links is read
+/// once.
+fn unit_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
+    fn walk(
+        dir: &Path,
+        prefix: &str,
+        seen: &mut std::collections::HashSet<PathBuf>,
+        out: &mut Vec<(String, PathBuf)>,
+    ) {
+        for path in sorted_entries(dir) {
+            if is_hidden(&path) || !path.is_dir() {
+                continue;
+            }
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if name.starts_with('.') {
+            if !seen.insert(std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone())) {
                 continue;
             }
-            if path.is_dir() {
-                let mut commands: Vec<String> = sorted_entries(&path)
-                    .iter()
-                    .filter(|p| p.is_file())
-                    .filter_map(|p| yaml_stem(p))
-                    .filter(|c| c != "globals")
-                    .collect();
-                if commands.iter().any(|c| c == "start")
-                    || self.units_dir().join(format!("{name}.yaml")).is_file()
-                {
-                    for g in GENERATED {
-                        if !commands.iter().any(|c| c == g) {
-                            commands.push(g.to_string());
-                        }
-                    }
-                    if !commands.iter().any(|c| c == "start") {
-                        commands.push("start".into());
+            let rel = format!("{prefix}{name}");
+            out.push((rel.clone(), path.clone()));
+            walk(&path, &format!("{rel}/"), seen, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut std::collections::HashSet::new(), &mut out);
+    out
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// The command names of a unit directory: its `.yaml` files, without `globals`.
+fn commands_in(dir: &Path) -> Vec<String> {
+    sorted_entries(dir)
+        .iter()
+        .filter(|p| p.is_file() && !is_hidden(p))
+        .filter_map(|p| yaml_stem(p))
+        .filter(|c| c != "globals")
+        .collect()
+}
+
+/// The flat unit files `units/<unit>.yaml` (top level only: a `.yaml` file in a unit directory
+/// is a command of that unit).
+fn flat_units(units: &Path) -> Vec<String> {
+    sorted_entries(units)
+        .iter()
+        .filter(|p| p.is_file() && !is_hidden(p))
+        .filter_map(|p| yaml_stem(p))
+        .collect()
+}
+
+impl ConfigDir {
+    /// Every `UNIT/COMMAND`, sorted: explicit files, plus the generated commands of units with
+    /// a `start` (a directory's `start.yaml` or a flat `units/<unit>.yaml`). Unit directories
+    /// nest (`units/apps/blog/start.yaml` is `apps/blog/start`).
+    pub fn unit_commands(&self) -> Vec<String> {
+        let units = self.units_dir();
+        let mut out = Vec::new();
+        for (name, path) in unit_dirs(&units) {
+            let mut commands = commands_in(&path);
+            if commands.iter().any(|c| c == "start") || units.join(format!("{name}.yaml")).is_file()
+            {
+                for g in GENERATED {
+                    if !commands.iter().any(|c| c == g) {
+                        commands.push(g.to_string());
                     }
                 }
-                out.extend(commands.into_iter().map(|c| format!("{name}/{c}")));
-            } else if path.is_file() {
-                if let Some(stem) = yaml_stem(&path) {
-                    if self.units_dir().join(&stem).is_dir() {
-                        continue; // listed with its directory
-                    }
-                    out.push(format!("{stem}/start"));
-                    out.extend(GENERATED.iter().map(|g| format!("{stem}/{g}")));
+                if !commands.iter().any(|c| c == "start") {
+                    commands.push("start".into());
                 }
             }
+            out.extend(commands.into_iter().map(|c| format!("{name}/{c}")));
+        }
+        for stem in flat_units(&units) {
+            if units.join(&stem).is_dir() {
+                continue; // listed with its directory
+            }
+            out.push(format!("{stem}/start"));
+            out.extend(GENERATED.iter().map(|g| format!("{stem}/{g}")));
         }
         out.sort();
         out.dedup();
         out
     }
 
-    /// Unit names: directories holding a `.yaml` file, and flat `units/<unit>.yaml` files.
+    /// Unit names: directories (at any depth) holding a `.yaml` file, and flat
+    /// `units/<unit>.yaml` files.
     pub fn unit_names(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for path in sorted_entries(&self.units_dir()) {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name.starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                if sorted_entries(&path).iter().any(|p| yaml_stem(p).is_some()) {
-                    out.push(name);
-                }
-            } else if let Some(stem) = yaml_stem(&path) {
-                out.push(stem);
-            }
-        }
+        let units = self.units_dir();
+        let mut out: Vec<String> = unit_dirs(&units)
+            .into_iter()
+            .filter(|(_, path)| {
+                sorted_entries(path)
+                    .iter()
+                    .any(|p| p.is_file() && yaml_stem(p).is_some())
+            })
+            .map(|(name, _)| name)
+            .collect();
+        out.extend(flat_units(&units));
         out.sort();
         out.dedup();
         out
@@ -227,6 +264,60 @@ mod tests {
         sorted.sort();
         assert_eq!(list, sorted);
         assert_eq!(c.unit_names(), ["gitlab", "tools", "web"]);
+    }
+
+    #[test]
+    fn nested_unit_directories_are_listed_at_any_depth() {
+        let (_t, c) = conf(&[
+            "units/apps/blog/start.yaml",
+            "units/apps/blog/globals.yaml",
+            "units/apps/blog/README.md",
+            "units/apps/blog/notes.txt",
+            "units/apps/shop/db/start.yaml",
+            "units/apps/tool.yaml",
+            "units/.hidden/x/start.yaml",
+            "units/web/start.yaml",
+        ]);
+        let list = c.unit_commands();
+        for expected in [
+            "apps/blog/start",
+            "apps/blog/stop",
+            "apps/blog/restore",
+            "apps/shop/db/start",
+            "apps/shop/db/purge",
+            "apps/tool",
+            "web/start",
+        ] {
+            assert!(list.iter().any(|c| c == expected), "{expected}: {list:?}");
+        }
+        assert!(
+            !list
+                .iter()
+                .any(|c| c.contains("globals") || c.contains("notes"))
+        );
+        assert!(!list.iter().any(|c| c.contains("hidden")), "{list:?}");
+        // `apps` holds only `tool.yaml`: a command, with no generated ones.
+        assert!(!list.iter().any(|c| c == "apps/stop"), "{list:?}");
+        let mut sorted = list.clone();
+        sorted.sort();
+        assert_eq!(list, sorted);
+        assert_eq!(c.unit_names(), ["apps", "apps/blog", "apps/shop/db", "web"]);
+        assert_eq!(
+            c.commands_of("apps/blog"),
+            [
+                "backup", "build", "cleanup", "create", "purge", "restart", "restore", "start",
+                "stop", "test"
+            ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_link_loop_is_read_once() {
+        let (t, c) = conf(&["units/a/start.yaml"]);
+        std::os::unix::fs::symlink(t.path().join("units/a"), t.path().join("units/a/again"))
+            .unwrap();
+        assert_eq!(c.unit_names(), ["a"]);
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl UnitCommand {
         let tokens: Vec<String> = parts.map(str::to_string).collect();
         if let Some(empty) = tokens.iter().find(|t| t.is_empty()) {
             return Err(ConfigError::InvalidMode {
+                file: None,
                 token: empty.clone(),
                 valid: Vec::new(),
             });
@@ -250,17 +251,20 @@ impl Loader<'_> {
         globals: Option<&Globals>,
         sections: &[&str],
     ) -> Result<ModeConfig, ConfigError> {
-        variants::mode_config(globals, sections).map_err(|e| match e {
-            // Name the file the groups are written in, not just "globals.yaml".
-            ConfigError::UndefinedAtoms { atoms, .. } => ConfigError::UndefinedAtoms {
-                context: self
-                    .conf
-                    .globals_file(unit)
-                    .map_or_else(|| "globals.yaml".into(), |p| p.display().to_string()),
-                atoms,
-            },
-            other => other,
-        })
+        let file = self.conf.globals_file(unit);
+        variants::mode_config(globals, sections)
+            .map(|cfg| ModeConfig { file, ..cfg })
+            .map_err(|e| match e {
+                // Name the file the groups are written in, not just "globals.yaml".
+                ConfigError::UndefinedAtoms { atoms, .. } => ConfigError::UndefinedAtoms {
+                    context: self
+                        .conf
+                        .globals_file(unit)
+                        .map_or_else(|| "globals.yaml".into(), |p| p.display().to_string()),
+                    atoms,
+                },
+                other => other,
+            })
     }
 
     /// The file `unit/command` reads.
@@ -359,6 +363,7 @@ impl Loader<'_> {
         // The third-document parser (ORIGINAL §1.8) is read first, with the environment only.
         let mut specs: Vec<ArgumentSpec> =
             globals.map(|g| g.arguments(sections)).unwrap_or_default();
+        let mut third_specs = 0;
         if let Some(third) = third_document(&text) {
             let ctx = Json::Object(self.env.vars().clone());
             let rendered = template::render(path, &third, &ctx, &dirs)?;
@@ -369,34 +374,41 @@ impl Loader<'_> {
                 let entries: Vec<ArgumentEntry> =
                     origin.deserialize(&doc, "the third document (argument list)")?;
                 specs.extend(entries.iter().map(|e| e.spec().clone()));
+                third_specs = entries.len();
             }
         }
 
         let program = format!("dstart run {full_command}");
-        let file_label = self
-            .conf
-            .globals_file(unit)
-            .unwrap_or_else(|| path.to_path_buf())
-            .display()
-            .to_string();
+        // The file that declares the arguments: globals.yaml, unless only the third document
+        // of the unit file does.
+        let declared_in = match self.conf.globals_file(unit) {
+            Some(g) if specs.len() > third_specs => g,
+            _ => path.to_path_buf(),
+        };
         let args = match args_source {
             ArgsSource::Inherit(map) => map.clone(),
             ArgsSource::Cli(argv) if specs.is_empty() && !argv.is_empty() => {
                 return Err(ConfigError::UnitArguments {
+                    file: None,
                     message: format!(
-                        "`{full_command}` takes no arguments, but got {}\nhint: a unit declares its arguments under `parser` in `units/{unit}/globals.yaml`",
+                        "`{full_command}` takes no arguments, but got {}",
                         argv.iter()
                             .map(|a| format!("`{a}`"))
                             .collect::<Vec<_>>()
                             .join(" ")
                     ),
+                    hint: Some(format!(
+                        "a unit declares its arguments under `parser` in `units/{unit}/globals.yaml`"
+                    )),
                 });
             }
-            ArgsSource::Cli(argv) => match arguments::parse(&program, &file_label, &specs, argv)? {
-                ParsedArgs::Values(v) => v,
-                ParsedArgs::Help(h) => return Ok(Err(h)),
-            },
-            ArgsSource::Defaults => match arguments::parse(&program, &file_label, &specs, &[])? {
+            ArgsSource::Cli(argv) => {
+                match arguments::parse(&program, &declared_in, &specs, argv)? {
+                    ParsedArgs::Values(v) => v,
+                    ParsedArgs::Help(h) => return Ok(Err(h)),
+                }
+            }
+            ArgsSource::Defaults => match arguments::parse(&program, &declared_in, &specs, &[])? {
                 ParsedArgs::Values(v) => v,
                 ParsedArgs::Help(h) => return Ok(Err(h)),
             },
@@ -601,16 +613,26 @@ impl Loader<'_> {
         } else {
             ArgsSource::Defaults
         };
-        let Ok(rendered) = self.render(
-            &uc.unit,
-            &base,
-            &sections,
-            globals.as_ref(),
-            &args_source,
-            active,
-            &key,
-        )?
-        else {
+        let rendered = self
+            .render(
+                &uc.unit,
+                &base,
+                &sections,
+                globals.as_ref(),
+                &args_source,
+                active,
+                &key,
+            )
+            .map_err(|e| match e {
+                ConfigError::UnitArguments { .. } => ConfigError::ImportArguments {
+                    location: origin.location(),
+                    importer: stack.last().cloned().unwrap_or_default(),
+                    target: key.clone(),
+                    source: Box::new(e),
+                },
+                other => other,
+            })?;
+        let Ok(rendered) = rendered else {
             unreachable!("imports never print help")
         };
         stack.push(key);

@@ -142,69 +142,163 @@ impl Origin {
         value: &Value,
         what: &str,
     ) -> Result<T, ConfigError> {
-        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-            Ok(v) => Ok(v),
-            Err(err) => {
-                let mut path = self.path.clone();
-                let mut rel: Vec<PathSeg> = Vec::new();
-                for seg in err.path() {
-                    match seg {
-                        serde_path_to_error::Segment::Seq { index } => {
-                            rel.push(PathSeg::Index(*index));
-                        }
-                        serde_path_to_error::Segment::Map { key } => {
-                            rel.push(PathSeg::Key(key.clone()));
-                        }
-                        serde_path_to_error::Segment::Enum { variant } => {
-                            rel.push(PathSeg::Key(variant.clone()));
-                        }
-                        serde_path_to_error::Segment::Unknown => {}
-                    }
+        self.read(value)
+            .map_err(|e| (*e).into_config_error(what, None))
+    }
+
+    /// Deserializes `value` into `T`; a failure says where (the key or item below this origin)
+    /// and what went wrong, in plain words.
+    pub fn read<T: for<'de> Deserialize<'de>>(&self, value: &Value) -> Result<T, Box<ReadError>> {
+        let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) => return Ok(v),
+            Err(err) => err,
+        };
+        let mut rel: Vec<PathSeg> = Vec::new();
+        for seg in err.path() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => rel.push(PathSeg::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => rel.push(PathSeg::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { variant } => {
+                    rel.push(PathSeg::Key(variant.clone()));
                 }
-                let inner = err.into_inner().to_string();
-                // Depending on the shape, the path of an unknown key ends at its parent or
-                // already at the key itself; point at the key, once.
-                if let Some(key) = unknown_field_name(&inner) {
-                    if rel.last() != Some(&PathSeg::Key(key.clone())) {
-                        rel.push(PathSeg::Key(key));
-                    }
-                }
-                path.extend(rel.iter().cloned());
-                let origin = Origin {
-                    source: Arc::clone(&self.source),
-                    doc: self.doc,
-                    path,
-                };
-                let message = if rel.is_empty() {
-                    format!("{what}: {}", tidy_serde_message(&inner))
-                } else {
-                    format!(
-                        "{what}: `{}`: {}",
-                        display_path(&rel),
-                        tidy_serde_message(&inner)
-                    )
-                };
-                Err(origin.invalid(message))
+                serde_path_to_error::Segment::Unknown => {}
             }
+        }
+        let inner = err.into_inner().to_string();
+        let unknown_key = unknown_field(&inner);
+        // Depending on the shape, the path of an unknown key ends at its parent or already at
+        // the key itself; point at the key, once.
+        if let Some((key, _)) = &unknown_key {
+            if rel.last() != Some(&PathSeg::Key(key.clone())) {
+                rel.push(PathSeg::Key(key.clone()));
+            }
+        }
+        let mut path = self.path.clone();
+        path.extend(rel.iter().cloned());
+        Err(Box::new(ReadError {
+            origin: Origin {
+                source: Arc::clone(&self.source),
+                doc: self.doc,
+                path,
+            },
+            rel,
+            unknown_key,
+            message: tidy_serde_message(&inner),
+        }))
+    }
+}
+
+/// A value that could not be read into its type.
+#[derive(Debug)]
+pub struct ReadError {
+    /// Where: the offending key or item.
+    pub origin: Origin,
+    /// Its path below the value that was read.
+    pub rel: Vec<PathSeg>,
+    /// The unknown key and the keys accepted there, when that is what went wrong.
+    pub unknown_key: Option<(String, Vec<String>)>,
+    /// What went wrong, in plain words.
+    pub message: String,
+}
+
+impl ReadError {
+    /// The configuration error, `what` saying what was read ("container `web`").
+    pub fn into_config_error(self, what: &str, hint: Option<String>) -> ConfigError {
+        let message = if self.rel.is_empty() {
+            format!("{what}: {}", self.message)
+        } else {
+            format!("{what}: `{}`: {}", display_path(&self.rel), self.message)
+        };
+        ConfigError::Invalid {
+            location: self.origin.location(),
+            message,
+            hint,
         }
     }
 }
 
-/// The key named by serde's "unknown field `x`, expected ..." message.
-fn unknown_field_name(message: &str) -> Option<String> {
+/// The key named by serde's "unknown field `x`, expected one of `a`, `b`" message, and the
+/// accepted keys.
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let end = rest.find('`')?;
-    Some(rest[..end].to_string())
+    let key = rest[..end].to_string();
+    let accepted = match rest.find("expected ") {
+        Some(i) => rest[i + "expected ".len()..]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    Some((key, accepted))
 }
 
-/// `serde_yaml_ng` appends its own (meaningless, value-relative) position to some messages.
+/// serde's message in the words of a unit file: `expected X, found Y` instead of
+/// `invalid type: Y, expected X`, YAML names for kinds of values, no Rust type names, and
+/// without the position `serde_yaml_ng` appends (relative to the value, so meaningless here).
 fn tidy_serde_message(message: &str) -> String {
     let msg = match message.find(" at line ") {
         Some(i) => &message[..i],
         None => message,
     };
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            if let Some(i) = rest.rfind(", expected ") {
+                return format!(
+                    "expected {}, found {}",
+                    plain_expected(&rest[i + ", expected ".len()..]),
+                    plain_unexpected(&rest[..i])
+                );
+            }
+        }
+    }
     msg.replace("unknown field", "unknown key")
         .replace("missing field", "missing key")
+        .replace("unknown variant", "unknown value")
+        .replace("there are no fields", "this takes no keys")
+}
+
+/// What serde's `Unexpected` printed, in YAML words.
+fn plain_unexpected(found: &str) -> String {
+    if let Some(s) = found
+        .strip_prefix("string \"")
+        .and_then(|s| s.strip_suffix('"'))
+    {
+        return format!("`{s}`");
+    }
+    for number in ["integer ", "floating point "] {
+        if let Some(n) = found.strip_prefix(number) {
+            return format!("the number {n}");
+        }
+    }
+    if let Some(b) = found.strip_prefix("boolean ") {
+        return b.to_string();
+    }
+    match found {
+        "map" => "a mapping".into(),
+        "sequence" => "a list".into(),
+        "unit value" | "null" => "nothing (null)".into(),
+        "enum" => "a tagged value".into(),
+        other => other.to_string(),
+    }
+}
+
+/// What a visitor expected, without Rust type names.
+fn plain_expected(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping".into(),
+        "unit" => "nothing (null)".into(),
+        "option" => "a value".into(),
+        other if other.starts_with("struct ") => "a mapping".into(),
+        other if other.starts_with("tuple") => "a list".into(),
+        other => other.to_string(),
+    }
 }
 
 impl Source {
@@ -225,10 +319,38 @@ impl Source {
                     v.apply_merge().map_err(|e| yaml_error(&self.path, &e))?;
                     docs.push(v);
                 }
+                Err(e) if e.to_string().contains("duplicate entry with key") => {
+                    // serde_yaml_ng points at the start of the mapping; point at the key.
+                    return Err(self
+                        .duplicate_key_error()
+                        .unwrap_or_else(|| yaml_error(&self.path, &e)));
+                }
                 Err(e) => return Err(yaml_error(&self.path, &e)),
             }
         }
         Ok(docs)
+    }
+
+    /// The first key given twice in one mapping, at its second place, naming the first.
+    fn duplicate_key_error(&self) -> Option<ConfigError> {
+        let d = find_duplicate_key(&self.text)?;
+        let message = format!(
+            "duplicate key `{}`, first given at line {}",
+            d.key,
+            d.first.line()
+        );
+        Some(ConfigError::Yaml {
+            location: Location {
+                file: self.path.clone(),
+                line: Some(d.second.line()),
+                column: Some(d.second.col() + 1),
+            },
+            message: if d.path.is_empty() {
+                message
+            } else {
+                format!("`{}`: {message}", display_path(&d.path))
+            },
+        })
     }
 
     /// Line and column (1-based) of the node at `path` in document `doc`: for a mapping entry,
@@ -380,6 +502,105 @@ fn skip_node(events: &[(Event, Marker)], i: usize) -> usize {
     }
 }
 
+/// A key given twice in one mapping.
+struct DuplicateKey {
+    key: String,
+    /// The path to the mapping.
+    path: Vec<PathSeg>,
+    first: Marker,
+    second: Marker,
+}
+
+/// Finds the first key given twice in one mapping of `text` (any document).
+fn find_duplicate_key(text: &str) -> Option<DuplicateKey> {
+    use std::collections::HashMap;
+    use yaml_rust2::scanner::TScalarStyle;
+
+    enum Frame {
+        Map {
+            /// Keys seen so far (a quoted key is another key than the same plain text).
+            keys: HashMap<(bool, String), Marker>,
+            /// The next node is a key.
+            want_key: bool,
+            /// The key whose value is being read.
+            key: Option<String>,
+        },
+        Seq {
+            index: usize,
+        },
+    }
+
+    /// A node below the top frame is complete.
+    fn done(stack: &mut [Frame]) {
+        match stack.last_mut() {
+            Some(Frame::Map { want_key, key, .. }) => {
+                if *want_key {
+                    // A key that is a collection or an alias: not a key to compare.
+                    *want_key = false;
+                    *key = None;
+                } else {
+                    *want_key = true;
+                }
+            }
+            Some(Frame::Seq { index }) => *index += 1,
+            None => {}
+        }
+    }
+
+    let mut collector = EventCollector::default();
+    let _ = Parser::new_from_str(text).load(&mut collector, true);
+    let mut stack: Vec<Frame> = Vec::new();
+    for (event, mark) in collector.events {
+        match event {
+            Event::DocumentStart => stack.clear(),
+            Event::MappingStart(..) => stack.push(Frame::Map {
+                keys: HashMap::new(),
+                want_key: true,
+                key: None,
+            }),
+            Event::SequenceStart(..) => stack.push(Frame::Seq { index: 0 }),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                done(&mut stack);
+            }
+            Event::Scalar(text, style, ..) => {
+                let path: Vec<PathSeg> = stack
+                    .iter()
+                    .take(stack.len().saturating_sub(1))
+                    .filter_map(|f| match f {
+                        Frame::Map { key, .. } => key.clone().map(PathSeg::Key),
+                        Frame::Seq { index } => Some(PathSeg::Index(*index)),
+                    })
+                    .collect();
+                if let Some(Frame::Map {
+                    keys,
+                    want_key: want_key @ true,
+                    key,
+                }) = stack.last_mut()
+                {
+                    let id = (style == TScalarStyle::Plain, text.clone());
+                    if let Some(first) = keys.get(&id) {
+                        return Some(DuplicateKey {
+                            key: text,
+                            path,
+                            first: *first,
+                            second: mark,
+                        });
+                    }
+                    keys.insert(id, mark);
+                    *key = Some(text);
+                    *want_key = false;
+                } else {
+                    done(&mut stack);
+                }
+            }
+            Event::Alias(_) => done(&mut stack),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// A YAML syntax error of `path`, with line and column where the parser knows them.
 pub fn yaml_error(path: &Path, err: &serde_yaml_ng::Error) -> ConfigError {
     let (line, column) = match err.location() {
@@ -499,6 +720,23 @@ mod tests {
         assert_eq!(web.get("image").and_then(Value::as_str), Some("busybox"));
         assert_eq!(web.get("user").and_then(Value::as_str), Some("2"));
         assert!(web.get("<<").is_none());
+    }
+
+    #[test]
+    fn a_duplicate_key_is_found_at_its_second_place() {
+        let d = find_duplicate_key("aa: 1\nbb: 2\naa: 3\n").unwrap();
+        assert_eq!(d.key, "aa");
+        assert!(d.path.is_empty());
+        assert_eq!((d.first.line(), d.second.line(), d.second.col()), (1, 3, 0));
+        let d = find_duplicate_key(
+            "a: {x: 1}\n---\n- web:\n    image: x\n    env: {A: 1}\n    image: y\n",
+        )
+        .unwrap();
+        assert_eq!(d.key, "image");
+        assert_eq!(display_path(&d.path), "[0].web");
+        assert_eq!((d.first.line(), d.second.line(), d.second.col()), (4, 6, 4));
+        // The same key in two mappings, or a quoted and a plain `80`, are no duplicates.
+        assert!(find_duplicate_key("a: {x: 1}\nb: {x: 1}\nc: {80: 1, '80': 2}\n").is_none());
     }
 
     #[test]

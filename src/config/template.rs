@@ -310,6 +310,40 @@ mod tests {
         assert_eq!(out, "b: x");
     }
 
+    /// The idiom for optional flags: a bare undefined variable in `{% if %}` is false, while
+    /// printing it, or comparing it, is an error.
+    #[test]
+    fn an_undefined_variable_is_false_in_if_and_an_error_in_output() {
+        let text = |t: &str| render(Path::new("a.yaml"), t, &json!({}), &dirs(Path::new("/")));
+        let cases = [
+            ("{% if FLAG %}on{% else %}off{% endif %}", "off"),
+            ("{% if not FLAG %}off{% endif %}", "off"),
+            ("{% if FLAG.sub %}on{% else %}off{% endif %}", "off"),
+            ("{% if FLAG is defined %}on{% else %}off{% endif %}", "off"),
+            ("{{ FLAG | default(value='off') }}", "off"),
+        ];
+        for (template, expected) in cases {
+            assert_eq!(text(template).unwrap(), expected, "{template}");
+        }
+        for template in ["{{ FLAG }}", "{% if FLAG == 1 %}on{% endif %}"] {
+            assert!(
+                matches!(
+                    text(template),
+                    Err(TemplateError::UndefinedVariable { ref variable, .. }) if variable == "FLAG"
+                ),
+                "{template}: {:?}",
+                text(template)
+            );
+        }
+        let defined = render(
+            Path::new("a.yaml"),
+            "{% if FLAG %}on{% endif %}",
+            &json!({"FLAG": true}),
+            &dirs(Path::new("/")),
+        );
+        assert_eq!(defined.unwrap(), "on");
+    }
+
     #[test]
     fn syntax_error_has_line() {
         let err = render(

@@ -104,7 +104,9 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
 
     let stopped = args.stop && info.running;
     if stopped {
-        run.engine().stop_container(name, STOP_TIMEOUT).await?;
+        run.engine()
+            .stop_container(name, args.timeout.unwrap_or(STOP_TIMEOUT))
+            .await?;
         output::info(format!("Stopped container {name} for its backup"));
     }
     let helper = helper_for_backup(run);
@@ -298,7 +300,9 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
 
     let stopped = args.stop && info.running;
     if stopped {
-        run.engine().stop_container(name, STOP_TIMEOUT).await?;
+        run.engine()
+            .stop_container(name, args.timeout.unwrap_or(STOP_TIMEOUT))
+            .await?;
         output::info(format!("Stopped container {name} for its restore"));
     }
     let mut result = Ok(());

@@ -73,11 +73,6 @@ fn make(container: &str, args: &[(&str, Value)], origin: &Origin) -> Result<Orde
     for (k, v) in args {
         m.insert(Value::String((*k).to_string()), v.clone());
     }
-    let mut item = Mapping::new();
-    item.insert(
-        Value::String(container.to_string()),
-        Value::Mapping(m.clone()),
-    );
     let mut order = order_from_value(container, &Value::Mapping(m), origin)?;
     order.generated = true;
     Ok(order)
@@ -281,5 +276,159 @@ pub fn generate(
             })
         }
         other => unreachable!("`{other}` is not a generated command"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unit::typed_for_tests as unit;
+
+    /// The generated steps of `command`, one string a step: `container:kind`, the orders of a
+    /// concurrent wave joined by ` | `.
+    fn generated(text: &str, command: &str) -> Vec<String> {
+        let (containers, steps) = unit(text);
+        let mut env = Environment::from_map(serde_json::Map::new());
+        env.set("BACKUPDIR", "/b".into());
+        generate(command, "u", &steps, &containers, &env)
+            .unwrap()
+            .iter()
+            .map(|step| {
+                step.orders()
+                    .iter()
+                    .map(|o| format!("{}:{}", o.container, o.action.kind()))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .collect()
+    }
+
+    /// ORIGINAL §4's `test_modify_order_list`: x1 has a build order but no `build.tag`.
+    const SECTION_4: &str = "\
+x1_without_build: {image: busybox}
+x2_with_build: {build: {path: ., tag: test}}
+---
+- x1_without_build: {command: build}
+- x2_with_build: {command: build}
+- x1_without_build: {command: create}
+- x2_with_build: {command: start}
+";
+
+    #[test]
+    fn original_section_4_order_rule() {
+        let cases: [(&str, &[&str]); 8] = [
+            ("stop", &["x2_with_build:stop"]),
+            (
+                "cleanup",
+                &[
+                    "x2_with_build:stop",
+                    "x2_with_build:remove | x1_without_build:remove",
+                ],
+            ),
+            (
+                "purge",
+                &[
+                    "x2_with_build:stop",
+                    "x2_with_build:remove | x1_without_build:remove",
+                    "x2_with_build:remove_image",
+                ],
+            ),
+            ("restart", &["x2_with_build:start"]),
+            ("build", &["x2_with_build:build"]),
+            (
+                "create",
+                &["x1_without_build:create", "x2_with_build:create"],
+            ),
+            (
+                "backup",
+                &["x1_without_build:backup", "x2_with_build:backup"],
+            ),
+            (
+                "restore",
+                &["x1_without_build:restore", "x2_with_build:restore"],
+            ),
+        ];
+        for (command, expected) in cases {
+            assert_eq!(generated(SECTION_4, command), expected, "{command}");
+        }
+    }
+
+    #[test]
+    fn forward_commands_follow_first_appearance_once() {
+        let text = "\
+bb: {image: busybox}
+aa: {image: busybox}
+cc: {image: busybox}
+---
+- cc: {command: create}
+- aa: {command: start}
+- cc: {command: start}
+- bb: {command: start}
+- aa: {command: start, restart: true}
+";
+        assert_eq!(
+            generated(text, "restart"),
+            ["aa:start", "cc:start", "bb:start"]
+        );
+        assert_eq!(
+            generated(text, "create"),
+            ["cc:create", "aa:create", "bb:create"]
+        );
+        // Independent containers stop together, listed in reverse order of appearance.
+        assert_eq!(generated(text, "stop"), ["bb:stop | cc:stop | aa:stop"]);
+    }
+
+    #[test]
+    fn stop_and_remove_go_in_reverse_order_of_dependence() {
+        // web is started first, but it uses data's volumes and links db: it stops first,
+        // whatever the written order.
+        let text = "\
+web:
+  image: busybox
+  startup: {volumes_from: data, links: {db: database}}
+db: {image: busybox}
+data: {image: busybox, volumes: [/data]}
+---
+- web: {command: start}
+- db: {command: start}
+- data: {command: create}
+";
+        assert_eq!(generated(text, "stop"), ["web:stop", "db:stop"]);
+        assert_eq!(
+            generated(text, "cleanup"),
+            [
+                "web:stop",
+                "db:stop",
+                "web:remove",
+                "data:remove | db:remove"
+            ]
+        );
+    }
+
+    #[test]
+    fn generated_orders_carry_the_original_arguments() {
+        let (containers, steps) = unit(SECTION_4);
+        let env = Environment::from_map(serde_json::Map::new());
+        let printed = |command: &str| {
+            let steps = generate(command, "u", &steps, &containers, &env).unwrap();
+            serde_yaml_ng::to_string(&crate::unit::order::steps_to_value(&steps)).unwrap()
+        };
+        assert_eq!(
+            printed("stop"),
+            "- x2_with_build:\n    command: stop\n    timeout: 0\n"
+        );
+        assert!(printed("purge").contains("command: remove\n    v: true\n"));
+        // Without BACKUPDIR or BACKUP_DIR, backups go to `.`, timestamped, keeping 7.
+        assert_eq!(
+            printed("backup").lines().take(6).collect::<Vec<_>>(),
+            [
+                "- x1_without_build:",
+                "    command: backup",
+                "    backup_dir: .",
+                "    backup_name: x1_without_build",
+                "    timestamp: true",
+                "    keep: 7",
+            ]
+        );
     }
 }

@@ -92,7 +92,7 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
     if is_test {
         known.extend(custom.iter().cloned());
     }
-    variants::check_pending(&raw.pending, &known, &raw.modes)?;
+    variants::check_pending(&raw.pending, &known, &raw.modes, raw.base.path())?;
     let custom_tests: Vec<String> = if is_test {
         raw.pending
             .iter()

@@ -903,7 +903,7 @@ fn describe_check(method: &str, c: &HttpCheck) -> String {
     if let Some(e) = &c.error_match {
         let _ = write!(out, " fails with an error matching `{e}`");
     } else {
-        let _ = write!(out, " answers {}", c.status.unwrap_or(200));
+        let _ = write!(out, " answers {}", c.status.map_or(200, |s| s.0));
         if let Some(m) = &c.body_match {
             let _ = write!(out, " with a body matching `{m}`");
         }
@@ -1067,44 +1067,13 @@ impl TestPlan {
 #[allow(clippy::many_single_char_names)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     use crate::config::environment::Environment;
     use crate::config::loader::UnitCommand;
-    use crate::config::source::{Origin, PathSeg, Source};
-    use crate::unit::order::step_from_value;
 
     /// A resolved unit from a unit file's text, as `UNIT/test[:tokens]` would see it.
     fn unit(command: &str, text: &str) -> Unit {
-        let source = Arc::new(Source::new("units/u/start.yaml", text));
-        let docs = source.documents().unwrap();
-        let mut containers = IndexMap::new();
-        for (k, v) in docs[0].as_mapping().unwrap() {
-            let name = k.as_str().unwrap().to_string();
-            let origin = Origin::new(Arc::clone(&source), 0, vec![PathSeg::Key(name.clone())]);
-            let spec = container_from_value(&name, v, &origin).unwrap();
-            containers.insert(
-                name,
-                Container {
-                    spec,
-                    raw: v.clone(),
-                    origin,
-                },
-            );
-        }
-        let steps = docs[1]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                step_from_value(
-                    item,
-                    &Origin::new(Arc::clone(&source), 1, vec![PathSeg::Index(i)]),
-                )
-                .unwrap()
-            })
-            .collect();
+        let (containers, steps) = crate::unit::typed_for_tests(text);
         let command = UnitCommand::parse(command).unwrap();
         let builtins: Vec<String> = command
             .tokens

@@ -5,6 +5,7 @@
 //! tags meet the active set; without tokens it keeps every order.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
@@ -17,6 +18,8 @@ use crate::unit::order::{Order, Step};
 pub struct ModeConfig {
     pub atoms: BTreeSet<String>,
     pub groups: IndexMap<String, Vec<String>>,
+    /// The file that defines them (the unit's globals.yaml).
+    pub file: Option<PathBuf>,
 }
 
 /// Atoms and groups of `sections` (`global` first, later sections win on a group name clash).
@@ -101,11 +104,13 @@ pub fn variant_tags(steps: &[Step]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Checks that every pending token is one of `known` (variant tags, test variants).
+/// Checks that every pending token is one of `known` (variant tags, test variants, read from
+/// `unit_file`).
 pub fn check_pending(
     pending: &[String],
     known: &BTreeSet<String>,
     cfg: &ModeConfig,
+    unit_file: &Path,
 ) -> Result<(), ConfigError> {
     for token in pending {
         if !known.contains(token) {
@@ -118,7 +123,14 @@ pub fn check_pending(
                 .collect();
             valid.sort();
             valid.dedup();
+            // Name the file a user would open to see the tokens: the one with the modes and
+            // groups, else the unit file with the `variants` tags.
+            let file = match &cfg.file {
+                Some(f) if !cfg.atoms.is_empty() || !cfg.groups.is_empty() => f.clone(),
+                _ => unit_file.to_path_buf(),
+            };
             return Err(ConfigError::InvalidMode {
+                file: Some(file),
                 token: token.clone(),
                 valid,
             });
@@ -181,7 +193,12 @@ mod tests {
         let cfg = mode_config(Some(&g), &[cmd])?;
         let tokens: Vec<String> = tokens.iter().map(ToString::to_string).collect();
         let e = expand(&tokens, &cfg);
-        check_pending(&e.pending, &BTreeSet::new(), &cfg)?;
+        check_pending(
+            &e.pending,
+            &BTreeSet::new(),
+            &cfg,
+            Path::new("units/u/start.yaml"),
+        )?;
         Ok(e.active)
     }
 
@@ -210,6 +227,32 @@ mod tests {
         );
         assert_eq!(active("other2", &["GG", "ga"]).unwrap(), set(&["ga", "gb"]));
         let err = active("test", &["tc"]).unwrap_err().to_string();
-        assert_eq!(err, "invalid mode selected: `tc`");
+        assert_eq!(err, "units/u/start.yaml: invalid mode selected: `tc`");
+    }
+
+    #[test]
+    fn an_invalid_token_names_the_file_with_the_modes() {
+        let g = globals();
+        let cfg = ModeConfig {
+            file: Some("units/u/globals.yaml".into()),
+            ..mode_config(Some(&g), &["test"]).unwrap()
+        };
+        let unit_file = Path::new("units/u/start.yaml");
+        let err = check_pending(&["tc".into()], &BTreeSet::new(), &cfg, unit_file).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "units/u/globals.yaml: invalid mode selected: `tc`"
+        );
+        // No modes or groups: the tokens are the variant tags of the unit file.
+        let none = ModeConfig {
+            file: Some("units/u/globals.yaml".into()),
+            ..ModeConfig::default()
+        };
+        let err = check_pending(&["tc".into()], &set(&["quick"]), &none, unit_file).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "units/u/start.yaml: invalid mode selected: `tc`"
+        );
+        assert_eq!(err.hint().unwrap(), "valid tokens: quick");
     }
 }

@@ -288,7 +288,7 @@ impl Tester<'_> {
                     let http = HttpCheck {
                         method: case.method.clone(),
                         url,
-                        status: c.status.unwrap_or(200),
+                        status: c.status.map_or(200, |s| s.0),
                         body_match: c.body_match.clone(),
                         error_match: c.error_match.clone(),
                         cert: cert.clone(),

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::unit::container::StringOrList;
+use crate::unit::forms::{HttpStatus, StringOrList};
 
 /// An HTTP check run from the host.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -19,7 +19,7 @@ pub struct HttpCheck {
     /// May hold `[[...]](container)` substitutions.
     pub url: String,
     /// Expected status (default 200).
-    pub status: Option<u16>,
+    pub status: Option<HttpStatus>,
     /// A regex the body must contain.
     #[serde(rename = "match", alias = "re.match")]
     pub body_match: Option<String>,

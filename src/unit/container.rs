@@ -11,103 +11,13 @@ use serde_yaml_ng::Value;
 use crate::config::source::Origin;
 use crate::error::ConfigError;
 use crate::unit::checks::{CustomTest, DaemonChecks, JobCheck, JobRun};
+pub use crate::unit::forms::{
+    BindFull, BindTarget, BindsValue, EnvValue, ExtraHostsValue, HostPortValue, LabelsValue,
+    LinksValue, PortText, Scalar, Size, StrKey, StringOrList, TmpfsValue, UserText,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Raw shapes
-
-/// A string or a list of strings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum StringOrList {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl StringOrList {
-    pub fn to_vec(&self) -> Vec<String> {
-        match self {
-            StringOrList::One(s) => vec![s.clone()],
-            StringOrList::Many(v) => v.clone(),
-        }
-    }
-}
-
-/// A scalar that is used as a string (`user: 1000`, `port: 80`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum Scalar {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-}
-
-impl Scalar {
-    pub fn as_string(&self) -> String {
-        match self {
-            Scalar::Str(s) => s.clone(),
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        }
-    }
-}
-
-/// A mapping key written as a string or a number (`80: 8080`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StrKey(pub String);
-
-impl<'de> Deserialize<'de> for StrKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = StrKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StrKey, E> {
-                Ok(StrKey(v.to_string()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StrKey, E> {
-                Ok(StrKey(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StrKey, E> {
-                Ok(StrKey(v.to_string()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<StrKey, E> {
-                Ok(StrKey(v.to_string()))
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<StrKey, E> {
-                Ok(StrKey(v.to_string()))
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
-/// Environment variables: a mapping, or a list of `KEY=VALUE`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum EnvValue {
-    Map(IndexMap<String, Option<Scalar>>),
-    List(Vec<String>),
-}
-
-/// Labels: a mapping, or a list of `key=value`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum LabelsValue {
-    Map(IndexMap<String, Scalar>),
-    List(Vec<String>),
-}
-
-/// A memory size: a number of bytes or a string like `512m`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Size {
-    Bytes(i64),
-    Text(String),
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,49 +37,6 @@ pub struct RawBuild {
     pub labels: Option<IndexMap<String, Scalar>>,
     pub target: Option<String>,
     pub network_mode: Option<String>,
-}
-
-/// A bind in `startup.binds`: `{bind: /ctr, ro: false}`, `{bind: /ctr, mode: ro}` or `/ctr`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum BindTarget {
-    Path(String),
-    Full(BindFull),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BindFull {
-    pub bind: String,
-    pub ro: Option<bool>,
-    pub mode: Option<String>,
-}
-
-/// `startup.binds`: `{host: target}` or a list of `host:ctr[:ro]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum BindsValue {
-    Map(IndexMap<String, BindTarget>),
-    List(Vec<String>),
-}
-
-/// A host side of `startup.port_bindings`: a port, `ip:port`, `[ip, port]`, a list of ports or
-/// nothing (ephemeral).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum HostPortValue {
-    None(()),
-    Port(u16),
-    Text(String),
-    List(Vec<Scalar>),
-}
-
-/// `startup.links`: `{name: alias}` or a list of `name`, `name:alias` or `[name, alias]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum LinksValue {
-    Map(IndexMap<String, Option<String>>),
-    List(Vec<StringOrList>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,10 +90,10 @@ pub struct RawCreation {
     pub environment: Option<EnvValue>,
     /// Container paths: anonymous volumes (or targets of `startup.binds`).
     pub volumes: Option<Vec<String>>,
-    pub ports: Option<Vec<Scalar>>,
+    pub ports: Option<Vec<PortText>>,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
-    pub user: Option<Scalar>,
+    pub user: Option<UserText>,
     pub working_dir: Option<String>,
     pub labels: Option<LabelsValue>,
     pub tty: Option<bool>,
@@ -281,22 +148,6 @@ pub struct RawStartup {
     pub userns_mode: Option<String>,
 }
 
-/// `extra_hosts`: `{host: ip}` or a list of `host:ip`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum ExtraHostsValue {
-    Map(IndexMap<String, String>),
-    List(Vec<String>),
-}
-
-/// `tmpfs`: `{path: options}` or a list of paths.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum TmpfsValue {
-    Map(IndexMap<String, Option<String>>),
-    List(Vec<String>),
-}
-
 /// A container spec as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -308,11 +159,11 @@ pub struct RawContainer {
     pub command: Option<StringOrList>,
     pub entrypoint: Option<StringOrList>,
     pub env: Option<EnvValue>,
-    pub ports: Option<Vec<Scalar>>,
+    pub ports: Option<Vec<PortText>>,
     pub volumes: Option<Vec<String>>,
     pub labels: Option<LabelsValue>,
     pub working_dir: Option<String>,
-    pub user: Option<Scalar>,
+    pub user: Option<UserText>,
     pub daemon: Option<DaemonChecks>,
     pub job: Option<JobCheck>,
     pub jobs: Option<IndexMap<String, JobRun>>,
@@ -910,16 +761,16 @@ impl RawContainer {
             ("user", self.user.clone()),
             ("creation.user", creation.user.clone()),
         )?
-        .map(|u| u.as_string());
+        .map(|u| u.0);
 
         // Ports: compose strings, docker-py `creation.ports` (exposed) and `startup.port_bindings`.
         let mut ports: Vec<PortSpec> = Vec::new();
         for (i, p) in self.ports.iter().flatten().enumerate() {
-            let spec = parse_port(&p.as_string()).map_err(|e| {
+            let spec = parse_port(&p.0).map_err(|e| {
                 origin
                     .key("ports")
                     .child(crate::config::source::PathSeg::Index(i))
-                    .invalid(format!("`ports`: `{}`: {e}", p.as_string()))
+                    .invalid(format!("`ports`: `{}`: {e}", p.0))
             })?;
             ports.push(spec);
         }
@@ -943,7 +794,7 @@ impl RawContainer {
                 ));
             }
             let bindings: Vec<(Option<String>, Option<u16>)> = match host {
-                HostPortValue::None(()) => vec![(None, None)],
+                HostPortValue::None => vec![(None, None)],
                 HostPortValue::Port(p) => vec![(None, Some(*p))],
                 HostPortValue::Text(t) => {
                     let (ip, port) = match t.rsplit_once(':') {
@@ -999,11 +850,11 @@ impl RawContainer {
         }
         let mut exposed_only: Vec<PortSpec> = Vec::new();
         for (i, p) in creation.ports.iter().flatten().enumerate() {
-            let spec = parse_port(&p.as_string()).map_err(|e| {
+            let spec = parse_port(&p.0).map_err(|e| {
                 corigin
                     .key("ports")
                     .child(crate::config::source::PathSeg::Index(i))
-                    .invalid(format!("`creation.ports`: `{}`: {e}", p.as_string()))
+                    .invalid(format!("`creation.ports`: `{}`: {e}", p.0))
             })?;
             if !ports.iter().any(|q| q.key() == spec.key()) {
                 exposed_only.push(spec);

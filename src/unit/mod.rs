@@ -3,6 +3,7 @@
 
 pub mod checks;
 pub mod container;
+pub mod forms;
 pub mod order;
 
 use std::collections::BTreeSet;
@@ -170,4 +171,41 @@ impl Unit {
     pub fn orders(&self) -> impl Iterator<Item = &Order> {
         self.steps.iter().flat_map(Step::orders)
     }
+}
+
+/// The typed containers and steps of a unit file's text (`units/u/start.yaml`), for the tests
+/// of later stages. Panics on anything invalid.
+#[cfg(test)]
+pub(crate) fn typed_for_tests(text: &str) -> (IndexMap<String, Container>, Vec<Step>) {
+    use std::sync::Arc;
+
+    use crate::config::source::{PathSeg, Source};
+
+    let source = Arc::new(Source::new("units/u/start.yaml", text));
+    let docs = source.documents().unwrap();
+    let mut containers = IndexMap::new();
+    for (k, v) in docs[0].as_mapping().unwrap() {
+        let name = k.as_str().unwrap().to_string();
+        let origin = Origin::new(Arc::clone(&source), 0, vec![PathSeg::Key(name.clone())]);
+        let spec = container_from_value(&name, v, &origin).unwrap();
+        containers.insert(
+            name,
+            Container {
+                spec,
+                raw: v.clone(),
+                origin,
+            },
+        );
+    }
+    let steps = docs[1]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let origin = Origin::new(Arc::clone(&source), 1, vec![PathSeg::Index(i)]);
+            step_from_value(item, &origin).unwrap()
+        })
+        .collect();
+    (containers, steps)
 }

@@ -9,7 +9,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::config::source::{Origin, PathSeg};
 use crate::error::ConfigError;
-use crate::unit::container::StringOrList;
+use crate::unit::forms::{HttpStatus, StringOrList};
 
 /// The virtual container for orders that run on the host.
 pub const HOST: &str = "host";
@@ -19,11 +19,24 @@ pub const PARALLEL: &str = "parallel";
 pub const DEFAULT_PARALLEL: usize = 4;
 
 /// Keys every order accepts.
-const COMMON_KEYS: [&str; 3] = ["command", "wait", "variants"];
+const COMMON_KEYS: [&str; 4] = ["command", "timeout", "wait", "variants"];
+
+/// The orders that use `timeout` (seconds a stop may take before the container is killed):
+/// `start` (a restart, and the stop before a recreate), `stop`, `remove`, and `backup` and
+/// `restore` with `stop: true`. The others accept it, as every order of the original did
+/// (ORIGINAL §3 step 3), and have no use for it.
+const TIMEOUT_KINDS: [&str; 5] = ["start", "stop", "remove", "backup", "restore"];
+
+/// The `timeout` of an order that does not use it: still checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnusedTimeout {
+    #[allow(dead_code)]
+    timeout: u32,
+}
 
 /// What `start` does with an existing container whose configuration changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Recreate {
     /// Recreate when the configuration hash or the image changed (the default).
     #[default]
@@ -65,11 +78,37 @@ impl Ready {
 
 const DEFAULT_READY_TIMEOUT: f64 = 60.0;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// `ready:` as written: the word `healthy`, or a mapping.
+#[derive(Debug, Clone)]
 enum RawReady {
-    Word(String),
+    Healthy,
     Full(RawReadyFull),
+}
+
+impl<'de> Deserialize<'de> for RawReady {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawReady;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "`healthy`, or a mapping with `http` (and `status`, `match`, `cert`), `log` or `healthy: true`, each with an optional `timeout`",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawReady, E> {
+                if v == "healthy" {
+                    Ok(RawReady::Healthy)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawReady, A::Error> {
+                RawReadyFull::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawReady::Full)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,7 +117,7 @@ struct RawReadyFull {
     http: Option<String>,
     log: Option<String>,
     healthy: Option<bool>,
-    status: Option<u16>,
+    status: Option<HttpStatus>,
     #[serde(rename = "match", alias = "re.match")]
     body_match: Option<String>,
     cert: Option<String>,
@@ -88,13 +127,9 @@ struct RawReadyFull {
 fn ready_from(origin: &Origin, raw: RawReady) -> Result<Ready, ConfigError> {
     let here = origin.key("ready");
     match raw {
-        RawReady::Word(w) if w == "healthy" => Ok(Ready::Healthy {
+        RawReady::Healthy => Ok(Ready::Healthy {
             timeout: DEFAULT_READY_TIMEOUT,
         }),
-        RawReady::Word(w) => Err(here.invalid_with_hint(
-            format!("`ready: {w}` is not understood"),
-            "use `ready: healthy`, `ready: {http: URL}` or `ready: {log: REGEX}`",
-        )),
         RawReady::Full(f) => {
             let timeout = f.timeout.unwrap_or(DEFAULT_READY_TIMEOUT);
             let kinds = usize::from(f.http.is_some())
@@ -127,7 +162,7 @@ fn ready_from(origin: &Origin, raw: RawReady) -> Result<Ready, ConfigError> {
             Ok(match (f.http, f.log) {
                 (Some(url), _) => Ready::Http {
                     url,
-                    status: f.status.unwrap_or(200),
+                    status: f.status.map_or(200, |s| s.0),
                     body_match: f.body_match,
                     cert: f.cert,
                     timeout,
@@ -183,8 +218,7 @@ pub struct RemoveImageArgs {
     pub noprune: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     #[default]
     Gzip,
@@ -225,6 +259,8 @@ pub struct BackupArgs {
     pub stop: bool,
     /// Seconds to wait for another run holding the lock (default 600).
     pub lock_timeout: Option<f64>,
+    /// Seconds the stop of `stop: true` may take (default 10).
+    pub timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
@@ -243,10 +279,11 @@ pub struct RestoreArgs {
     pub stop: bool,
     /// Seconds to wait for another run holding the lock (default 600).
     pub lock_timeout: Option<f64>,
+    /// Seconds the stop of `stop: true` may take (default 10).
+    pub timeout: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecType {
     /// A helper container with `volumes_from` the container.
     FileSystem,
@@ -257,6 +294,28 @@ pub enum ExecType {
     /// A process on the host.
     Host,
 }
+
+/// Deserializes a word enum from the list of its words, in variant order.
+macro_rules! word_enum {
+    ($name:ident { $($word:literal => $variant:ident),+ $(,)? }) => {
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                const WORDS: &[&str] = &[$($word),+];
+                const VARIANTS: &[$name] = &[$($name::$variant),+];
+                crate::unit::forms::one_word(d, WORDS).map(|i| VARIANTS[i])
+            }
+        }
+    };
+}
+
+word_enum!(Recreate { "auto" => Auto, "never" => Never, "always" => Always });
+word_enum!(Compression { "gzip" => Gzip, "zstd" => Zstd, "none" => None });
+word_enum!(ExecType {
+    "file_system" => FileSystem,
+    "temporary" => Temporary,
+    "in_running" => InRunning,
+    "host" => Host,
+});
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -437,18 +496,12 @@ impl Step {
     }
 }
 
-/// serde's "expected one of `a`, `b`" plus the keys every order accepts.
-fn accepted_keys(kind: &str, message: &str) -> String {
-    let mut keys: Vec<String> = Vec::new();
-    if let Some(i) = message.find("expected ") {
-        let rest = &message[i + "expected ".len()..];
-        for part in rest.split('`').skip(1).step_by(2) {
-            keys.push(part.to_string());
-        }
-    }
+/// The keys `kind` accepts: its own (`own`) plus the keys every order accepts.
+fn accepted_keys(kind: &str, own: &[String]) -> String {
+    let mut keys: Vec<&str> = own.iter().map(String::as_str).collect();
     for k in COMMON_KEYS {
-        if k != "command" {
-            keys.push(k.to_string());
+        if k != "command" && !keys.contains(&k) {
+            keys.push(k);
         }
     }
     let list = keys
@@ -465,29 +518,17 @@ fn deserialize_args<T: for<'de> Deserialize<'de>>(
     args: &Mapping,
     origin: &Origin,
 ) -> Result<T, ConfigError> {
+    let what = format!("order `{kind}` on `{container}`");
     origin
-        .deserialize::<T>(
-            &Value::Mapping(args.clone()),
-            &format!("order `{kind}` on `{container}`"),
-        )
-        .map_err(|e| match e {
-            ConfigError::Invalid {
-                location,
-                message,
-                hint: None,
-            } if message.contains("unknown key `") => {
-                let head = message
-                    .find(", expected")
-                    .or_else(|| message.find(", there are no"))
-                    .map_or(message.as_str(), |i| &message[..i])
-                    .to_string();
-                ConfigError::Invalid {
-                    location,
-                    hint: Some(accepted_keys(kind, &message)),
-                    message: head,
-                }
+        .read::<T>(&Value::Mapping(args.clone()))
+        .map_err(|mut e| match e.unknown_key.take() {
+            // An unknown argument of the order itself: the hint lists the order's arguments. An
+            // unknown key deeper down (in `ready`) keeps the list of its own mapping.
+            Some((key, own)) if e.rel.len() == 1 => {
+                e.message = format!("unknown key `{key}`");
+                (*e).into_config_error(&what, Some(accepted_keys(kind, &own)))
             }
-            other => other,
+            _ => (*e).into_config_error(&what, None),
         })
 }
 
@@ -597,6 +638,13 @@ pub fn order_from_value(
         ));
     };
     let corigin = here.key("command");
+    if !TIMEOUT_KINDS.contains(&command.as_str()) {
+        if let Some(timeout) = args.remove("timeout") {
+            let mut only = Mapping::new();
+            only.insert("timeout".into(), timeout);
+            deserialize_args::<UnusedTimeout>(&command, container, &only, &here)?;
+        }
+    }
     let action = match command.as_str() {
         "build" => {
             deserialize_args::<NoArgs>("build", container, &args, &here)?;
@@ -965,6 +1013,54 @@ mod tests {
         assert!(
             hint.contains("`restart`") && hint.contains("`wait`"),
             "{hint}"
+        );
+    }
+
+    #[test]
+    fn every_order_accepts_timeout() {
+        for order in [
+            "{command: build, timeout: 5}",
+            "{command: create, timeout: 5}",
+            "{command: remove_image, timeout: 5}",
+            "{command: execute, run: ls, timeout: 5}",
+            "{command: tag, repository: r, timeout: 5}",
+            "{command: commit, repository: r, timeout: 5}",
+            "{command: push, timeout: 5}",
+        ] {
+            let o = one(&format!("- web: {order}\n"));
+            // Printed back as written.
+            assert!(o.raw.contains_key("timeout"), "{order}");
+        }
+        let o = one("- host: {command: unit, unit: a/start, timeout: 5}\n");
+        assert!(matches!(o.action, Action::Unit(_)));
+        let Action::Backup(b) = one("- web: {command: backup, stop: true, timeout: 3}\n").action
+        else {
+            panic!()
+        };
+        assert_eq!(b.timeout, Some(3));
+        let Action::Restore(r) = one("- web: {command: restore, timeout: 3}\n").action else {
+            panic!()
+        };
+        assert_eq!(r.timeout, Some(3));
+        let Action::Stop(s) = one("- web: {command: stop}\n").action else {
+            panic!()
+        };
+        assert_eq!(s.timeout, None);
+    }
+
+    #[test]
+    fn an_unused_timeout_is_still_checked() {
+        let err = steps("- web: {command: create, timeout: soon}\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "units/t/start.yaml:3:26: order `create` on `web`: `timeout`: expected a whole number, 0 or more, found `soon`"
+        );
+        let err = steps("- web: {command: create, timout: 5}\n").unwrap_err();
+        assert_eq!(
+            err.hint().unwrap(),
+            "`create` accepts `timeout`, `wait`, `variants`"
         );
     }
 
