@@ -790,3 +790,88 @@ fn full_builds_pseudo_tagged_images_and_removes_them() {
     );
     assert_eq!(leftovers(&t), Vec::<String>::new());
 }
+
+/// The seconds a case took, from its `PASS|FAIL <suite> <case> (<secs>s)` line.
+fn case_secs(stdout: &str, line_start: &str) -> f64 {
+    let rest = stdout
+        .split(line_start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{line_start}` in:\n{stdout}"));
+    rest.trim_start_matches(" (")
+        .split("s)")
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no time after `{line_start}` in:\n{stdout}"))
+}
+
+/// The lines under a case's `PASS|FAIL` line: its failure reason.
+fn reason(stdout: &str, line_start: &str) -> String {
+    let rest = stdout
+        .split(line_start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{line_start}` in:\n{stdout}"));
+    rest.lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_hanging_server_costs_a_check_its_timeout_and_an_exit_ends_the_wait() {
+    let sb = sandbox("thang");
+    let id = &sb.id;
+    // `nc -l` accepts a connection and never answers (its input never ends). `quits` is
+    // checked through `sink`, which hangs too, and exits while its request waits: the exit
+    // must end the case, not the request's limit (30 s) or the check's timeout.
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-hang:
+  image: {base}
+  command: ["sh", "-c", "sleep 3600 | nc -l -p 80"]
+  ports: ["127.0.0.1::80"]
+  daemon:
+    hangs: {{url: "http://127.0.0.1:[[port 80]]({id}-hang)/", timeout: 1}}
+{id}-sink:
+  image: {base}
+  command: ["sh", "-c", "sleep 3600 | nc -l -p 80"]
+  ports: ["127.0.0.1::80"]
+{id}-quits:
+  image: {base}
+  command: ["sh", "-c", "sleep 4; echo quitting now; exit 7"]
+  daemon:
+    quits: {{url: "http://127.0.0.1:[[port 80]]({id}-sink)/", timeout: 60}}
+---
+- {id}-hang: {{command: start}}
+- {id}-sink: {{command: start}}
+- {id}-quits: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let hangs = case_secs(&stdout, &format!("FAIL {id}-hang_daemon hangs"));
+    assert!(
+        hangs < 2.5,
+        "a request is bounded by the check's timeout ({hangs}s): {stdout}"
+    );
+    let why = reason(&stdout, &format!("FAIL {id}-hang_daemon hangs"));
+    assert!(why.contains(": no answer within "), "{stdout}");
+    assert!(
+        why.ends_with("(still failing after 1s and 1 attempt)"),
+        "{stdout}"
+    );
+    let quits = case_secs(&stdout, &format!("FAIL {id}-quits_daemon quits"));
+    assert!(quits < 8.0, "{quits}s: {stdout}");
+    let why = reason(&stdout, &format!("FAIL {id}-quits_daemon quits"));
+    let t = tempid(&format!("{id}/test:check"));
+    assert!(
+        why.contains(&format!(
+            "container `{id}-quits_{t}` exited with code 7 while it was checked"
+        )) && why.contains("quitting now"),
+        "{stdout}"
+    );
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
