@@ -817,6 +817,150 @@ fn reason(stdout: &str, line_start: &str) -> String {
         .join("\n")
 }
 
+/// A CGI script for busybox httpd that answers with what it got: method, the `X-Token`
+/// header, the content type and the body.
+const ECHO_CGI: &str = r#"#!/bin/sh
+echo "Content-Type: text/plain"
+echo ""
+echo "method=$REQUEST_METHOD"
+echo "token=$HTTP_X_TOKEN"
+echo "type=$CONTENT_TYPE"
+printf 'body='
+head -c "${CONTENT_LENGTH:-${HTTP_CONTENT_LENGTH:-0}}"
+echo
+"#;
+
+#[test]
+fn daemon_list_form_sends_method_headers_and_body() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = sandbox("tlist");
+    let id = &sb.id;
+    sb.write("www/index.html", "the echo server\n");
+    let cgi = sb.write("www/cgi-bin/echo", ECHO_CGI);
+    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let url = format!("http://127.0.0.1:[[port 80]]({id}-echo)");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-echo:
+  image: {base}
+  command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+  volumes: ["./www:/www:ro"]
+  ports: ["127.0.0.1::80"]
+  daemon:
+    - GET: {{url: "{url}/", re.match: "the echo server"}}
+    - POST:
+        url: "{url}/cgi-bin/echo"
+        headers: {{X-Token: secret-42, Content-Type: application/json}}
+        body: '{{"ping": true}}'
+        re.match: '(?s)method=POST.*token=secret-42.*type=application/json.*body=\{{"ping": true\}}'
+    - PUT: {{url: "{url}/cgi-bin/echo", body: "put body", re.match: '(?s)method=PUT.*body=put body'}}
+    - DELETE: {{url: "{url}/cgi-bin/echo", headers: {{X-Token: gone}}, re.match: '(?s)method=DELETE.*token=gone'}}
+    - GET: {{url: "{url}/cgi-bin/echo", headers: {{X-Token: wrong}}, re.match: "token=secret-42", timeout: 1}}
+    - GET: {{url: "{url}/missing.html", timeout: 1}}
+---
+- {id}-echo: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let suite = format!("{id}-echo_daemon");
+    for case in [
+        "0:GET {url}/",
+        "1:POST {url}/cgi-bin/echo",
+        "2:PUT {url}/cgi-bin/echo",
+        "3:DELETE {url}/cgi-bin/echo",
+    ] {
+        let case = case.replace("{url}", &url);
+        assert!(
+            stdout.contains(&format!("PASS {suite} {case} (")),
+            "`{case}` passes: {stdout}"
+        );
+    }
+    let wrong = reason(&stdout, &format!("FAIL {suite} 4:GET {url}/cgi-bin/echo"));
+    assert!(
+        wrong.contains(
+            "expected the body to match `token=secret-42`, got: method=GET token=wrong type= body="
+        ),
+        "the server got the header and answered what it got: {stdout}"
+    );
+    let missing = reason(&stdout, &format!("FAIL {suite} 5:GET {url}/missing.html"));
+    assert!(
+        missing.contains("/missing.html: expected status 200, got 404"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("8 passed, 2 failed\n"), "{stdout}");
+    assert_eq!(
+        leftovers(&tempid(&format!("{id}/test:check"))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn daemon_checks_retry_until_a_late_server_answers() {
+    let sb = sandbox("tlate");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-late:
+  image: {base}
+  command: ["sh", "-c", "sleep 2; mkdir -p /www && echo finally up > /www/index.html && exec httpd -f -p 80 -h /www"]
+  ports: ["127.0.0.1::80"]
+  daemon:
+    late: {{url: "http://127.0.0.1:[[port 80]]({id}-late)/", match: "finally up", timeout: 20}}
+    missing: {{url: "http://127.0.0.1:[[port 80]]({id}-late)/missing.html", timeout: 2}}
+---
+- {id}-late: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let junit = sb.conf().join("report.xml");
+    let (stdout, _) = sb.fails(
+        &[
+            "run",
+            "--junit",
+            &junit.display().to_string(),
+            &format!("{id}/test:check"),
+        ],
+        1,
+    );
+    let late = case_secs(&stdout, &format!("PASS {id}-late_daemon late"));
+    assert!(
+        late > 1.0,
+        "the check kept trying until the server was up ({late}s): {stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("attempt 1: GET http://127.0.0.1:"),
+        "the first attempts failed: {xml}"
+    );
+    assert!(xml.contains(" passed (attempt "), "{xml}");
+
+    let missing = reason(&stdout, &format!("FAIL {id}-late_daemon missing"));
+    let mut lines = missing.lines();
+    let first = lines.next().unwrap_or_default();
+    assert!(
+        first.starts_with("    GET http://127.0.0.1:")
+            && first.contains("/missing.html: expected status 200, got 404; body: "),
+        "{stdout}"
+    );
+    let last = lines.next().unwrap_or_default();
+    let attempts: u32 = last
+        .strip_prefix("    (still failing after 2s and ")
+        .and_then(|l| l.strip_suffix(" attempts)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("`{last}` is no retry summary: {stdout}"));
+    // Every half second, within 2 s: 5 attempts, fewer only on a very busy machine.
+    assert!((3..=5).contains(&attempts), "{stdout}");
+    let secs = case_secs(&stdout, &format!("FAIL {id}-late_daemon missing"));
+    assert!((2.0..4.0).contains(&secs), "{stdout}");
+}
+
 #[test]
 fn a_hanging_server_costs_a_check_its_timeout_and_an_exit_ends_the_wait() {
     let sb = sandbox("thang");
