@@ -1019,3 +1019,37 @@ fn a_hanging_server_costs_a_check_its_timeout_and_an_exit_ends_the_wait() {
     );
     assert_eq!(leftovers(&t), Vec::<String>::new());
 }
+
+#[test]
+fn a_test_copy_reaches_its_containers_by_key_and_by_link() {
+    let sb = sandbox("tnet");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-srv:
+  image: {base}
+  command: ["sh", "-c", "mkdir -p /www && echo served by srv > /www/index.html && exec httpd -f -p 80 -h /www"]
+{id}-cli:
+  image: {base}
+  command: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://{id}-srv/ && break; sleep 0.5; done; wget -q -O- http://www/ | sed 's/^/by link: /'"]
+  startup: {{links: ["{id}-srv:www"]}}
+  job: {{logs: ["(?m)^served by srv$", "by link: served by srv"], timeout: 30}}
+---
+- {id}-srv: {{command: start}}
+- {id}-cli: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let stdout = sb.ok(&["run", &format!("{id}/test:check")]);
+    assert!(
+        stdout.contains(&format!("PASS {id}-cli_jobs {id}-cli:job (")),
+        "`{id}-cli_<tempid>` got the page of `{id}-srv_<tempid>` by the key `{id}-srv` and by the link alias `www`: {stdout}"
+    );
+    assert_eq!(
+        leftovers(&tempid(&format!("{id}/test:check"))),
+        Vec::<String>::new()
+    );
+}
