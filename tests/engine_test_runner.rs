@@ -352,26 +352,33 @@ fn job_checks_compare_exit_codes_and_logs() {
     assert_eq!(leftovers(&t), Vec::<String>::new());
 }
 
-/// Reads a file of the test data container through a throw-away container that shares its
-/// volumes (so `/tests/...` symlinks resolve as they would for a user).
-fn read_test_data(sb: &Sandbox, test_data: &str, path: &str) -> String {
-    let out = docker_output(&[
+/// Runs `args` in a throw-away container that shares the volumes of the test data container
+/// (so `/tests/...` symlinks resolve as they would for a user) and returns its output.
+fn in_test_data(sb: &Sandbox, test_data: &str, args: &[&str]) -> String {
+    let name = sb.name("reader");
+    let mut all = vec![
         "run",
         "--rm",
         "--name",
-        &sb.name("reader"),
+        &name,
         "--volumes-from",
         test_data,
         base_image(),
-        "cat",
-        path,
-    ]);
+    ];
+    all.extend_from_slice(args);
+    let out = docker_output(&all);
     assert!(
         out.status.success(),
-        "cannot read {path}: {}",
+        "{} failed: {}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_of(&out)
+}
+
+/// Reads a file of the test data container.
+fn read_test_data(sb: &Sandbox, test_data: &str, path: &str) -> String {
+    in_test_data(sb, test_data, &["cat", path])
 }
 
 #[test]
@@ -1021,6 +1028,116 @@ fn a_hanging_server_costs_a_check_its_timeout_and_an_exit_ends_the_wait() {
 }
 
 #[test]
+fn a_job_that_does_not_exit_in_time_fails_and_jobs_keep_their_files() {
+    let sb = sandbox("tjobt");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-slow:
+  image: {base}
+  command: ["sh", "-c", "echo still busy; sleep 300"]
+  job: {{timeout: 1}}
+{id}-tool:
+  image: {base}
+  command: ["true"]
+  jobs:
+    report: {{args: ["sh", "-c", "mkdir -p /out/sub && echo kept > /out/sub/a.txt && echo report done"], match: "report done", files: ["/out/"]}}
+    stuck: {{args: ["sh", "-c", "echo stuck here; sleep 300"], timeout: 1}}
+---
+- {id}-slow: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let t = tempid(&format!("{id}/test:check"));
+    let slow = format!("FAIL {id}-slow_jobs {id}-slow:job");
+    assert!(case_secs(&stdout, &slow) < 5.0, "{stdout}");
+    let why = reason(&stdout, &slow);
+    assert!(
+        why.contains(&format!("container `{id}-slow_{t}` did not exit within 1s"))
+            && why.contains("still busy"),
+        "{stdout}"
+    );
+    let stuck = format!("FAIL {id}-tool_jobs {id}-tool:stuck");
+    assert!(case_secs(&stdout, &stuck) < 5.0, "{stdout}");
+    let why = reason(&stdout, &stuck);
+    assert!(
+        why.contains(&format!("`{id}-tool_stuck_{t}` did not finish within 1s"))
+            && why.contains("stuck here"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {id}-tool_jobs {id}-tool:report (")),
+        "{stdout}"
+    );
+    assert_eq!(
+        read_test_data(
+            &sb,
+            &test_data,
+            &format!("/tests/check/{id}-tool/out/sub/a.txt")
+        ),
+        "kept\n",
+        "the files of a `jobs` run are kept in test_data"
+    );
+    assert!(stdout.ends_with("5 passed, 2 failed\n"), "{stdout}");
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
+
+#[test]
+fn custom_variant_overwrites_replace_keys_with_references_renamed() {
+    let sb = sandbox("tover");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    // `tool` takes its volumes from `other`, which the unit never creates: only a
+    // `volumes_from` replaced (not merged) by the renamed `data` lets its container start.
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-data:
+  image: {base}
+  command: ["sh", "-c", "echo from the data container > /data/marker"]
+  volumes: ["/data"]
+{id}-other:
+  image: {base}
+  command: ["true"]
+  volumes: ["/data"]
+{id}-tool:
+  image: {base}
+  command: ["true"]
+  env: {{MODE: production, KEEP: "yes"}}
+  startup: {{volumes_from: ["{id}-other"]}}
+  tests:
+    over:
+      execute: 'echo "MODE=$MODE KEEP=$KEEP"; cat /data/marker; test "$MODE" = test && test -z "$KEEP"'
+      overwrites: {{env: {{MODE: test}}, volumes_from: ["{id}-data"]}}
+      capture_logs: true
+---
+- {id}-data: {{command: start, attach: true}}
+"#,
+            base = base_image()
+        ),
+    );
+    let stdout = sb.ok(&["run", &format!("{id}/test:over")]);
+    assert!(
+        stdout.contains(&format!("PASS {id}-tool_over {id}-tool:over (")),
+        "{stdout}"
+    );
+    assert_eq!(
+        read_test_data(&sb, &test_data, &format!("/tests/over/{id}-tool/logs.txt")),
+        "MODE=test KEEP=\nfrom the data container\n"
+    );
+    assert_eq!(
+        leftovers(&tempid(&format!("{id}/test:over"))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn a_test_copy_reaches_its_containers_by_key_and_by_link() {
     let sb = sandbox("tnet");
     let id = &sb.id;
@@ -1051,5 +1168,102 @@ fn a_test_copy_reaches_its_containers_by_key_and_by_link() {
     assert_eq!(
         leftovers(&tempid(&format!("{id}/test:check"))),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_junit_report_goes_to_results_by_default() {
+    let sb = sandbox("tjunit");
+    let id = &sb.id;
+    // A unit below a directory (`<id>/app`): its `/` becomes `_` in the file name.
+    job_unit(&sb, &format!("{id}/app"));
+    let command = format!("{id}/app/test:check");
+    let stdout = sb.ok(&["run", &command]);
+    let t = tempid(&command);
+    let junit = sb.conf().join(format!("results/{id}_app_{t}.xml"));
+    assert!(
+        stdout.contains(&format!("Wrote the JUnit report results/{id}_app_{t}.xml")),
+        "{stdout}"
+    );
+    validate_junit(&junit);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(&format!("{id}-app:job")), "{xml}");
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
+
+/// The runs archived in `dir` (`/archives/<variant>/<container>`), sorted.
+fn archived_runs(sb: &Sandbox, test_data: &str, dir: &str) -> Vec<String> {
+    let mut runs: Vec<String> = in_test_data(sb, test_data, &["ls", "-1", dir])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// A unit `unit` whose one container `<id>-app` is a job that succeeds.
+fn job_unit(sb: &Sandbox, unit: &str) {
+    let id = &sb.id;
+    sb.unit(
+        unit,
+        "start",
+        &format!(
+            r#"{id}-app:
+  image: {base}
+  command: ["sh", "-c", "echo Success"]
+  job: {{logs: [Success]}}
+---
+- {id}-app: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+}
+
+#[test]
+fn every_run_is_archived_and_tests_points_at_the_newest() {
+    let sb = sandbox("tarch");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    job_unit(&sb, id);
+    let runs_dir = format!("/archives/check/{id}-app");
+    let link = format!("/tests/check/{id}-app");
+    sb.ok(&["run", &format!("{id}/test:check")]);
+    let first = archived_runs(&sb, &test_data, &runs_dir);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        in_test_data(&sb, &test_data, &["readlink", &link]).trim(),
+        format!("../../archives/check/{id}-app/{}", first[0])
+    );
+    // Run directories are named to the second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sb.ok(&["run", &format!("{id}/test:check")]);
+    let both = archived_runs(&sb, &test_data, &runs_dir);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0], first[0], "the first run is kept");
+    for run in &both {
+        let (date, time) = run.split_once('-').unwrap_or_default();
+        assert!(
+            date.len() == 8
+                && time.len() == 6
+                && run.chars().filter(char::is_ascii_digit).count() == 14,
+            "`{run}` is no YYYYmmdd-HHMMSS"
+        );
+        for file in ["junit.xml", "environment.yaml"] {
+            assert!(
+                !read_test_data(&sb, &test_data, &format!("{runs_dir}/{run}/{file}")).is_empty(),
+                "{run}/{file}"
+            );
+        }
+    }
+    assert_eq!(
+        in_test_data(&sb, &test_data, &["readlink", &link]).trim(),
+        format!("../../archives/check/{id}-app/{}", both[1]),
+        "the link moved to the newest run"
+    );
+    assert!(
+        read_test_data(&sb, &test_data, &format!("{link}/junit.xml"))
+            .contains(&format!("{id}-app:job")),
+        "the link resolves"
     );
 }
