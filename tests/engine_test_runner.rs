@@ -1267,3 +1267,43 @@ fn every_run_is_archived_and_tests_points_at_the_newest() {
         "the link resolves"
     );
 }
+
+#[test]
+fn the_test_data_container_does_not_keep_the_units_images() {
+    let sb = sandbox("tkeep");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    sb.write(
+        "img/Dockerfile",
+        &format!("FROM {}\nCMD [\"echo\", \"Success\"]\n", base_image()),
+    );
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-app:
+  build: {{path: img, tag: "{id}/app"}}
+  job: {{logs: [Success]}}
+---
+- {id}-app: {{command: start}}
+"#
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/test:check")]);
+    assert_eq!(
+        sb.inspect(&test_data, "{{.Config.Image}}").as_deref(),
+        Some(format!("{test_data}:latest").as_str()),
+        "made from a tag of its own"
+    );
+    let stdout = sb.ok(&["run", &format!("{id}/purge")]);
+    assert!(
+        stdout.contains(&format!("Successfully removed the image {id}/app\n")),
+        "{stdout}"
+    );
+    assert!(!sb.exists(&format!("{id}/app:latest")));
+    assert!(
+        read_test_data(&sb, &test_data, &format!("/tests/check/{id}-app/junit.xml"))
+            .contains("testsuite"),
+        "the test data stays"
+    );
+}

@@ -679,23 +679,18 @@ impl Tester<'_> {
             .partition(|i| !split_image(i).1.ends_with(tempid));
         stable.insert(0, helper.unwrap_or_default());
         stable.retain(|s| !s.is_empty());
-        for image in &stable {
-            if engine.image(image).await.ok().flatten().is_some() {
-                return archive::ensure(run, name, image)
-                    .await
-                    .map_err(|e| e.to_string());
-            }
-        }
-        // Only the test's own images exist (`full` on a fresh machine): keep one under the test
-        // data container's name, so the teardown can still remove the pseudo tag.
+        // Only the test's own images may exist (`full` on a fresh machine).
         pseudo.dedup();
-        for image in &pseudo {
+        for image in stable.iter().chain(&pseudo) {
             if engine.image(image).await.ok().flatten().is_some() {
+                // Made from a tag of its own, the container holds on to no tag of the unit: the
+                // unit's purge and a `full` teardown still remove theirs.
+                let repo = archive::image_repo(name);
                 engine
-                    .tag_image(image, name, "latest")
+                    .tag_image(image, &repo, "latest")
                     .await
                     .map_err(|e| e.to_string())?;
-                return archive::ensure(run, name, &format!("{name}:latest"))
+                return archive::ensure(run, name, &format!("{repo}:latest"))
                     .await
                     .map_err(|e| e.to_string());
             }
