@@ -169,7 +169,7 @@ fn changed_spec_recreates_and_keeps_anonymous_volume_data() {
 }
 
 #[test]
-fn containers_reach_each_other_by_key() {
+fn containers_reach_each_other_by_key_and_by_link() {
     let sb = Sandbox::new("dns");
     let id = sb.id.clone();
     sb.write("www/index.html", &format!("page-{id}\n"));
@@ -183,7 +183,8 @@ fn containers_reach_each_other_by_key() {
   volumes: ['./www:/www:ro']
 {id}-client:
   image: {base}
-  command: ["sh", "-c", "wget -q -O- http://{id}-web/index.html"]
+  command: ["sh", "-c", "wget -q -O- http://{id}-web/index.html && wget -q -O- http://www/index.html | sed 's/^/by link: /'"]
+  startup: {{links: {{{id}-web: www}}}}
 ---
 - {id}-web: {{command: start}}
 - {id}-client: {{command: start, attach: true}}
@@ -195,6 +196,10 @@ fn containers_reach_each_other_by_key() {
     assert!(
         out.contains(&format!("page-{id}")),
         "the client printed the page: {out}"
+    );
+    assert!(
+        out.contains(&format!("by link: page-{id}")),
+        "and got it by the link's alias: {out}"
     );
 }
 

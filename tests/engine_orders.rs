@@ -67,6 +67,40 @@ fn ready_fails_at_once_when_the_container_exits() {
 }
 
 #[test]
+fn ready_http_fails_when_the_container_exits_while_a_request_hangs() {
+    let sb = Sandbox::new("readyhang");
+    let id = sb.id.clone();
+    // `sink` accepts the connection and never answers; `app` exits while the request waits.
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{id}-sink:
+  image: {base}
+  command: ["sh", "-c", "sleep 3600 | nc -l -p 80"]
+  ports: ["127.0.0.1::80"]
+{id}-app:
+  image: {base}
+  command: ["sh", "-c", "sleep 3; echo giving up; exit 3"]
+---
+- {id}-sink: {{command: start}}
+- {id}-app: {{command: start, ready: {{http: "http://127.0.0.1:[[port 80]]({id}-sink)/", timeout: 60}}}}
+"#,
+            base = base_image()
+        ),
+    );
+    let started = Instant::now();
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/start")], 1);
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        took < 15.0,
+        "the exit ends the wait, not the request's 30 s limit ({took}s): {stderr}"
+    );
+    assert!(stderr.contains("exited with code 3"), "{stderr}");
+    assert!(stderr.contains("giving up"), "{stderr}");
+}
+
+#[test]
 fn parallel_block_runs_orders_concurrently() {
     let sb = Sandbox::new("par");
     let id = sb.id.clone();

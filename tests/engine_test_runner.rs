@@ -352,26 +352,33 @@ fn job_checks_compare_exit_codes_and_logs() {
     assert_eq!(leftovers(&t), Vec::<String>::new());
 }
 
-/// Reads a file of the test data container through a throw-away container that shares its
-/// volumes (so `/tests/...` symlinks resolve as they would for a user).
-fn read_test_data(sb: &Sandbox, test_data: &str, path: &str) -> String {
-    let out = docker_output(&[
+/// Runs `args` in a throw-away container that shares the volumes of the test data container
+/// (so `/tests/...` symlinks resolve as they would for a user) and returns its output.
+fn in_test_data(sb: &Sandbox, test_data: &str, args: &[&str]) -> String {
+    let name = sb.name("reader");
+    let mut all = vec![
         "run",
         "--rm",
         "--name",
-        &sb.name("reader"),
+        &name,
         "--volumes-from",
         test_data,
         base_image(),
-        "cat",
-        path,
-    ]);
+    ];
+    all.extend_from_slice(args);
+    let out = docker_output(&all);
     assert!(
         out.status.success(),
-        "cannot read {path}: {}",
+        "{} failed: {}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_of(&out)
+}
+
+/// Reads a file of the test data container.
+fn read_test_data(sb: &Sandbox, test_data: &str, path: &str) -> String {
+    in_test_data(sb, test_data, &["cat", path])
 }
 
 #[test]
@@ -789,4 +796,514 @@ fn full_builds_pseudo_tagged_images_and_removes_them() {
         "a full test never builds the production tags: {ours:?}"
     );
     assert_eq!(leftovers(&t), Vec::<String>::new());
+}
+
+/// The seconds a case took, from its `PASS|FAIL <suite> <case> (<secs>s)` line.
+fn case_secs(stdout: &str, line_start: &str) -> f64 {
+    let rest = stdout
+        .split(line_start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{line_start}` in:\n{stdout}"));
+    rest.trim_start_matches(" (")
+        .split("s)")
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no time after `{line_start}` in:\n{stdout}"))
+}
+
+/// The lines under a case's `PASS|FAIL` line: its failure reason.
+fn reason(stdout: &str, line_start: &str) -> String {
+    let rest = stdout
+        .split(line_start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{line_start}` in:\n{stdout}"));
+    rest.lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A CGI script for busybox httpd that answers with what it got: method, the `X-Token`
+/// header, the content type and the body.
+const ECHO_CGI: &str = r#"#!/bin/sh
+echo "Content-Type: text/plain"
+echo ""
+echo "method=$REQUEST_METHOD"
+echo "token=$HTTP_X_TOKEN"
+echo "type=$CONTENT_TYPE"
+printf 'body='
+head -c "${CONTENT_LENGTH:-${HTTP_CONTENT_LENGTH:-0}}"
+echo
+"#;
+
+#[test]
+fn daemon_list_form_sends_method_headers_and_body() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = sandbox("tlist");
+    let id = &sb.id;
+    sb.write("www/index.html", "the echo server\n");
+    let cgi = sb.write("www/cgi-bin/echo", ECHO_CGI);
+    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let url = format!("http://127.0.0.1:[[port 80]]({id}-echo)");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-echo:
+  image: {base}
+  command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+  volumes: ["./www:/www:ro"]
+  ports: ["127.0.0.1::80"]
+  daemon:
+    - GET: {{url: "{url}/", re.match: "the echo server"}}
+    - POST:
+        url: "{url}/cgi-bin/echo"
+        headers: {{X-Token: secret-42, Content-Type: application/json}}
+        body: '{{"ping": true}}'
+        re.match: '(?s)method=POST.*token=secret-42.*type=application/json.*body=\{{"ping": true\}}'
+    - PUT: {{url: "{url}/cgi-bin/echo", body: "put body", re.match: '(?s)method=PUT.*body=put body'}}
+    - DELETE: {{url: "{url}/cgi-bin/echo", headers: {{X-Token: gone}}, re.match: '(?s)method=DELETE.*token=gone'}}
+    - GET: {{url: "{url}/cgi-bin/echo", headers: {{X-Token: wrong}}, re.match: "token=secret-42", timeout: 1}}
+    - GET: {{url: "{url}/missing.html", timeout: 1}}
+---
+- {id}-echo: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let suite = format!("{id}-echo_daemon");
+    for case in [
+        "0:GET {url}/",
+        "1:POST {url}/cgi-bin/echo",
+        "2:PUT {url}/cgi-bin/echo",
+        "3:DELETE {url}/cgi-bin/echo",
+    ] {
+        let case = case.replace("{url}", &url);
+        assert!(
+            stdout.contains(&format!("PASS {suite} {case} (")),
+            "`{case}` passes: {stdout}"
+        );
+    }
+    let wrong = reason(&stdout, &format!("FAIL {suite} 4:GET {url}/cgi-bin/echo"));
+    assert!(
+        wrong.contains(
+            "expected the body to match `token=secret-42`, got: method=GET token=wrong type= body="
+        ),
+        "the server got the header and answered what it got: {stdout}"
+    );
+    let missing = reason(&stdout, &format!("FAIL {suite} 5:GET {url}/missing.html"));
+    assert!(
+        missing.contains("/missing.html: expected status 200, got 404"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("8 passed, 2 failed\n"), "{stdout}");
+    assert_eq!(
+        leftovers(&tempid(&format!("{id}/test:check"))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn daemon_checks_retry_until_a_late_server_answers() {
+    let sb = sandbox("tlate");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-late:
+  image: {base}
+  command: ["sh", "-c", "sleep 2; mkdir -p /www && echo finally up > /www/index.html && exec httpd -f -p 80 -h /www"]
+  ports: ["127.0.0.1::80"]
+  daemon:
+    late: {{url: "http://127.0.0.1:[[port 80]]({id}-late)/", match: "finally up", timeout: 20}}
+    missing: {{url: "http://127.0.0.1:[[port 80]]({id}-late)/missing.html", timeout: 2}}
+---
+- {id}-late: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let junit = sb.conf().join("report.xml");
+    let (stdout, _) = sb.fails(
+        &[
+            "run",
+            "--junit",
+            &junit.display().to_string(),
+            &format!("{id}/test:check"),
+        ],
+        1,
+    );
+    let late = case_secs(&stdout, &format!("PASS {id}-late_daemon late"));
+    assert!(
+        late > 1.0,
+        "the check kept trying until the server was up ({late}s): {stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("attempt 1: GET http://127.0.0.1:"),
+        "the first attempts failed: {xml}"
+    );
+    assert!(xml.contains(" passed (attempt "), "{xml}");
+
+    let missing = reason(&stdout, &format!("FAIL {id}-late_daemon missing"));
+    let mut lines = missing.lines();
+    let first = lines.next().unwrap_or_default();
+    assert!(
+        first.starts_with("    GET http://127.0.0.1:")
+            && first.contains("/missing.html: expected status 200, got 404; body: "),
+        "{stdout}"
+    );
+    let last = lines.next().unwrap_or_default();
+    let attempts: u32 = last
+        .strip_prefix("    (still failing after 2s and ")
+        .and_then(|l| l.strip_suffix(" attempts)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("`{last}` is no retry summary: {stdout}"));
+    // Every half second, within 2 s: 5 attempts, fewer only on a very busy machine.
+    assert!((3..=5).contains(&attempts), "{stdout}");
+    let secs = case_secs(&stdout, &format!("FAIL {id}-late_daemon missing"));
+    assert!((2.0..4.0).contains(&secs), "{stdout}");
+}
+
+#[test]
+fn a_hanging_server_costs_a_check_its_timeout_and_an_exit_ends_the_wait() {
+    let sb = sandbox("thang");
+    let id = &sb.id;
+    // `nc -l` accepts a connection and never answers (its input never ends). `quits` is
+    // checked through `sink`, which hangs too, and exits while its request waits: the exit
+    // must end the case, not the request's limit (30 s) or the check's timeout.
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-hang:
+  image: {base}
+  command: ["sh", "-c", "sleep 3600 | nc -l -p 80"]
+  ports: ["127.0.0.1::80"]
+  daemon:
+    hangs: {{url: "http://127.0.0.1:[[port 80]]({id}-hang)/", timeout: 1}}
+{id}-sink:
+  image: {base}
+  command: ["sh", "-c", "sleep 3600 | nc -l -p 80"]
+  ports: ["127.0.0.1::80"]
+{id}-quits:
+  image: {base}
+  command: ["sh", "-c", "sleep 4; echo quitting now; exit 7"]
+  daemon:
+    quits: {{url: "http://127.0.0.1:[[port 80]]({id}-sink)/", timeout: 60}}
+---
+- {id}-hang: {{command: start}}
+- {id}-sink: {{command: start}}
+- {id}-quits: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let hangs = case_secs(&stdout, &format!("FAIL {id}-hang_daemon hangs"));
+    assert!(
+        hangs < 2.5,
+        "a request is bounded by the check's timeout ({hangs}s): {stdout}"
+    );
+    let why = reason(&stdout, &format!("FAIL {id}-hang_daemon hangs"));
+    assert!(why.contains(": no answer within "), "{stdout}");
+    assert!(
+        why.ends_with("(still failing after 1s and 1 attempt)"),
+        "{stdout}"
+    );
+    let quits = case_secs(&stdout, &format!("FAIL {id}-quits_daemon quits"));
+    assert!(quits < 8.0, "{quits}s: {stdout}");
+    let why = reason(&stdout, &format!("FAIL {id}-quits_daemon quits"));
+    let t = tempid(&format!("{id}/test:check"));
+    assert!(
+        why.contains(&format!(
+            "container `{id}-quits_{t}` exited with code 7 while it was checked"
+        )) && why.contains("quitting now"),
+        "{stdout}"
+    );
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
+
+#[test]
+fn a_job_that_does_not_exit_in_time_fails_and_jobs_keep_their_files() {
+    let sb = sandbox("tjobt");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-slow:
+  image: {base}
+  command: ["sh", "-c", "echo still busy; sleep 300"]
+  job: {{timeout: 1}}
+{id}-tool:
+  image: {base}
+  command: ["true"]
+  jobs:
+    report: {{args: ["sh", "-c", "mkdir -p /out/sub && echo kept > /out/sub/a.txt && echo report done"], match: "report done", files: ["/out/"]}}
+    stuck: {{args: ["sh", "-c", "echo stuck here; sleep 300"], timeout: 1}}
+---
+- {id}-slow: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let t = tempid(&format!("{id}/test:check"));
+    let slow = format!("FAIL {id}-slow_jobs {id}-slow:job");
+    assert!(case_secs(&stdout, &slow) < 5.0, "{stdout}");
+    let why = reason(&stdout, &slow);
+    assert!(
+        why.contains(&format!("container `{id}-slow_{t}` did not exit within 1s"))
+            && why.contains("still busy"),
+        "{stdout}"
+    );
+    let stuck = format!("FAIL {id}-tool_jobs {id}-tool:stuck");
+    assert!(case_secs(&stdout, &stuck) < 5.0, "{stdout}");
+    let why = reason(&stdout, &stuck);
+    assert!(
+        why.contains(&format!("`{id}-tool_stuck_{t}` did not finish within 1s"))
+            && why.contains("stuck here"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {id}-tool_jobs {id}-tool:report (")),
+        "{stdout}"
+    );
+    assert_eq!(
+        read_test_data(
+            &sb,
+            &test_data,
+            &format!("/tests/check/{id}-tool/out/sub/a.txt")
+        ),
+        "kept\n",
+        "the files of a `jobs` run are kept in test_data"
+    );
+    assert!(stdout.ends_with("5 passed, 2 failed\n"), "{stdout}");
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
+
+#[test]
+fn custom_variant_overwrites_replace_keys_with_references_renamed() {
+    let sb = sandbox("tover");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    // `tool` takes its volumes from `other`, which the unit never creates: only a
+    // `volumes_from` replaced (not merged) by the renamed `data` lets its container start.
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-data:
+  image: {base}
+  command: ["sh", "-c", "echo from the data container > /data/marker"]
+  volumes: ["/data"]
+{id}-other:
+  image: {base}
+  command: ["true"]
+  volumes: ["/data"]
+{id}-tool:
+  image: {base}
+  command: ["true"]
+  env: {{MODE: production, KEEP: "yes"}}
+  startup: {{volumes_from: ["{id}-other"]}}
+  tests:
+    over:
+      execute: 'echo "MODE=$MODE KEEP=$KEEP"; cat /data/marker; test "$MODE" = test && test -z "$KEEP"'
+      overwrites: {{env: {{MODE: test}}, volumes_from: ["{id}-data"]}}
+      capture_logs: true
+---
+- {id}-data: {{command: start, attach: true}}
+"#,
+            base = base_image()
+        ),
+    );
+    let stdout = sb.ok(&["run", &format!("{id}/test:over")]);
+    assert!(
+        stdout.contains(&format!("PASS {id}-tool_over {id}-tool:over (")),
+        "{stdout}"
+    );
+    assert_eq!(
+        read_test_data(&sb, &test_data, &format!("/tests/over/{id}-tool/logs.txt")),
+        "MODE=test KEEP=\nfrom the data container\n"
+    );
+    assert_eq!(
+        leftovers(&tempid(&format!("{id}/test:over"))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_test_copy_reaches_its_containers_by_key_and_by_link() {
+    let sb = sandbox("tnet");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-srv:
+  image: {base}
+  command: ["sh", "-c", "mkdir -p /www && echo served by srv > /www/index.html && exec httpd -f -p 80 -h /www"]
+{id}-cli:
+  image: {base}
+  command: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://{id}-srv/ && break; sleep 0.5; done; wget -q -O- http://www/ | sed 's/^/by link: /'"]
+  startup: {{links: ["{id}-srv:www"]}}
+  job: {{logs: ["(?m)^served by srv$", "by link: served by srv"], timeout: 30}}
+---
+- {id}-srv: {{command: start}}
+- {id}-cli: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let stdout = sb.ok(&["run", &format!("{id}/test:check")]);
+    assert!(
+        stdout.contains(&format!("PASS {id}-cli_jobs {id}-cli:job (")),
+        "`{id}-cli_<tempid>` got the page of `{id}-srv_<tempid>` by the key `{id}-srv` and by the link alias `www`: {stdout}"
+    );
+    assert_eq!(
+        leftovers(&tempid(&format!("{id}/test:check"))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_junit_report_goes_to_results_by_default() {
+    let sb = sandbox("tjunit");
+    let id = &sb.id;
+    // A unit below a directory (`<id>/app`): its `/` becomes `_` in the file name.
+    job_unit(&sb, &format!("{id}/app"));
+    let command = format!("{id}/app/test:check");
+    let stdout = sb.ok(&["run", &command]);
+    let t = tempid(&command);
+    let junit = sb.conf().join(format!("results/{id}_app_{t}.xml"));
+    assert!(
+        stdout.contains(&format!("Wrote the JUnit report results/{id}_app_{t}.xml")),
+        "{stdout}"
+    );
+    validate_junit(&junit);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(&format!("{id}-app:job")), "{xml}");
+    assert_eq!(leftovers(&t), Vec::<String>::new());
+}
+
+/// The runs archived in `dir` (`/archives/<variant>/<container>`), sorted.
+fn archived_runs(sb: &Sandbox, test_data: &str, dir: &str) -> Vec<String> {
+    let mut runs: Vec<String> = in_test_data(sb, test_data, &["ls", "-1", dir])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// A unit `unit` whose one container `<id>-app` is a job that succeeds.
+fn job_unit(sb: &Sandbox, unit: &str) {
+    let id = &sb.id;
+    sb.unit(
+        unit,
+        "start",
+        &format!(
+            r#"{id}-app:
+  image: {base}
+  command: ["sh", "-c", "echo Success"]
+  job: {{logs: [Success]}}
+---
+- {id}-app: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+}
+
+#[test]
+fn every_run_is_archived_and_tests_points_at_the_newest() {
+    let sb = sandbox("tarch");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    job_unit(&sb, id);
+    let runs_dir = format!("/archives/check/{id}-app");
+    let link = format!("/tests/check/{id}-app");
+    sb.ok(&["run", &format!("{id}/test:check")]);
+    let first = archived_runs(&sb, &test_data, &runs_dir);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        in_test_data(&sb, &test_data, &["readlink", &link]).trim(),
+        format!("../../archives/check/{id}-app/{}", first[0])
+    );
+    // Run directories are named to the second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sb.ok(&["run", &format!("{id}/test:check")]);
+    let both = archived_runs(&sb, &test_data, &runs_dir);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0], first[0], "the first run is kept");
+    for run in &both {
+        let (date, time) = run.split_once('-').unwrap_or_default();
+        assert!(
+            date.len() == 8
+                && time.len() == 6
+                && run.chars().filter(char::is_ascii_digit).count() == 14,
+            "`{run}` is no YYYYmmdd-HHMMSS"
+        );
+        for file in ["junit.xml", "environment.yaml"] {
+            assert!(
+                !read_test_data(&sb, &test_data, &format!("{runs_dir}/{run}/{file}")).is_empty(),
+                "{run}/{file}"
+            );
+        }
+    }
+    assert_eq!(
+        in_test_data(&sb, &test_data, &["readlink", &link]).trim(),
+        format!("../../archives/check/{id}-app/{}", both[1]),
+        "the link moved to the newest run"
+    );
+    assert!(
+        read_test_data(&sb, &test_data, &format!("{link}/junit.xml"))
+            .contains(&format!("{id}-app:job")),
+        "the link resolves"
+    );
+}
+
+#[test]
+fn the_test_data_container_does_not_keep_the_units_images() {
+    let sb = sandbox("tkeep");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    sb.write(
+        "img/Dockerfile",
+        &format!("FROM {}\nCMD [\"echo\", \"Success\"]\n", base_image()),
+    );
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-app:
+  build: {{path: img, tag: "{id}/app"}}
+  job: {{logs: [Success]}}
+---
+- {id}-app: {{command: start}}
+"#
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/test:check")]);
+    assert_eq!(
+        sb.inspect(&test_data, "{{.Config.Image}}").as_deref(),
+        Some(format!("{test_data}:latest").as_str()),
+        "made from a tag of its own"
+    );
+    let stdout = sb.ok(&["run", &format!("{id}/purge")]);
+    assert!(
+        stdout.contains(&format!("Successfully removed the image {id}/app\n")),
+        "{stdout}"
+    );
+    assert!(!sb.exists(&format!("{id}/app:latest")));
+    assert!(
+        read_test_data(&sb, &test_data, &format!("/tests/check/{id}-app/junit.xml"))
+            .contains("testsuite"),
+        "the test data stays"
+    );
 }

@@ -137,6 +137,11 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
 
     let host = &spec.host;
     let network_mode = host.network_mode.clone().or_else(|| input.network.clone());
+    let links: Vec<String> = host.links.iter().map(|(n, a)| format!("{n}:{a}")).collect();
+    // On a user-defined network the engine ignores the legacy `HostConfig.Links`: a link's
+    // alias resolves only when it is given with the network's endpoint (as `docker run
+    // --network N --link` does).
+    let mut legacy_links = opt_vec(links.clone());
     let networking_config = match (&input.network, &host.network_mode) {
         (Some(net), None) if !host.network_disabled => {
             let mut endpoints = HashMap::new();
@@ -148,6 +153,7 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
                             .chain(input.alias.iter().filter(|a| **a != spec.name).cloned())
                             .collect(),
                     ),
+                    links: legacy_links.take(),
                     ..Default::default()
                 },
             );
@@ -179,7 +185,7 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
             .restart_policy
             .as_ref()
             .map(|r| restart_policy(&r.name, r.maximum_retry_count)),
-        links: opt_vec(host.links.iter().map(|(n, a)| format!("{n}:{a}")).collect()),
+        links: legacy_links,
         volumes_from: opt_vec(host.volumes_from.clone()),
         pid_mode: host.pid_mode.clone(),
         ipc_mode: host.ipc_mode.clone(),
@@ -278,7 +284,24 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
     let hash = {
         let mut own = body.clone();
         if input.network.is_some() && host.network_mode.is_none() {
-            own.networking_config = None;
+            // Links are the container's own: they stay, under a fixed network name. (Containers
+            // made when links went to `HostConfig.Links`, where the engine ignored them, get
+            // another hash and are recreated once.)
+            let endpoint_links = body
+                .networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.as_ref())
+                .and_then(|e| e.values().next())
+                .and_then(|ep| ep.links.clone());
+            own.networking_config = endpoint_links.map(|links| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    "unit network".to_string(),
+                    EndpointSettings {
+                        links: Some(links),
+                        ..Default::default()
+                    },
+                )])),
+            });
             if let Some(h) = own.host_config.as_mut() {
                 h.network_mode = None;
             }
@@ -476,6 +499,34 @@ mod tests {
         let r = create_request(&s, &i);
         let ep = &r.body.networking_config.unwrap().endpoints_config.unwrap()["dstart-site"];
         assert_eq!(ep.aliases.as_ref().unwrap(), &["web", "redis"]);
+    }
+
+    #[test]
+    fn links_go_with_the_unit_network_endpoint() {
+        let s = spec("image: busybox\nstartup: {links: {db: database}}\n");
+        let r = create_request(&s, &input());
+        let ep = &r.body.networking_config.unwrap().endpoints_config.unwrap()["dstart-site"];
+        assert_eq!(ep.links.as_ref().unwrap(), &["db:database"]);
+        assert!(r.body.host_config.unwrap().links.is_none());
+
+        let own_network = spec("image: busybox\nstartup: {links: [db], network_mode: bridge}\n");
+        let r = create_request(&own_network, &input());
+        assert!(r.body.networking_config.is_none());
+        assert_eq!(r.body.host_config.unwrap().links.unwrap(), ["db:db"]);
+    }
+
+    #[test]
+    fn links_are_part_of_the_hash_but_not_the_units_network() {
+        let linked = spec("image: busybox\nstartup: {links: {db: database}}\n");
+        let plain = create_request(&spec("image: busybox\n"), &input());
+        let a = create_request(&linked, &input());
+        assert_ne!(plain.hash, a.hash);
+        let other = ConvertInput {
+            unit: "other".into(),
+            network: Some("dstart-other".into()),
+            ..Default::default()
+        };
+        assert_eq!(a.hash, create_request(&linked, &other).hash);
     }
 
     #[test]

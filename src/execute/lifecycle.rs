@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
+use crate::checks::http::request_limit;
 use crate::engine::convert::{
     self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
 };
@@ -365,6 +366,21 @@ pub async fn last_lines(run: &UnitRun<'_>, name: &str, n: usize) -> String {
     tail.render()
 }
 
+/// Resolves once `name` no longer runs (it is checked twice a second), with its last state
+/// (`None`: it is gone). Raced against a request that may hang.
+pub async fn stopped_running(
+    run: &UnitRun<'_>,
+    name: &str,
+) -> Result<Option<ContainerInfo>, OrderError> {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match run.engine().container(name).await? {
+            Some(info) if info.running => {}
+            other => return Ok(other),
+        }
+    }
+}
+
 /// Waits until the container is ready; fails at once if it exits meanwhile.
 pub async fn wait_ready(run: &UnitRun<'_>, name: &str, ready: &Ready) -> OrderResult {
     let deadline = Instant::now() + Duration::from_secs_f64(ready.timeout());
@@ -440,22 +456,31 @@ pub async fn wait_ready(run: &UnitRun<'_>, name: &str, ready: &Ready) -> OrderRe
                 body: None,
             };
             let client = check.client().map_err(OrderError::failed)?;
-            let mut last;
+            let mut last = String::new();
             loop {
-                if let Some(why) = exited(&engine.container(name).await?) {
+                let mut gone = exited(&engine.container(name).await?);
+                if gone.is_none() {
+                    let limit = request_limit(deadline.saturating_duration_since(Instant::now()));
+                    // A request may hang until its limit; the container may exit meanwhile.
+                    tokio::select! {
+                        r = check.run(&client, limit) => match r {
+                            Ok(()) => {
+                                output::info(format!(
+                                    "Container {name} is ready ({url} answered {status})"
+                                ));
+                                return Ok(());
+                            }
+                            Err(e) => last = e,
+                        },
+                        s = stopped_running(run, name) => gone = exited(&s?),
+                        () = interrupt::wait() => return Err(OrderError::Interrupted),
+                    }
+                }
+                if let Some(why) = gone {
                     return Err(OrderError::failed(format!(
                         "container {name} did not become ready: {why}{}",
                         last_lines(run, name, 10).await
                     )));
-                }
-                match check.run(&client).await {
-                    Ok(()) => {
-                        output::info(format!(
-                            "Container {name} is ready ({url} answered {status})"
-                        ));
-                        return Ok(());
-                    }
-                    Err(e) => last = e,
                 }
                 if Instant::now() >= deadline {
                     return Err(OrderError::failed(format!(

@@ -5,9 +5,10 @@
 //!
 //! The container is created on demand, never started and never removed by a teardown. Its name
 //! is `TEST_DATA_CONTAINER` from the environment, else `test_data`; its image is `HELPER_IMAGE`
-//! from the environment, else the first image of the unit that exists and is no pseudo-tagged
-//! test image (any image will do: the container never runs, and files reach its volumes
-//! through the engine's archive endpoint, so no registry, shell or tar is needed).
+//! from the environment, else the first image of the unit that exists, preferring those that
+//! are no pseudo-tagged test image (any image will do: the container never runs, and files
+//! reach its volumes through the engine's archive endpoint, so no registry, shell or tar is
+//! needed). It is made from a tag of its own ([`image_repo`]), so no tag of the unit is held.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,32 @@ fn element(name: &str) -> String {
         format!("_{clean}")
     } else {
         clean
+    }
+}
+
+/// The repository the test data container's image is tagged as: its name, made a valid image
+/// name (lower case; other characters than `a-z0-9._-` as `-`).
+pub fn image_repo(name: &str) -> String {
+    let mapped: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' => c,
+            _ => '-',
+        })
+        .collect();
+    let mut repo = String::new();
+    // Separators only between letters and digits, one at a time.
+    for (i, part) in mapped.split('-').filter(|p| !p.is_empty()).enumerate() {
+        if i > 0 {
+            repo.push('-');
+        }
+        repo.push_str(part);
+    }
+    if repo.is_empty() {
+        DEFAULT_NAME.replace('_', "-")
+    } else {
+        repo
     }
 }
 
@@ -176,6 +203,17 @@ pub async fn upload(run: &UnitRun<'_>, name: &str, staging: &Staging) -> OrderRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_repo_is_a_valid_image_name() {
+        assert_eq!(image_repo("test_data"), "test-data");
+        assert_eq!(
+            image_repo("dstart-it-x-1-testdata"),
+            "dstart-it-x-1-testdata"
+        );
+        assert_eq!(image_repo("My Data.v2"), "my-data-v2");
+        assert_eq!(image_repo("--__--"), "test-data");
+    }
 
     #[test]
     fn staging_layout() {

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::checks::http::HttpCheck;
+use crate::checks::http::{HttpCheck, request_limit};
+use crate::engine::ContainerInfo;
 use crate::engine::convert::LABEL_UNIT;
-use crate::execute::lifecycle::last_lines;
+use crate::execute::lifecycle::{last_lines, stopped_running};
 use crate::execute::run::{remove_temporary, run_container_kept};
 use crate::execute::substitute::{lookup, substitute_args, substitute_text};
 use crate::execute::{
@@ -105,6 +106,29 @@ async fn pause(d: Duration) -> CaseOutcome {
     tokio::select! {
         () = tokio::time::sleep(d) => Ok(()),
         () = interrupt::wait() => Err(OrderError::Interrupted.into()),
+    }
+}
+
+/// How long a failing daemon check waits before it tries again.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Why a daemon check of `name` cannot go on, given its state: it does not exist, or it
+/// exited (with its last lines of output).
+async fn not_running(
+    run: &UnitRun<'_>,
+    name: &str,
+    state: Option<ContainerInfo>,
+) -> Option<CaseError> {
+    match state {
+        None => Some(CaseError::fail(format!(
+            "container `{name}` does not exist: was it started?"
+        ))),
+        Some(info) if !info.running => Some(CaseError::fail(format!(
+            "container `{name}` exited with code {} while it was checked{}",
+            info.exit_code,
+            last_lines(run, name, 10).await
+        ))),
+        Some(_) => None,
     }
 }
 
@@ -264,22 +288,14 @@ impl Tester<'_> {
         let mut last;
         let mut attempts = 0u32;
         loop {
-            match run.engine().container(&case.container).await? {
-                None => {
-                    return Err(CaseError::fail(format!(
-                        "container `{}` does not exist: was it started?",
-                        case.container
-                    )));
-                }
-                Some(info) if !info.running => {
-                    return Err(CaseError::fail(format!(
-                        "container `{}` exited with code {} while it was checked{}",
-                        case.container,
-                        info.exit_code,
-                        last_lines(run, &case.container, 10).await
-                    )));
-                }
-                Some(_) => {}
+            if let Some(e) = not_running(
+                run,
+                &case.container,
+                run.engine().container(&case.container).await?,
+            )
+            .await
+            {
+                return Err(e);
             }
             attempts += 1;
             match substitute_text(run, &c.url, &case.container).await {
@@ -300,7 +316,20 @@ impl Tester<'_> {
                         body: c.body.clone(),
                     };
                     let client = http.client().map_err(CaseError::fail)?;
-                    match http.run(&client).await {
+                    let limit = request_limit(deadline.saturating_duration_since(Instant::now()));
+                    // A request may hang until its limit; the container may exit meanwhile.
+                    let answer = tokio::select! {
+                        r = http.run(&client, limit) => r,
+                        s = stopped_running(run, &case.container) => {
+                            let state = s?;
+                            if let Some(e) = not_running(run, &case.container, state).await {
+                                return Err(e);
+                            }
+                            continue;
+                        }
+                        () = interrupt::wait() => return Err(OrderError::Interrupted.into()),
+                    };
+                    match answer {
                         Ok(()) => {
                             output::info(format!(
                                 "{} {} passed (attempt {attempts})",
@@ -315,12 +344,14 @@ impl Tester<'_> {
                     }
                 }
             }
-            if Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(CaseError::fail(format!(
-                    "{last}\n(still failing after {timeout}s and {attempts} attempts)"
+                    "{last}\n(still failing after {timeout}s and {attempts} attempt{})",
+                    if attempts == 1 { "" } else { "s" }
                 )));
             }
-            pause(Duration::from_millis(500)).await?;
+            pause(left.min(RETRY_PAUSE)).await?;
         }
     }
 
@@ -648,23 +679,18 @@ impl Tester<'_> {
             .partition(|i| !split_image(i).1.ends_with(tempid));
         stable.insert(0, helper.unwrap_or_default());
         stable.retain(|s| !s.is_empty());
-        for image in &stable {
-            if engine.image(image).await.ok().flatten().is_some() {
-                return archive::ensure(run, name, image)
-                    .await
-                    .map_err(|e| e.to_string());
-            }
-        }
-        // Only the test's own images exist (`full` on a fresh machine): keep one under the test
-        // data container's name, so the teardown can still remove the pseudo tag.
+        // Only the test's own images may exist (`full` on a fresh machine).
         pseudo.dedup();
-        for image in &pseudo {
+        for image in stable.iter().chain(&pseudo) {
             if engine.image(image).await.ok().flatten().is_some() {
+                // Made from a tag of its own, the container holds on to no tag of the unit: the
+                // unit's purge and a `full` teardown still remove theirs.
+                let repo = archive::image_repo(name);
                 engine
-                    .tag_image(image, name, "latest")
+                    .tag_image(image, &repo, "latest")
                     .await
                     .map_err(|e| e.to_string())?;
-                return archive::ensure(run, name, &format!("{name}:latest"))
+                return archive::ensure(run, name, &format!("{repo}:latest"))
                     .await
                     .map_err(|e| e.to_string());
             }
