@@ -1236,20 +1236,47 @@ fn stop_true_restarts_only_what_was_running() {
         check_archive_files(&bkdir, &format!("{c}.tar.gz"));
     }
 
-    // A failing backup with stop: true starts the running container again too.
+    // A backup with stop: true that fails after the stop starts the running container again:
+    // a source the engine cannot find (the check that it lies in a volume passed), and a
+    // backup directory in which no temporary file can be made. For the second, the first order
+    // takes the directory's lock, and a host command then puts /proc in its place.
     orders(
         &sb,
         "bkfail",
         &format!(
-            "- {running}: {{command: backup, backup_dir: bk, backup_name: failing, source: /nonexistent, stop: true}}\n"
+            "- {running}: {{command: backup, backup_dir: bk, backup_name: failing, source: /data/missing, stop: true}}\n"
         ),
     );
-    run_fails(&sb, "bkfail", 1);
+    let before = started(&running);
+    let stderr = run_fails(&sb, "bkfail", 1);
+    assert!(stderr.contains("/data/missing"), "{stderr}");
     assert_eq!(
         status(&running),
         "running",
-        "started again after the failure"
+        "started again after the engine failed"
     );
+    assert_ne!(started(&running), before, "it was stopped for the backup");
+    assert!(!bkdir.join("failing.tar.gz").exists());
+    let swap = sb.conf().join("swap");
+    orders(
+        &sb,
+        "bknotmp",
+        &format!(
+            "- {idle}: {{command: backup, backup_dir: swap, backup_name: first}}\n\
+             - host: {{command: execute, run: [sh, -c, 'rm -rf {swap} && ln -s /proc {swap}']}}\n\
+             - {running}: {{command: backup, backup_dir: swap, backup_name: second, stop: true}}\n",
+            swap = swap.display()
+        ),
+    );
+    let before = started(&running);
+    let stderr = run_fails(&sb, "bknotmp", 1);
+    assert!(stderr.contains("creating a temporary file in"), "{stderr}");
+    assert_eq!(
+        status(&running),
+        "running",
+        "started again after the temporary file could not be made"
+    );
+    assert_ne!(started(&running), before, "it was stopped for the backup");
 
     // Restore with stop: true, the same way.
     for c in [&running, &idle, &done] {

@@ -102,39 +102,32 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
         target.display()
     ));
 
-    let stopped = args.stop && info.running;
-    if stopped {
-        run.engine().stop_container(name, STOP_TIMEOUT).await?;
-        output::info(format!("Stopped container {name} for its backup"));
-    }
     let helper = helper_for_backup(run);
-    // A helper's tar writes an uncompressed archive straight into its file, so that one needs
-    // a name the container can be given.
-    let pending = if helper.is_some() && compression == Compression::None {
-        store::Pending::create_named(&dir, &file_name)
-    } else {
-        store::Pending::create(&dir, &file_name)
-    }
-    .map_err(OrderError::io(format!(
-        "creating a temporary file in {}",
-        dir.display()
-    )))?;
-    let written = match &helper {
-        Some(image) => with_helper(run, name, image, &sources, pending, compression).await,
-        None => through_engine(run, name, &sources, pending, compression).await,
-    };
-    if stopped {
-        let restarted = run.engine().start_container(name).await;
-        match (&written, restarted) {
-            (_, Ok(())) => output::info(format!("Started container {name} again")),
-            (Ok(_), Err(e)) => return Err(e.into()),
-            (Err(_), Err(e)) => output::error(
-                "backup",
-                format!("could not start container {name} again: {e}"),
-            ),
-        }
-    }
-    let written = written?;
+    let stop = args.stop && info.running;
+    let written = while_stopped(
+        run,
+        name,
+        stop,
+        "backup",
+        Box::pin(async {
+            // A helper's tar writes an uncompressed archive straight into its file, so that one
+            // needs a name the container can be given.
+            let pending = if helper.is_some() && compression == Compression::None {
+                store::Pending::create_named(&dir, &file_name)
+            } else {
+                store::Pending::create(&dir, &file_name)
+            }
+            .map_err(OrderError::io(format!(
+                "creating a temporary file in {}",
+                dir.display()
+            )))?;
+            match &helper {
+                Some(image) => with_helper(run, name, image, &sources, pending, compression).await,
+                None => through_engine(run, name, &sources, pending, compression).await,
+            }
+        }),
+    )
+    .await?;
 
     let keep = args.keep;
     let (link, stamped) = (store::fixed_name(base, compression), args.timestamp);
@@ -296,29 +289,20 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
         return Ok(());
     }
 
-    let stopped = args.stop && info.running;
-    if stopped {
-        run.engine().stop_container(name, STOP_TIMEOUT).await?;
-        output::info(format!("Stopped container {name} for its restore"));
-    }
-    let mut result = Ok(());
-    if args.clean {
-        result = empty_volumes(run, name, &checked.roots).await;
-    }
-    if result.is_ok() {
-        result = upload(run, name, &path, compression).await;
-    }
-    if stopped {
-        match run.engine().start_container(name).await {
-            Ok(()) => output::info(format!("Started container {name} again")),
-            Err(e) if result.is_ok() => return Err(e.into()),
-            Err(e) => output::error(
-                "restore",
-                format!("could not start container {name} again: {e}"),
-            ),
-        }
-    }
-    result?;
+    let stop = args.stop && info.running;
+    while_stopped(
+        run,
+        name,
+        stop,
+        "restore",
+        Box::pin(async {
+            if args.clean {
+                empty_volumes(run, name, &checked.roots).await?;
+            }
+            upload(run, name, &path, compression).await
+        }),
+    )
+    .await?;
     output::info(format!(
         "Successfully restored container {name} from {shown} ({} members into {})",
         checked.counts.entries,
@@ -330,6 +314,41 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             .join(", ")
     ));
     Ok(())
+}
+
+/// Runs `work` with container `name` stopped when `stop` is set (the caller sets it only for a
+/// running container), and starts the container again afterwards, whatever `work` returned: the
+/// one place between a stop and its start, so that no early return can skip the start.
+async fn while_stopped<T>(
+    run: &UnitRun<'_>,
+    name: &str,
+    stop: bool,
+    what: &str,
+    work: impl std::future::Future<Output = OrderResult<T>>,
+) -> OrderResult<T> {
+    if !stop {
+        return work.await;
+    }
+    // A stop that failed half-way may have stopped the container all the same: it is started
+    // again in any case (a start of a running container is a no-op).
+    let result = match run.engine().stop_container(name, STOP_TIMEOUT).await {
+        Ok(()) => {
+            output::info(format!("Stopped container {name} for its {what}"));
+            work.await
+        }
+        Err(e) => Err(e.into()),
+    };
+    match run.engine().start_container(name).await {
+        Ok(()) => {
+            output::info(format!("Started container {name} again"));
+            result
+        }
+        Err(e) if result.is_ok() => Err(e.into()),
+        Err(e) => {
+            output::error(what, format!("could not start container {name} again: {e}"));
+            result
+        }
+    }
 }
 
 /// What a backup without `source` archives: the container's own volumes (not those shared in
