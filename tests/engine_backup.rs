@@ -1106,6 +1106,19 @@ elif kind == "relative-symlink":
     member("data/up/evil", data=b"evil\n")
 elif kind == "hardlink":
     member("data/hl", tarfile.LNKTYPE, link="etc/hostname")
+elif kind == "symlink-chain":
+    # Each link stays in /data on its text; together data/d/l is /etc.
+    member("data/d", tarfile.SYMTYPE, link="/data")
+    member("data/d/l", tarfile.SYMTYPE, link="../etc")
+    member("data/d/l/evil", data=b"evil\n")
+elif kind == "hardlink-through-symlink":
+    # data/s is data, so data/t (s/..) is /, and data/h the engine's /etc/hostname.
+    member("data/s", tarfile.SYMTYPE, link=".")
+    member("data/t", tarfile.SYMTYPE, link="s/..")
+    member("data/h", tarfile.LNKTYPE, link="data/t/etc/hostname")
+elif kind == "symlink-through-symlink":
+    member("data/t", tarfile.SYMTYPE, link="s/..")
+    member("data/s", tarfile.SYMTYPE, link=".")
 elif kind == "outside":
     member("etc/evil", data=b"evil\n")
 else:
@@ -1138,6 +1151,9 @@ fn unsafe_archives_are_rejected() {
         ("relative-symlink", "data/up"),
         ("hardlink", "data/hl"),
         ("outside", "etc/evil"),
+        ("symlink-chain", "data/d/l"),
+        ("hardlink-through-symlink", "data/h"),
+        ("symlink-through-symlink", "data/t"),
     ] {
         evil_tar(&bk, kind, kind);
         // Both the default overlay and clean: true must refuse before writing anything.
