@@ -295,6 +295,10 @@ fn order_error(err: OrderError) -> Error {
     match err {
         OrderError::Interrupted => Error::Interrupted,
         OrderError::Config(c) => Error::Config(c),
-        other => Error::failed(other.to_string()),
+        other => Error::Failed {
+            hint: other.hint().map(str::to_string),
+            message: other.to_string(),
+            source: None,
+        },
     }
 }

@@ -1001,6 +1001,18 @@ fn variant(bk: &Path, from: &str, to: &str, sum: bool, edit: impl FnOnce(&mut Ve
     }
 }
 
+/// The command in backticks on the `hint:` line of `stderr`.
+fn stderr_hint_command(stderr: &str) -> String {
+    let hint = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("hint: "))
+        .unwrap_or_else(|| panic!("no hint: {stderr}"));
+    hint.split('`')
+        .nth(1)
+        .expect("a command in backticks")
+        .to_string()
+}
+
 #[test]
 fn damaged_archives_and_checksum_mismatches_are_rejected_before_writing() {
     let sb = Sandbox::new("bkdamaged");
@@ -1015,14 +1027,14 @@ fn damaged_archives_and_checksum_mismatches_are_rejected_before_writing() {
         let len = b.len() * 2 / 3;
         b.truncate(len);
     };
-    // Damaged archives whose .sha256 is missing (a copy from off-site storage) or matches the
-    // damaged bytes: the archive itself is checked (gzip's CRC, zstd's content checksum, tar's
+    // Damaged archives whose .sha256 matches the damaged bytes (it was written after the
+    // damage): the archive itself is checked (gzip's CRC, zstd's content checksum, tar's
     // structure).
     variant(&bk, "good.tar.gz", "flipped.tar.gz", true, flip);
-    variant(&bk, "good.tar.gz", "truncated.tar.gz", false, truncate);
-    variant(&bk, "goodz.tar.zst", "flipped.tar.zst", false, flip);
-    variant(&bk, "goodz.tar.zst", "truncated.tar.zst", false, truncate);
-    variant(&bk, "goodt.tar", "truncated.tar", false, truncate);
+    variant(&bk, "good.tar.gz", "truncated.tar.gz", true, truncate);
+    variant(&bk, "goodz.tar.zst", "flipped.tar.zst", true, flip);
+    variant(&bk, "goodz.tar.zst", "truncated.tar.zst", true, truncate);
+    variant(&bk, "goodt.tar", "truncated.tar", true, truncate);
     for archive in [
         "flipped.tar.gz",
         "truncated.tar.gz",
@@ -1061,6 +1073,35 @@ fn damaged_archives_and_checksum_mismatches_are_rejected_before_writing() {
     );
     let stderr = run_fails(&sb, "rs", 1);
     assert!(stderr.contains("no archive named nothing"), "{stderr}");
+
+    // An archive without its .sha256 (a copy from off-site storage) is refused, damaged or
+    // not, with the command that writes the checksum of an archive one trusts.
+    variant(&bk, "good.tar.gz", "copied.tar.gz", false, |_| {});
+    variant(&bk, "good.tar.gz", "copied-flipped.tar.gz", false, flip);
+    let mut write_sum = String::new();
+    for archive in ["copied.tar.gz", "copied-flipped.tar.gz"] {
+        let stderr = restore_rejected(&sb, &app, archive, ", clean: true");
+        let sum = bk.join(format!("{archive}.sha256"));
+        assert!(
+            stderr.contains(&format!("has no checksum file `{}`", sum.display())),
+            "{archive}: {stderr}"
+        );
+        assert!(
+            stderr.contains("nothing was restored"),
+            "{archive}: {stderr}"
+        );
+        let command = stderr_hint_command(&stderr);
+        assert!(
+            command.ends_with(&format!("sha256sum {archive} > {archive}.sha256")),
+            "{archive}: {command}"
+        );
+        if write_sum.is_empty() {
+            write_sum = command;
+        }
+    }
+    // Doing what the hint says makes the intact copy restorable.
+    host(&bk, "sh", &["-c", &write_sum]);
+    checksum_ok(&bk, "copied.tar.gz.sha256");
 
     // The intact archive still restores (the rejections were not about the setup).
     orders(

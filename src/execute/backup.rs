@@ -227,23 +227,15 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
         "Restoring container {name} from {}",
         path.display()
     ));
-    let expected = store::read_checksum(&path).map_err(OrderError::io(format!(
-        "reading {}",
-        store::checksum_path(&path).display()
-    )))?;
-    if expected.is_none() {
-        output::warn(
-            "restore",
-            format!(
-                "{} has no checksum file: only its content is checked",
-                path.display()
-            ),
-        );
-    }
+    let sum_path = store::checksum_path(&path);
+    let expected = store::read_checksum(&path)
+        .map_err(OrderError::io(format!("reading {}", sum_path.display())))?
+        .ok_or_else(|| missing_checksum(&path, &sum_path))?;
     let volumes: Vec<String> = info.mounts.iter().map(|m| m.destination.clone()).collect();
     let verified = {
         let (path, volumes) = (path.clone(), volumes.clone());
-        tokio::task::spawn_blocking(move || backup::verify(&path, expected.as_deref(), &volumes))
+        let expected = expected.clone();
+        tokio::task::spawn_blocking(move || backup::verify(&path, Some(&expected), &volumes))
     };
     let verified = tokio::select! {
         r = verified => r.map_err(|e| OrderError::failed(format!("checking the archive stopped: {e}")))?,
@@ -314,6 +306,29 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             .join(", ")
     ));
     Ok(())
+}
+
+/// The refusal of an archive without its `.sha256`: nothing tells it from a damaged or changed
+/// copy.
+fn missing_checksum(archive: &Path, sum: &Path) -> OrderError {
+    let file = |p: &Path| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    let dir = archive.parent().unwrap_or(Path::new("."));
+    OrderError::hinted(
+        format!(
+            "the archive `{}` has no checksum file `{}`, so a damaged or changed archive cannot be told from a good one; nothing was restored",
+            archive.display(),
+            sum.display()
+        ),
+        format!(
+            "if the archive is trusted, write its checksum: `cd {} && sha256sum {} > {}`",
+            dir.display(),
+            file(archive),
+            file(sum)
+        ),
+    )
 }
 
 /// Runs `work` with container `name` stopped when `stop` is set (the caller sets it only for a
