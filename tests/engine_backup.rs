@@ -23,6 +23,15 @@ fn long_running(name: &str, extra: &str) -> String {
     )
 }
 
+/// A container that ignores SIGTERM, so that stopping it takes the engine's whole stop timeout
+/// (10 s for `stop: true`), with the YAML lines `extra`.
+fn stubborn(name: &str, extra: &str) -> String {
+    format!(
+        "{name}:\n  image: {base}\n  command: [\"sh\", \"-c\", \"trap '' TERM; while true; do sleep 1; done\"]\n{extra}",
+        base = base_image()
+    )
+}
+
 /// Writes `units/<id>/<command>.yaml` importing the composition of `<id>/start`.
 fn orders(sb: &Sandbox, command: &str, orders: &str) {
     sb.unit(
@@ -1356,6 +1365,121 @@ fn stop_true_restarts_only_what_was_running() {
     for c in [&running, &idle, &done] {
         assert_eq!(vol_sh(c, "cat /data/who"), *c);
     }
+}
+
+/// Spawns `dstart -d run <id>/<command>` and waits until a line of its stdout contains
+/// `needle`; the rest of its stdout is read on and dropped.
+fn spawn_until(sb: &Sandbox, command: &str, needle: &str) -> Reap {
+    let mut child = sb
+        .command(&["-d", "run", &format!("{}/{command}", sb.id)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dstart runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = needle.to_string();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut said = false;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !said && line.contains(&wanted) {
+                said = true;
+                let _ = tx.send(());
+            }
+        }
+    });
+    let mut reap = Reap(Some(child));
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let out = wait_for(reap.0.as_mut().unwrap(), 60, "dstart");
+        panic!(
+            "dstart run {command} never said `{needle}`; it exited with {:?}:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    reap
+}
+
+#[test]
+fn restore_sends_the_archive_it_verified() {
+    let sb = Sandbox::new("bkfd");
+    let id = sb.id.clone();
+    // `stop: true` takes the 10 s stop timeout between the check of the archive and its upload,
+    // and the test changes the archive meanwhile.
+    let app = format!("{id}-app");
+    let spec = stubborn(&app, &format!("  volumes: ['{id}-vol:/data']\n"));
+    sb.unit(
+        &id,
+        "start",
+        &format!("{spec}---\n- {app}: {{command: start}}\n"),
+    );
+    run(&sb, "start");
+    orders(
+        &sb,
+        "bk",
+        &format!(
+            "- {app}: {{command: backup, backup_dir: bk, backup_name: t, compression: none, overwrite: true}}\n\
+             - {app}: {{command: backup, backup_dir: bk, backup_name: other, compression: none, overwrite: true}}\n"
+        ),
+    );
+    orders(
+        &sb,
+        "rs",
+        &format!("- {app}: {{command: restore, restore_dir: bk, archive: t.tar, stop: true}}\n"),
+    );
+    let bk = sb.conf().join("bk");
+    vol_sh(&app, "printf ORIGINAL-CONTENT > /data/f");
+    run(&sb, "bk");
+    let original = std::fs::read(bk.join("t.tar")).unwrap();
+    let original_sum = std::fs::read(bk.join("t.tar.sha256")).unwrap();
+    vol_sh(&app, "printf REPLACED-CONTENT > /data/f");
+    run(&sb, "bk");
+    std::fs::rename(bk.join("other.tar"), bk.join("other-copy.tar")).unwrap();
+    std::fs::write(bk.join("t.tar"), &original).unwrap();
+    std::fs::write(bk.join("t.tar.sha256"), &original_sum).unwrap();
+
+    // Another archive renamed over the checked one: the checked one is restored.
+    vol_sh(&app, "printf BROKEN-CONTENT!! > /data/f");
+    let mut child = spawn_until(&sb, "rs", " checked: ");
+    std::fs::rename(bk.join("other-copy.tar"), bk.join("t.tar")).unwrap();
+    let out = wait_for(child.0.as_mut().unwrap(), 120, "the restore");
+    child.0 = None;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(vol_sh(&app, "cat /data/f"), "ORIGINAL-CONTENT");
+    assert!(sb.running(&app));
+
+    // The checked file itself written into: the restore fails and says so.
+    std::fs::write(bk.join("t.tar"), &original).unwrap();
+    vol_sh(&app, "printf BROKEN-CONTENT!! > /data/f");
+    let mut child = spawn_until(&sb, "rs", " checked: ");
+    let at = original
+        .windows(16)
+        .position(|w| w == b"ORIGINAL-CONTENT")
+        .unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(bk.join("t.tar"))
+            .unwrap();
+        f.seek(SeekFrom::Start(at as u64)).unwrap();
+        f.write_all(b"CHANGED!-CONTENT").unwrap();
+    }
+    let out = wait_for(child.0.as_mut().unwrap(), 120, "the restore");
+    child.0 = None;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("changed while it was restored") && stderr.contains("may hold part of it"),
+        "{stderr}"
+    );
+    assert!(sb.running(&app), "started again after the failure");
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! through the archive endpoint.
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -231,13 +231,19 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
     let expected = store::read_checksum(&path)
         .map_err(OrderError::io(format!("reading {}", sum_path.display())))?
         .ok_or_else(|| missing_checksum(&path, &sum_path))?;
+    // Opened once: what is checked is what is sent, whatever happens to the name meanwhile.
+    let file = std::fs::File::open(&path)
+        .map_err(OrderError::io(format!("opening {}", path.display())))?;
     let volumes: Vec<String> = info.mounts.iter().map(|m| m.destination.clone()).collect();
     let verified = {
-        let (path, volumes) = (path.clone(), volumes.clone());
         let expected = expected.clone();
-        tokio::task::spawn_blocking(move || backup::verify(&path, Some(&expected), &volumes))
+        let mut file = file;
+        tokio::task::spawn_blocking(move || {
+            let verified = backup::verify(&mut file, Some(&expected), &volumes);
+            (file, verified)
+        })
     };
-    let verified = tokio::select! {
+    let (file, verified) = tokio::select! {
         r = verified => r.map_err(|e| OrderError::failed(format!("checking the archive stopped: {e}")))?,
         () = interrupt::wait() => return Err(OrderError::Interrupted),
     };
@@ -291,7 +297,7 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             if args.clean {
                 empty_volumes(run, name, &checked.roots).await?;
             }
-            upload(run, name, &path, compression).await
+            upload(run, name, &path, file, compression, &expected).await
         }),
     )
     .await?;
@@ -834,20 +840,26 @@ async fn empty_volumes(run: &UnitRun<'_>, name: &str, roots: &[String]) -> Order
 /// ours (a PUT of plain tar takes two thirds of the time of the same tar gzipped, see
 /// docs/performance.md), so the two cores share the work. On a unix socket the tar is sent
 /// with a blocking request from the thread that reads it ([`crate::engine::archive`]).
+///
+/// `file` is the archive as it was verified; it is hashed again as it is sent, and a checksum
+/// that differs from `expected` fails the restore.
 async fn upload(
     run: &UnitRun<'_>,
     name: &str,
     path: &Path,
+    file: std::fs::File,
     compression: Compression,
+    expected: &str,
 ) -> OrderResult {
     let progress = std::sync::Arc::new(Progress::new(&format!("Restoring {name}")));
-    if run.engine().address().starts_with("unix://") {
+    let (raw, digest) =
+        Rehashed::new(file).map_err(OrderError::io(format!("reading {}", path.display())))?;
+    let sent = if run.engine().address().starts_with("unix://") {
         let engine = run.engine().clone();
-        let (container, file_path) = (name.to_string(), path.to_path_buf());
+        let container = name.to_string();
         let seen = std::sync::Arc::clone(&progress);
         let sent = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&file_path).map_err(UploadError::Read)?;
-            let tar = backup::compress::decoder(compression, file).map_err(UploadError::Read)?;
+            let tar = backup::compress::decoder(compression, raw).map_err(UploadError::Read)?;
             let mut body = Counted {
                 inner: backup::ReadAhead::new(tar),
                 progress: seen,
@@ -867,19 +879,52 @@ async fn upload(
             );
             return Err(OrderError::Interrupted);
         }
-        return match sent {
+        match sent {
             Ok(()) => Ok(()),
             Err(UploadError::Engine(e)) => Err(OrderError::Engine(e)),
             Err(UploadError::Read(e)) => {
                 Err(OrderError::io(format!("reading {}", path.display()))(e))
             }
-        };
+        }
+    } else {
+        upload_async(run, name, path, raw, compression, &progress).await
+    };
+    sent?;
+    // The digest arrives when the reader reached the end of the file, before the last bytes
+    // were sent.
+    let actual = digest
+        .recv()
+        .map_err(|_| {
+            OrderError::failed(format!(
+                "the archive {} was not read to its end while it was sent; the container may hold part of it",
+                path.display()
+            ))
+        })?
+        .map_err(OrderError::io(format!("reading {}", path.display())))?;
+    if actual != expected {
+        return Err(OrderError::hinted(
+            format!(
+                "the archive {} changed while it was restored: its checksum is now {actual}, its .sha256 file says {expected}; the container may hold part of it",
+                path.display()
+            ),
+            "restore again from an archive that nothing writes into",
+        ));
     }
+    Ok(())
+}
+
+/// [`upload`] through the async client (an engine on tcp).
+async fn upload_async(
+    run: &UnitRun<'_>,
+    name: &str,
+    path: &Path,
+    raw: Rehashed,
+    compression: Compression,
+    progress: &std::sync::Arc<Progress>,
+) -> OrderResult {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let file_path: PathBuf = path.to_path_buf();
     let reader = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&file_path)?;
-        let mut input = backup::compress::decoder(compression, file)?;
+        let mut input = backup::compress::decoder(compression, raw)?;
         let mut buf = vec![0u8; 1 << 18];
         loop {
             let n = input.read(&mut buf)?;
@@ -891,7 +936,7 @@ async fn upload(
             }
         }
     });
-    let seen = std::sync::Arc::clone(&progress);
+    let seen = std::sync::Arc::clone(progress);
     let body =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
             .inspect(move |b| seen.add(b.len()));
@@ -907,4 +952,44 @@ async fn upload(
         .map_err(|e| OrderError::failed(format!("reading the archive stopped: {e}")))?;
     sent?;
     read.map_err(OrderError::io(format!("reading {}", path.display())))
+}
+
+/// The archive file of a restore, hashed again as it is read: at its end, the digest goes to
+/// the receiver [`Rehashed::new`] returns.
+struct Rehashed {
+    inner: Option<backup::HashingReader<std::fs::File>>,
+    digest: std::sync::mpsc::Sender<io::Result<String>>,
+}
+
+impl Rehashed {
+    /// Reads `file` from its start.
+    fn new(
+        mut file: std::fs::File,
+    ) -> io::Result<(Rehashed, std::sync::mpsc::Receiver<io::Result<String>>)> {
+        use std::io::Seek;
+        file.rewind()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        Ok((
+            Rehashed {
+                inner: Some(backup::HashingReader::new(file)),
+                digest: tx,
+            },
+            rx,
+        ))
+    }
+}
+
+impl Read for Rehashed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let n = inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(done) = self.inner.take() {
+                let _ = self.digest.send(done.finish());
+            }
+        }
+        Ok(n)
+    }
 }
