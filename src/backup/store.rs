@@ -284,10 +284,17 @@ impl Pending {
     }
 
     /// Syncs the file to disk and gives it its name (replacing a file of that name atomically).
-    pub fn commit(mut self, final_name: &str) -> io::Result<PathBuf> {
+    pub fn commit(self, final_name: &str) -> io::Result<PathBuf> {
+        let dir = self.dir.clone();
+        let target = self.stage(final_name)?.rename()?;
+        sync_dir(&dir)?;
+        Ok(target)
+    }
+
+    /// Syncs the file to disk under a temporary name in its directory, for [`Staged::rename`].
+    pub fn stage(mut self, final_name: &str) -> io::Result<Staged> {
         self.file.flush()?;
         self.file.sync_all()?;
-        let target = self.dir.join(final_name);
         let temp = if let Some(t) = self.temp.take() {
             t
         } else {
@@ -305,13 +312,57 @@ impl Pending {
             .map_err(io::Error::from)?;
             linked
         };
-        if let Err(e) = fs::rename(&temp, &target) {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
-        sync_dir(&self.dir)?;
-        Ok(target)
+        Ok(Staged {
+            temp: Some(temp),
+            target: self.dir.join(final_name),
+        })
     }
+}
+
+/// A whole file on disk under a temporary name, waiting for [`Staged::rename`]. Dropped before
+/// that, it is removed.
+#[derive(Debug)]
+pub struct Staged {
+    temp: Option<PathBuf>,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// Gives the file its name, replacing a file of that name atomically. The directory is not
+    /// synced: the caller does that once for all its renames.
+    pub fn rename(mut self) -> io::Result<PathBuf> {
+        if let Some(temp) = self.temp.take() {
+            if let Err(e) = fs::rename(&temp, &self.target) {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        }
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(t) = self.temp.take() {
+            let _ = fs::remove_file(t);
+        }
+    }
+}
+
+/// Puts a new archive and its `.sha256` (the format of `sha256sum`, mode 0600) into place. Both
+/// are written and synced under temporary names first and then renamed one right after the
+/// other, so that an archive replaced with `overwrite` and its checksum disagree only between
+/// two renames. (A restore refuses a pair that disagrees.)
+pub fn commit_archive(archive: Pending, final_name: &str, hex: &str) -> io::Result<PathBuf> {
+    let dir = archive.dir.clone();
+    let sum_name = format!("{final_name}.sha256");
+    let mut sum = Pending::create(&dir, &sum_name)?;
+    writeln!(sum, "{hex}  {final_name}")?;
+    let sum = sum.stage(&sum_name)?;
+    let path = archive.stage(final_name)?.rename()?;
+    sum.rename()?;
+    sync_dir(&dir)?;
+    Ok(path)
 }
 
 impl Write for Pending {
@@ -337,19 +388,6 @@ impl Drop for Pending {
 
 fn temp_name(final_name: &str) -> String {
     format!(".{final_name}{TEMP_MARK}{}", std::process::id())
-}
-
-/// Writes `<archive>.sha256` in the format of `sha256sum` (mode 0600, atomically).
-pub fn write_checksum(archive: &Path, hex: &str) -> io::Result<PathBuf> {
-    let dir = archive.parent().unwrap_or(Path::new("."));
-    let file_name = archive
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let sum_name = format!("{file_name}.sha256");
-    let mut pending = Pending::create(dir, &sum_name)?;
-    writeln!(pending, "{hex}  {file_name}")?;
-    pending.commit(&sum_name)
 }
 
 /// The checksum a `.sha256` file records (its first word), if the file exists.
@@ -464,9 +502,18 @@ mod tests {
     #[test]
     fn checksum_files_and_links() {
         let d = tempfile::tempdir().unwrap();
-        touch(d.path(), "web-20260101T000000Z.tar.gz");
-        let archive = d.path().join("web-20260101T000000Z.tar.gz");
-        write_checksum(&archive, "abc").unwrap();
+        let mut pending = Pending::create(d.path(), "web-20260101T000000Z.tar.gz").unwrap();
+        pending.write_all(b"archive").unwrap();
+        let archive = commit_archive(pending, "web-20260101T000000Z.tar.gz", "abc").unwrap();
+        assert_eq!(fs::read(&archive).unwrap(), b"archive");
+        assert_eq!(
+            fs::metadata(checksum_path(&archive))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
         assert_eq!(
             fs::read_to_string(checksum_path(&archive)).unwrap(),
             "abc  web-20260101T000000Z.tar.gz\n"
@@ -486,6 +533,27 @@ mod tests {
         touch(d.path(), "db.tar.gz");
         assert!(!point_link(d.path(), "db.tar.gz", "web-20260101T000000Z.tar.gz").unwrap());
         assert_eq!(fs::read(d.path().join("db.tar.gz")).unwrap(), b"db.tar.gz");
+    }
+
+    #[test]
+    fn an_archive_and_its_checksum_replace_the_old_pair() {
+        let d = tempfile::tempdir().unwrap();
+        for (content, hex) in [("old", "111"), ("new", "222")] {
+            let mut pending = Pending::create_named(d.path(), "a.tar").unwrap();
+            pending.write_all(content.as_bytes()).unwrap();
+            commit_archive(pending, "a.tar", hex).unwrap();
+        }
+        assert_eq!(fs::read(d.path().join("a.tar")).unwrap(), b"new");
+        assert_eq!(
+            read_checksum(&d.path().join("a.tar")).unwrap().as_deref(),
+            Some("222")
+        );
+        let mut names: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.tar", "a.tar.sha256"], "no temporary file stays");
     }
 
     #[test]

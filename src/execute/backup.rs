@@ -136,8 +136,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     let file_for_commit = file_name.clone();
     let sha = written.sha256.clone();
     let (path, pruned, linked) = tokio::task::spawn_blocking(move || {
-        let path = written.pending.commit(&file_for_commit)?;
-        store::write_checksum(&path, &sha)?;
+        let path = store::commit_archive(written.pending, &file_for_commit, &sha)?;
         let linked = if stamped {
             store::point_link(&dir_for_commit, &link, &file_for_commit)?
         } else {
