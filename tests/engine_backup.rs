@@ -770,6 +770,55 @@ fn timestamps_keep_overwrite_and_the_nightly_run() {
     );
     run(&sb, "rs");
     assert_eq!(vol_sh(&app, "cat /data/version"), "second");
+
+    // `overwrite` is about the name: an archive of it in another compression also makes the
+    // order fail without it, and is replaced with it.
+    for compression in ["zstd", "none"] {
+        orders(
+            &sb,
+            "fixedother",
+            &format!(
+                "- {app}: {{command: backup, backup_dir: fixed, backup_name: data, compression: {compression}}}\n"
+            ),
+        );
+        let stderr = run_fails(&sb, "fixedother", 1);
+        assert!(
+            stderr.contains(&format!(
+                "the target `data.tar.gz` exists already in directory `{}`",
+                fixed.display()
+            )),
+            "{compression}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: add `overwrite: true`"),
+            "{compression}: {stderr}"
+        );
+        let remaining: Vec<String> = names(&fixed).into_iter().filter(|n| !is_lock(n)).collect();
+        assert_eq!(remaining, vec!["data.tar.gz", "data.tar.gz.sha256"]);
+    }
+    std::fs::write(fixed.join("data.tar"), "an old uncompressed archive\n").unwrap();
+    host(
+        &fixed,
+        "sh",
+        &["-c", "sha256sum data.tar > data.tar.sha256"],
+    );
+    orders(
+        &sb,
+        "fixedzstd",
+        &format!(
+            "- {app}: {{command: backup, backup_dir: fixed, backup_name: data, compression: zstd, overwrite: true}}\n"
+        ),
+    );
+    let out = run(&sb, "fixedzstd");
+    for old in ["data.tar.gz", "data.tar"] {
+        assert!(
+            out.contains(&format!("Removed the old backup {old}")),
+            "{out}"
+        );
+    }
+    let remaining: Vec<String> = names(&fixed).into_iter().filter(|n| !is_lock(n)).collect();
+    assert_eq!(remaining, vec!["data.tar.zst", "data.tar.zst.sha256"]);
+    check_archive_files(&fixed, "data.tar.zst");
 }
 
 /// The directory holds only archives, checksums, their links and lock files.

@@ -121,6 +121,34 @@ pub fn newest(dir: &Path, name: &str) -> io::Result<Option<Found>> {
     Ok(best.map(|(_, f)| f))
 }
 
+/// The fixed names `<name>.tar.gz`, `<name>.tar.zst`, `<name>.tar` that exist in `dir` (as
+/// files or links).
+pub fn fixed_archives(dir: &Path, name: &str) -> Vec<String> {
+    ALL_COMPRESSIONS
+        .iter()
+        .map(|c| fixed_name(name, *c))
+        .filter(|f| fs::symlink_metadata(dir.join(f)).is_ok())
+        .collect()
+}
+
+/// Removes the fixed-name archives of `name` other than `kept` (a file name), with their
+/// checksum files. Returns the removed archive names.
+pub fn remove_fixed_except(dir: &Path, name: &str, kept: &str) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for other in fixed_archives(dir, name) {
+        if other != kept {
+            let path = dir.join(&other);
+            remove_if_exists(&checksum_path(&path))?;
+            remove_if_exists(&path)?;
+            removed.push(other);
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
 /// Removes timestamped archives of `name` (and their checksum files) beyond the `keep` newest.
 /// Returns the removed file names.
 pub fn prune(dir: &Path, name: &str, keep: usize) -> io::Result<Vec<String>> {
@@ -478,6 +506,26 @@ mod tests {
         assert!(!d.path().join("web-20260101T000000Z.tar.gz.sha256").exists());
         assert!(d.path().join("web-data-20260103T000000Z.tar.gz").exists());
         assert!(d.path().join("web.tar").exists());
+    }
+
+    #[test]
+    fn fixed_names_in_every_compression() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "web.tar",
+            "web.tar.zst",
+            "web.tar.zst.sha256",
+            "web-data.tar.gz",
+        ] {
+            touch(d.path(), n);
+        }
+        assert_eq!(fixed_archives(d.path(), "web"), ["web.tar.zst", "web.tar"]);
+        assert!(fixed_archives(d.path(), "we").is_empty());
+        let removed = remove_fixed_except(d.path(), "web", "web.tar").unwrap();
+        assert_eq!(removed, ["web.tar.zst"]);
+        assert_eq!(fixed_archives(d.path(), "web"), ["web.tar"]);
+        assert!(!d.path().join("web.tar.zst.sha256").exists());
+        assert!(d.path().join("web-data.tar.gz").exists());
     }
 
     #[test]

@@ -86,14 +86,18 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     let file_name = if args.timestamp {
         free_stamped_name(&dir, base, compression).await?
     } else {
-        let fixed = store::fixed_name(base, compression);
-        if std::fs::symlink_metadata(dir.join(&fixed)).is_ok() && !args.overwrite {
-            return Err(OrderError::failed(format!(
-                "the target {fixed} exists already in directory {}: add `overwrite: true` to the order to overwrite it",
-                dir.display()
-            )));
+        // `overwrite` (ORIGINAL §3.1 step 3) is about the name, whatever its compression.
+        let found = store::fixed_archives(&dir, base);
+        if let (Some(found), false) = (found.first(), args.overwrite) {
+            return Err(OrderError::hinted(
+                format!(
+                    "the target `{found}` exists already in directory `{}`",
+                    dir.display()
+                ),
+                "add `overwrite: true` to the order to replace it",
+            ));
         }
-        fixed
+        store::fixed_name(base, compression)
     };
     let target = dir.join(&file_name);
     output::info(format!(
@@ -144,6 +148,10 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
         };
         let pruned = match keep {
             Some(k) => store::prune(&dir_for_commit, &base_name, k as usize)?,
+            // `overwrite`: the new archive replaces those of the name in other compressions.
+            None if !stamped => {
+                store::remove_fixed_except(&dir_for_commit, &base_name, &file_for_commit)?
+            }
             None => Vec::new(),
         };
         Ok::<_, io::Error>((path, pruned, linked))
