@@ -105,20 +105,23 @@ pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
     Ok(found)
 }
 
-/// The newest archive called `name` in `dir`: by modification time, then by timestamp.
+/// The archive of `name` in `dir` a restore takes: the newest timestamp in a file name
+/// (`<name>-<stamp>.<ext>`, any compression), which the link `<name>.<ext>` points at anyway;
+/// only when there is none, the fixed-name file `<name>.<ext>`. Ties (two compressions in one
+/// second, fixed names in two compressions) go to the file modified last.
 pub fn newest(dir: &Path, name: &str) -> io::Result<Option<Found>> {
-    let mut best: Option<(std::time::SystemTime, Found)> = None;
+    let mut best: Option<(bool, Option<String>, std::time::SystemTime, Found)> = None;
     for f in list(dir, name)? {
         let modified = fs::metadata(&f.path)?.modified()?;
-        let better = match &best {
-            None => true,
-            Some((m, b)) => (modified, &f.stamp) > (*m, &b.stamp),
-        };
-        if better {
-            best = Some((modified, f));
+        let key = (f.stamp.is_some(), f.stamp.clone(), modified);
+        if best
+            .as_ref()
+            .is_none_or(|(s, t, m, _)| key > (*s, t.clone(), *m))
+        {
+            best = Some((key.0, key.1, key.2, f));
         }
     }
-    Ok(best.map(|(_, f)| f))
+    Ok(best.map(|(_, _, _, f)| f))
 }
 
 /// The fixed names `<name>.tar.gz`, `<name>.tar.zst`, `<name>.tar` that exist in `dir` (as
@@ -506,6 +509,45 @@ mod tests {
         assert!(!d.path().join("web-20260101T000000Z.tar.gz.sha256").exists());
         assert!(d.path().join("web-data-20260103T000000Z.tar.gz").exists());
         assert!(d.path().join("web.tar").exists());
+    }
+
+    #[test]
+    fn the_newest_timestamp_wins_whatever_the_file_times() {
+        let d = tempfile::tempdir().unwrap();
+        let at = |name: &str, secs: u64| {
+            touch(d.path(), name);
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            File::options()
+                .write(true)
+                .open(d.path().join(name))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        let newest_name = || newest(d.path(), "web").unwrap().map(|f| f.file_name);
+        assert_eq!(newest_name(), None);
+        at("web.tar.gz", 1_000);
+        assert_eq!(newest_name().as_deref(), Some("web.tar.gz"));
+        at("web.tar.zst", 2_000);
+        assert_eq!(
+            newest_name().as_deref(),
+            Some("web.tar.zst"),
+            "by file time"
+        );
+        // A timestamp in the name beats any fixed name, and the newest timestamp wins even
+        // when its file is older (copied back from elsewhere).
+        at("web-20260102T000000Z.tar.gz", 500);
+        at("web-20260101T000000Z.tar.zst", 3_000);
+        assert_eq!(
+            newest_name().as_deref(),
+            Some("web-20260102T000000Z.tar.gz")
+        );
+        at("web-20260102T000000Z.tar", 600);
+        assert_eq!(
+            newest_name().as_deref(),
+            Some("web-20260102T000000Z.tar"),
+            "the same second: the file written last"
+        );
     }
 
     #[test]
