@@ -32,6 +32,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             output::result(crate::completion::script(*shell));
             Ok(())
         }
+        Command::WatchHelper { socket, container } => {
+            engine::watchdog::watch(socket, container);
+            Ok(())
+        }
         Command::Complete { words } => {
             output::result(crate::completion::complete(words));
             Ok(())

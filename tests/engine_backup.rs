@@ -32,6 +32,23 @@ fn stubborn(name: &str, extra: &str) -> String {
     )
 }
 
+/// Starts `<id>/start`: one container `<id>-app` running until SIGTERM, with the volume
+/// `<id>-vol` at /data. Returns the container's name.
+fn start_app(sb: &Sandbox) -> String {
+    let id = &sb.id;
+    let app = format!("{id}-app");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            "{}---\n- {app}: {{command: start}}\n",
+            long_running(&app, &format!("  volumes: ['{id}-vol:/data']\n"))
+        ),
+    );
+    run(sb, "start");
+    app
+}
+
 /// Writes `units/<id>/<command>.yaml` importing the composition of `<id>/start`.
 fn orders(sb: &Sandbox, command: &str, orders: &str) {
     sb.unit(
@@ -285,17 +302,7 @@ const WIPE: &str =
 #[test]
 fn round_trip_in_every_compression() {
     let sb = Sandbox::new("bkrt");
-    let id = sb.id.clone();
-    let app = format!("{id}-app");
-    sb.unit(
-        &id,
-        "start",
-        &format!(
-            "{}---\n- {app}: {{command: start}}\n",
-            long_running(&app, &format!("  volumes: ['{id}-vol:/data']\n"))
-        ),
-    );
-    run(&sb, "start");
+    let app = start_app(&sb);
     vol_sh(&app, POPULATE);
     let before = listing(&app, "data");
     assert!(before.contains("data/many/f1999|"), "{before}");
@@ -996,20 +1003,128 @@ fn interrupted_and_killed_large_backups_and_overlapping_runs() {
     );
 }
 
+/// The names of the containers whose name contains `part`.
+fn containers_named(part: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={part}"),
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn killed_helper_backup_leaves_no_helper_and_the_next_run_removes_its_file() {
+    let sb = Sandbox::new("bkhelperkill");
+    let id = sb.id.clone();
+    let app = start_app(&sb);
+    let helper_env = sb.write("helper.yaml", &format!("HELPER_IMAGE: {}\n", base_image()));
+    let helper_env = helper_env.to_str().unwrap().to_string();
+    let backup = format!("{id}/bk");
+    let args = ["run", "-e", &helper_env, &backup];
+    // Uncompressed through the helper: its tar writes into `.big.tar.dstart-tmp-PID`.
+    orders(
+        &sb,
+        "bk",
+        &format!(
+            "- {app}: {{command: backup, backup_dir: arch, backup_name: big, compression: none, overwrite: true}}\n"
+        ),
+    );
+    vol_sh(&app, "echo small > /data/small");
+    sb.ok(&args);
+    let arch = sb.conf().join("arch");
+    check_archive_files(&arch, "big.tar");
+    let previous = std::fs::read(arch.join("big.tar")).unwrap();
+    let previous_sum = std::fs::read(arch.join("big.tar.sha256")).unwrap();
+    vol_sh(
+        &app,
+        "dd if=/dev/urandom of=/data/random bs=1M count=600 2>/dev/null",
+    );
+
+    let mut child = Reap(Some(
+        sb.command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let pid = child.0.as_ref().unwrap().id();
+    let temp = arch.join(format!(".big.tar.dstart-tmp-{pid}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Killed once tar has begun to write.
+    while std::fs::metadata(&temp).map_or(0, |m| m.len()) < 1 << 20 {
+        assert!(
+            child.0.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "the backup ended before its tar wrote 1 MiB into {}",
+            temp.display()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "tar never wrote into {}",
+            temp.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let helper = format!("{app}_backup_");
+    assert_eq!(containers_named(&helper).len(), 1, "the helper runs");
+    signal(child.0.as_ref().unwrap(), nix::sys::signal::Signal::SIGKILL);
+    let out = wait_for(child.0.as_mut().unwrap(), 30, "the killed backup");
+    child.0 = None;
+    assert_eq!(out.status.signal(), Some(9));
+
+    let killed = Instant::now();
+    while !containers_named(&helper).is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the helper container is still there 5 s after dstart was killed: {:?}",
+            containers_named(&helper)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone_after = killed.elapsed();
+    let left = std::fs::metadata(&temp)
+        .expect("the killed run's file is left")
+        .len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        std::fs::metadata(&temp).unwrap().len(),
+        left,
+        "nothing writes into the file any more"
+    );
+    eprintln!(
+        "helper gone {gone_after:?} after the kill; tar had written {} MiB of about 600",
+        left >> 20
+    );
+    assert!(
+        std::fs::read(arch.join("big.tar")).unwrap() == previous,
+        "the previous archive is untouched"
+    );
+    assert_eq!(
+        std::fs::read(arch.join("big.tar.sha256")).unwrap(),
+        previous_sum
+    );
+    checksum_ok(&arch, "big.tar.sha256");
+
+    // The next run removes the file of the dead process, and backs up.
+    let stdout = sb.ok(&args);
+    assert!(
+        stdout.contains(&format!("Removed .big.tar.dstart-tmp-{pid}, left behind")),
+        "{stdout}"
+    );
+    assert_no_temporary_files(&arch, &["big.tar", "big.tar.sha256"], "the next run");
+    check_archive_files(&arch, "big.tar");
+    assert!(containers_named(&helper).is_empty());
+}
+
 /// A running container with small files and a 2 MB random file, backed up with a fixed name
 /// into `bk/good.tar.gz`; then every file is changed and a marker added.
 fn damaged_setup(sb: &Sandbox) -> (String, PathBuf) {
-    let id = &sb.id;
-    let app = format!("{id}-app");
-    sb.unit(
-        id,
-        "start",
-        &format!(
-            "{}---\n- {app}: {{command: start}}\n",
-            long_running(&app, &format!("  volumes: ['{id}-vol:/data']\n"))
-        ),
-    );
-    run(sb, "start");
+    let app = start_app(sb);
     vol_sh(
         &app,
         "set -e; mkdir /data/sub; for i in a b c d e f g h i j; do echo $i > /data/$i; echo $i > /data/sub/$i; done; dd if=/dev/urandom of=/data/mid bs=1k count=2048 2>/dev/null",
@@ -1613,16 +1728,7 @@ fn restore_into_a_fresh_container_overlay_and_clean() {
 fn cron_quiet_and_error_log() {
     let sb = Sandbox::new("bkcron");
     let id = sb.id.clone();
-    let app = format!("{id}-app");
-    sb.unit(
-        &id,
-        "start",
-        &format!(
-            "{}---\n- {app}: {{command: start}}\n",
-            long_running(&app, &format!("  volumes: ['{id}-vol:/data']\n"))
-        ),
-    );
-    run(&sb, "start");
+    let app = start_app(&sb);
     vol_sh(&app, "echo data > /data/f");
     orders(
         &sb,

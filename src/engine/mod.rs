@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod convert;
+pub mod watchdog;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

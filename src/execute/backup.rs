@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 
 use crate::backup::{self, ChannelReader, Chunk, Content, Rejected, Written, archive, lock, store};
 use crate::engine::archive::UploadError;
+use crate::engine::watchdog::Watchdog;
 use crate::engine::{ContainerInfo, EngineError};
 use crate::execute::lifecycle::own_volume_mounts;
 use crate::execute::run::{bare_spec, helper_image, run_container, temp_name};
@@ -66,23 +67,6 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     let compression = args.compression.unwrap_or(Compression::Gzip);
     let base = args.backup_name.as_deref().unwrap_or("backup");
     hold_lock(run, &dir, args.lock_timeout).await?;
-    match store::remove_stale_temporaries(&dir) {
-        Ok(removed) => {
-            for r in removed {
-                output::info(format!(
-                    "Removed {r}, left behind in {} by a run that was killed",
-                    dir.display()
-                ));
-            }
-        }
-        Err(e) => output::warn(
-            "backup",
-            format!(
-                "could not look for stale temporary files in {}: {e}",
-                dir.display()
-            ),
-        ),
-    }
     let file_name = if args.timestamp {
         free_stamped_name(&dir, base, compression).await?
     } else {
@@ -470,6 +454,7 @@ async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> Order
     match lock::acquire(&path, &about, timeout, interrupt::is_set).await {
         Ok(l) => {
             held.push(l);
+            remove_stale_temporaries(dir);
             Ok(())
         }
         Err(lock::LockError::Interrupted) => Err(OrderError::Interrupted),
@@ -487,6 +472,29 @@ async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> Order
             },
             waited.as_secs()
         ))),
+    }
+}
+
+/// Removes the temporary files that killed runs left in `dir` (an unnamed file goes with its
+/// process; a named one, which a helper container writes into, stays). Called with the lock
+/// held, so no other run of the unit writes there meanwhile.
+fn remove_stale_temporaries(dir: &Path) {
+    match store::remove_stale_temporaries(dir) {
+        Ok(removed) => {
+            for r in removed {
+                output::info(format!(
+                    "Removed {r}, left behind in {} by a run that was killed",
+                    dir.display()
+                ));
+            }
+        }
+        Err(e) => output::warn(
+            "backup",
+            format!(
+                "could not look for stale temporary files in {}: {e}",
+                dir.display()
+            ),
+        ),
     }
 }
 
@@ -758,7 +766,12 @@ async fn with_helper(
             }
         })
     };
+    // Should dstart be killed, the watchdog removes the helper: its tar stops writing.
+    let watchdog = watch_helper(run, &helper.name);
     let ran = run_container(run, helper, true).await;
+    if let Some(w) = watchdog {
+        w.done();
+    }
     finished.store(true, std::sync::atomic::Ordering::SeqCst);
     // Whatever happened to tar, let a reader of the FIFO see its end.
     let fifo = host.join("archive.tar");
@@ -782,6 +795,21 @@ async fn with_helper(
         )));
     }
     written.map_err(|e| archive_failed(name, e))
+}
+
+/// A watchdog process that removes the helper container `name` if dstart dies while it runs;
+/// none (noted at `-d`) if it cannot be started.
+fn watch_helper(run: &UnitRun<'_>, name: &str) -> Option<Watchdog> {
+    let socket = run.engine().address().strip_prefix("unix://")?;
+    match Watchdog::start(Path::new(socket), name) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            output::debug(format!(
+                "Could not start the watchdog of the helper container {name} ({e}): should dstart be killed, the helper runs on until its tar ends"
+            ));
+            None
+        }
+    }
 }
 
 struct Counted<R> {
