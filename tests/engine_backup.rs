@@ -1725,6 +1725,95 @@ fn restore_into_a_fresh_container_overlay_and_clean() {
 }
 
 #[test]
+fn an_image_without_tar_or_shell_is_backed_up_and_restored() {
+    let sb = Sandbox::new("bkscratch");
+    let id = sb.id.clone();
+    // An image made `FROM scratch` holding one data file: no tar, no shell, nothing to run.
+    let image = format!("{id}-bare:latest");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("seed"), "from the image\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY seed /data/seed\n",
+    )
+    .unwrap();
+    docker(&["build", "-q", "-t", &image, ctx.path().to_str().unwrap()]);
+    let bare = format!("{id}-bare");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{bare}:\n  image: {image}\n  command: [/nothing]\n  volumes: ['{id}-vol:/data']\n---\n- {bare}: {{command: create}}\n"
+        ),
+    );
+    run(&sb, "start");
+    let status = || sb.inspect(&bare, "{{.State.Status}}").unwrap();
+    assert_eq!(status(), "created");
+    vol_sh(&bare, "echo one > /data/a && echo two > /data/b");
+    let original = listing(&bare, "data");
+    assert!(original.contains("data/seed|"), "{original}");
+
+    orders(
+        &sb,
+        "bk",
+        &format!("- {bare}: {{command: backup, backup_dir: bk, backup_name: bare}}\n"),
+    );
+    run(&sb, "bk");
+    check_archive_files(&sb.conf().join("bk"), "bare.tar.gz");
+
+    // Overlay through the engine's archive endpoint.
+    vol_sh(
+        &bare,
+        "rm /data/a && echo changed > /data/b && echo extra > /data/extra",
+    );
+    orders(
+        &sb,
+        "rs",
+        &format!("- {bare}: {{command: restore, restore_dir: bk, restore_name: bare}}\n"),
+    );
+    run(&sb, "rs");
+    assert_eq!(
+        vol_sh(&bare, "cat /data/a /data/b /data/extra"),
+        "one\ntwo\nextra"
+    );
+    assert_eq!(status(), "created");
+
+    // clean: true needs `find` and `rm`: without HELPER_IMAGE it fails before anything is
+    // touched, and says what to set.
+    orders(
+        &sb,
+        "rsclean",
+        &format!(
+            "- {bare}: {{command: restore, restore_dir: bk, restore_name: bare, clean: true}}\n"
+        ),
+    );
+    let before = listing(&bare, "data");
+    let stderr = run_fails(&sb, "rsclean", 1);
+    assert!(
+        stderr.contains(&format!(
+            "`clean: true` empties the volumes with `find` and `rm` in a container of `{image}`, which cannot run them"
+        )) && stderr.contains("nothing was restored"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: set HELPER_IMAGE"), "{stderr}");
+    assert_eq!(listing(&bare, "data"), before, "the volume is untouched");
+    assert!(
+        containers_named(&format!("{bare}_")).is_empty(),
+        "no helper is left"
+    );
+    // With HELPER_IMAGE, the same restore empties the volume first.
+    let helper_env = sb.write("helper.yaml", &format!("HELPER_IMAGE: {}\n", base_image()));
+    sb.ok(&[
+        "run",
+        "-e",
+        helper_env.to_str().unwrap(),
+        &format!("{id}/rsclean"),
+    ]);
+    assert_eq!(listing(&bare, "data"), original);
+    assert_eq!(status(), "created");
+}
+
+#[test]
 fn cron_quiet_and_error_log() {
     let sb = Sandbox::new("bkcron");
     let id = sb.id.clone();

@@ -278,6 +278,9 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
         return Ok(());
     }
 
+    if args.clean {
+        check_clean_tools(run, name).await?;
+    }
     let stop = args.stop && info.running;
     while_stopped(
         run,
@@ -825,47 +828,101 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// Empties the volume roots (`clean: true`) with `find … -exec rm -rf` in a helper container.
-async fn empty_volumes(run: &UnitRun<'_>, name: &str, roots: &[String]) -> OrderResult {
-    let spec = run.spec(name)?;
-    let image = helper_image(run, spec)?;
-    let mut helper = bare_spec(&temp_name(name, "clean"), &image);
+/// A throw-away container of the helper image (`HELPER_IMAGE`, else the container's own) that
+/// runs `cmd` as root without a network. Returns it and its image.
+fn tool_helper(
+    run: &UnitRun<'_>,
+    name: &str,
+    what: &str,
+    cmd: &[&str],
+) -> OrderResult<(crate::unit::container::ContainerSpec, String)> {
+    let image = helper_image(run, run.spec(name)?)?;
+    let mut helper = bare_spec(&temp_name(name, what), &image);
     helper.entrypoint = Some(Vec::new());
-    let mut cmd = vec!["find".to_string()];
-    cmd.extend(roots.iter().map(|r| format!("/{r}")));
-    // `-delete` is missing from busybox's find; `-exec rm -rf {} +` is everywhere.
-    cmd.extend(
-        [
-            "-mindepth",
-            "1",
+    helper.command = Some(cmd.iter().map(|c| (*c).to_string()).collect());
+    helper.user = Some("0".into());
+    helper.host.network_mode = Some("none".into());
+    Ok((helper, image))
+}
+
+/// Checks, before anything is stopped or written, that the helper image of `clean: true` can
+/// run `find` and `rm`: an image without them (one made `FROM scratch`) fails the restore here
+/// rather than after the stop.
+async fn check_clean_tools(run: &UnitRun<'_>, name: &str) -> OrderResult {
+    // `find` runs `rm` once, on a path that does not exist: both must be there to exit 0.
+    let (probe, image) = tool_helper(
+        run,
+        name,
+        "probe",
+        &[
+            "find",
+            "/",
             "-maxdepth",
-            "1",
+            "0",
             "-exec",
             "rm",
-            "-rf",
-            "{}",
-            "+",
-        ]
-        .map(String::from),
-    );
-    helper.command = Some(cmd);
-    helper.user = Some("0".into());
+            "-f",
+            "--",
+            "/.dstart-probe-nonexistent",
+            ";",
+        ],
+    )?;
+    let why = match run_container(run, probe, true).await {
+        Ok((0, _)) => return Ok(()),
+        Ok((code, tail)) => format!("exit code {code}{}", tail.render()),
+        Err(OrderError::Interrupted) => return Err(OrderError::Interrupted),
+        Err(e) => e.to_string(),
+    };
+    let hint = if run
+        .unit
+        .environment
+        .get_str("HELPER_IMAGE")
+        .is_some_and(|h| !h.is_empty())
+    {
+        format!("set HELPER_IMAGE to an image that has `find` and `rm` (`{image}` has not)")
+    } else {
+        "set HELPER_IMAGE in an environment file to an image that has `find` and `rm`, a busybox image for one".to_string()
+    };
+    Err(OrderError::hinted(
+        format!(
+            "`clean: true` empties the volumes with `find` and `rm` in a container of `{image}`, which cannot run them ({why}); nothing was restored"
+        ),
+        hint,
+    ))
+}
+
+/// Empties the volume roots (`clean: true`) with `find … -exec rm -rf` in a helper container.
+async fn empty_volumes(run: &UnitRun<'_>, name: &str, roots: &[String]) -> OrderResult {
+    let paths: Vec<String> = roots.iter().map(|r| format!("/{r}")).collect();
+    let mut cmd = vec!["find"];
+    cmd.extend(paths.iter().map(String::as_str));
+    // `-delete` is missing from busybox's find; `-exec rm -rf {} +` is everywhere.
+    cmd.extend([
+        "-mindepth",
+        "1",
+        "-maxdepth",
+        "1",
+        "-exec",
+        "rm",
+        "-rf",
+        "{}",
+        "+",
+    ]);
+    let (mut helper, image) = tool_helper(run, name, "clean", &cmd)?;
     helper.host.volumes_from = vec![name.to_string()];
-    helper.host.network_mode = Some("none".into());
     output::info(format!(
         "Emptying {} of container {name} before the restore",
-        roots
-            .iter()
-            .map(|r| format!("/{r}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        paths.join(", ")
     ));
     let (code, tail) = run_container(run, helper, true).await?;
     if code != 0 {
-        return Err(OrderError::failed(format!(
-            "emptying the volumes of {name} failed with exit code {code} (`clean: true` runs `find` and `rm` in {image}; set HELPER_IMAGE to an image that has them){}",
-            tail.render()
-        )));
+        return Err(OrderError::hinted(
+            format!(
+                "emptying the volumes of {name} failed with exit code {code} (`clean: true` runs `find` and `rm` in `{image}`){}",
+                tail.render()
+            ),
+            "set HELPER_IMAGE to an image that has `find` and `rm`",
+        ));
     }
     Ok(())
 }
