@@ -707,19 +707,24 @@ async fn with_helper(
     pending: store::Pending,
     compression: Compression,
 ) -> OrderResult<Written> {
-    let tmp = tempfile::Builder::new()
-        .prefix("dstart-backup-")
-        .tempdir()
-        .map_err(OrderError::io("creating a temporary directory"))?;
     let direct = pending.temp_path().map(Path::to_path_buf);
     let through_fifo = direct.is_none();
+    // Only the FIFO needs a directory (made only then: a killed run leaves it in /tmp). Kept
+    // until the helper is done.
+    let mut _fifo_dir = None;
     let (host, container) = if let Some(file) = &direct {
         (file.clone(), "/dstart-backup.tar".to_string())
     } else {
+        let tmp = tempfile::Builder::new()
+            .prefix("dstart-backup-")
+            .tempdir()
+            .map_err(OrderError::io("creating a temporary directory"))?;
         let fifo = tmp.path().join("archive.tar");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
             .map_err(|e| OrderError::io("creating a FIFO")(io::Error::from(e)))?;
-        (tmp.path().to_path_buf(), "/dstart-backup".to_string())
+        let host = tmp.path().to_path_buf();
+        _fifo_dir = Some(tmp);
+        (host, "/dstart-backup".to_string())
     };
     let target = if direct.is_some() {
         container.clone()
