@@ -32,6 +32,10 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             output::result(crate::completion::script(*shell));
             Ok(())
         }
+        Command::WatchHelper { socket, container } => {
+            engine::watchdog::watch(socket, container);
+            Ok(())
+        }
         Command::Complete { words } => {
             output::result(crate::completion::complete(words));
             Ok(())
@@ -294,6 +298,10 @@ fn order_error(err: OrderError) -> Error {
     match err {
         OrderError::Interrupted => Error::Interrupted,
         OrderError::Config(c) => Error::Config(c),
-        other => Error::failed(other.to_string()),
+        other => Error::Failed {
+            hint: other.hint().map(str::to_string),
+            message: other.to_string(),
+            source: None,
+        },
     }
 }

@@ -75,6 +75,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// Removes a helper container when the dstart that runs it dies (started by dstart itself)
+    #[command(name = "__watch-helper", hide = true)]
+    WatchHelper {
+        /// The engine's unix socket
+        socket: PathBuf,
+        /// The helper container
+        container: String,
+    },
     /// Completion candidates for the words typed so far (used by the completion scripts)
     #[command(name = "__complete", hide = true)]
     Complete {

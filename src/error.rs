@@ -263,6 +263,7 @@ pub enum Error {
         message: String,
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
+        hint: Option<String>,
     },
     #[error("interrupted")]
     Interrupted,
@@ -273,6 +274,7 @@ impl Error {
         Error::Failed {
             message: message.into(),
             source: None,
+            hint: None,
         }
     }
 
@@ -288,6 +290,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Config(c) => c.hint(),
+            Error::Failed { hint, .. } => hint.clone(),
             _ => None,
         }
     }

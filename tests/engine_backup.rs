@@ -23,6 +23,32 @@ fn long_running(name: &str, extra: &str) -> String {
     )
 }
 
+/// A container that ignores SIGTERM, so that stopping it takes the engine's whole stop timeout
+/// (10 s for `stop: true`), with the YAML lines `extra`.
+fn stubborn(name: &str, extra: &str) -> String {
+    format!(
+        "{name}:\n  image: {base}\n  command: [\"sh\", \"-c\", \"trap '' TERM; while true; do sleep 1; done\"]\n{extra}",
+        base = base_image()
+    )
+}
+
+/// Starts `<id>/start`: one container `<id>-app` running until SIGTERM, with the volume
+/// `<id>-vol` at /data. Returns the container's name.
+fn start_app(sb: &Sandbox) -> String {
+    let id = &sb.id;
+    let app = format!("{id}-app");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            "{}---\n- {app}: {{command: start}}\n",
+            long_running(&app, &format!("  volumes: ['{id}-vol:/data']\n"))
+        ),
+    );
+    run(sb, "start");
+    app
+}
+
 /// Writes `units/<id>/<command>.yaml` importing the composition of `<id>/start`.
 fn orders(sb: &Sandbox, command: &str, orders: &str) {
     sb.unit(
@@ -276,17 +302,7 @@ const WIPE: &str =
 #[test]
 fn round_trip_in_every_compression() {
     let sb = Sandbox::new("bkrt");
-    let id = sb.id.clone();
-    let app = format!("{id}-app");
-    sb.unit(
-        &id,
-        "start",
-        &format!(
-            "{}---\n- {app}: {{command: start}}\n",
-            long_running(&app, &format!("  volumes: ['{id}-vol:/data']\n"))
-        ),
-    );
-    run(&sb, "start");
+    let app = start_app(&sb);
     vol_sh(&app, POPULATE);
     let before = listing(&app, "data");
     assert!(before.contains("data/many/f1999|"), "{before}");
@@ -761,6 +777,55 @@ fn timestamps_keep_overwrite_and_the_nightly_run() {
     );
     run(&sb, "rs");
     assert_eq!(vol_sh(&app, "cat /data/version"), "second");
+
+    // `overwrite` is about the name: an archive of it in another compression also makes the
+    // order fail without it, and is replaced with it.
+    for compression in ["zstd", "none"] {
+        orders(
+            &sb,
+            "fixedother",
+            &format!(
+                "- {app}: {{command: backup, backup_dir: fixed, backup_name: data, compression: {compression}}}\n"
+            ),
+        );
+        let stderr = run_fails(&sb, "fixedother", 1);
+        assert!(
+            stderr.contains(&format!(
+                "the target `data.tar.gz` exists already in directory `{}`",
+                fixed.display()
+            )),
+            "{compression}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: add `overwrite: true`"),
+            "{compression}: {stderr}"
+        );
+        let remaining: Vec<String> = names(&fixed).into_iter().filter(|n| !is_lock(n)).collect();
+        assert_eq!(remaining, vec!["data.tar.gz", "data.tar.gz.sha256"]);
+    }
+    std::fs::write(fixed.join("data.tar"), "an old uncompressed archive\n").unwrap();
+    host(
+        &fixed,
+        "sh",
+        &["-c", "sha256sum data.tar > data.tar.sha256"],
+    );
+    orders(
+        &sb,
+        "fixedzstd",
+        &format!(
+            "- {app}: {{command: backup, backup_dir: fixed, backup_name: data, compression: zstd, overwrite: true}}\n"
+        ),
+    );
+    let out = run(&sb, "fixedzstd");
+    for old in ["data.tar.gz", "data.tar"] {
+        assert!(
+            out.contains(&format!("Removed the old backup {old}")),
+            "{out}"
+        );
+    }
+    let remaining: Vec<String> = names(&fixed).into_iter().filter(|n| !is_lock(n)).collect();
+    assert_eq!(remaining, vec!["data.tar.zst", "data.tar.zst.sha256"]);
+    check_archive_files(&fixed, "data.tar.zst");
 }
 
 /// The directory holds only archives, checksums, their links and lock files.
@@ -938,20 +1003,128 @@ fn interrupted_and_killed_large_backups_and_overlapping_runs() {
     );
 }
 
+/// The names of the containers whose name contains `part`.
+fn containers_named(part: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={part}"),
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn killed_helper_backup_leaves_no_helper_and_the_next_run_removes_its_file() {
+    let sb = Sandbox::new("bkhelperkill");
+    let id = sb.id.clone();
+    let app = start_app(&sb);
+    let helper_env = sb.write("helper.yaml", &format!("HELPER_IMAGE: {}\n", base_image()));
+    let helper_env = helper_env.to_str().unwrap().to_string();
+    let backup = format!("{id}/bk");
+    let args = ["run", "-e", &helper_env, &backup];
+    // Uncompressed through the helper: its tar writes into `.big.tar.dstart-tmp-PID`.
+    orders(
+        &sb,
+        "bk",
+        &format!(
+            "- {app}: {{command: backup, backup_dir: arch, backup_name: big, compression: none, overwrite: true}}\n"
+        ),
+    );
+    vol_sh(&app, "echo small > /data/small");
+    sb.ok(&args);
+    let arch = sb.conf().join("arch");
+    check_archive_files(&arch, "big.tar");
+    let previous = std::fs::read(arch.join("big.tar")).unwrap();
+    let previous_sum = std::fs::read(arch.join("big.tar.sha256")).unwrap();
+    vol_sh(
+        &app,
+        "dd if=/dev/urandom of=/data/random bs=1M count=600 2>/dev/null",
+    );
+
+    let mut child = Reap(Some(
+        sb.command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let pid = child.0.as_ref().unwrap().id();
+    let temp = arch.join(format!(".big.tar.dstart-tmp-{pid}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Killed once tar has begun to write.
+    while std::fs::metadata(&temp).map_or(0, |m| m.len()) < 1 << 20 {
+        assert!(
+            child.0.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "the backup ended before its tar wrote 1 MiB into {}",
+            temp.display()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "tar never wrote into {}",
+            temp.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let helper = format!("{app}_backup_");
+    assert_eq!(containers_named(&helper).len(), 1, "the helper runs");
+    signal(child.0.as_ref().unwrap(), nix::sys::signal::Signal::SIGKILL);
+    let out = wait_for(child.0.as_mut().unwrap(), 30, "the killed backup");
+    child.0 = None;
+    assert_eq!(out.status.signal(), Some(9));
+
+    let killed = Instant::now();
+    while !containers_named(&helper).is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the helper container is still there 5 s after dstart was killed: {:?}",
+            containers_named(&helper)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone_after = killed.elapsed();
+    let left = std::fs::metadata(&temp)
+        .expect("the killed run's file is left")
+        .len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        std::fs::metadata(&temp).unwrap().len(),
+        left,
+        "nothing writes into the file any more"
+    );
+    eprintln!(
+        "helper gone {gone_after:?} after the kill; tar had written {} MiB of about 600",
+        left >> 20
+    );
+    assert!(
+        std::fs::read(arch.join("big.tar")).unwrap() == previous,
+        "the previous archive is untouched"
+    );
+    assert_eq!(
+        std::fs::read(arch.join("big.tar.sha256")).unwrap(),
+        previous_sum
+    );
+    checksum_ok(&arch, "big.tar.sha256");
+
+    // The next run removes the file of the dead process, and backs up.
+    let stdout = sb.ok(&args);
+    assert!(
+        stdout.contains(&format!("Removed .big.tar.dstart-tmp-{pid}, left behind")),
+        "{stdout}"
+    );
+    assert_no_temporary_files(&arch, &["big.tar", "big.tar.sha256"], "the next run");
+    check_archive_files(&arch, "big.tar");
+    assert!(containers_named(&helper).is_empty());
+}
+
 /// A running container with small files and a 2 MB random file, backed up with a fixed name
 /// into `bk/good.tar.gz`; then every file is changed and a marker added.
 fn damaged_setup(sb: &Sandbox) -> (String, PathBuf) {
-    let id = &sb.id;
-    let app = format!("{id}-app");
-    sb.unit(
-        id,
-        "start",
-        &format!(
-            "{}---\n- {app}: {{command: start}}\n",
-            long_running(&app, &format!("  volumes: ['{id}-vol:/data']\n"))
-        ),
-    );
-    run(sb, "start");
+    let app = start_app(sb);
     vol_sh(
         &app,
         "set -e; mkdir /data/sub; for i in a b c d e f g h i j; do echo $i > /data/$i; echo $i > /data/sub/$i; done; dd if=/dev/urandom of=/data/mid bs=1k count=2048 2>/dev/null",
@@ -1001,6 +1174,18 @@ fn variant(bk: &Path, from: &str, to: &str, sum: bool, edit: impl FnOnce(&mut Ve
     }
 }
 
+/// The command in backticks on the `hint:` line of `stderr`.
+fn stderr_hint_command(stderr: &str) -> String {
+    let hint = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("hint: "))
+        .unwrap_or_else(|| panic!("no hint: {stderr}"));
+    hint.split('`')
+        .nth(1)
+        .expect("a command in backticks")
+        .to_string()
+}
+
 #[test]
 fn damaged_archives_and_checksum_mismatches_are_rejected_before_writing() {
     let sb = Sandbox::new("bkdamaged");
@@ -1015,14 +1200,14 @@ fn damaged_archives_and_checksum_mismatches_are_rejected_before_writing() {
         let len = b.len() * 2 / 3;
         b.truncate(len);
     };
-    // Damaged archives whose .sha256 is missing (a copy from off-site storage) or matches the
-    // damaged bytes: the archive itself is checked (gzip's CRC, zstd's content checksum, tar's
+    // Damaged archives whose .sha256 matches the damaged bytes (it was written after the
+    // damage): the archive itself is checked (gzip's CRC, zstd's content checksum, tar's
     // structure).
     variant(&bk, "good.tar.gz", "flipped.tar.gz", true, flip);
-    variant(&bk, "good.tar.gz", "truncated.tar.gz", false, truncate);
-    variant(&bk, "goodz.tar.zst", "flipped.tar.zst", false, flip);
-    variant(&bk, "goodz.tar.zst", "truncated.tar.zst", false, truncate);
-    variant(&bk, "goodt.tar", "truncated.tar", false, truncate);
+    variant(&bk, "good.tar.gz", "truncated.tar.gz", true, truncate);
+    variant(&bk, "goodz.tar.zst", "flipped.tar.zst", true, flip);
+    variant(&bk, "goodz.tar.zst", "truncated.tar.zst", true, truncate);
+    variant(&bk, "goodt.tar", "truncated.tar", true, truncate);
     for archive in [
         "flipped.tar.gz",
         "truncated.tar.gz",
@@ -1061,6 +1246,35 @@ fn damaged_archives_and_checksum_mismatches_are_rejected_before_writing() {
     );
     let stderr = run_fails(&sb, "rs", 1);
     assert!(stderr.contains("no archive named nothing"), "{stderr}");
+
+    // An archive without its .sha256 (a copy from off-site storage) is refused, damaged or
+    // not, with the command that writes the checksum of an archive one trusts.
+    variant(&bk, "good.tar.gz", "copied.tar.gz", false, |_| {});
+    variant(&bk, "good.tar.gz", "copied-flipped.tar.gz", false, flip);
+    let mut write_sum = String::new();
+    for archive in ["copied.tar.gz", "copied-flipped.tar.gz"] {
+        let stderr = restore_rejected(&sb, &app, archive, ", clean: true");
+        let sum = bk.join(format!("{archive}.sha256"));
+        assert!(
+            stderr.contains(&format!("has no checksum file `{}`", sum.display())),
+            "{archive}: {stderr}"
+        );
+        assert!(
+            stderr.contains("nothing was restored"),
+            "{archive}: {stderr}"
+        );
+        let command = stderr_hint_command(&stderr);
+        assert!(
+            command.ends_with(&format!("sha256sum {archive} > {archive}.sha256")),
+            "{archive}: {command}"
+        );
+        if write_sum.is_empty() {
+            write_sum = command;
+        }
+    }
+    // Doing what the hint says makes the intact copy restorable.
+    host(&bk, "sh", &["-c", &write_sum]);
+    checksum_ok(&bk, "copied.tar.gz.sha256");
 
     // The intact archive still restores (the rejections were not about the setup).
     orders(
@@ -1106,6 +1320,19 @@ elif kind == "relative-symlink":
     member("data/up/evil", data=b"evil\n")
 elif kind == "hardlink":
     member("data/hl", tarfile.LNKTYPE, link="etc/hostname")
+elif kind == "symlink-chain":
+    # Each link stays in /data on its text; together data/d/l is /etc.
+    member("data/d", tarfile.SYMTYPE, link="/data")
+    member("data/d/l", tarfile.SYMTYPE, link="../etc")
+    member("data/d/l/evil", data=b"evil\n")
+elif kind == "hardlink-through-symlink":
+    # data/s is data, so data/t (s/..) is /, and data/h the engine's /etc/hostname.
+    member("data/s", tarfile.SYMTYPE, link=".")
+    member("data/t", tarfile.SYMTYPE, link="s/..")
+    member("data/h", tarfile.LNKTYPE, link="data/t/etc/hostname")
+elif kind == "symlink-through-symlink":
+    member("data/t", tarfile.SYMTYPE, link="s/..")
+    member("data/s", tarfile.SYMTYPE, link=".")
 elif kind == "outside":
     member("etc/evil", data=b"evil\n")
 else:
@@ -1138,6 +1365,9 @@ fn unsafe_archives_are_rejected() {
         ("relative-symlink", "data/up"),
         ("hardlink", "data/hl"),
         ("outside", "etc/evil"),
+        ("symlink-chain", "data/d/l"),
+        ("hardlink-through-symlink", "data/h"),
+        ("symlink-through-symlink", "data/t"),
     ] {
         evil_tar(&bk, kind, kind);
         // Both the default overlay and clean: true must refuse before writing anything.
@@ -1236,20 +1466,47 @@ fn stop_true_restarts_only_what_was_running() {
         check_archive_files(&bkdir, &format!("{c}.tar.gz"));
     }
 
-    // A failing backup with stop: true starts the running container again too.
+    // A backup with stop: true that fails after the stop starts the running container again:
+    // a source the engine cannot find (the check that it lies in a volume passed), and a
+    // backup directory in which no temporary file can be made. For the second, the first order
+    // takes the directory's lock, and a host command then puts /proc in its place.
     orders(
         &sb,
         "bkfail",
         &format!(
-            "- {running}: {{command: backup, backup_dir: bk, backup_name: failing, source: /nonexistent, stop: true}}\n"
+            "- {running}: {{command: backup, backup_dir: bk, backup_name: failing, source: /data/missing, stop: true}}\n"
         ),
     );
-    run_fails(&sb, "bkfail", 1);
+    let before = started(&running);
+    let stderr = run_fails(&sb, "bkfail", 1);
+    assert!(stderr.contains("/data/missing"), "{stderr}");
     assert_eq!(
         status(&running),
         "running",
-        "started again after the failure"
+        "started again after the engine failed"
     );
+    assert_ne!(started(&running), before, "it was stopped for the backup");
+    assert!(!bkdir.join("failing.tar.gz").exists());
+    let swap = sb.conf().join("swap");
+    orders(
+        &sb,
+        "bknotmp",
+        &format!(
+            "- {idle}: {{command: backup, backup_dir: swap, backup_name: first}}\n\
+             - host: {{command: execute, run: [sh, -c, 'rm -rf {swap} && ln -s /proc {swap}']}}\n\
+             - {running}: {{command: backup, backup_dir: swap, backup_name: second, stop: true}}\n",
+            swap = swap.display()
+        ),
+    );
+    let before = started(&running);
+    let stderr = run_fails(&sb, "bknotmp", 1);
+    assert!(stderr.contains("creating a temporary file in"), "{stderr}");
+    assert_eq!(
+        status(&running),
+        "running",
+        "started again after the temporary file could not be made"
+    );
+    assert_ne!(started(&running), before, "it was stopped for the backup");
 
     // Restore with stop: true, the same way.
     for c in [&running, &idle, &done] {
@@ -1272,6 +1529,121 @@ fn stop_true_restarts_only_what_was_running() {
     for c in [&running, &idle, &done] {
         assert_eq!(vol_sh(c, "cat /data/who"), *c);
     }
+}
+
+/// Spawns `dstart -d run <id>/<command>` and waits until a line of its stdout contains
+/// `needle`; the rest of its stdout is read on and dropped.
+fn spawn_until(sb: &Sandbox, command: &str, needle: &str) -> Reap {
+    let mut child = sb
+        .command(&["-d", "run", &format!("{}/{command}", sb.id)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dstart runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = needle.to_string();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut said = false;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !said && line.contains(&wanted) {
+                said = true;
+                let _ = tx.send(());
+            }
+        }
+    });
+    let mut reap = Reap(Some(child));
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let out = wait_for(reap.0.as_mut().unwrap(), 60, "dstart");
+        panic!(
+            "dstart run {command} never said `{needle}`; it exited with {:?}:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    reap
+}
+
+#[test]
+fn restore_sends_the_archive_it_verified() {
+    let sb = Sandbox::new("bkfd");
+    let id = sb.id.clone();
+    // `stop: true` takes the 10 s stop timeout between the check of the archive and its upload,
+    // and the test changes the archive meanwhile.
+    let app = format!("{id}-app");
+    let spec = stubborn(&app, &format!("  volumes: ['{id}-vol:/data']\n"));
+    sb.unit(
+        &id,
+        "start",
+        &format!("{spec}---\n- {app}: {{command: start}}\n"),
+    );
+    run(&sb, "start");
+    orders(
+        &sb,
+        "bk",
+        &format!(
+            "- {app}: {{command: backup, backup_dir: bk, backup_name: t, compression: none, overwrite: true}}\n\
+             - {app}: {{command: backup, backup_dir: bk, backup_name: other, compression: none, overwrite: true}}\n"
+        ),
+    );
+    orders(
+        &sb,
+        "rs",
+        &format!("- {app}: {{command: restore, restore_dir: bk, archive: t.tar, stop: true}}\n"),
+    );
+    let bk = sb.conf().join("bk");
+    vol_sh(&app, "printf ORIGINAL-CONTENT > /data/f");
+    run(&sb, "bk");
+    let original = std::fs::read(bk.join("t.tar")).unwrap();
+    let original_sum = std::fs::read(bk.join("t.tar.sha256")).unwrap();
+    vol_sh(&app, "printf REPLACED-CONTENT > /data/f");
+    run(&sb, "bk");
+    std::fs::rename(bk.join("other.tar"), bk.join("other-copy.tar")).unwrap();
+    std::fs::write(bk.join("t.tar"), &original).unwrap();
+    std::fs::write(bk.join("t.tar.sha256"), &original_sum).unwrap();
+
+    // Another archive renamed over the checked one: the checked one is restored.
+    vol_sh(&app, "printf BROKEN-CONTENT!! > /data/f");
+    let mut child = spawn_until(&sb, "rs", " checked: ");
+    std::fs::rename(bk.join("other-copy.tar"), bk.join("t.tar")).unwrap();
+    let out = wait_for(child.0.as_mut().unwrap(), 120, "the restore");
+    child.0 = None;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(vol_sh(&app, "cat /data/f"), "ORIGINAL-CONTENT");
+    assert!(sb.running(&app));
+
+    // The checked file itself written into: the restore fails and says so.
+    std::fs::write(bk.join("t.tar"), &original).unwrap();
+    vol_sh(&app, "printf BROKEN-CONTENT!! > /data/f");
+    let mut child = spawn_until(&sb, "rs", " checked: ");
+    let at = original
+        .windows(16)
+        .position(|w| w == b"ORIGINAL-CONTENT")
+        .unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(bk.join("t.tar"))
+            .unwrap();
+        f.seek(SeekFrom::Start(at as u64)).unwrap();
+        f.write_all(b"CHANGED!-CONTENT").unwrap();
+    }
+    let out = wait_for(child.0.as_mut().unwrap(), 120, "the restore");
+    child.0 = None;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("changed while it was restored") && stderr.contains("may hold part of it"),
+        "{stderr}"
+    );
+    assert!(sb.running(&app), "started again after the failure");
 }
 
 #[test]
@@ -1353,19 +1725,99 @@ fn restore_into_a_fresh_container_overlay_and_clean() {
 }
 
 #[test]
-fn cron_quiet_and_error_log() {
-    let sb = Sandbox::new("bkcron");
+fn an_image_without_tar_or_shell_is_backed_up_and_restored() {
+    let sb = Sandbox::new("bkscratch");
     let id = sb.id.clone();
-    let app = format!("{id}-app");
+    // An image made `FROM scratch` holding one data file: no tar, no shell, nothing to run.
+    let image = format!("{id}-bare:latest");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("seed"), "from the image\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY seed /data/seed\n",
+    )
+    .unwrap();
+    docker(&["build", "-q", "-t", &image, ctx.path().to_str().unwrap()]);
+    let bare = format!("{id}-bare");
     sb.unit(
         &id,
         "start",
         &format!(
-            "{}---\n- {app}: {{command: start}}\n",
-            long_running(&app, &format!("  volumes: ['{id}-vol:/data']\n"))
+            "{bare}:\n  image: {image}\n  command: [/nothing]\n  volumes: ['{id}-vol:/data']\n---\n- {bare}: {{command: create}}\n"
         ),
     );
     run(&sb, "start");
+    let status = || sb.inspect(&bare, "{{.State.Status}}").unwrap();
+    assert_eq!(status(), "created");
+    vol_sh(&bare, "echo one > /data/a && echo two > /data/b");
+    let original = listing(&bare, "data");
+    assert!(original.contains("data/seed|"), "{original}");
+
+    orders(
+        &sb,
+        "bk",
+        &format!("- {bare}: {{command: backup, backup_dir: bk, backup_name: bare}}\n"),
+    );
+    run(&sb, "bk");
+    check_archive_files(&sb.conf().join("bk"), "bare.tar.gz");
+
+    // Overlay through the engine's archive endpoint.
+    vol_sh(
+        &bare,
+        "rm /data/a && echo changed > /data/b && echo extra > /data/extra",
+    );
+    orders(
+        &sb,
+        "rs",
+        &format!("- {bare}: {{command: restore, restore_dir: bk, restore_name: bare}}\n"),
+    );
+    run(&sb, "rs");
+    assert_eq!(
+        vol_sh(&bare, "cat /data/a /data/b /data/extra"),
+        "one\ntwo\nextra"
+    );
+    assert_eq!(status(), "created");
+
+    // clean: true needs `find` and `rm`: without HELPER_IMAGE it fails before anything is
+    // touched, and says what to set.
+    orders(
+        &sb,
+        "rsclean",
+        &format!(
+            "- {bare}: {{command: restore, restore_dir: bk, restore_name: bare, clean: true}}\n"
+        ),
+    );
+    let before = listing(&bare, "data");
+    let stderr = run_fails(&sb, "rsclean", 1);
+    assert!(
+        stderr.contains(&format!(
+            "`clean: true` empties the volumes with `find` and `rm` in a container of `{image}`, which cannot run them"
+        )) && stderr.contains("nothing was restored"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: set HELPER_IMAGE"), "{stderr}");
+    assert_eq!(listing(&bare, "data"), before, "the volume is untouched");
+    assert!(
+        containers_named(&format!("{bare}_")).is_empty(),
+        "no helper is left"
+    );
+    // With HELPER_IMAGE, the same restore empties the volume first.
+    let helper_env = sb.write("helper.yaml", &format!("HELPER_IMAGE: {}\n", base_image()));
+    sb.ok(&[
+        "run",
+        "-e",
+        helper_env.to_str().unwrap(),
+        &format!("{id}/rsclean"),
+    ]);
+    assert_eq!(listing(&bare, "data"), original);
+    assert_eq!(status(), "created");
+}
+
+#[test]
+fn cron_quiet_and_error_log() {
+    let sb = Sandbox::new("bkcron");
+    let id = sb.id.clone();
+    let app = start_app(&sb);
     vol_sh(&app, "echo data > /data/f");
     orders(
         &sb,

@@ -7,6 +7,7 @@
 //! puts `var/lib/` in front of them (and of hard link targets), keeping every header field and
 //! PAX record (ownership, modes, times, extended attributes).
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path};
 
@@ -159,28 +160,66 @@ fn root_of<'r>(roots: &'r [Vec<String>], parts: &[String]) -> Option<&'r Vec<Str
         .max_by_key(|r| r.len())
 }
 
-/// Where a symlink at `member` (components) pointing at `target` leads, from the container
-/// root; `None` if it climbs above the root.
-fn resolve_link(member: &[String], target: &Path) -> Option<Vec<String>> {
+/// The places a symlink at `member` (components) pointing at `target` passes, from the container
+/// root, one after each component of `target`; the last is where it leads. `None` if it climbs
+/// above the root. Resolved on the text alone: [`check`] refuses what text cannot tell (a step
+/// through another symlink, a walk outside the volume).
+fn link_steps(member: &[String], target: &Path) -> Option<Vec<Vec<String>>> {
     let mut at: Vec<String> = if target.is_absolute() {
         Vec::new()
     } else {
         member[..member.len().saturating_sub(1)].to_vec()
     };
+    let mut steps = Vec::new();
     for c in target.components() {
         match c {
             Component::Normal(s) => at.push(s.to_string_lossy().into_owned()),
             Component::ParentDir => {
                 at.pop()?;
             }
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => continue,
         }
+        steps.push(at.clone());
     }
-    Some(at)
+    if steps.is_empty() {
+        // `.`: the link's own directory.
+        steps.push(at);
+    }
+    Some(steps)
+}
+
+/// Whether `parts` lies in (or is) `root`.
+fn within(root: &[String], parts: &[String]) -> bool {
+    parts.len() >= root.len() && parts[..root.len()] == root[..]
+}
+
+/// The symlink of the archive (in `links`) that `parts` lies below, if any.
+fn below_link<'p>(links: &HashSet<Vec<String>>, parts: &'p [String]) -> Option<&'p [String]> {
+    if links.is_empty() {
+        return None;
+    }
+    (1..parts.len())
+        .map(|n| &parts[..n])
+        .find(|prefix| links.contains(*prefix))
+}
+
+/// A symlink of the archive, checked once the archive has been read: whether its target passes
+/// through another symlink depends on members that may come after it.
+struct Symlink {
+    member: Vec<u8>,
+    target: Vec<u8>,
+    steps: Vec<Vec<String>>,
 }
 
 /// Reads a whole tar stream and checks that every member lies inside one of `volumes`
 /// (container paths such as `/data`) and that no link leads out of the volume it is in.
+///
+/// Links are judged on the text of their paths, so whatever text cannot tell is refused: a
+/// member below a symlink of the archive (`data/d -> /data`, then `data/d/l`), a hard link whose
+/// target lies below one, and a symlink whose target passes through another symlink of the
+/// archive (`data/t -> s/..`) or walks outside its volume other than along the volume's own
+/// path (`/data/x` is fine, `/etc/../data/x` is not). Archives made from a file system never
+/// have the first two, and seldom the last.
 pub fn check(input: impl Read, volumes: &[String]) -> Result<Checked, Refusal> {
     let roots: Vec<Vec<String>> = volumes
         .iter()
@@ -188,6 +227,8 @@ pub fn check(input: impl Read, volumes: &[String]) -> Result<Checked, Refusal> {
         .filter(|r| !r.is_empty())
         .collect();
     let mut checked = Checked::default();
+    let mut links: HashSet<Vec<String>> = HashSet::new();
+    let mut symlinks: Vec<Symlink> = Vec::new();
     let mut archive = tar::Archive::new(input);
     let unsafe_member = |member: &[u8], why: String| Refusal::Unsafe {
         member: String::from_utf8_lossy(member).into_owned(),
@@ -211,25 +252,56 @@ pub fn check(input: impl Read, volumes: &[String]) -> Result<Checked, Refusal> {
         if !checked.roots.contains(&root_text) {
             checked.roots.push(root_text.clone());
         }
+        if let Some(link) = below_link(&links, &parts) {
+            return Err(unsafe_member(
+                &name,
+                format!(
+                    "it lies below `{}`, a symlink of the archive, and would be written wherever that link points",
+                    link.join("/")
+                ),
+            ));
+        }
         let kind = entry.header().entry_type();
         if kind.is_hard_link() || kind.is_symlink() {
             let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-            let leads_to = if kind.is_hard_link() {
-                components(as_path(&target))
-            } else {
-                resolve_link(&parts, as_path(&target))
-            };
-            let inside = leads_to
-                .as_deref()
-                .is_some_and(|t| t.len() >= root.len() && t[..root.len()] == root[..]);
-            if !inside {
-                return Err(unsafe_member(
+            let leaves = || {
+                unsafe_member(
                     &name,
                     format!(
                         "its link to `{}` leaves the volume /{root_text}",
                         String::from_utf8_lossy(&target)
                     ),
-                ));
+                )
+            };
+            if kind.is_hard_link() {
+                let to = components(as_path(&target))
+                    .filter(|t| within(root, t))
+                    .ok_or_else(leaves)?;
+                if let Some(link) = below_link(&links, &to) {
+                    return Err(unsafe_member(
+                        &name,
+                        format!(
+                            "its link to `{}` goes through `{}`, a symlink of the archive",
+                            String::from_utf8_lossy(&target),
+                            link.join("/")
+                        ),
+                    ));
+                }
+            } else {
+                // Every step stays in the volume, or on the volume's own path from the root
+                // (`/`, `/var`, `/var/lib` for `/var/lib/x`), where text and file system agree.
+                let steps = link_steps(&parts, as_path(&target))
+                    .filter(|steps| {
+                        steps.iter().all(|at| within(root, at) || within(at, root))
+                            && steps.last().is_some_and(|end| within(root, end))
+                    })
+                    .ok_or_else(leaves)?;
+                links.insert(parts.clone());
+                symlinks.push(Symlink {
+                    member: name.clone(),
+                    target,
+                    steps,
+                });
             }
         }
         checked.counts.bytes += io::copy(&mut entry, &mut io::sink()).map_err(Refusal::Damaged)?;
@@ -238,6 +310,21 @@ pub fn check(input: impl Read, volumes: &[String]) -> Result<Checked, Refusal> {
     // Read on to the end of the file: the compressor's own check (gzip's CRC, zstd's frame
     // checksum) comes after the tar's end and is what catches damage inside stored data.
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(Refusal::Damaged)?;
+    for link in &symlinks {
+        let passes = link.steps[..link.steps.len() - 1]
+            .iter()
+            .find(|at| links.contains(*at));
+        if let Some(other) = passes {
+            return Err(unsafe_member(
+                &link.member,
+                format!(
+                    "its link to `{}` goes through `{}`, a symlink of the archive",
+                    String::from_utf8_lossy(&link.target),
+                    other.join("/")
+                ),
+            ));
+        }
+    }
     Ok(checked)
 }
 
@@ -347,7 +434,10 @@ mod tests {
         assert_eq!(e.path().unwrap(), Path::new("data/a"));
     }
 
-    fn raw_tar(members: &[(&str, EntryType, &str)]) -> Vec<u8> {
+    /// A member of [`raw_tar`]: name, type, link target.
+    type Raw<'a> = (&'a str, EntryType, &'a str);
+
+    fn raw_tar(members: &[Raw]) -> Vec<u8> {
         // Names are written into the header by hand: the tar crate refuses `..` itself.
         let mut out = Vec::new();
         for (name, kind, link) in members {
@@ -387,8 +477,68 @@ mod tests {
             ("data/a/l", EntryType::Symlink, "../b"),
             ("data/abs", EntryType::Symlink, "/data/b"),
             ("data/h", EntryType::Link, "data/a/l"),
+            ("data/here", EntryType::Symlink, "."),
+            ("data/to-link", EntryType::Symlink, "here"),
+            ("data/around", EntryType::Symlink, "../data/b"),
         ]);
-        assert_eq!(check(fine.as_slice(), &vols).unwrap().counts.entries, 4);
+        assert_eq!(check(fine.as_slice(), &vols).unwrap().counts.entries, 7);
+    }
+
+    #[test]
+    fn links_through_symlinks_of_the_archive_are_refused() {
+        use EntryType::{Link, Regular, Symlink};
+        // (members, the member refused); every link alone stays in the volume on its text.
+        let cases: &[(&[Raw], &str)] = &[
+            // data/d is /data, so data/d/l is /data/l and points at /etc.
+            (
+                &[
+                    ("data/d", Symlink, "/data"),
+                    ("data/d/l", Symlink, "../etc"),
+                ],
+                "data/d/l",
+            ),
+            (
+                &[("data/d", Symlink, "sub"), ("data/d/x", Regular, "")],
+                "data/d/x",
+            ),
+            (
+                &[("data/s", Symlink, "sub"), ("data/h", Link, "data/s/f")],
+                "data/h",
+            ),
+            // data/s is data, so s/.. is / (in either order of the members).
+            (
+                &[("data/s", Symlink, "."), ("data/t", Symlink, "s/..")],
+                "data/t",
+            ),
+            (
+                &[("data/t", Symlink, "s/.."), ("data/s", Symlink, ".")],
+                "data/t",
+            ),
+            (&[("data/l", Symlink, "l/x")], "data/l"),
+            // /etc may itself be a link: its `..` is not necessarily /.
+            (&[("data/x", Symlink, "/etc/../data/y")], "data/x"),
+        ];
+        for (members, refused) in cases {
+            let tar = raw_tar(members);
+            match check(tar.as_slice(), &["/data".to_string()]) {
+                Err(Refusal::Unsafe { member, why }) => {
+                    assert_eq!(member, *refused, "{members:?}: {why}");
+                }
+                other => panic!("{members:?}: {other:?}"),
+            }
+        }
+        // Along the volume's own path from the root, text and file system agree.
+        let vols = ["/var/lib/x".to_string()];
+        let fine = raw_tar(&[
+            ("var/lib/x/l", Symlink, "../x/y"),
+            ("var/lib/x/m", Symlink, "../../lib/x/y"),
+        ]);
+        assert_eq!(check(fine.as_slice(), &vols).unwrap().counts.entries, 2);
+        let out = raw_tar(&[("var/lib/x/l", Symlink, "../other")]);
+        assert!(matches!(
+            check(out.as_slice(), &vols),
+            Err(Refusal::Unsafe { .. })
+        ));
     }
 
     #[test]

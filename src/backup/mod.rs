@@ -13,8 +13,7 @@ pub mod lock;
 pub mod store;
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::path::Path;
+use std::io::{self, Read, Seek, Write};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -535,18 +534,18 @@ pub enum Rejected {
     Content(archive::Refusal),
 }
 
-/// Reads the whole archive at `path` once: its checksum against `expected` (from its `.sha256`)
-/// and every member against `volumes`. Returns its compression and what it holds.
+/// Reads the whole archive `file` once, from its start: its checksum against `expected` (from
+/// its `.sha256`) and every member against `volumes`. Returns its compression and what it holds.
 pub fn verify(
-    path: &Path,
+    file: &mut File,
     expected: Option<&str>,
     volumes: &[String],
 ) -> Result<(Compression, archive::Checked), Rejected> {
-    let mut file = File::open(path).map_err(Rejected::Io)?;
+    file.rewind().map_err(Rejected::Io)?;
     let mut head = [0u8; 4];
-    let n = read_head(&mut file, &mut head).map_err(Rejected::Io)?;
+    let n = read_head(file, &mut head).map_err(Rejected::Io)?;
     let compression = compress::detect(&head[..n]);
-    let file = File::open(path).map_err(Rejected::Io)?;
+    file.rewind().map_err(Rejected::Io)?;
     let mut hashing = HashingReader::new(file);
     let checked = match compress::decoder(compression, &mut hashing) {
         Ok(tar) => archive::check(tar, volumes),
@@ -600,15 +599,16 @@ mod tests {
             assert_eq!(w.counts.bytes, 3);
             let path = w.pending.commit(&name).unwrap();
             assert_eq!(std::fs::metadata(&path).unwrap().len(), w.size);
-            let (found, checked) = verify(&path, Some(&w.sha256), &["/data".into()]).unwrap();
+            let mut file = File::open(&path).unwrap();
+            let (found, checked) = verify(&mut file, Some(&w.sha256), &["/data".into()]).unwrap();
             assert_eq!(found, c);
             assert_eq!(checked.roots, ["data"]);
             assert!(matches!(
-                verify(&path, Some("00"), &["/data".into()]),
+                verify(&mut file, Some("00"), &["/data".into()]),
                 Err(Rejected::Checksum { .. })
             ));
             assert!(matches!(
-                verify(&path, None, &["/other".into()]),
+                verify(&mut file, None, &["/other".into()]),
                 Err(Rejected::Content(archive::Refusal::Unsafe { .. }))
             ));
         }

@@ -105,20 +105,51 @@ pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
     Ok(found)
 }
 
-/// The newest archive called `name` in `dir`: by modification time, then by timestamp.
+/// The archive of `name` in `dir` a restore takes: the newest timestamp in a file name
+/// (`<name>-<stamp>.<ext>`, any compression), which the link `<name>.<ext>` points at anyway;
+/// only when there is none, the fixed-name file `<name>.<ext>`. Ties (two compressions in one
+/// second, fixed names in two compressions) go to the file modified last.
 pub fn newest(dir: &Path, name: &str) -> io::Result<Option<Found>> {
-    let mut best: Option<(std::time::SystemTime, Found)> = None;
+    let mut best: Option<(bool, Option<String>, std::time::SystemTime, Found)> = None;
     for f in list(dir, name)? {
         let modified = fs::metadata(&f.path)?.modified()?;
-        let better = match &best {
-            None => true,
-            Some((m, b)) => (modified, &f.stamp) > (*m, &b.stamp),
-        };
-        if better {
-            best = Some((modified, f));
+        let key = (f.stamp.is_some(), f.stamp.clone(), modified);
+        if best
+            .as_ref()
+            .is_none_or(|(s, t, m, _)| key > (*s, t.clone(), *m))
+        {
+            best = Some((key.0, key.1, key.2, f));
         }
     }
-    Ok(best.map(|(_, f)| f))
+    Ok(best.map(|(_, _, _, f)| f))
+}
+
+/// The fixed names `<name>.tar.gz`, `<name>.tar.zst`, `<name>.tar` that exist in `dir` (as
+/// files or links).
+pub fn fixed_archives(dir: &Path, name: &str) -> Vec<String> {
+    ALL_COMPRESSIONS
+        .iter()
+        .map(|c| fixed_name(name, *c))
+        .filter(|f| fs::symlink_metadata(dir.join(f)).is_ok())
+        .collect()
+}
+
+/// Removes the fixed-name archives of `name` other than `kept` (a file name), with their
+/// checksum files. Returns the removed archive names.
+pub fn remove_fixed_except(dir: &Path, name: &str, kept: &str) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for other in fixed_archives(dir, name) {
+        if other != kept {
+            let path = dir.join(&other);
+            remove_if_exists(&checksum_path(&path))?;
+            remove_if_exists(&path)?;
+            removed.push(other);
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
 }
 
 /// Removes timestamped archives of `name` (and their checksum files) beyond the `keep` newest.
@@ -284,10 +315,17 @@ impl Pending {
     }
 
     /// Syncs the file to disk and gives it its name (replacing a file of that name atomically).
-    pub fn commit(mut self, final_name: &str) -> io::Result<PathBuf> {
+    pub fn commit(self, final_name: &str) -> io::Result<PathBuf> {
+        let dir = self.dir.clone();
+        let target = self.stage(final_name)?.rename()?;
+        sync_dir(&dir)?;
+        Ok(target)
+    }
+
+    /// Syncs the file to disk under a temporary name in its directory, for [`Staged::rename`].
+    pub fn stage(mut self, final_name: &str) -> io::Result<Staged> {
         self.file.flush()?;
         self.file.sync_all()?;
-        let target = self.dir.join(final_name);
         let temp = if let Some(t) = self.temp.take() {
             t
         } else {
@@ -305,13 +343,57 @@ impl Pending {
             .map_err(io::Error::from)?;
             linked
         };
-        if let Err(e) = fs::rename(&temp, &target) {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
-        sync_dir(&self.dir)?;
-        Ok(target)
+        Ok(Staged {
+            temp: Some(temp),
+            target: self.dir.join(final_name),
+        })
     }
+}
+
+/// A whole file on disk under a temporary name, waiting for [`Staged::rename`]. Dropped before
+/// that, it is removed.
+#[derive(Debug)]
+pub struct Staged {
+    temp: Option<PathBuf>,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// Gives the file its name, replacing a file of that name atomically. The directory is not
+    /// synced: the caller does that once for all its renames.
+    pub fn rename(mut self) -> io::Result<PathBuf> {
+        if let Some(temp) = self.temp.take() {
+            if let Err(e) = fs::rename(&temp, &self.target) {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        }
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(t) = self.temp.take() {
+            let _ = fs::remove_file(t);
+        }
+    }
+}
+
+/// Puts a new archive and its `.sha256` (the format of `sha256sum`, mode 0600) into place. Both
+/// are written and synced under temporary names first and then renamed one right after the
+/// other, so that an archive replaced with `overwrite` and its checksum disagree only between
+/// two renames. (A restore refuses a pair that disagrees.)
+pub fn commit_archive(archive: Pending, final_name: &str, hex: &str) -> io::Result<PathBuf> {
+    let dir = archive.dir.clone();
+    let sum_name = format!("{final_name}.sha256");
+    let mut sum = Pending::create(&dir, &sum_name)?;
+    writeln!(sum, "{hex}  {final_name}")?;
+    let sum = sum.stage(&sum_name)?;
+    let path = archive.stage(final_name)?.rename()?;
+    sum.rename()?;
+    sync_dir(&dir)?;
+    Ok(path)
 }
 
 impl Write for Pending {
@@ -337,19 +419,6 @@ impl Drop for Pending {
 
 fn temp_name(final_name: &str) -> String {
     format!(".{final_name}{TEMP_MARK}{}", std::process::id())
-}
-
-/// Writes `<archive>.sha256` in the format of `sha256sum` (mode 0600, atomically).
-pub fn write_checksum(archive: &Path, hex: &str) -> io::Result<PathBuf> {
-    let dir = archive.parent().unwrap_or(Path::new("."));
-    let file_name = archive
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let sum_name = format!("{file_name}.sha256");
-    let mut pending = Pending::create(dir, &sum_name)?;
-    writeln!(pending, "{hex}  {file_name}")?;
-    pending.commit(&sum_name)
 }
 
 /// The checksum a `.sha256` file records (its first word), if the file exists.
@@ -443,6 +512,65 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_timestamp_wins_whatever_the_file_times() {
+        let d = tempfile::tempdir().unwrap();
+        let at = |name: &str, secs: u64| {
+            touch(d.path(), name);
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            File::options()
+                .write(true)
+                .open(d.path().join(name))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        let newest_name = || newest(d.path(), "web").unwrap().map(|f| f.file_name);
+        assert_eq!(newest_name(), None);
+        at("web.tar.gz", 1_000);
+        assert_eq!(newest_name().as_deref(), Some("web.tar.gz"));
+        at("web.tar.zst", 2_000);
+        assert_eq!(
+            newest_name().as_deref(),
+            Some("web.tar.zst"),
+            "by file time"
+        );
+        // A timestamp in the name beats any fixed name, and the newest timestamp wins even
+        // when its file is older (copied back from elsewhere).
+        at("web-20260102T000000Z.tar.gz", 500);
+        at("web-20260101T000000Z.tar.zst", 3_000);
+        assert_eq!(
+            newest_name().as_deref(),
+            Some("web-20260102T000000Z.tar.gz")
+        );
+        at("web-20260102T000000Z.tar", 600);
+        assert_eq!(
+            newest_name().as_deref(),
+            Some("web-20260102T000000Z.tar"),
+            "the same second: the file written last"
+        );
+    }
+
+    #[test]
+    fn fixed_names_in_every_compression() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "web.tar",
+            "web.tar.zst",
+            "web.tar.zst.sha256",
+            "web-data.tar.gz",
+        ] {
+            touch(d.path(), n);
+        }
+        assert_eq!(fixed_archives(d.path(), "web"), ["web.tar.zst", "web.tar"]);
+        assert!(fixed_archives(d.path(), "we").is_empty());
+        let removed = remove_fixed_except(d.path(), "web", "web.tar").unwrap();
+        assert_eq!(removed, ["web.tar.zst"]);
+        assert_eq!(fixed_archives(d.path(), "web"), ["web.tar"]);
+        assert!(!d.path().join("web.tar.zst.sha256").exists());
+        assert!(d.path().join("web-data.tar.gz").exists());
+    }
+
+    #[test]
     fn pending_files_appear_only_when_committed() {
         let d = tempfile::tempdir().unwrap();
         {
@@ -464,9 +592,18 @@ mod tests {
     #[test]
     fn checksum_files_and_links() {
         let d = tempfile::tempdir().unwrap();
-        touch(d.path(), "web-20260101T000000Z.tar.gz");
-        let archive = d.path().join("web-20260101T000000Z.tar.gz");
-        write_checksum(&archive, "abc").unwrap();
+        let mut pending = Pending::create(d.path(), "web-20260101T000000Z.tar.gz").unwrap();
+        pending.write_all(b"archive").unwrap();
+        let archive = commit_archive(pending, "web-20260101T000000Z.tar.gz", "abc").unwrap();
+        assert_eq!(fs::read(&archive).unwrap(), b"archive");
+        assert_eq!(
+            fs::metadata(checksum_path(&archive))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
         assert_eq!(
             fs::read_to_string(checksum_path(&archive)).unwrap(),
             "abc  web-20260101T000000Z.tar.gz\n"
@@ -486,6 +623,27 @@ mod tests {
         touch(d.path(), "db.tar.gz");
         assert!(!point_link(d.path(), "db.tar.gz", "web-20260101T000000Z.tar.gz").unwrap());
         assert_eq!(fs::read(d.path().join("db.tar.gz")).unwrap(), b"db.tar.gz");
+    }
+
+    #[test]
+    fn an_archive_and_its_checksum_replace_the_old_pair() {
+        let d = tempfile::tempdir().unwrap();
+        for (content, hex) in [("old", "111"), ("new", "222")] {
+            let mut pending = Pending::create_named(d.path(), "a.tar").unwrap();
+            pending.write_all(content.as_bytes()).unwrap();
+            commit_archive(pending, "a.tar", hex).unwrap();
+        }
+        assert_eq!(fs::read(d.path().join("a.tar")).unwrap(), b"new");
+        assert_eq!(
+            read_checksum(&d.path().join("a.tar")).unwrap().as_deref(),
+            Some("222")
+        );
+        let mut names: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.tar", "a.tar.sha256"], "no temporary file stays");
     }
 
     #[test]

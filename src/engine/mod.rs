@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod convert;
+pub mod watchdog;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -549,17 +550,23 @@ impl Engine {
     }
 
     pub async fn start_container(&self, name: &str) -> Result<(), EngineError> {
-        self.docker
+        match self
+            .docker
             .start_container(name, None::<qp::StartContainerOptions>)
             .await
-            .map_err(|e| {
-                classify(
-                    &format!("starting container `{name}`"),
-                    "container",
-                    name,
-                    e,
-                )
-            })
+        {
+            // 304: already running.
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(classify(
+                &format!("starting container `{name}`"),
+                "container",
+                name,
+                e,
+            )),
+        }
     }
 
     pub async fn stop_container(&self, name: &str, timeout: u32) -> Result<(), EngineError> {

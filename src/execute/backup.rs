@@ -8,7 +8,7 @@
 //! through the archive endpoint.
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 
 use crate::backup::{self, ChannelReader, Chunk, Content, Rejected, Written, archive, lock, store};
 use crate::engine::archive::UploadError;
+use crate::engine::watchdog::Watchdog;
 use crate::engine::{ContainerInfo, EngineError};
 use crate::execute::lifecycle::own_volume_mounts;
 use crate::execute::run::{bare_spec, helper_image, run_container, temp_name};
@@ -66,34 +67,21 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     let compression = args.compression.unwrap_or(Compression::Gzip);
     let base = args.backup_name.as_deref().unwrap_or("backup");
     hold_lock(run, &dir, args.lock_timeout).await?;
-    match store::remove_stale_temporaries(&dir) {
-        Ok(removed) => {
-            for r in removed {
-                output::info(format!(
-                    "Removed {r}, left behind in {} by a run that was killed",
-                    dir.display()
-                ));
-            }
-        }
-        Err(e) => output::warn(
-            "backup",
-            format!(
-                "could not look for stale temporary files in {}: {e}",
-                dir.display()
-            ),
-        ),
-    }
     let file_name = if args.timestamp {
         free_stamped_name(&dir, base, compression).await?
     } else {
-        let fixed = store::fixed_name(base, compression);
-        if std::fs::symlink_metadata(dir.join(&fixed)).is_ok() && !args.overwrite {
-            return Err(OrderError::failed(format!(
-                "the target {fixed} exists already in directory {}: add `overwrite: true` to the order to overwrite it",
-                dir.display()
-            )));
+        // `overwrite` (ORIGINAL §3.1 step 3) is about the name, whatever its compression.
+        let found = store::fixed_archives(&dir, base);
+        if let (Some(found), false) = (found.first(), args.overwrite) {
+            return Err(OrderError::hinted(
+                format!(
+                    "the target `{found}` exists already in directory `{}`",
+                    dir.display()
+                ),
+                "add `overwrite: true` to the order to replace it",
+            ));
         }
-        fixed
+        store::fixed_name(base, compression)
     };
     let target = dir.join(&file_name);
     output::info(format!(
@@ -102,41 +90,32 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
         target.display()
     ));
 
-    let stopped = args.stop && info.running;
-    if stopped {
-        run.engine()
-            .stop_container(name, args.timeout.unwrap_or(STOP_TIMEOUT))
-            .await?;
-        output::info(format!("Stopped container {name} for its backup"));
-    }
     let helper = helper_for_backup(run);
-    // A helper's tar writes an uncompressed archive straight into its file, so that one needs
-    // a name the container can be given.
-    let pending = if helper.is_some() && compression == Compression::None {
-        store::Pending::create_named(&dir, &file_name)
-    } else {
-        store::Pending::create(&dir, &file_name)
-    }
-    .map_err(OrderError::io(format!(
-        "creating a temporary file in {}",
-        dir.display()
-    )))?;
-    let written = match &helper {
-        Some(image) => with_helper(run, name, image, &sources, pending, compression).await,
-        None => through_engine(run, name, &sources, pending, compression).await,
-    };
-    if stopped {
-        let restarted = run.engine().start_container(name).await;
-        match (&written, restarted) {
-            (_, Ok(())) => output::info(format!("Started container {name} again")),
-            (Ok(_), Err(e)) => return Err(e.into()),
-            (Err(_), Err(e)) => output::error(
-                "backup",
-                format!("could not start container {name} again: {e}"),
-            ),
-        }
-    }
-    let written = written?;
+    let stop = (args.stop && info.running).then(|| args.timeout.unwrap_or(STOP_TIMEOUT));
+    let written = while_stopped(
+        run,
+        name,
+        stop,
+        "backup",
+        Box::pin(async {
+            // A helper's tar writes an uncompressed archive straight into its file, so that one
+            // needs a name the container can be given.
+            let pending = if helper.is_some() && compression == Compression::None {
+                store::Pending::create_named(&dir, &file_name)
+            } else {
+                store::Pending::create(&dir, &file_name)
+            }
+            .map_err(OrderError::io(format!(
+                "creating a temporary file in {}",
+                dir.display()
+            )))?;
+            match &helper {
+                Some(image) => with_helper(run, name, image, &sources, pending, compression).await,
+                None => through_engine(run, name, &sources, pending, compression).await,
+            }
+        }),
+    )
+    .await?;
 
     let keep = args.keep;
     let (link, stamped) = (store::fixed_name(base, compression), args.timestamp);
@@ -145,8 +124,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     let file_for_commit = file_name.clone();
     let sha = written.sha256.clone();
     let (path, pruned, linked) = tokio::task::spawn_blocking(move || {
-        let path = written.pending.commit(&file_for_commit)?;
-        store::write_checksum(&path, &sha)?;
+        let path = store::commit_archive(written.pending, &file_for_commit, &sha)?;
         let linked = if stamped {
             store::point_link(&dir_for_commit, &link, &file_for_commit)?
         } else {
@@ -154,6 +132,10 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
         };
         let pruned = match keep {
             Some(k) => store::prune(&dir_for_commit, &base_name, k as usize)?,
+            // `overwrite`: the new archive replaces those of the name in other compressions.
+            None if !stamped => {
+                store::remove_fixed_except(&dir_for_commit, &base_name, &file_for_commit)?
+            }
             None => Vec::new(),
         };
         Ok::<_, io::Error>((path, pruned, linked))
@@ -236,25 +218,23 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
         "Restoring container {name} from {}",
         path.display()
     ));
-    let expected = store::read_checksum(&path).map_err(OrderError::io(format!(
-        "reading {}",
-        store::checksum_path(&path).display()
-    )))?;
-    if expected.is_none() {
-        output::warn(
-            "restore",
-            format!(
-                "{} has no checksum file: only its content is checked",
-                path.display()
-            ),
-        );
-    }
+    let sum_path = store::checksum_path(&path);
+    let expected = store::read_checksum(&path)
+        .map_err(OrderError::io(format!("reading {}", sum_path.display())))?
+        .ok_or_else(|| missing_checksum(&path, &sum_path))?;
+    // Opened once: what is checked is what is sent, whatever happens to the name meanwhile.
+    let file = std::fs::File::open(&path)
+        .map_err(OrderError::io(format!("opening {}", path.display())))?;
     let volumes: Vec<String> = info.mounts.iter().map(|m| m.destination.clone()).collect();
     let verified = {
-        let (path, volumes) = (path.clone(), volumes.clone());
-        tokio::task::spawn_blocking(move || backup::verify(&path, expected.as_deref(), &volumes))
+        let expected = expected.clone();
+        let mut file = file;
+        tokio::task::spawn_blocking(move || {
+            let verified = backup::verify(&mut file, Some(&expected), &volumes);
+            (file, verified)
+        })
     };
-    let verified = tokio::select! {
+    let (file, verified) = tokio::select! {
         r = verified => r.map_err(|e| OrderError::failed(format!("checking the archive stopped: {e}")))?,
         () = interrupt::wait() => return Err(OrderError::Interrupted),
     };
@@ -298,31 +278,23 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
         return Ok(());
     }
 
-    let stopped = args.stop && info.running;
-    if stopped {
-        run.engine()
-            .stop_container(name, args.timeout.unwrap_or(STOP_TIMEOUT))
-            .await?;
-        output::info(format!("Stopped container {name} for its restore"));
-    }
-    let mut result = Ok(());
     if args.clean {
-        result = empty_volumes(run, name, &checked.roots).await;
+        check_clean_tools(run, name).await?;
     }
-    if result.is_ok() {
-        result = upload(run, name, &path, compression).await;
-    }
-    if stopped {
-        match run.engine().start_container(name).await {
-            Ok(()) => output::info(format!("Started container {name} again")),
-            Err(e) if result.is_ok() => return Err(e.into()),
-            Err(e) => output::error(
-                "restore",
-                format!("could not start container {name} again: {e}"),
-            ),
-        }
-    }
-    result?;
+    let stop = (args.stop && info.running).then(|| args.timeout.unwrap_or(STOP_TIMEOUT));
+    while_stopped(
+        run,
+        name,
+        stop,
+        "restore",
+        Box::pin(async {
+            if args.clean {
+                empty_volumes(run, name, &checked.roots).await?;
+            }
+            upload(run, name, &path, file, compression, &expected).await
+        }),
+    )
+    .await?;
     output::info(format!(
         "Successfully restored container {name} from {shown} ({} members into {})",
         checked.counts.entries,
@@ -334,6 +306,65 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             .join(", ")
     ));
     Ok(())
+}
+
+/// The refusal of an archive without its `.sha256`: nothing tells it from a damaged or changed
+/// copy.
+fn missing_checksum(archive: &Path, sum: &Path) -> OrderError {
+    let file = |p: &Path| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    let dir = archive.parent().unwrap_or(Path::new("."));
+    OrderError::hinted(
+        format!(
+            "the archive `{}` has no checksum file `{}`, so a damaged or changed archive cannot be told from a good one; nothing was restored",
+            archive.display(),
+            sum.display()
+        ),
+        format!(
+            "if the archive is trusted, write its checksum: `cd {} && sha256sum {} > {}`",
+            dir.display(),
+            file(archive),
+            file(sum)
+        ),
+    )
+}
+
+/// Runs `work` with container `name` stopped when `stop` (the stop timeout) is set (the caller
+/// sets it only for a running container), and starts the container again afterwards, whatever
+/// `work` returned: the one place between a stop and its start, so that no early return can
+/// skip the start.
+async fn while_stopped<T>(
+    run: &UnitRun<'_>,
+    name: &str,
+    stop: Option<u32>,
+    what: &str,
+    work: impl std::future::Future<Output = OrderResult<T>>,
+) -> OrderResult<T> {
+    let Some(timeout) = stop else {
+        return work.await;
+    };
+    // A stop that failed half-way may have stopped the container all the same: it is started
+    // again in any case (a start of a running container is a no-op).
+    let result = match run.engine().stop_container(name, timeout).await {
+        Ok(()) => {
+            output::info(format!("Stopped container {name} for its {what}"));
+            work.await
+        }
+        Err(e) => Err(e.into()),
+    };
+    match run.engine().start_container(name).await {
+        Ok(()) => {
+            output::info(format!("Started container {name} again"));
+            result
+        }
+        Err(e) if result.is_ok() => Err(e.into()),
+        Err(e) => {
+            output::error(what, format!("could not start container {name} again: {e}"));
+            result
+        }
+    }
 }
 
 /// What a backup without `source` archives: the container's own volumes (not those shared in
@@ -427,6 +458,7 @@ async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> Order
     match lock::acquire(&path, &about, timeout, interrupt::is_set).await {
         Ok(l) => {
             held.push(l);
+            remove_stale_temporaries(dir);
             Ok(())
         }
         Err(lock::LockError::Interrupted) => Err(OrderError::Interrupted),
@@ -444,6 +476,29 @@ async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> Order
             },
             waited.as_secs()
         ))),
+    }
+}
+
+/// Removes the temporary files that killed runs left in `dir` (an unnamed file goes with its
+/// process; a named one, which a helper container writes into, stays). Called with the lock
+/// held, so no other run of the unit writes there meanwhile.
+fn remove_stale_temporaries(dir: &Path) {
+    match store::remove_stale_temporaries(dir) {
+        Ok(removed) => {
+            for r in removed {
+                output::info(format!(
+                    "Removed {r}, left behind in {} by a run that was killed",
+                    dir.display()
+                ));
+            }
+        }
+        Err(e) => output::warn(
+            "backup",
+            format!(
+                "could not look for stale temporary files in {}: {e}",
+                dir.display()
+            ),
+        ),
     }
 }
 
@@ -653,19 +708,24 @@ async fn with_helper(
     pending: store::Pending,
     compression: Compression,
 ) -> OrderResult<Written> {
-    let tmp = tempfile::Builder::new()
-        .prefix("dstart-backup-")
-        .tempdir()
-        .map_err(OrderError::io("creating a temporary directory"))?;
     let direct = pending.temp_path().map(Path::to_path_buf);
     let through_fifo = direct.is_none();
+    // Only the FIFO needs a directory (made only then: a killed run leaves it in /tmp). Kept
+    // until the helper is done.
+    let mut _fifo_dir = None;
     let (host, container) = if let Some(file) = &direct {
         (file.clone(), "/dstart-backup.tar".to_string())
     } else {
+        let tmp = tempfile::Builder::new()
+            .prefix("dstart-backup-")
+            .tempdir()
+            .map_err(OrderError::io("creating a temporary directory"))?;
         let fifo = tmp.path().join("archive.tar");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
             .map_err(|e| OrderError::io("creating a FIFO")(io::Error::from(e)))?;
-        (tmp.path().to_path_buf(), "/dstart-backup".to_string())
+        let host = tmp.path().to_path_buf();
+        _fifo_dir = Some(tmp);
+        (host, "/dstart-backup".to_string())
     };
     let target = if direct.is_some() {
         container.clone()
@@ -715,7 +775,12 @@ async fn with_helper(
             }
         })
     };
+    // Should dstart be killed, the watchdog removes the helper: its tar stops writing.
+    let watchdog = watch_helper(run, &helper.name);
     let ran = run_container(run, helper, true).await;
+    if let Some(w) = watchdog {
+        w.done();
+    }
     finished.store(true, std::sync::atomic::Ordering::SeqCst);
     // Whatever happened to tar, let a reader of the FIFO see its end.
     let fifo = host.join("archive.tar");
@@ -741,6 +806,21 @@ async fn with_helper(
     written.map_err(|e| archive_failed(name, e))
 }
 
+/// A watchdog process that removes the helper container `name` if dstart dies while it runs;
+/// none (noted at `-d`) if it cannot be started.
+fn watch_helper(run: &UnitRun<'_>, name: &str) -> Option<Watchdog> {
+    let socket = run.engine().address().strip_prefix("unix://")?;
+    match Watchdog::start(Path::new(socket), name) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            output::debug(format!(
+                "Could not start the watchdog of the helper container {name} ({e}): should dstart be killed, the helper runs on until its tar ends"
+            ));
+            None
+        }
+    }
+}
+
 struct Counted<R> {
     inner: R,
     progress: std::sync::Arc<Progress>,
@@ -754,47 +834,101 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// Empties the volume roots (`clean: true`) with `find … -exec rm -rf` in a helper container.
-async fn empty_volumes(run: &UnitRun<'_>, name: &str, roots: &[String]) -> OrderResult {
-    let spec = run.spec(name)?;
-    let image = helper_image(run, spec)?;
-    let mut helper = bare_spec(&temp_name(name, "clean"), &image);
+/// A throw-away container of the helper image (`HELPER_IMAGE`, else the container's own) that
+/// runs `cmd` as root without a network. Returns it and its image.
+fn tool_helper(
+    run: &UnitRun<'_>,
+    name: &str,
+    what: &str,
+    cmd: &[&str],
+) -> OrderResult<(crate::unit::container::ContainerSpec, String)> {
+    let image = helper_image(run, run.spec(name)?)?;
+    let mut helper = bare_spec(&temp_name(name, what), &image);
     helper.entrypoint = Some(Vec::new());
-    let mut cmd = vec!["find".to_string()];
-    cmd.extend(roots.iter().map(|r| format!("/{r}")));
-    // `-delete` is missing from busybox's find; `-exec rm -rf {} +` is everywhere.
-    cmd.extend(
-        [
-            "-mindepth",
-            "1",
+    helper.command = Some(cmd.iter().map(|c| (*c).to_string()).collect());
+    helper.user = Some("0".into());
+    helper.host.network_mode = Some("none".into());
+    Ok((helper, image))
+}
+
+/// Checks, before anything is stopped or written, that the helper image of `clean: true` can
+/// run `find` and `rm`: an image without them (one made `FROM scratch`) fails the restore here
+/// rather than after the stop.
+async fn check_clean_tools(run: &UnitRun<'_>, name: &str) -> OrderResult {
+    // `find` runs `rm` once, on a path that does not exist: both must be there to exit 0.
+    let (probe, image) = tool_helper(
+        run,
+        name,
+        "probe",
+        &[
+            "find",
+            "/",
             "-maxdepth",
-            "1",
+            "0",
             "-exec",
             "rm",
-            "-rf",
-            "{}",
-            "+",
-        ]
-        .map(String::from),
-    );
-    helper.command = Some(cmd);
-    helper.user = Some("0".into());
+            "-f",
+            "--",
+            "/.dstart-probe-nonexistent",
+            ";",
+        ],
+    )?;
+    let why = match run_container(run, probe, true).await {
+        Ok((0, _)) => return Ok(()),
+        Ok((code, tail)) => format!("exit code {code}{}", tail.render()),
+        Err(OrderError::Interrupted) => return Err(OrderError::Interrupted),
+        Err(e) => e.to_string(),
+    };
+    let hint = if run
+        .unit
+        .environment
+        .get_str("HELPER_IMAGE")
+        .is_some_and(|h| !h.is_empty())
+    {
+        format!("set HELPER_IMAGE to an image that has `find` and `rm` (`{image}` has not)")
+    } else {
+        "set HELPER_IMAGE in an environment file to an image that has `find` and `rm`, a busybox image for one".to_string()
+    };
+    Err(OrderError::hinted(
+        format!(
+            "`clean: true` empties the volumes with `find` and `rm` in a container of `{image}`, which cannot run them ({why}); nothing was restored"
+        ),
+        hint,
+    ))
+}
+
+/// Empties the volume roots (`clean: true`) with `find … -exec rm -rf` in a helper container.
+async fn empty_volumes(run: &UnitRun<'_>, name: &str, roots: &[String]) -> OrderResult {
+    let paths: Vec<String> = roots.iter().map(|r| format!("/{r}")).collect();
+    let mut cmd = vec!["find"];
+    cmd.extend(paths.iter().map(String::as_str));
+    // `-delete` is missing from busybox's find; `-exec rm -rf {} +` is everywhere.
+    cmd.extend([
+        "-mindepth",
+        "1",
+        "-maxdepth",
+        "1",
+        "-exec",
+        "rm",
+        "-rf",
+        "{}",
+        "+",
+    ]);
+    let (mut helper, image) = tool_helper(run, name, "clean", &cmd)?;
     helper.host.volumes_from = vec![name.to_string()];
-    helper.host.network_mode = Some("none".into());
     output::info(format!(
         "Emptying {} of container {name} before the restore",
-        roots
-            .iter()
-            .map(|r| format!("/{r}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        paths.join(", ")
     ));
     let (code, tail) = run_container(run, helper, true).await?;
     if code != 0 {
-        return Err(OrderError::failed(format!(
-            "emptying the volumes of {name} failed with exit code {code} (`clean: true` runs `find` and `rm` in {image}; set HELPER_IMAGE to an image that has them){}",
-            tail.render()
-        )));
+        return Err(OrderError::hinted(
+            format!(
+                "emptying the volumes of {name} failed with exit code {code} (`clean: true` runs `find` and `rm` in `{image}`){}",
+                tail.render()
+            ),
+            "set HELPER_IMAGE to an image that has `find` and `rm`",
+        ));
     }
     Ok(())
 }
@@ -804,20 +938,26 @@ async fn empty_volumes(run: &UnitRun<'_>, name: &str, roots: &[String]) -> Order
 /// ours (a PUT of plain tar takes two thirds of the time of the same tar gzipped, see
 /// docs/performance.md), so the two cores share the work. On a unix socket the tar is sent
 /// with a blocking request from the thread that reads it ([`crate::engine::archive`]).
+///
+/// `file` is the archive as it was verified; it is hashed again as it is sent, and a checksum
+/// that differs from `expected` fails the restore.
 async fn upload(
     run: &UnitRun<'_>,
     name: &str,
     path: &Path,
+    file: std::fs::File,
     compression: Compression,
+    expected: &str,
 ) -> OrderResult {
     let progress = std::sync::Arc::new(Progress::new(&format!("Restoring {name}")));
-    if run.engine().address().starts_with("unix://") {
+    let (raw, digest) =
+        Rehashed::new(file).map_err(OrderError::io(format!("reading {}", path.display())))?;
+    let sent = if run.engine().address().starts_with("unix://") {
         let engine = run.engine().clone();
-        let (container, file_path) = (name.to_string(), path.to_path_buf());
+        let container = name.to_string();
         let seen = std::sync::Arc::clone(&progress);
         let sent = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&file_path).map_err(UploadError::Read)?;
-            let tar = backup::compress::decoder(compression, file).map_err(UploadError::Read)?;
+            let tar = backup::compress::decoder(compression, raw).map_err(UploadError::Read)?;
             let mut body = Counted {
                 inner: backup::ReadAhead::new(tar),
                 progress: seen,
@@ -837,19 +977,52 @@ async fn upload(
             );
             return Err(OrderError::Interrupted);
         }
-        return match sent {
+        match sent {
             Ok(()) => Ok(()),
             Err(UploadError::Engine(e)) => Err(OrderError::Engine(e)),
             Err(UploadError::Read(e)) => {
                 Err(OrderError::io(format!("reading {}", path.display()))(e))
             }
-        };
+        }
+    } else {
+        upload_async(run, name, path, raw, compression, &progress).await
+    };
+    sent?;
+    // The digest arrives when the reader reached the end of the file, before the last bytes
+    // were sent.
+    let actual = digest
+        .recv()
+        .map_err(|_| {
+            OrderError::failed(format!(
+                "the archive {} was not read to its end while it was sent; the container may hold part of it",
+                path.display()
+            ))
+        })?
+        .map_err(OrderError::io(format!("reading {}", path.display())))?;
+    if actual != expected {
+        return Err(OrderError::hinted(
+            format!(
+                "the archive {} changed while it was restored: its checksum is now {actual}, its .sha256 file says {expected}; the container may hold part of it",
+                path.display()
+            ),
+            "restore again from an archive that nothing writes into",
+        ));
     }
+    Ok(())
+}
+
+/// [`upload`] through the async client (an engine on tcp).
+async fn upload_async(
+    run: &UnitRun<'_>,
+    name: &str,
+    path: &Path,
+    raw: Rehashed,
+    compression: Compression,
+    progress: &std::sync::Arc<Progress>,
+) -> OrderResult {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let file_path: PathBuf = path.to_path_buf();
     let reader = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&file_path)?;
-        let mut input = backup::compress::decoder(compression, file)?;
+        let mut input = backup::compress::decoder(compression, raw)?;
         let mut buf = vec![0u8; 1 << 18];
         loop {
             let n = input.read(&mut buf)?;
@@ -861,7 +1034,7 @@ async fn upload(
             }
         }
     });
-    let seen = std::sync::Arc::clone(&progress);
+    let seen = std::sync::Arc::clone(progress);
     let body =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
             .inspect(move |b| seen.add(b.len()));
@@ -877,4 +1050,44 @@ async fn upload(
         .map_err(|e| OrderError::failed(format!("reading the archive stopped: {e}")))?;
     sent?;
     read.map_err(OrderError::io(format!("reading {}", path.display())))
+}
+
+/// The archive file of a restore, hashed again as it is read: at its end, the digest goes to
+/// the receiver [`Rehashed::new`] returns.
+struct Rehashed {
+    inner: Option<backup::HashingReader<std::fs::File>>,
+    digest: std::sync::mpsc::Sender<io::Result<String>>,
+}
+
+impl Rehashed {
+    /// Reads `file` from its start.
+    fn new(
+        mut file: std::fs::File,
+    ) -> io::Result<(Rehashed, std::sync::mpsc::Receiver<io::Result<String>>)> {
+        use std::io::Seek;
+        file.rewind()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        Ok((
+            Rehashed {
+                inner: Some(backup::HashingReader::new(file)),
+                digest: tx,
+            },
+            rx,
+        ))
+    }
+}
+
+impl Read for Rehashed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let n = inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(done) = self.inner.take() {
+                let _ = self.digest.send(done.finish());
+            }
+        }
+        Ok(n)
+    }
 }

@@ -35,7 +35,11 @@ pub enum OrderError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{message}")]
-    Failed { message: String },
+    Failed {
+        message: String,
+        /// What the user can do about it, shown as a `hint:` line.
+        hint: Option<String>,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -50,6 +54,23 @@ impl OrderError {
     pub fn failed(message: impl Into<String>) -> Self {
         OrderError::Failed {
             message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A failure with a `hint:` line.
+    pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        OrderError::Failed {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// The hint of a failure, if it has one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            OrderError::Failed { hint, .. } => hint.as_deref(),
+            _ => None,
         }
     }
 
@@ -282,6 +303,7 @@ impl<'a> UnitRun<'a> {
             Err(OrderError::Interrupted) => Err(OrderError::Interrupted),
             Err(e) => Err(OrderError::Failed {
                 message: format!("order `{kind}` on `{}` failed: {e}", order.container),
+                hint: e.hint().map(str::to_string),
             }),
         }
     }
