@@ -342,3 +342,48 @@ fn a_run_that_removes_the_last_container_can_start_it_again() {
         "the unit network exists again"
     );
 }
+
+#[test]
+fn containers_networks_and_volumes_carry_the_three_labels() {
+    let sb = Sandbox::new("labels");
+    let id = sb.id.clone();
+    let db = format!("{id}-db");
+    let volume = format!("{id}-vol");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{db}:\n  image: {base}\n  command: [\"true\"]\n  volumes: ['{volume}:/data']\n---\n- {db}: {{command: create}}\n",
+            base = base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let labels = |kind: &str, name: &str| {
+        let format = "{{index .Labels \"dstart.unit\"}}|{{index .Labels \"dstart.container\"}}|{{index .Labels \"dstart.config-hash\"}}";
+        let format = if kind == "container" {
+            format.replace(".Labels", ".Config.Labels")
+        } else {
+            format.to_string()
+        };
+        let text = support::docker(&[kind, "inspect", "-f", &format, name]);
+        let parts: Vec<String> = text.split('|').map(str::to_string).collect();
+        assert_eq!(parts.len(), 3, "{kind} {name}: {text}");
+        assert_eq!(
+            parts[2].len(),
+            64,
+            "{kind} {name} has a config hash: {text}"
+        );
+        (parts[0].clone(), parts[1].clone())
+    };
+    assert_eq!(labels("container", &db), (id.clone(), db.clone()));
+    assert_eq!(
+        labels("network", &format!("dstart-{id}")),
+        (id.clone(), String::new()),
+        "the network belongs to the unit, not to a container"
+    );
+    assert_eq!(
+        labels("volume", &volume),
+        (id.clone(), db.clone()),
+        "the volume names the container that declared it"
+    );
+}

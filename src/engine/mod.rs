@@ -1074,21 +1074,13 @@ impl Engine {
 
     // -- networks and volumes -----------------------------------------------------------------
 
-    /// Creates a bridge network unless one of that name exists. Returns whether it was created.
-    pub async fn ensure_network(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<bool, EngineError> {
-        if self.network_containers(name).await?.is_some() {
+    /// Creates a network from `req` (see [`convert::network_request`]) unless one of that name
+    /// exists. Returns whether it was created.
+    pub async fn ensure_network(&self, req: NetworkCreateRequest) -> Result<bool, EngineError> {
+        let name = req.name.clone();
+        if self.network_containers(&name).await?.is_some() {
             return Ok(false);
         }
-        let req = NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".to_string()),
-            labels: Some(labels),
-            ..Default::default()
-        };
         match self.docker.create_network(req).await {
             Ok(_) => Ok(true),
             // Created concurrently by a parallel order: fine.
@@ -1098,7 +1090,7 @@ impl Engine {
             Err(e) => Err(classify(
                 &format!("creating network `{name}`"),
                 "network",
-                name,
+                &name,
                 e,
             )),
         }
@@ -1154,25 +1146,18 @@ impl Engine {
             .map_err(|e| classify(&format!("removing network `{name}`"), "network", name, e))
     }
 
-    /// Creates a named volume unless it exists. Returns whether it was created.
-    pub async fn ensure_volume(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<bool, EngineError> {
-        if self.volume_labels(name).await?.is_some() {
+    /// Creates a named volume from `req` (see [`convert::volume_request`]) unless it exists.
+    /// Returns whether it was created.
+    pub async fn ensure_volume(&self, req: VolumeCreateRequest) -> Result<bool, EngineError> {
+        let name = req.name.clone().unwrap_or_default();
+        if self.volume_labels(&name).await?.is_some() {
             return Ok(false);
         }
-        let req = VolumeCreateRequest {
-            name: Some(name.to_string()),
-            labels: Some(labels),
-            ..Default::default()
-        };
         self.docker
             .create_volume(req)
             .await
             .map(|_| true)
-            .map_err(|e| classify(&format!("creating volume `{name}`"), "volume", name, e))
+            .map_err(|e| classify(&format!("creating volume `{name}`"), "volume", &name, e))
     }
 
     /// The labels of a volume; `None` if it does not exist.

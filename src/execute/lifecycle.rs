@@ -67,7 +67,7 @@ async fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
     for m in &spec.mounts {
         if let MountSpec::Named { name, .. } = m {
             let engine_name = run.naming.volumes.get(name).unwrap_or(name);
-            run.ensure_volume(engine_name).await?;
+            run.ensure_volume(engine_name, &spec.name).await?;
         }
     }
     Ok(())

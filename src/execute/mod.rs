@@ -182,15 +182,9 @@ impl<'a> UnitRun<'a> {
         if *ready {
             return Ok(());
         }
-        let labels = HashMap::from([(
-            crate::engine::convert::LABEL_UNIT.to_string(),
-            self.naming.unit_label.clone(),
-        )]);
-        if self
-            .engine()
-            .ensure_network(&self.naming.network, labels)
-            .await?
-        {
+        let req =
+            crate::engine::convert::network_request(&self.naming.network, &self.naming.unit_label);
+        if self.engine().ensure_network(req).await? {
             output::debug(format!("Created network {}", self.naming.network));
         }
         *ready = true;
@@ -202,8 +196,8 @@ impl<'a> UnitRun<'a> {
         *self.network_ready.lock().await = false;
     }
 
-    /// Creates a named volume of the unit once per run.
-    pub async fn ensure_volume(&self, engine_name: &str) -> OrderResult {
+    /// Creates a named volume of the unit once per run; `container` declared it.
+    pub async fn ensure_volume(&self, engine_name: &str, container: &str) -> OrderResult {
         if self
             .volumes_ready
             .lock()
@@ -211,11 +205,9 @@ impl<'a> UnitRun<'a> {
         {
             return Ok(());
         }
-        let labels = HashMap::from([(
-            crate::engine::convert::LABEL_UNIT.to_string(),
-            self.naming.unit_label.clone(),
-        )]);
-        if self.engine().ensure_volume(engine_name, labels).await? {
+        let req =
+            crate::engine::convert::volume_request(engine_name, &self.naming.unit_label, container);
+        if self.engine().ensure_volume(req).await? {
             output::debug(format!("Created volume {engine_name}"));
         }
         if let Ok(mut v) = self.volumes_ready.lock() {
