@@ -75,12 +75,25 @@ impl Drop for Registry {
     }
 }
 
+/// Image names outside the sandbox's prefix (`127.0.0.1:PORT/...`) that a test makes; removed
+/// on drop, also when the test fails.
+struct Tags(Vec<String>);
+
+impl Drop for Tags {
+    fn drop(&mut self) {
+        for tag in &self.0 {
+            let _ = docker_output(&["rmi", tag]);
+        }
+    }
+}
+
 #[test]
 fn build_tag_and_push_to_a_local_registry() {
     let registry = Registry::start();
     let sb = Sandbox::new("push");
     let id = sb.id.clone();
     let remote = format!("127.0.0.1:{}/{id}/app", registry.port);
+    let _tags = Tags(vec![format!("{remote}:1.0")]);
     sb.write(
         "img/Dockerfile",
         &format!("FROM {}\nRUN echo pushed > /pushed\n", base_image()),
@@ -92,10 +105,14 @@ fn build_tag_and_push_to_a_local_registry() {
             "{id}-app:\n  build: {{path: img, tag: '{id}/app:1.0'}}\n---\n- {id}-app: {{command: build}}\n- {id}-app: {{command: tag, repository: '{remote}', tag: '1.0'}}\n- {id}-app: {{command: push, repository: '{remote}', tag: '1.0'}}\n"
         ),
     );
-    let out = sb.ok(&["run", &format!("{id}/start")]);
+    let out = sb.ok(&["-v", "run", &format!("{id}/start")]);
     assert!(
         out.contains(&format!("Pushed the image {remote}:1.0")),
         "{out}"
+    );
+    assert!(
+        out.contains(&format!("INFO: The push refers to repository [{remote}]")),
+        "push progress shows at -v: {out}"
     );
     let tags = registry.get(&format!("/v2/{id}/app/tags/list"));
     assert!(
@@ -107,7 +124,58 @@ fn build_tag_and_push_to_a_local_registry() {
         manifest.contains("layers") || manifest.contains("fsLayers"),
         "{manifest}"
     );
-    let _ = docker_output(&["rmi", &format!("{remote}:1.0")]);
+}
+
+#[test]
+fn pull_shows_progress_at_v_without_repeats() {
+    let registry = Registry::start();
+    let sb = Sandbox::new("pull");
+    let id = sb.id.clone();
+    let remote = format!("127.0.0.1:{}/{id}/pulled:1.0", registry.port);
+    let _tags = Tags(vec![remote.clone()]);
+    // A layer of its own, so that the pull downloads something.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN head -c 4000000 /dev/urandom > /blob\n",
+            base_image()
+        ),
+    )
+    .unwrap();
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        &remote,
+        &ctx.path().display().to_string(),
+    ]);
+    docker(&["push", &remote]);
+    docker(&["rmi", &remote]);
+    sb.unit(
+        &id,
+        "start",
+        &format!("{id}-p:\n  image: '{remote}'\n---\n- {id}-p: {{command: build}}\n"),
+    );
+    let out = sb.ok(&["-v", "run", &format!("{id}/start")]);
+    assert!(
+        out.contains(&format!("Successfully pulled the image {remote}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Pulling fs layer"),
+        "pull progress at -v: {out}"
+    );
+    let progress: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_once(": INFO: ").map(|(_, m)| m))
+        .filter(|m| m.starts_with('('))
+        .collect();
+    assert!(!progress.is_empty(), "layer lines: {out}");
+    for pair in progress.windows(2) {
+        let status = |m: &str| m.split(": ").next().unwrap_or(m).to_string();
+        assert_ne!(status(pair[0]), status(pair[1]), "a repeat at -v: {out}");
+    }
 }
 
 #[test]

@@ -387,3 +387,54 @@ fn containers_networks_and_volumes_carry_the_three_labels() {
         "the volume names the container that declared it"
     );
 }
+
+#[test]
+fn create_result_and_warnings_show_at_v_and_initialized_at_d() {
+    let sb = Sandbox::new("vlines");
+    let id = sb.id.clone();
+    let job = format!("{id}-job");
+    // A published port on the host network: the engine creates the container and warns.
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{job}:\n  image: {base}\n  command: [\"true\"]\n  ports: ['80']\n  startup: {{network_mode: host}}\n---\n- {job}: {{command: create}}\n",
+            base = base_image()
+        ),
+    );
+    let out = sb.dstart(&["run", &format!("{id}/start")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("Created container"),
+        "only at -v: {stdout}"
+    );
+    assert!(
+        !stdout.contains("Initialized docker container"),
+        "only at -d: {stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "WARNING: engine: creating container {job}: Published ports are discarded when using host network mode"
+        )),
+        "the engine's warning is a warning: {stderr}"
+    );
+
+    support::docker(&["rm", &job]);
+    let out = sb.ok(&["-v", "-d", "run", &format!("{id}/start")]);
+    let container_id = sb.inspect(&job, "{{.Id}}").unwrap();
+    assert!(
+        out.contains(&format!(
+            "INFO: Created container {job} with Id {container_id}"
+        )),
+        "{out}"
+    );
+    let initialized = out
+        .find(&format!("DEBUG: Initialized docker container {job}"))
+        .expect(&out);
+    let step = out
+        .find(&format!("INFO: Executing step create on {job}"))
+        .expect(&out);
+    assert!(initialized < step, "{out}");
+}

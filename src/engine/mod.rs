@@ -361,6 +361,57 @@ pub struct OutputChunk {
     pub data: Bytes,
 }
 
+/// One line of a pull's or push's progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The layer the line is about, when it is about one.
+    pub id: Option<String>,
+    pub status: String,
+    /// Bytes done and in all, while a layer moves.
+    pub current: Option<i64>,
+    pub total: Option<i64>,
+}
+
+impl Progress {
+    fn from_stream(
+        id: Option<String>,
+        status: Option<String>,
+        detail: Option<bollard::models::ProgressDetail>,
+    ) -> Option<Progress> {
+        let detail = detail.unwrap_or_default();
+        status.map(|status| Progress {
+            id,
+            status,
+            current: detail.current,
+            total: detail.total,
+        })
+    }
+
+    /// What a repeated line repeats: the layer and its status (`(<id>) <status>`).
+    pub fn key(&self) -> String {
+        match &self.id {
+            Some(id) => format!("({id}) {}", self.status),
+            None => self.status.clone(),
+        }
+    }
+
+    /// The line shown: `(<id>) <status>: <current>/<total>`.
+    pub fn line(&self) -> String {
+        match (self.current, self.total) {
+            (Some(c), Some(t)) if t > 0 => format!("{}: {c}/{t}", self.key()),
+            (Some(c), _) => format!("{}: {c}", self.key()),
+            _ => self.key(),
+        }
+    }
+}
+
+/// A created container: its ID and what the engine warned about.
+#[derive(Debug, Clone, Default)]
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
 /// A build's progress.
 #[derive(Debug, Clone)]
 pub enum BuildEvent {
@@ -529,7 +580,7 @@ impl Engine {
         &self,
         name: &str,
         body: ContainerCreateBody,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Created, EngineError> {
         let opts = qp::CreateContainerOptions {
             name: Some(name.to_string()),
             ..Default::default()
@@ -537,7 +588,10 @@ impl Engine {
         self.docker
             .create_container(Some(opts), body)
             .await
-            .map(|r| r.id)
+            .map(|r| Created {
+                id: r.id,
+                warnings: r.warnings,
+            })
             .map_err(|e| {
                 classify(
                     &format!("creating container `{name}`"),
@@ -960,7 +1014,7 @@ impl Engine {
     pub async fn pull(
         &self,
         name: &str,
-        on_status: impl FnMut(String) + Send,
+        on_progress: impl FnMut(Progress) + Send,
     ) -> Result<(), EngineError> {
         let (repo, tag) = crate::unit::container::split_image(name);
         let opts = qp::CreateImageOptions {
@@ -969,12 +1023,18 @@ impl Engine {
             ..Default::default()
         };
         let stream = self.docker.create_image(Some(opts), None, None);
-        follow_progress(stream, &format!("pulling `{name}`"), name, on_status, |i| {
-            (
-                i.error_detail.map(|d| d.message.unwrap_or_default()),
-                i.status,
-            )
-        })
+        follow_progress(
+            stream,
+            &format!("pulling `{name}`"),
+            name,
+            on_progress,
+            |i| {
+                (
+                    i.error_detail.map(|d| d.message.unwrap_or_default()),
+                    Progress::from_stream(i.id, i.status, i.progress_detail),
+                )
+            },
+        )
         .await
     }
 
@@ -1049,7 +1109,7 @@ impl Engine {
         &self,
         repo: &str,
         tag: &str,
-        on_status: impl FnMut(String) + Send,
+        on_progress: impl FnMut(Progress) + Send,
     ) -> Result<(), EngineError> {
         let opts = qp::PushImageOptions {
             tag: Some(tag.to_string()),
@@ -1061,11 +1121,12 @@ impl Engine {
             stream,
             &format!("pushing `{repo}:{tag}`"),
             repo,
-            on_status,
+            on_progress,
             |i| {
                 (
                     i.error_detail.map(|d| d.message.unwrap_or_default()),
-                    i.status,
+                    // bollard's push item has no layer ID.
+                    Progress::from_stream(None, i.status, i.progress_detail),
                 )
             },
         )
@@ -1246,16 +1307,16 @@ impl Engine {
 }
 
 /// Follows a pull or push progress stream: reports each status, fails on an error in the
-/// stream. `split` takes (error message, status) out of an item.
+/// stream. `split` takes (error message, progress) out of an item.
 async fn follow_progress<T>(
     mut stream: impl Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
     context: &str,
     name: &str,
-    mut on_status: impl FnMut(String) + Send,
-    split: impl Fn(T) -> (Option<String>, Option<String>),
+    mut on_progress: impl FnMut(Progress) + Send,
+    split: impl Fn(T) -> (Option<String>, Option<Progress>),
 ) -> Result<(), EngineError> {
     while let Some(item) = stream.next().await {
-        let (error, status) = split(item.map_err(|e| classify(context, "image", name, e))?);
+        let (error, progress) = split(item.map_err(|e| classify(context, "image", name, e))?);
         if let Some(message) = error {
             return Err(EngineError::Api {
                 context: context.to_string(),
@@ -1263,8 +1324,8 @@ async fn follow_progress<T>(
                 message,
             });
         }
-        if let Some(s) = status {
-            on_status(s);
+        if let Some(p) = progress {
+            on_progress(p);
         }
     }
     Ok(())

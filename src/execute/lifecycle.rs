@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use crate::engine::convert::{
     self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
 };
-use crate::engine::{ContainerInfo, EngineError, MountInfo};
+use crate::engine::{ContainerInfo, Created, EngineError, MountInfo};
 use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, interrupt, resolve_host_path};
 use crate::output;
 use crate::unit::container::{ContainerSpec, MountSpec};
@@ -135,8 +135,21 @@ async fn create_with(
         "set creation fields for 'name' and 'image' to {} and {image_name}",
         spec.name
     ));
-    let id = run.engine().create_container(&spec.name, req.body).await?;
-    Ok(id)
+    let created = run.engine().create_container(&spec.name, req.body).await?;
+    log_created(&spec.name, &created);
+    Ok(created.id)
+}
+
+/// The engine's answer to a create (ORIGINAL §7.3): the ID as Docker output, its warnings
+/// (a discarded port binding, an unsupported limit) as warnings.
+pub fn log_created(name: &str, created: &Created) {
+    output::output(
+        1,
+        format!("Created container {name} with Id {}", created.id),
+    );
+    for warning in &created.warnings {
+        output::warn("engine", format!("creating container {name}: {warning}"));
+    }
 }
 
 /// Whether the container was created from another configuration or image.

@@ -256,6 +256,9 @@ impl<'a> UnitRun<'a> {
     /// the run reports it once (a cron job's mail holds one error, not two).
     pub async fn run_order(&self, order: &Order) -> OrderResult {
         let kind = order.action.kind();
+        if order.container != crate::unit::order::HOST {
+            output::debug(format!("Initialized docker container {}", order.container));
+        }
         output::info(format!("Executing step {kind} on {}", order.container));
         let result = Box::pin(self.dispatch(order)).await;
         match result {
