@@ -42,6 +42,43 @@ fn ready_waits_for_a_log_line_and_for_health() {
 }
 
 #[test]
+fn ready_log_after_a_restart_waits_for_the_line_of_the_new_run() {
+    let sb = Sandbox::new("readyrun");
+    let id = sb.id.clone();
+    let spec = format!(
+        "{id}-svc:\n  image: {base}\n  command: [\"sh\", \"-c\", \"sleep 3; echo 'service is up'; trap 'exit 0' TERM; while true; do sleep 1; done\"]\n",
+        base = base_image()
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{spec}---\n- {id}-svc: {{command: start, ready: {{log: 'is up$', timeout: 30}}}}\n"
+        ),
+    );
+    sb.unit(
+        &id,
+        "again",
+        &format!("{spec}---\n- {id}-svc: {{command: start, restart: true, ready: {{log: 'is up$', timeout: 30}}}}\n"),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let first = sb.inspect(&format!("{id}-svc"), "{{.State.StartedAt}}");
+    let started = Instant::now();
+    let out = sb.ok(&["run", &format!("{id}/again")]);
+    let took = started.elapsed().as_secs_f64();
+    assert_ne!(
+        sb.inspect(&format!("{id}-svc"), "{{.State.StartedAt}}"),
+        first,
+        "restarted"
+    );
+    assert!(out.contains("is ready (its output matched"), "{out}");
+    assert!(
+        took >= 3.0,
+        "the line of the previous run does not count: ready after {took:.1}s, the new run prints it after 3 s"
+    );
+}
+
+#[test]
 fn ready_fails_at_once_when_the_container_exits() {
     let sb = Sandbox::new("readyfail");
     let id = sb.id.clone();

@@ -241,7 +241,7 @@ impl MountInfo {
 }
 
 /// What dstart needs to know about an existing container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ContainerInfo {
     pub id: String,
     pub name: String,
@@ -266,6 +266,8 @@ pub struct ContainerInfo {
     /// `HostConfig.VolumesFrom`.
     pub volumes_from: Vec<String>,
     pub started_at: String,
+    /// When the last run ended (`0001-01-01T00:00:00Z` before the first end).
+    pub finished_at: String,
     /// The engine's inspect document (for `[[.Path]]` substitutions).
     pub raw: serde_json::Value,
 }
@@ -338,6 +340,7 @@ impl ContainerInfo {
                 .and_then(|h| h.volumes_from)
                 .unwrap_or_default(),
             started_at: state.started_at.unwrap_or_default(),
+            finished_at: state.finished_at.unwrap_or_default(),
             raw,
         }
     }
@@ -442,6 +445,9 @@ pub struct ContainerSummary {
     pub labels: HashMap<String, String>,
     pub running: bool,
 }
+
+/// A container's output, chunk by chunk.
+pub type OutputStream = Pin<Box<dyn Stream<Item = Result<OutputChunk, EngineError>> + Send>>;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Send>>;
 
@@ -732,20 +738,50 @@ impl Engine {
 
     /// The container's output: `since` a UNIX time (0 = from the start), following new output
     /// when `follow`, only the last `tail` lines when given.
-    pub fn logs(
+    pub fn logs(&self, name: &str, follow: bool, since: i64, tail: Option<usize>) -> OutputStream {
+        self.logs_with(name, follow, since, tail, false)
+    }
+
+    /// The container's output logged after the instant `after` (all of it when `None`),
+    /// following new output when `follow`. The engine's `since` counts whole seconds, so the
+    /// lines are read with their timestamps and those up to `after` are dropped here.
+    pub fn logs_after(
+        &self,
+        name: &str,
+        follow: bool,
+        after: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> OutputStream {
+        let Some(after) = after else {
+            return self.logs(name, follow, 0, None);
+        };
+        let stream = self.logs_with(name, follow, after.timestamp().max(0), None, true);
+        Box::pin(stream.filter_map(move |item| {
+            let item = item.map(|chunk| OutputChunk {
+                data: lines_after(&chunk.data, after),
+                ..chunk
+            });
+            std::future::ready(match item {
+                Ok(chunk) if chunk.data.is_empty() => None,
+                other => Some(other),
+            })
+        }))
+    }
+
+    fn logs_with(
         &self,
         name: &str,
         follow: bool,
         since: i64,
         tail: Option<usize>,
-    ) -> Pin<Box<dyn Stream<Item = Result<OutputChunk, EngineError>> + Send>> {
+        timestamps: bool,
+    ) -> OutputStream {
         let opts = qp::LogsOptions {
             follow,
             stdout: true,
             stderr: true,
             since: i32::try_from(since).unwrap_or(0),
             until: 0,
-            timestamps: false,
+            timestamps,
             tail: tail.map_or_else(|| "all".to_string(), |t| t.to_string()),
         };
         let name = name.to_string();
@@ -766,11 +802,7 @@ impl Engine {
     }
 
     /// Attaches to the container's output stream (before starting it, to miss nothing).
-    pub async fn attach(
-        &self,
-        name: &str,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<OutputChunk, EngineError>> + Send>>, EngineError>
-    {
+    pub async fn attach(&self, name: &str) -> Result<OutputStream, EngineError> {
         let opts = qp::AttachContainerOptions {
             stdin: false,
             stdout: true,
@@ -1340,6 +1372,28 @@ fn optional<T>(result: Result<T, EngineError>) -> Result<Option<T>, EngineError>
     }
 }
 
+/// The lines of timestamped log output (`<RFC 3339 time> <text>`) logged after `after`,
+/// without their timestamps. A line without a timestamp (the rest of a long line) is kept.
+fn lines_after(data: &[u8], after: chrono::DateTime<chrono::Utc>) -> Bytes {
+    let mut out = Vec::with_capacity(data.len());
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        let stamped = line.iter().position(|b| *b == b' ').and_then(|i| {
+            let time = std::str::from_utf8(&line[..i]).ok()?;
+            let time = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+            Some((time, &line[i + 1..]))
+        });
+        match stamped {
+            Some((time, text)) => {
+                if time > after {
+                    out.extend_from_slice(text);
+                }
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    Bytes::from(out)
+}
+
 fn log_chunk(out: bollard::container::LogOutput) -> OutputChunk {
     use bollard::container::LogOutput as L;
     match out {
@@ -1391,6 +1445,16 @@ mod tests {
         );
         assert!(parse_address("ssh://x", None).is_err());
         assert!(parse_address("unix://", None).is_err());
+    }
+
+    #[test]
+    fn timestamped_lines_up_to_an_instant_are_dropped() {
+        let after = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.500000000Z")
+            .unwrap()
+            .to_utc();
+        let data = b"2026-01-02T03:04:05.400000000Z old\n2026-01-02T03:04:05.500000000Z edge\n2026-01-02T03:04:05.600000000Z new\n";
+        assert_eq!(&lines_after(data, after)[..], b"new\n");
+        assert_eq!(&lines_after(b"no stamp\n", after)[..], b"no stamp\n");
     }
 
     #[test]

@@ -325,15 +325,44 @@ async fn recreate(
     }
 }
 
+/// Where the container's current run begins in its output: right after its previous run
+/// ended (exact: the engine has logged every line of a run when it marks the run ended), or,
+/// when the current run has ended as well, at the whole second it started (all a later
+/// inspect still tells). `None`: it never started, all of its output belongs to this run.
+pub fn current_run_start(info: &ContainerInfo) -> Option<chrono::DateTime<chrono::Utc>> {
+    let parse = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.to_utc())
+            .filter(|t| t.timestamp() > 0)
+    };
+    // A container that never started has `0001-01-01T00:00:00Z` in both.
+    let started = parse(&info.started_at)?;
+    match parse(&info.finished_at) {
+        None => None,
+        Some(finished) if finished < started => Some(finished),
+        Some(_) => chrono::DateTime::from_timestamp(started.timestamp(), 0)
+            .map(|second| second - chrono::Duration::nanoseconds(1)),
+    }
+}
+
+/// The output of the container's current run (see [`current_run_start`]), followed.
+async fn current_run_output(
+    run: &UnitRun<'_>,
+    name: &str,
+) -> OrderResult<crate::engine::OutputStream> {
+    let after = run
+        .engine()
+        .container(name)
+        .await?
+        .and_then(|i| current_run_start(&i));
+    Ok(run.engine().logs_after(name, true, after))
+}
+
 /// Follows the output of a just started container until it exits; fails on a non-zero exit.
 async fn attach(run: &UnitRun<'_>, name: &str) -> OrderResult {
     let engine = run.engine();
-    let since = engine
-        .container(name)
-        .await?
-        .and_then(|i| chrono::DateTime::parse_from_rfc3339(&i.started_at).ok())
-        .map_or(0, |t| t.timestamp());
-    let mut stream = engine.logs(name, true, since, None);
+    let mut stream = current_run_output(run, name).await?;
     let mut tail = Tail::new(10);
     let follow = async {
         while let Some(chunk) = stream.next().await {
@@ -391,7 +420,9 @@ pub async fn wait_ready(run: &UnitRun<'_>, name: &str, ready: &Ready) -> OrderRe
         Ready::Log { pattern, .. } => {
             let re = regex::Regex::new(pattern)
                 .map_err(|e| OrderError::failed(format!("invalid regex: {e}")))?;
-            let mut stream = engine.logs(name, true, 0, None);
+            // Only the current run: after a restart, the line of the previous run does not
+            // count.
+            let mut stream = current_run_output(run, name).await?;
             let mut tail = Tail::new(10);
             let watch = async {
                 while let Some(chunk) = stream.next().await {
@@ -692,6 +723,34 @@ mod tests {
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect();
         s
+    }
+
+    #[test]
+    fn the_current_run_starts_after_the_previous_one_ended() {
+        let info = |started: &str, finished: &str| ContainerInfo {
+            started_at: started.into(),
+            finished_at: finished.into(),
+            ..ContainerInfo::default()
+        };
+        let never = "0001-01-01T00:00:00Z";
+        assert_eq!(current_run_start(&info(never, never)), None);
+        assert_eq!(
+            current_run_start(&info("2026-01-02T03:04:05.5Z", never)),
+            None,
+            "the first run: all of the output"
+        );
+        assert_eq!(
+            current_run_start(&info("2026-01-02T03:04:05.5Z", "2026-01-02T03:04:05.25Z"))
+                .map(|t| t.to_rfc3339()),
+            Some("2026-01-02T03:04:05.250+00:00".into()),
+            "restarted: after the previous run ended"
+        );
+        assert_eq!(
+            current_run_start(&info("2026-01-02T03:04:05.5Z", "2026-01-02T03:04:07Z"))
+                .map(|t| t.to_rfc3339()),
+            Some("2026-01-02T03:04:04.999999999+00:00".into()),
+            "the current run ended too: from the second it started"
+        );
     }
 
     #[test]
