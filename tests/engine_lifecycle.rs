@@ -438,3 +438,34 @@ fn create_result_and_warnings_show_at_v_and_initialized_at_d() {
         .expect(&out);
     assert!(initialized < step, "{out}");
 }
+
+/// A container whose main process ignores SIGTERM (a PID 1 without a handler does), so a
+/// stop takes the whole timeout.
+fn stubborn(sb: &Sandbox, name: &str, greeting: &str, order: &str) {
+    sb.unit(
+        &sb.id,
+        "start",
+        &format!(
+            "{name}:\n  image: {base}\n  command: [\"sleep\", \"1000\"]\n  env: {{GREETING: {greeting}}}\n---\n- {name}: {order}\n",
+            base = base_image()
+        ),
+    );
+}
+
+#[test]
+fn recreate_gives_the_old_container_the_orders_timeout() {
+    let sb = Sandbox::new("recrto");
+    let id = sb.id.clone();
+    let name = format!("{id}-stubborn");
+    stubborn(&sb, &name, "hello", "{command: start}");
+    sb.ok(&["run", &format!("{id}/start")]);
+    stubborn(&sb, &name, "changed", "{command: start, timeout: 1}");
+    let started = std::time::Instant::now();
+    let out = sb.ok(&["run", &format!("{id}/start")]);
+    let took = started.elapsed().as_secs_f64();
+    assert!(out.contains("Recreated container"), "{out}");
+    assert!(
+        took < 7.0,
+        "stopped after the order's 1 s, not the default 10 s: {took:.1}s"
+    );
+}

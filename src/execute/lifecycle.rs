@@ -204,7 +204,7 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
             };
             match (reason, args.recreate) {
                 (Some(reason), _) => {
-                    recreate(run, spec, &info, &reason).await?;
+                    recreate(run, spec, &info, &reason, args.timeout).await?;
                     start_now(run, name, args).await?;
                     started = true;
                 }
@@ -276,12 +276,14 @@ async fn restart_now(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderRe
 }
 
 /// Replaces the container by one made from the current spec; its anonymous volumes are mounted
-/// into the new one, so no data is lost. On failure the old container is put back.
+/// into the new one, so no data is lost. The old container gets `timeout` seconds to stop. On
+/// failure the old container is put back.
 async fn recreate(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
     old: &ContainerInfo,
     reason: &str,
+    timeout: u32,
 ) -> OrderResult {
     let name = spec.name.as_str();
     let engine = run.engine();
@@ -295,7 +297,7 @@ async fn recreate(
     let short: String = old.id.chars().take(12).collect();
     let parked = format!("{name}_dstart_old_{short}");
     if old.running {
-        engine.stop_container(name, 10).await?;
+        engine.stop_container(name, timeout).await?;
     }
     engine.rename_container(name, &parked).await?;
     match create_with(run, spec, req).await {
