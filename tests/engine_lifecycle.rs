@@ -469,3 +469,63 @@ fn recreate_gives_the_old_container_the_orders_timeout() {
         "stopped after the order's 1 s, not the default 10 s: {took:.1}s"
     );
 }
+
+#[test]
+fn teardown_warns_about_a_network_another_container_holds_and_carries_on() {
+    let sb = Sandbox::new("endpoint");
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    let image = format!("{id}/web:latest");
+    let network = format!("dstart-{id}");
+    sb.write(
+        "img/web/Dockerfile",
+        &format!(
+            "FROM {}\nCMD [\"httpd\", \"-f\", \"-p\", \"80\"]\n",
+            base_image()
+        ),
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{web}:\n  build: {{path: img/web, tag: '{image}'}}\n---\n- {web}: {{command: start}}\n"
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    // A container dstart did not create, attached to the unit network.
+    support::docker(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{id}-intruder"),
+        "--network",
+        &network,
+        base_image(),
+        "sleep",
+        "1000",
+    ]);
+
+    for command in ["cleanup", "purge"] {
+        sb.ok(&["run", &format!("{id}/start")]);
+        let (stdout, stderr) = sb.fails(&["run", &format!("{id}/{command}")], 0);
+        assert!(
+            stderr.contains(&format!("WARNING: lifecycle: could not remove network {network}, which {id}-intruder still uses (carrying on)")),
+            "{command}: {stderr}"
+        );
+        assert!(stderr.contains("has active endpoints"), "{stderr}");
+        assert!(
+            !sb.exists(&web),
+            "{command} removed the web server: {stdout}"
+        );
+        assert!(
+            sb.exists(&network),
+            "the network stays while the other container uses it"
+        );
+    }
+    assert!(
+        !docker_output(&["image", "inspect", &image])
+            .status
+            .success(),
+        "purge went on to remove the image"
+    );
+}

@@ -666,20 +666,24 @@ async fn remove_unit_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderRe
 }
 
 /// Removes the unit network once no container of the unit is left (running or not: a created
-/// container joins the network when it starts). The engine sometimes refuses with "has active
-/// endpoints" although nothing is attached: that is reported, not fatal.
+/// container joins the network when it starts). The engine refuses while a container that is
+/// not the unit's is attached, and Docker 20.10 sometimes refuses with "has active endpoints"
+/// although nothing is attached: either is reported as a warning and the teardown carries on.
 pub async fn remove_network_if_unused(run: &UnitRun<'_>) {
     let engine = run.engine();
     let net = &run.naming.network;
-    // While other containers are attached, one inspect answers; the listing is only needed
-    // for the last one (created containers are not attached until they start).
-    match engine.network_containers(net).await {
-        Ok(Some(attached)) if attached.is_empty() => {}
-        Ok(_) => return,
+    // While containers of the unit are attached, one inspect answers; the listing is only
+    // needed for the last one (created containers are not attached until they start).
+    let attached = match engine.network_containers(net).await {
+        Ok(Some(attached)) => attached,
+        Ok(None) => return,
         Err(e) => {
             output::warn("lifecycle", format!("could not inspect network {net}: {e}"));
             return;
         }
+    };
+    if attached.iter().any(|c| run.unit.containers.contains_key(c)) {
+        return;
     }
     match engine
         .containers_with_labels(&[(LABEL_UNIT, run.naming.unit_label.as_str())])
@@ -691,10 +695,17 @@ pub async fn remove_network_if_unused(run: &UnitRun<'_>) {
                 output::debug(format!("Removed network {net}"));
             }
             Err(e) if e.is_not_found() => run.forget_network().await,
-            Err(e) => output::warn(
-                "lifecycle",
-                format!("could not remove network {net} (carrying on): {e}"),
-            ),
+            Err(e) => {
+                let users = if attached.is_empty() {
+                    String::new()
+                } else {
+                    format!(", which {} still uses", attached.join(", "))
+                };
+                output::warn(
+                    "lifecycle",
+                    format!("could not remove network {net}{users} (carrying on): {e}"),
+                );
+            }
         },
         Ok(_) => {}
         Err(e) => output::warn(
