@@ -204,3 +204,90 @@ fn commit_makes_an_image_from_a_container() {
         "nightly"
     );
 }
+
+/// A build directory `img` with the Dockerfile template `template`, a `.dockerignore` that
+/// keeps `secret.txt` out, and a unit that builds and runs the image, printing what it holds.
+fn templated_build(sb: &Sandbox, template: &str) -> String {
+    let id = &sb.id;
+    sb.write(
+        "environments/site.yaml",
+        &format!("BASE: {}\nGREETING: rendered-{id}\n", base_image()),
+    );
+    sb.write(
+        &format!("img/{template}"),
+        "FROM {{ BASE }}\nRUN echo '{{ GREETING }} for {{ CONTAINER }}' > /greeting\nCOPY . /ctx/\n",
+    );
+    sb.write("img/.dockerignore", "secret.txt\n");
+    sb.write("img/kept.txt", "kept\n");
+    sb.write("img/secret.txt", "secret\n");
+    let image = format!("{id}/templated:latest");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            "{id}-t:\n  build: {{path: img, tag: '{image}'}}\n---\n- {id}-t: {{command: build}}\n"
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    image
+}
+
+/// The image of [`templated_build`] holds the rendered greeting and the context without the
+/// ignored file and without the template.
+fn assert_rendered_without_ignored(sb: &Sandbox, image: &str, template: &str) {
+    let id = &sb.id;
+    assert_eq!(
+        docker(&["run", "--rm", image, "cat", "/greeting"]),
+        format!("rendered-{id} for {id}-t")
+    );
+    let files = docker(&["run", "--rm", image, "ls", "-a", "/ctx"]);
+    let files: Vec<&str> = files.lines().collect();
+    assert!(files.contains(&"kept.txt"), "{files:?}");
+    assert!(
+        !files.contains(&"secret.txt"),
+        ".dockerignore keeps it out of the context: {files:?}"
+    );
+    assert!(
+        !files.contains(&template),
+        "the template is not sent: {files:?}"
+    );
+}
+
+#[test]
+fn dockerfile_tera_is_rendered_and_dockerignore_keeps_a_file_out() {
+    let sb = Sandbox::new("tera");
+    let image = templated_build(&sb, "Dockerfile.tera");
+    assert_rendered_without_ignored(&sb, &image, "Dockerfile.tera");
+}
+
+#[test]
+fn dockerfile_j2_is_rendered_and_dockerignore_keeps_a_file_out() {
+    let sb = Sandbox::new("jinja");
+    let image = templated_build(&sb, "Dockerfile.j2");
+    assert_rendered_without_ignored(&sb, &image, "Dockerfile.j2");
+}
+
+#[test]
+fn build_output_shows_at_v_and_not_without() {
+    let sb = Sandbox::new("buildv");
+    let id = sb.id.clone();
+    // The shell computes the line, so the step's own text ("RUN echo ...") does not contain it.
+    sb.write(
+        "img/Dockerfile",
+        &format!("FROM {}\nRUN echo build-says-$((40 + 2))\n", base_image()),
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!("{id}-b:\n  build: {{path: img, tag: '{id}/b', nocache: true}}\n---\n- {id}-b: {{command: build}}\n"),
+    );
+    let quiet = sb.ok(&["run", &format!("{id}/start")]);
+    assert!(quiet.contains("Successfully built the image"), "{quiet}");
+    assert!(!quiet.contains("build-says-42"), "{quiet}");
+    assert!(!quiet.contains("Step 1/"), "{quiet}");
+
+    docker(&["rmi", &format!("{id}/b")]);
+    let verbose = sb.ok(&["-v", "run", &format!("{id}/start")]);
+    assert!(verbose.contains("INFO: build-says-42"), "{verbose}");
+    assert!(verbose.contains("INFO: Step 1/"), "{verbose}");
+}
