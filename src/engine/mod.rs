@@ -642,24 +642,6 @@ impl Engine {
         }
     }
 
-    pub async fn restart_container(&self, name: &str, timeout: u32) -> Result<(), EngineError> {
-        let opts = qp::RestartContainerOptions {
-            t: Some(i32::try_from(timeout).unwrap_or(i32::MAX)),
-            ..Default::default()
-        };
-        self.docker
-            .restart_container(name, Some(opts))
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("restarting container `{name}`"),
-                    "container",
-                    name,
-                    e,
-                )
-            })
-    }
-
     pub async fn kill_container(&self, name: &str) -> Result<(), EngineError> {
         self.docker
             .kill_container(name, None::<qp::KillContainerOptions>)

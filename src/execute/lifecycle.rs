@@ -181,6 +181,9 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
     let req = request(run, spec, HashMap::new())?;
     let existing = run.engine().container(name).await?;
     let mut started = false;
+    // Where the output of the run this order starts (or finds) begins; `None`: a container
+    // that never ran, all of its output.
+    let mut after = None;
     match existing {
         None => {
             output::debug(format!(
@@ -223,10 +226,19 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                     output::debug(format!(
                         "Container {name} is already started. (skipped)  Add 'restart: true' to the order to restart it."
                     ));
-                } else if info.running {
-                    restart_now(run, name, args).await?;
-                    started = true;
+                    after = previous_run_end(&info);
                 } else {
+                    after = if info.running {
+                        // A restart is a stop and a start, as the engine does it; stopping
+                        // first tells exactly where the output of the old run ends.
+                        run.engine().stop_container(name, args.timeout).await?;
+                        run.engine()
+                            .container(name)
+                            .await?
+                            .and_then(|i| previous_run_end(&i))
+                    } else {
+                        previous_run_end(&info)
+                    };
                     start_now(run, name, args).await?;
                     started = true;
                 }
@@ -234,10 +246,10 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
         }
     }
     if started && args.attach {
-        attach(run, name).await?;
+        attach(run, name, after).await?;
     }
     if let Some(ready) = &args.ready {
-        wait_ready(run, name, ready).await?;
+        wait_ready(run, name, ready, after).await?;
     }
     Ok(())
 }
@@ -265,12 +277,6 @@ async fn join_unit_network(
 
 async fn start_now(run: &UnitRun<'_>, name: &str, _args: &StartArgs) -> OrderResult {
     run.engine().start_container(name).await?;
-    output::info(format!("Started container {name}"));
-    Ok(())
-}
-
-async fn restart_now(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResult {
-    run.engine().restart_container(name, args.timeout).await?;
     output::info(format!("Started container {name}"));
     Ok(())
 }
@@ -327,44 +333,27 @@ async fn recreate(
     }
 }
 
-/// Where the container's current run begins in its output: right after its previous run
-/// ended (exact: the engine has logged every line of a run when it marks the run ended), or,
-/// when the current run has ended as well, at the whole second it started (all a later
-/// inspect still tells). `None`: it never started, all of its output belongs to this run.
-pub fn current_run_start(info: &ContainerInfo) -> Option<chrono::DateTime<chrono::Utc>> {
-    let parse = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .ok()
-            .map(|t| t.to_utc())
-            .filter(|t| t.timestamp() > 0)
-    };
-    // A container that never started has `0001-01-01T00:00:00Z` in both.
-    let started = parse(&info.started_at)?;
-    match parse(&info.finished_at) {
-        None => None,
-        Some(finished) if finished < started => Some(finished),
-        Some(_) => chrono::DateTime::from_timestamp(started.timestamp(), 0)
-            .map(|second| second - chrono::Duration::nanoseconds(1)),
-    }
+/// When the container's last run ended, as an inspect taken while it is not in the run that
+/// follows tells (for a running container: the run before the current one). The engine has
+/// logged every line of a run when it marks the run ended, so the output after this instant
+/// is the next run's. `None` before the first end.
+pub fn previous_run_end(info: &ContainerInfo) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(&info.finished_at)
+        .ok()
+        .map(|t| t.to_utc())
+        // `0001-01-01T00:00:00Z`: it never ended.
+        .filter(|t| t.timestamp() > 0)
 }
 
-/// The output of the container's current run (see [`current_run_start`]), followed.
-async fn current_run_output(
+/// Follows the output of a just started container (logged `after` the previous run ended)
+/// until it exits; fails on a non-zero exit.
+async fn attach(
     run: &UnitRun<'_>,
     name: &str,
-) -> OrderResult<crate::engine::OutputStream> {
-    let after = run
-        .engine()
-        .container(name)
-        .await?
-        .and_then(|i| current_run_start(&i));
-    Ok(run.engine().logs_after(name, true, after))
-}
-
-/// Follows the output of a just started container until it exits; fails on a non-zero exit.
-async fn attach(run: &UnitRun<'_>, name: &str) -> OrderResult {
+    after: Option<chrono::DateTime<chrono::Utc>>,
+) -> OrderResult {
     let engine = run.engine();
-    let mut stream = current_run_output(run, name).await?;
+    let mut stream = engine.logs_after(name, true, after);
     let mut tail = Tail::new(10);
     let follow = async {
         while let Some(chunk) = stream.next().await {
@@ -407,8 +396,14 @@ pub async fn last_lines(run: &UnitRun<'_>, name: &str, n: usize) -> String {
     tail.render()
 }
 
-/// Waits until the container is ready; fails at once if it exits meanwhile.
-pub async fn wait_ready(run: &UnitRun<'_>, name: &str, ready: &Ready) -> OrderResult {
+/// Waits until the container is ready; fails at once if it exits meanwhile. `after`: where the
+/// output of its current run begins (see [`previous_run_end`]).
+pub async fn wait_ready(
+    run: &UnitRun<'_>,
+    name: &str,
+    ready: &Ready,
+    after: Option<chrono::DateTime<chrono::Utc>>,
+) -> OrderResult {
     let deadline = Instant::now() + Duration::from_secs_f64(ready.timeout());
     let engine = run.engine();
     let exited = |info: &Option<ContainerInfo>| -> Option<String> {
@@ -424,7 +419,7 @@ pub async fn wait_ready(run: &UnitRun<'_>, name: &str, ready: &Ready) -> OrderRe
                 .map_err(|e| OrderError::failed(format!("invalid regex: {e}")))?;
             // Only the current run: after a restart, the line of the previous run does not
             // count.
-            let mut stream = current_run_output(run, name).await?;
+            let mut stream = engine.logs_after(name, true, after);
             let mut tail = Tail::new(10);
             let watch = async {
                 while let Some(chunk) = stream.next().await {
@@ -739,30 +734,16 @@ mod tests {
     }
 
     #[test]
-    fn the_current_run_starts_after_the_previous_one_ended() {
-        let info = |started: &str, finished: &str| ContainerInfo {
-            started_at: started.into(),
+    fn the_previous_run_ended_when_the_engine_says() {
+        let info = |finished: &str| ContainerInfo {
             finished_at: finished.into(),
             ..ContainerInfo::default()
         };
-        let never = "0001-01-01T00:00:00Z";
-        assert_eq!(current_run_start(&info(never, never)), None);
+        assert_eq!(previous_run_end(&info("0001-01-01T00:00:00Z")), None);
+        assert_eq!(previous_run_end(&info("")), None);
         assert_eq!(
-            current_run_start(&info("2026-01-02T03:04:05.5Z", never)),
-            None,
-            "the first run: all of the output"
-        );
-        assert_eq!(
-            current_run_start(&info("2026-01-02T03:04:05.5Z", "2026-01-02T03:04:05.25Z"))
-                .map(|t| t.to_rfc3339()),
-            Some("2026-01-02T03:04:05.250+00:00".into()),
-            "restarted: after the previous run ended"
-        );
-        assert_eq!(
-            current_run_start(&info("2026-01-02T03:04:05.5Z", "2026-01-02T03:04:07Z"))
-                .map(|t| t.to_rfc3339()),
-            Some("2026-01-02T03:04:04.999999999+00:00".into()),
-            "the current run ended too: from the second it started"
+            previous_run_end(&info("2026-01-02T03:04:05.25Z")).map(|t| t.to_rfc3339()),
+            Some("2026-01-02T03:04:05.250+00:00".into())
         );
     }
 
