@@ -529,3 +529,109 @@ fn teardown_warns_about_a_network_another_container_holds_and_carries_on() {
         "purge went on to remove the image"
     );
 }
+
+#[test]
+fn build_path_and_relative_bind_resolve_against_the_config_dir_from_another_cwd() {
+    let sb = Sandbox::new("cwd");
+    let id = sb.id.clone();
+    sb.write(
+        "img/Dockerfile",
+        &format!("FROM {}\nRUN echo built-{id} > /built\n", base_image()),
+    );
+    sb.write("www/page", &format!("page-{id}\n"));
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{id}-c:\n  build: {{path: img, tag: '{id}/c'}}\n  command: [\"cat\", \"/built\", \"/www/page\"]\n  volumes: ['./www:/www:ro']\n---\n- {id}-c: {{command: start, attach: true}}\n"
+        ),
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stdout = sb.ok_in(elsewhere.path(), &["-v", "run", &format!("{id}/start")]);
+    assert!(stdout.contains(&format!("built-{id}")), "{stdout}");
+    assert!(stdout.contains(&format!("page-{id}")), "{stdout}");
+}
+
+#[test]
+fn config_dir_and_pwd_placeholders_resolve_in_binds() {
+    let sb = Sandbox::new("placeh");
+    let id = sb.id.clone();
+    sb.write(
+        "services/app/Dockerfile",
+        &format!("FROM {}\n", base_image()),
+    );
+    sb.write("services/app/etc/conf", "from-the-build-dir\n");
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cwd.path().join("data")).unwrap();
+    std::fs::write(cwd.path().join("data/file"), "from-the-cwd\n").unwrap();
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{id}-app:\n  build: {{path: services/app, tag: '{id}/app'}}\n  command: [\"cat\", \"/etc-app/conf\", \"/data/file\"]\n  volumes: ['${{PWD}}/data:/data:ro']\n  startup:\n    binds:\n      ${{CONFIG_DIR}}/etc: {{bind: /etc-app, ro: true}}\n---\n- {id}-app: {{command: start, attach: true}}\n"
+        ),
+    );
+    let stdout = sb.ok_in(cwd.path(), &["-v", "run", &format!("{id}/start")]);
+    assert!(stdout.contains("from-the-build-dir"), "{stdout}");
+    assert!(stdout.contains("from-the-cwd"), "{stdout}");
+    let binds = sb
+        .inspect(&format!("{id}-app"), "{{json .HostConfig.Binds}}")
+        .unwrap();
+    assert!(
+        binds.contains(&format!(
+            "{}/services/app/etc:/etc-app:ro",
+            sb.conf().display()
+        )),
+        "{binds}"
+    );
+    assert!(
+        binds.contains(&format!("{}/data:/data:ro", cwd.path().display())),
+        "{binds}"
+    );
+}
+
+#[test]
+fn fixed_host_ports_and_udp_are_published_as_asked() {
+    let sb = Sandbox::new("ports");
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    sb.write("www/index.html", &format!("fixed-{id}\n"));
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{web}:\n  image: {base}\n  command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n  volumes: ['./www:/www:ro']\n  ports: ['127.0.0.1:{tcp}:80', '127.0.0.1:{udp}:53/udp']\n---\n- {web}: {{command: start, ready: {{http: 'http://127.0.0.1:{tcp}/', timeout: 20}}}}\n",
+            base = base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let binding = |key: &str| {
+        sb.inspect(
+            &web,
+            &format!(
+                "{{{{range (index .NetworkSettings.Ports \"{key}\")}}}}{{{{.HostIp}}}}:{{{{.HostPort}}}}{{{{end}}}}"
+            ),
+        )
+        .unwrap()
+    };
+    assert_eq!(binding("80/tcp"), format!("127.0.0.1:{tcp}"));
+    assert_eq!(binding("53/udp"), format!("127.0.0.1:{udp}"));
+    let page = std::process::Command::new("busybox")
+        .args(["wget", "-q", "-O-", &format!("http://127.0.0.1:{tcp}/")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&page.stdout),
+        format!("fixed-{id}\n")
+    );
+}
