@@ -635,3 +635,91 @@ fn fixed_host_ports_and_udp_are_published_as_asked() {
         format!("fixed-{id}\n")
     );
 }
+
+#[test]
+fn generated_build_builds_the_images_and_creates_nothing() {
+    let sb = Sandbox::new("genbuild");
+    web_unit(&sb);
+    let id = sb.id.clone();
+    let out = sb.ok(&["run", &format!("{id}/build")]);
+    assert!(
+        out.contains(&format!("Executing step build on {id}-data")),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&format!("on {id}-web")),
+        "an image-only container is not built: {out}"
+    );
+    assert!(
+        docker_output(&["image", "inspect", &format!("{id}/data:latest")])
+            .status
+            .success()
+    );
+    assert!(!sb.exists(&format!("{id}-data")));
+    assert!(!sb.exists(&format!("{id}-web")));
+}
+
+#[test]
+fn generated_create_creates_the_containers_without_starting_them() {
+    let sb = Sandbox::new("gencreate");
+    web_unit(&sb);
+    let id = sb.id.clone();
+    sb.ok(&["run", &format!("{id}/create")]);
+    for name in [format!("{id}-data"), format!("{id}-web")] {
+        assert_eq!(
+            sb.inspect(&name, "{{.State.Status}}").as_deref(),
+            Some("created"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn generated_restart_restarts_the_started_containers_only() {
+    let sb = Sandbox::new("genrestart");
+    web_unit(&sb);
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    let data = format!("{id}-data");
+    sb.ok(&["run", &format!("{id}/start")]);
+    let before = sb.inspect(&web, "{{.State.StartedAt}}").unwrap();
+    let out = sb.ok(&["run", &format!("{id}/restart")]);
+    assert!(out.contains(&format!("Started container {web}")), "{out}");
+    assert!(sb.running(&web));
+    assert_ne!(
+        sb.inspect(&web, "{{.State.StartedAt}}").unwrap(),
+        before,
+        "restarted"
+    );
+    assert_eq!(
+        sb.inspect(&data, "{{.State.Status}}").as_deref(),
+        Some("created"),
+        "a container that start only creates is not started: {out}"
+    );
+}
+
+#[test]
+fn purge_removes_the_data_containers_anonymous_volume() {
+    let sb = Sandbox::new("purgevol");
+    web_unit(&sb);
+    let id = sb.id.clone();
+    sb.ok(&["run", &format!("{id}/start")]);
+    let volume = sb
+        .inspect(&format!("{id}-data"), "{{range .Mounts}}{{.Name}}{{end}}")
+        .unwrap();
+    assert_eq!(volume.len(), 64, "the image's VOLUME: {volume}");
+    sb.ok(&["run", &format!("{id}/cleanup")]);
+    assert!(
+        docker_output(&["volume", "inspect", &volume])
+            .status
+            .success(),
+        "cleanup keeps it"
+    );
+    sb.ok(&["run", &format!("{id}/purge")]);
+    assert!(
+        !docker_output(&["volume", "inspect", &volume])
+            .status
+            .success(),
+        "purge removes it"
+    );
+}
