@@ -180,6 +180,37 @@ pub fn output(level: u8, message: impl AsRef<str>) {
     }
 }
 
+/// How many repeats of a pull or push status pass for one shown at `-vv`.
+const PROGRESS_REPEAT_EVERY: u32 = 20;
+
+/// Pull and push progress (ORIGINAL §7.3): every line at `-v`, except that a status repeated
+/// from the previous line is dropped there and shown every 20th time at `-vv`.
+#[derive(Debug, Default)]
+pub struct ProgressLog {
+    last: Option<String>,
+    repeats: u32,
+}
+
+impl ProgressLog {
+    /// The verbosity from which a line with status `key` is shown; `None`: never.
+    pub fn level(&mut self, key: &str) -> Option<u8> {
+        if self.last.as_deref() == Some(key) {
+            self.repeats += 1;
+            return (self.repeats % PROGRESS_REPEAT_EVERY == 0).then_some(2);
+        }
+        self.last = Some(key.to_string());
+        self.repeats = 0;
+        Some(1)
+    }
+
+    /// Shows `line` (whose status is `key`) as Docker output, if its verbosity says so.
+    pub fn show(&mut self, key: &str, line: &str) {
+        if let Some(level) = self.level(key) {
+            output(level, line);
+        }
+    }
+}
+
 fn emit_uncaptured(level: Level, message: &str) {
     let out = get();
     if !enabled(out, level) || message.trim().is_empty() {
@@ -283,6 +314,25 @@ mod tests {
                 "error: conf/units/a/start.yaml:1:1: bad\nhint: do this\n"
             ),
             "2026-01-02 03:04:05,678: ERROR: config: conf/units/a/start.yaml:1:1: bad\nhint: do this\n"
+        );
+    }
+
+    #[test]
+    fn repeated_progress_is_dropped_at_v_and_sampled_at_vv() {
+        let mut log = ProgressLog::default();
+        assert_eq!(log.level("(a) Downloading"), Some(1));
+        let repeats: Vec<Option<u8>> = (1..=40).map(|_| log.level("(a) Downloading")).collect();
+        for (i, level) in repeats.iter().enumerate() {
+            let n = i + 1;
+            let expected = (n % 20 == 0).then_some(2);
+            assert_eq!(*level, expected, "repeat {n}");
+        }
+        assert_eq!(log.level("(a) Download complete"), Some(1));
+        assert_eq!(log.level("(b) Downloading"), Some(1));
+        assert_eq!(
+            log.level("(a) Downloading"),
+            Some(1),
+            "not the previous line"
         );
     }
 }

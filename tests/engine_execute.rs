@@ -124,9 +124,10 @@ fn failing_execute_reports_its_exit_code_in_every_type() {
     }
 }
 
-#[test]
-fn sigint_stops_the_unit_and_removes_temporary_containers() {
-    let sb = Sandbox::new("sigint");
+/// Sends `signal` to dstart while a helper container of its second order runs: no new order
+/// starts, the helper is removed, dstart exits with 130.
+fn interrupted_mid_unit(test: &str, signal: nix::sys::signal::Signal) {
+    let sb = Sandbox::new(test);
     let id = sb.id.clone();
     unit(
         &sb,
@@ -151,7 +152,7 @@ fn sigint_stops_the_unit_and_removes_temporary_containers() {
     }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGINT,
+        signal,
     )
     .unwrap();
     let status = child.wait().unwrap();
@@ -170,5 +171,42 @@ fn sigint_stops_the_unit_and_removes_temporary_containers() {
     assert!(
         sb.running(&format!("{id}-srv")),
         "the order after the interrupt did not run"
+    );
+}
+
+#[test]
+fn sigint_stops_the_unit_and_removes_temporary_containers() {
+    interrupted_mid_unit("sigint", nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_the_unit_and_removes_temporary_containers() {
+    interrupted_mid_unit("sigterm", nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn ip_and_inspect_paths_are_substituted_at_run_time() {
+    let sb = Sandbox::new("subst");
+    let id = sb.id.clone();
+    let srv = format!("{id}-srv");
+    unit(
+        &sb,
+        &format!(
+            "- host: {{command: execute, run: [echo, 'ip=[[ip]]({srv})', 'image=[[.Config.Image]]({srv})', 'base=[[.Id]](image://{base})']}}\n",
+            base = base_image()
+        ),
+    );
+    let out = sb.ok(&["-v", "run", &format!("{id}/start")]);
+    let ip = sb
+        .inspect(
+            &srv,
+            &format!("{{{{(index .NetworkSettings.Networks \"dstart-{id}\").IPAddress}}}}"),
+        )
+        .unwrap();
+    assert!(!ip.is_empty());
+    let image_id = support::docker(&["image", "inspect", "-f", "{{.Id}}", base_image()]);
+    assert!(
+        out.contains(&format!("ip={ip} image={} base={image_id}", base_image())),
+        "{out}"
     );
 }

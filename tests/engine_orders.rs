@@ -42,14 +42,52 @@ fn ready_waits_for_a_log_line_and_for_health() {
 }
 
 #[test]
-fn ready_fails_at_once_when_the_container_exits() {
-    let sb = Sandbox::new("readyfail");
+fn ready_log_after_a_restart_waits_for_the_line_of_the_new_run() {
+    let sb = Sandbox::new("readyrun");
+    let id = sb.id.clone();
+    let spec = format!(
+        "{id}-svc:\n  image: {base}\n  command: [\"sh\", \"-c\", \"sleep 3; echo 'service is up'; trap 'exit 0' TERM; while true; do sleep 1; done\"]\n",
+        base = base_image()
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{spec}---\n- {id}-svc: {{command: start, ready: {{log: 'is up$', timeout: 30}}}}\n"
+        ),
+    );
+    sb.unit(
+        &id,
+        "again",
+        &format!("{spec}---\n- {id}-svc: {{command: start, restart: true, ready: {{log: 'is up$', timeout: 30}}}}\n"),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let first = sb.inspect(&format!("{id}-svc"), "{{.State.StartedAt}}");
+    let started = Instant::now();
+    let out = sb.ok(&["run", &format!("{id}/again")]);
+    let took = started.elapsed().as_secs_f64();
+    assert_ne!(
+        sb.inspect(&format!("{id}-svc"), "{{.State.StartedAt}}"),
+        first,
+        "restarted"
+    );
+    assert!(out.contains("is ready (its output matched"), "{out}");
+    assert!(
+        took >= 3.0,
+        "the line of the previous run does not count: ready after {took:.1}s, the new run prints it after 3 s"
+    );
+}
+
+/// A container that prints a line and exits with 2 a second after it starts, waited for with
+/// `ready` (a 60 s timeout): the order fails at once and shows the last log lines.
+fn ready_fails_fast(test: &str, ready: &str, extra: &str) {
+    let sb = Sandbox::new(test);
     let id = sb.id.clone();
     sb.unit(
         &id,
         "start",
         &format!(
-            "{id}-crash:\n  image: {base}\n  command: [\"sh\", \"-c\", \"echo cannot bind port; exit 2\"]\n  ports: ['80']\n---\n- {id}-crash: {{command: start, ready: {{http: 'http://127.0.0.1:9/', timeout: 60}}}}\n",
+            "{id}-crash:\n  image: {base}\n  command: [\"sh\", \"-c\", \"sleep 1; echo cannot bind port; exit 2\"]\n{extra}---\n- {id}-crash: {{command: start, ready: {ready}}}\n",
             base = base_image()
         ),
     );
@@ -67,37 +105,110 @@ fn ready_fails_at_once_when_the_container_exits() {
 }
 
 #[test]
-fn ready_http_fails_when_the_container_exits_while_a_request_hangs() {
-    let sb = Sandbox::new("readyhang");
+fn ready_http_fails_at_once_when_the_container_exits() {
+    ready_fails_fast(
+        "readyhttp",
+        "{http: 'http://127.0.0.1:9/', timeout: 60}",
+        "  ports: ['80']\n",
+    );
+}
+
+#[test]
+fn ready_log_fails_at_once_when_the_container_exits() {
+    ready_fails_fast("readylog", "{log: 'never printed', timeout: 60}", "");
+}
+
+#[test]
+fn ready_healthy_fails_at_once_when_the_container_exits() {
+    ready_fails_fast(
+        "readyhealth",
+        "{healthy: true, timeout: 60}",
+        "  creation:\n    healthcheck: {test: 'false', interval: 0.5, retries: 100}\n",
+    );
+}
+
+/// A container whose main process ignores SIGTERM (a PID 1 without a handler does), so a
+/// stop takes the whole timeout, and a unit command `again` with `order` on it.
+fn stubborn(sb: &Sandbox, order: &str) -> String {
+    let id = &sb.id;
+    let name = format!("{id}-svc");
+    let spec = format!(
+        "{name}:\n  image: {base}\n  command: [\"sleep\", \"1000\"]\n",
+        base = base_image()
+    );
+    sb.unit(
+        id,
+        "start",
+        &format!("{spec}---\n- {name}: {{command: start}}\n"),
+    );
+    sb.unit(id, "again", &format!("{spec}---\n- {name}: {order}\n"));
+    name
+}
+
+#[test]
+fn start_with_restart_restarts_a_running_container() {
+    let sb = Sandbox::new("restart");
     let id = sb.id.clone();
-    // `sink` accepts the connection and never answers; `app` exits while the request waits.
+    let name = stubborn(&sb, "{command: start, restart: true, timeout: 0}");
+    sb.ok(&["run", &format!("{id}/start")]);
+    let first = sb.inspect(&name, "{{.Id}} {{.State.StartedAt}}").unwrap();
+    let out = sb.ok(&["run", &format!("{id}/again")]);
+    assert!(out.contains(&format!("Started container {name}")), "{out}");
+    assert!(sb.running(&name));
+    let second = sb.inspect(&name, "{{.Id}} {{.State.StartedAt}}").unwrap();
+    assert_ne!(first, second, "a new StartedAt");
+    assert_eq!(
+        first.split(' ').next(),
+        second.split(' ').next(),
+        "the same container"
+    );
+}
+
+#[test]
+fn start_restart_gives_the_container_the_orders_timeout_to_stop() {
+    let sb = Sandbox::new("restartto");
+    let id = sb.id.clone();
+    stubborn(&sb, "{command: start, restart: true, timeout: 3}");
+    sb.ok(&["run", &format!("{id}/start")]);
+    let started = Instant::now();
+    sb.ok(&["run", &format!("{id}/again")]);
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        (3.0..8.0).contains(&took),
+        "SIGTERM is ignored, so the stop takes the 3 s timeout (not 0, not 10): {took:.1}s"
+    );
+}
+
+/// The time of the first log line that contains `text`.
+fn logged_at(out: &str, text: &str) -> chrono::NaiveDateTime {
+    let line = out
+        .lines()
+        .find(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("no line with `{text}`: {out}"));
+    let stamp = line.split(": ").next().unwrap();
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S,%3f").unwrap()
+}
+
+#[test]
+fn wait_sleeps_after_the_order() {
+    let sb = Sandbox::new("wait");
+    let id = sb.id.clone();
+    let name = format!("{id}-w");
     sb.unit(
         &id,
         "start",
         &format!(
-            r#"{id}-sink:
-  image: {base}
-  command: ["sh", "-c", "sleep 3600 | nc -l -p 80"]
-  ports: ["127.0.0.1::80"]
-{id}-app:
-  image: {base}
-  command: ["sh", "-c", "sleep 3; echo giving up; exit 3"]
----
-- {id}-sink: {{command: start}}
-- {id}-app: {{command: start, ready: {{http: "http://127.0.0.1:[[port 80]]({id}-sink)/", timeout: 60}}}}
-"#,
+            "{name}:\n  image: {base}\n  command: [\"sleep\", \"1000\"]\n---\n- {name}: {{command: start, wait: 2}}\n- host: {{command: execute, run: ['true']}}\n",
             base = base_image()
         ),
     );
-    let started = Instant::now();
-    let (_, stderr) = sb.fails(&["run", &format!("{id}/start")], 1);
-    let took = started.elapsed().as_secs_f64();
+    let out = sb.ok(&["run", &format!("{id}/start")]);
+    let slept = logged_at(&out, "Executing step execute on host")
+        - logged_at(&out, &format!("Started container {name}"));
     assert!(
-        took < 15.0,
-        "the exit ends the wait, not the request's 30 s limit ({took}s): {stderr}"
+        slept >= chrono::Duration::milliseconds(2000),
+        "the next order starts 2 s later: {slept}"
     );
-    assert!(stderr.contains("exited with code 3"), "{stderr}");
-    assert!(stderr.contains("giving up"), "{stderr}");
 }
 
 #[test]
@@ -273,4 +384,38 @@ fn a_container_imported_into_another_unit_is_shared_not_recreated() {
             && networks.contains(&format!("dstart-{id}-b")),
         "{networks}"
     );
+}
+
+#[test]
+fn ready_http_fails_when_the_container_exits_while_a_request_hangs() {
+    let sb = Sandbox::new("readyhang");
+    let id = sb.id.clone();
+    // `sink` accepts the connection and never answers; `app` exits while the request waits.
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{id}-sink:
+  image: {base}
+  command: ["sh", "-c", "sleep 3600 | nc -l -p 80"]
+  ports: ["127.0.0.1::80"]
+{id}-app:
+  image: {base}
+  command: ["sh", "-c", "sleep 3; echo giving up; exit 3"]
+---
+- {id}-sink: {{command: start}}
+- {id}-app: {{command: start, ready: {{http: "http://127.0.0.1:[[port 80]]({id}-sink)/", timeout: 60}}}}
+"#,
+            base = base_image()
+        ),
+    );
+    let started = Instant::now();
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/start")], 1);
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        took < 15.0,
+        "the exit ends the wait, not the request's 30 s limit ({took}s): {stderr}"
+    );
+    assert!(stderr.contains("exited with code 3"), "{stderr}");
+    assert!(stderr.contains("giving up"), "{stderr}");
 }

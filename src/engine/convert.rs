@@ -3,14 +3,15 @@
 //!
 //! The request carries the labels `dstart.unit`, `dstart.container` and `dstart.config-hash`;
 //! the hash is taken over the canonical JSON of the request without it, so `start` can tell
-//! whether an existing container was created from the same configuration.
+//! whether an existing container was created from the same configuration. The create requests
+//! of the unit network and of named volumes carry the same three labels.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum,
+    HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use sha2::{Digest, Sha256};
 
@@ -334,8 +335,40 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
     CreateRequest { body, hash }
 }
 
-/// The SHA-256 of the canonical JSON (keys sorted) of a create body.
-pub fn config_hash(body: &ContainerCreateBody) -> String {
+/// The labels dstart puts on a network or volume it creates. The hash covers the request
+/// without dstart's own labels, as it does for containers.
+fn object_labels(unit: &str, container: &str, hash: String) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_UNIT.to_string(), unit.to_string()),
+        (LABEL_CONTAINER.to_string(), container.to_string()),
+        (LABEL_HASH.to_string(), hash),
+    ])
+}
+
+/// The create request of the network of `unit`. It belongs to the unit, not to one of its
+/// containers: `dstart.container` is empty.
+pub fn network_request(name: &str, unit: &str) -> NetworkCreateRequest {
+    let mut req = NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".to_string()),
+        ..Default::default()
+    };
+    req.labels = Some(object_labels(unit, "", config_hash(&req)));
+    req
+}
+
+/// The create request of a named volume of `unit`, declared by the spec of `container`.
+pub fn volume_request(name: &str, unit: &str, container: &str) -> VolumeCreateRequest {
+    let mut req = VolumeCreateRequest {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    req.labels = Some(object_labels(unit, container, config_hash(&req)));
+    req
+}
+
+/// The SHA-256 of the canonical JSON (keys sorted) of a create request.
+pub fn config_hash(body: &impl serde::Serialize) -> String {
     let value = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
     let canonical = canonicalize(&value);
     let text = serde_json::to_string(&canonical).unwrap_or_default();
@@ -553,6 +586,33 @@ mod tests {
             Some("host")
         );
         assert!(r.body.networking_config.is_none());
+    }
+
+    #[test]
+    fn networks_and_volumes_carry_the_three_labels() {
+        let net = network_request("dstart-site", "site");
+        let labels = net.labels.as_ref().unwrap();
+        assert_eq!(labels[LABEL_UNIT], "site");
+        assert_eq!(
+            labels[LABEL_CONTAINER], "",
+            "the network belongs to the unit"
+        );
+        assert_eq!(labels[LABEL_HASH].len(), 64);
+        assert_eq!(net.driver.as_deref(), Some("bridge"));
+
+        let vol = volume_request("site-data", "site", "db");
+        let labels = vol.labels.as_ref().unwrap();
+        assert_eq!(labels[LABEL_UNIT], "site");
+        assert_eq!(labels[LABEL_CONTAINER], "db");
+        assert_eq!(
+            labels[LABEL_HASH],
+            volume_request("site-data", "other", "web").labels.unwrap()[LABEL_HASH],
+            "who declared the volume is not part of its configuration"
+        );
+        assert_ne!(
+            labels[LABEL_HASH],
+            volume_request("site-logs", "site", "db").labels.unwrap()[LABEL_HASH]
+        );
     }
 
     #[test]

@@ -242,7 +242,7 @@ impl MountInfo {
 }
 
 /// What dstart needs to know about an existing container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ContainerInfo {
     pub id: String,
     pub name: String,
@@ -267,6 +267,8 @@ pub struct ContainerInfo {
     /// `HostConfig.VolumesFrom`.
     pub volumes_from: Vec<String>,
     pub started_at: String,
+    /// When the last run ended (`0001-01-01T00:00:00Z` before the first end).
+    pub finished_at: String,
     /// The engine's inspect document (for `[[.Path]]` substitutions).
     pub raw: serde_json::Value,
 }
@@ -339,6 +341,7 @@ impl ContainerInfo {
                 .and_then(|h| h.volumes_from)
                 .unwrap_or_default(),
             started_at: state.started_at.unwrap_or_default(),
+            finished_at: state.finished_at.unwrap_or_default(),
             raw,
         }
     }
@@ -360,6 +363,57 @@ pub struct ImageInfo {
 pub struct OutputChunk {
     pub stderr: bool,
     pub data: Bytes,
+}
+
+/// One line of a pull's or push's progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The layer the line is about, when it is about one.
+    pub id: Option<String>,
+    pub status: String,
+    /// Bytes done and in all, while a layer moves.
+    pub current: Option<i64>,
+    pub total: Option<i64>,
+}
+
+impl Progress {
+    fn from_stream(
+        id: Option<String>,
+        status: Option<String>,
+        detail: Option<bollard::models::ProgressDetail>,
+    ) -> Option<Progress> {
+        let detail = detail.unwrap_or_default();
+        status.map(|status| Progress {
+            id,
+            status,
+            current: detail.current,
+            total: detail.total,
+        })
+    }
+
+    /// What a repeated line repeats: the layer and its status (`(<id>) <status>`).
+    pub fn key(&self) -> String {
+        match &self.id {
+            Some(id) => format!("({id}) {}", self.status),
+            None => self.status.clone(),
+        }
+    }
+
+    /// The line shown: `(<id>) <status>: <current>/<total>`.
+    pub fn line(&self) -> String {
+        match (self.current, self.total) {
+            (Some(c), Some(t)) if t > 0 => format!("{}: {c}/{t}", self.key()),
+            (Some(c), _) => format!("{}: {c}", self.key()),
+            _ => self.key(),
+        }
+    }
+}
+
+/// A created container: its ID and what the engine warned about.
+#[derive(Debug, Clone, Default)]
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
 }
 
 /// A build's progress.
@@ -392,6 +446,9 @@ pub struct ContainerSummary {
     pub labels: HashMap<String, String>,
     pub running: bool,
 }
+
+/// A container's output, chunk by chunk.
+pub type OutputStream = Pin<Box<dyn Stream<Item = Result<OutputChunk, EngineError>> + Send>>;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Send>>;
 
@@ -530,7 +587,7 @@ impl Engine {
         &self,
         name: &str,
         body: ContainerCreateBody,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Created, EngineError> {
         let opts = qp::CreateContainerOptions {
             name: Some(name.to_string()),
             ..Default::default()
@@ -538,7 +595,10 @@ impl Engine {
         self.docker
             .create_container(Some(opts), body)
             .await
-            .map(|r| r.id)
+            .map(|r| Created {
+                id: r.id,
+                warnings: r.warnings,
+            })
             .map_err(|e| {
                 classify(
                     &format!("creating container `{name}`"),
@@ -587,24 +647,6 @@ impl Engine {
                 e,
             )),
         }
-    }
-
-    pub async fn restart_container(&self, name: &str, timeout: u32) -> Result<(), EngineError> {
-        let opts = qp::RestartContainerOptions {
-            t: Some(i32::try_from(timeout).unwrap_or(i32::MAX)),
-            ..Default::default()
-        };
-        self.docker
-            .restart_container(name, Some(opts))
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("restarting container `{name}`"),
-                    "container",
-                    name,
-                    e,
-                )
-            })
     }
 
     pub async fn kill_container(&self, name: &str) -> Result<(), EngineError> {
@@ -685,20 +727,50 @@ impl Engine {
 
     /// The container's output: `since` a UNIX time (0 = from the start), following new output
     /// when `follow`, only the last `tail` lines when given.
-    pub fn logs(
+    pub fn logs(&self, name: &str, follow: bool, since: i64, tail: Option<usize>) -> OutputStream {
+        self.logs_with(name, follow, since, tail, false)
+    }
+
+    /// The container's output logged after the instant `after` (all of it when `None`),
+    /// following new output when `follow`. The engine's `since` counts whole seconds, so the
+    /// lines are read with their timestamps and those up to `after` are dropped here.
+    pub fn logs_after(
+        &self,
+        name: &str,
+        follow: bool,
+        after: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> OutputStream {
+        let Some(after) = after else {
+            return self.logs(name, follow, 0, None);
+        };
+        let stream = self.logs_with(name, follow, after.timestamp().max(0), None, true);
+        Box::pin(stream.filter_map(move |item| {
+            let item = item.map(|chunk| OutputChunk {
+                data: lines_after(&chunk.data, after),
+                ..chunk
+            });
+            std::future::ready(match item {
+                Ok(chunk) if chunk.data.is_empty() => None,
+                other => Some(other),
+            })
+        }))
+    }
+
+    fn logs_with(
         &self,
         name: &str,
         follow: bool,
         since: i64,
         tail: Option<usize>,
-    ) -> Pin<Box<dyn Stream<Item = Result<OutputChunk, EngineError>> + Send>> {
+        timestamps: bool,
+    ) -> OutputStream {
         let opts = qp::LogsOptions {
             follow,
             stdout: true,
             stderr: true,
             since: i32::try_from(since).unwrap_or(0),
             until: 0,
-            timestamps: false,
+            timestamps,
             tail: tail.map_or_else(|| "all".to_string(), |t| t.to_string()),
         };
         let name = name.to_string();
@@ -719,11 +791,7 @@ impl Engine {
     }
 
     /// Attaches to the container's output stream (before starting it, to miss nothing).
-    pub async fn attach(
-        &self,
-        name: &str,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<OutputChunk, EngineError>> + Send>>, EngineError>
-    {
+    pub async fn attach(&self, name: &str) -> Result<OutputStream, EngineError> {
         let opts = qp::AttachContainerOptions {
             stdin: false,
             stdout: true,
@@ -967,7 +1035,7 @@ impl Engine {
     pub async fn pull(
         &self,
         name: &str,
-        on_status: impl FnMut(String) + Send,
+        on_progress: impl FnMut(Progress) + Send,
     ) -> Result<(), EngineError> {
         let (repo, tag) = crate::unit::container::split_image(name);
         let opts = qp::CreateImageOptions {
@@ -976,12 +1044,18 @@ impl Engine {
             ..Default::default()
         };
         let stream = self.docker.create_image(Some(opts), None, None);
-        follow_progress(stream, &format!("pulling `{name}`"), name, on_status, |i| {
-            (
-                i.error_detail.map(|d| d.message.unwrap_or_default()),
-                i.status,
-            )
-        })
+        follow_progress(
+            stream,
+            &format!("pulling `{name}`"),
+            name,
+            on_progress,
+            |i| {
+                (
+                    i.error_detail.map(|d| d.message.unwrap_or_default()),
+                    Progress::from_stream(i.id, i.status, i.progress_detail),
+                )
+            },
+        )
         .await
     }
 
@@ -1056,7 +1130,7 @@ impl Engine {
         &self,
         repo: &str,
         tag: &str,
-        on_status: impl FnMut(String) + Send,
+        on_progress: impl FnMut(Progress) + Send,
     ) -> Result<(), EngineError> {
         let opts = qp::PushImageOptions {
             tag: Some(tag.to_string()),
@@ -1068,11 +1142,12 @@ impl Engine {
             stream,
             &format!("pushing `{repo}:{tag}`"),
             repo,
-            on_status,
+            on_progress,
             |i| {
                 (
                     i.error_detail.map(|d| d.message.unwrap_or_default()),
-                    i.status,
+                    // bollard's push item has no layer ID.
+                    Progress::from_stream(None, i.status, i.progress_detail),
                 )
             },
         )
@@ -1081,21 +1156,13 @@ impl Engine {
 
     // -- networks and volumes -----------------------------------------------------------------
 
-    /// Creates a bridge network unless one of that name exists. Returns whether it was created.
-    pub async fn ensure_network(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<bool, EngineError> {
-        if self.network_containers(name).await?.is_some() {
+    /// Creates a network from `req` (see [`convert::network_request`]) unless one of that name
+    /// exists. Returns whether it was created.
+    pub async fn ensure_network(&self, req: NetworkCreateRequest) -> Result<bool, EngineError> {
+        let name = req.name.clone();
+        if self.network_containers(&name).await?.is_some() {
             return Ok(false);
         }
-        let req = NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".to_string()),
-            labels: Some(labels),
-            ..Default::default()
-        };
         match self.docker.create_network(req).await {
             Ok(_) => Ok(true),
             // Created concurrently by a parallel order: fine.
@@ -1105,7 +1172,7 @@ impl Engine {
             Err(e) => Err(classify(
                 &format!("creating network `{name}`"),
                 "network",
-                name,
+                &name,
                 e,
             )),
         }
@@ -1161,25 +1228,18 @@ impl Engine {
             .map_err(|e| classify(&format!("removing network `{name}`"), "network", name, e))
     }
 
-    /// Creates a named volume unless it exists. Returns whether it was created.
-    pub async fn ensure_volume(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<bool, EngineError> {
-        if self.volume_labels(name).await?.is_some() {
+    /// Creates a named volume from `req` (see [`convert::volume_request`]) unless it exists.
+    /// Returns whether it was created.
+    pub async fn ensure_volume(&self, req: VolumeCreateRequest) -> Result<bool, EngineError> {
+        let name = req.name.clone().unwrap_or_default();
+        if self.volume_labels(&name).await?.is_some() {
             return Ok(false);
         }
-        let req = VolumeCreateRequest {
-            name: Some(name.to_string()),
-            labels: Some(labels),
-            ..Default::default()
-        };
         self.docker
             .create_volume(req)
             .await
             .map(|_| true)
-            .map_err(|e| classify(&format!("creating volume `{name}`"), "volume", name, e))
+            .map_err(|e| classify(&format!("creating volume `{name}`"), "volume", &name, e))
     }
 
     /// The labels of a volume; `None` if it does not exist.
@@ -1268,16 +1328,16 @@ impl Engine {
 }
 
 /// Follows a pull or push progress stream: reports each status, fails on an error in the
-/// stream. `split` takes (error message, status) out of an item.
+/// stream. `split` takes (error message, progress) out of an item.
 async fn follow_progress<T>(
     mut stream: impl Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
     context: &str,
     name: &str,
-    mut on_status: impl FnMut(String) + Send,
-    split: impl Fn(T) -> (Option<String>, Option<String>),
+    mut on_progress: impl FnMut(Progress) + Send,
+    split: impl Fn(T) -> (Option<String>, Option<Progress>),
 ) -> Result<(), EngineError> {
     while let Some(item) = stream.next().await {
-        let (error, status) = split(item.map_err(|e| classify(context, "image", name, e))?);
+        let (error, progress) = split(item.map_err(|e| classify(context, "image", name, e))?);
         if let Some(message) = error {
             return Err(EngineError::Api {
                 context: context.to_string(),
@@ -1285,8 +1345,8 @@ async fn follow_progress<T>(
                 message,
             });
         }
-        if let Some(s) = status {
-            on_status(s);
+        if let Some(p) = progress {
+            on_progress(p);
         }
     }
     Ok(())
@@ -1299,6 +1359,28 @@ fn optional<T>(result: Result<T, EngineError>) -> Result<Option<T>, EngineError>
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The lines of timestamped log output (`<RFC 3339 time> <text>`) logged after `after`,
+/// without their timestamps. A line without a timestamp (the rest of a long line) is kept.
+fn lines_after(data: &[u8], after: chrono::DateTime<chrono::Utc>) -> Bytes {
+    let mut out = Vec::with_capacity(data.len());
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        let stamped = line.iter().position(|b| *b == b' ').and_then(|i| {
+            let time = std::str::from_utf8(&line[..i]).ok()?;
+            let time = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+            Some((time, &line[i + 1..]))
+        });
+        match stamped {
+            Some((time, text)) => {
+                if time > after {
+                    out.extend_from_slice(text);
+                }
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    Bytes::from(out)
 }
 
 fn log_chunk(out: bollard::container::LogOutput) -> OutputChunk {
@@ -1352,6 +1434,16 @@ mod tests {
         );
         assert!(parse_address("ssh://x", None).is_err());
         assert!(parse_address("unix://", None).is_err());
+    }
+
+    #[test]
+    fn timestamped_lines_up_to_an_instant_are_dropped() {
+        let after = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.500000000Z")
+            .unwrap()
+            .to_utc();
+        let data = b"2026-01-02T03:04:05.400000000Z old\n2026-01-02T03:04:05.500000000Z edge\n2026-01-02T03:04:05.600000000Z new\n";
+        assert_eq!(&lines_after(data, after)[..], b"new\n");
+        assert_eq!(&lines_after(b"no stamp\n", after)[..], b"no stamp\n");
     }
 
     #[test]

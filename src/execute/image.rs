@@ -69,9 +69,10 @@ async fn make_image(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> Ord
     if spec.build.is_some() {
         build(run, spec).await
     } else {
+        let mut progress = output::ProgressLog::default();
         let result = run
             .engine()
-            .pull(image, |status| output::output(2, status))
+            .pull(image, |p| progress.show(&p.key(), &p.line()))
             .await;
         match result {
             Ok(()) => {
@@ -392,8 +393,9 @@ pub async fn push(run: &UnitRun<'_>, name: &str, args: &PushArgs) -> OrderResult
             (r, t.clone().unwrap_or(own_tag))
         }
     };
+    let mut progress = output::ProgressLog::default();
     run.engine()
-        .push(&repo, &tag, |status| output::output(2, status))
+        .push(&repo, &tag, |p| progress.show(&p.key(), &p.line()))
         .await?;
     output::info(format!("Pushed the image {repo}:{tag}"));
     Ok(())

@@ -14,7 +14,7 @@ use crate::checks::http::request_limit;
 use crate::engine::convert::{
     self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
 };
-use crate::engine::{ContainerInfo, EngineError, MountInfo};
+use crate::engine::{ContainerInfo, Created, EngineError, MountInfo};
 use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, interrupt, resolve_host_path};
 use crate::output;
 use crate::unit::container::{ContainerSpec, MountSpec};
@@ -68,7 +68,7 @@ async fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
     for m in &spec.mounts {
         if let MountSpec::Named { name, .. } = m {
             let engine_name = run.naming.volumes.get(name).unwrap_or(name);
-            run.ensure_volume(engine_name).await?;
+            run.ensure_volume(engine_name, &spec.name).await?;
         }
     }
     Ok(())
@@ -136,8 +136,21 @@ async fn create_with(
         "set creation fields for 'name' and 'image' to {} and {image_name}",
         spec.name
     ));
-    let id = run.engine().create_container(&spec.name, req.body).await?;
-    Ok(id)
+    let created = run.engine().create_container(&spec.name, req.body).await?;
+    log_created(&spec.name, &created);
+    Ok(created.id)
+}
+
+/// The engine's answer to a create (ORIGINAL §7.3): the ID as Docker output, its warnings
+/// (a discarded port binding, an unsupported limit) as warnings.
+pub fn log_created(name: &str, created: &Created) {
+    output::output(
+        1,
+        format!("Created container {name} with Id {}", created.id),
+    );
+    for warning in &created.warnings {
+        output::warn("engine", format!("creating container {name}: {warning}"));
+    }
 }
 
 /// Whether the container was created from another configuration or image.
@@ -169,6 +182,9 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
     let req = request(run, spec, HashMap::new())?;
     let existing = run.engine().container(name).await?;
     let mut started = false;
+    // Where the output of the run this order starts (or finds) begins; `None`: a container
+    // that never ran, all of its output.
+    let mut after = None;
     match existing {
         None => {
             output::debug(format!(
@@ -211,10 +227,19 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                     output::debug(format!(
                         "Container {name} is already started. (skipped)  Add 'restart: true' to the order to restart it."
                     ));
-                } else if info.running {
-                    restart_now(run, name, args).await?;
-                    started = true;
+                    after = previous_run_end(&info);
                 } else {
+                    after = if info.running {
+                        // A restart is a stop and a start, as the engine does it; stopping
+                        // first tells exactly where the output of the old run ends.
+                        run.engine().stop_container(name, args.timeout).await?;
+                        run.engine()
+                            .container(name)
+                            .await?
+                            .and_then(|i| previous_run_end(&i))
+                    } else {
+                        previous_run_end(&info)
+                    };
                     start_now(run, name, args).await?;
                     started = true;
                 }
@@ -222,10 +247,10 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
         }
     }
     if started && args.attach {
-        attach(run, name).await?;
+        attach(run, name, after).await?;
     }
     if let Some(ready) = &args.ready {
-        wait_ready(run, name, ready).await?;
+        wait_ready(run, name, ready, after).await?;
     }
     Ok(())
 }
@@ -257,21 +282,15 @@ async fn start_now(run: &UnitRun<'_>, name: &str, _args: &StartArgs) -> OrderRes
     Ok(())
 }
 
-async fn restart_now(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResult {
-    run.engine().restart_container(name, args.timeout).await?;
-    output::info(format!("Started container {name}"));
-    Ok(())
-}
-
 /// Replaces the container by one made from the current spec; its anonymous volumes are mounted
-/// into the new one, so no data is lost. On failure the old container is put back. A running old
-/// container gets `stop_timeout` seconds (the `start` order's `timeout`) to stop.
+/// into the new one, so no data is lost. The old container gets `timeout` seconds to stop. On
+/// failure the old container is put back.
 async fn recreate(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
     old: &ContainerInfo,
     reason: &str,
-    stop_timeout: u32,
+    timeout: u32,
 ) -> OrderResult {
     let name = spec.name.as_str();
     let engine = run.engine();
@@ -285,7 +304,7 @@ async fn recreate(
     let short: String = old.id.chars().take(12).collect();
     let parked = format!("{name}_dstart_old_{short}");
     if old.running {
-        engine.stop_container(name, stop_timeout).await?;
+        engine.stop_container(name, timeout).await?;
     }
     engine.rename_container(name, &parked).await?;
     match create_with(run, spec, req).await {
@@ -315,15 +334,27 @@ async fn recreate(
     }
 }
 
-/// Follows the output of a just started container until it exits; fails on a non-zero exit.
-async fn attach(run: &UnitRun<'_>, name: &str) -> OrderResult {
+/// When the container's last run ended, as an inspect taken while it is not in the run that
+/// follows tells (for a running container: the run before the current one). The engine has
+/// logged every line of a run when it marks the run ended, so the output after this instant
+/// is the next run's. `None` before the first end.
+pub fn previous_run_end(info: &ContainerInfo) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(&info.finished_at)
+        .ok()
+        .map(|t| t.to_utc())
+        // `0001-01-01T00:00:00Z`: it never ended.
+        .filter(|t| t.timestamp() > 0)
+}
+
+/// Follows the output of a just started container (logged `after` the previous run ended)
+/// until it exits; fails on a non-zero exit.
+async fn attach(
+    run: &UnitRun<'_>,
+    name: &str,
+    after: Option<chrono::DateTime<chrono::Utc>>,
+) -> OrderResult {
     let engine = run.engine();
-    let since = engine
-        .container(name)
-        .await?
-        .and_then(|i| chrono::DateTime::parse_from_rfc3339(&i.started_at).ok())
-        .map_or(0, |t| t.timestamp());
-    let mut stream = engine.logs(name, true, since, None);
+    let mut stream = engine.logs_after(name, true, after);
     let mut tail = Tail::new(10);
     let follow = async {
         while let Some(chunk) = stream.next().await {
@@ -381,8 +412,14 @@ pub async fn stopped_running(
     }
 }
 
-/// Waits until the container is ready; fails at once if it exits meanwhile.
-pub async fn wait_ready(run: &UnitRun<'_>, name: &str, ready: &Ready) -> OrderResult {
+/// Waits until the container is ready; fails at once if it exits meanwhile. `after`: where the
+/// output of its current run begins (see [`previous_run_end`]).
+pub async fn wait_ready(
+    run: &UnitRun<'_>,
+    name: &str,
+    ready: &Ready,
+    after: Option<chrono::DateTime<chrono::Utc>>,
+) -> OrderResult {
     let deadline = Instant::now() + Duration::from_secs_f64(ready.timeout());
     let engine = run.engine();
     let exited = |info: &Option<ContainerInfo>| -> Option<String> {
@@ -396,7 +433,9 @@ pub async fn wait_ready(run: &UnitRun<'_>, name: &str, ready: &Ready) -> OrderRe
         Ready::Log { pattern, .. } => {
             let re = regex::Regex::new(pattern)
                 .map_err(|e| OrderError::failed(format!("invalid regex: {e}")))?;
-            let mut stream = engine.logs(name, true, 0, None);
+            // Only the current run: after a restart, the line of the previous run does not
+            // count.
+            let mut stream = engine.logs_after(name, true, after);
             let mut tail = Tail::new(10);
             let watch = async {
                 while let Some(chunk) = stream.next().await {
@@ -647,20 +686,24 @@ async fn remove_unit_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderRe
 }
 
 /// Removes the unit network once no container of the unit is left (running or not: a created
-/// container joins the network when it starts). The engine sometimes refuses with "has active
-/// endpoints" although nothing is attached: that is reported, not fatal.
+/// container joins the network when it starts). The engine refuses while a container that is
+/// not the unit's is attached, and Docker 20.10 sometimes refuses with "has active endpoints"
+/// although nothing is attached: either is reported as a warning and the teardown carries on.
 pub async fn remove_network_if_unused(run: &UnitRun<'_>) {
     let engine = run.engine();
     let net = &run.naming.network;
-    // While other containers are attached, one inspect answers; the listing is only needed
-    // for the last one (created containers are not attached until they start).
-    match engine.network_containers(net).await {
-        Ok(Some(attached)) if attached.is_empty() => {}
-        Ok(_) => return,
+    // While containers of the unit are attached, one inspect answers; the listing is only
+    // needed for the last one (created containers are not attached until they start).
+    let attached = match engine.network_containers(net).await {
+        Ok(Some(attached)) => attached,
+        Ok(None) => return,
         Err(e) => {
             output::warn("lifecycle", format!("could not inspect network {net}: {e}"));
             return;
         }
+    };
+    if attached.iter().any(|c| run.unit.containers.contains_key(c)) {
+        return;
     }
     match engine
         .containers_with_labels(&[(LABEL_UNIT, run.naming.unit_label.as_str())])
@@ -672,10 +715,17 @@ pub async fn remove_network_if_unused(run: &UnitRun<'_>) {
                 output::debug(format!("Removed network {net}"));
             }
             Err(e) if e.is_not_found() => run.forget_network().await,
-            Err(e) => output::warn(
-                "lifecycle",
-                format!("could not remove network {net} (carrying on): {e}"),
-            ),
+            Err(e) => {
+                let users = if attached.is_empty() {
+                    String::new()
+                } else {
+                    format!(", which {} still uses", attached.join(", "))
+                };
+                output::warn(
+                    "lifecycle",
+                    format!("could not remove network {net}{users} (carrying on): {e}"),
+                );
+            }
         },
         Ok(_) => {}
         Err(e) => output::warn(
@@ -706,6 +756,20 @@ mod tests {
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect();
         s
+    }
+
+    #[test]
+    fn the_previous_run_ended_when_the_engine_says() {
+        let info = |finished: &str| ContainerInfo {
+            finished_at: finished.into(),
+            ..ContainerInfo::default()
+        };
+        assert_eq!(previous_run_end(&info("0001-01-01T00:00:00Z")), None);
+        assert_eq!(previous_run_end(&info("")), None);
+        assert_eq!(
+            previous_run_end(&info("2026-01-02T03:04:05.25Z")).map(|t| t.to_rfc3339()),
+            Some("2026-01-02T03:04:05.250+00:00".into())
+        );
     }
 
     #[test]

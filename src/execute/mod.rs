@@ -203,15 +203,9 @@ impl<'a> UnitRun<'a> {
         if *ready {
             return Ok(());
         }
-        let labels = HashMap::from([(
-            crate::engine::convert::LABEL_UNIT.to_string(),
-            self.naming.unit_label.clone(),
-        )]);
-        if self
-            .engine()
-            .ensure_network(&self.naming.network, labels)
-            .await?
-        {
+        let req =
+            crate::engine::convert::network_request(&self.naming.network, &self.naming.unit_label);
+        if self.engine().ensure_network(req).await? {
             output::debug(format!("Created network {}", self.naming.network));
         }
         *ready = true;
@@ -223,8 +217,8 @@ impl<'a> UnitRun<'a> {
         *self.network_ready.lock().await = false;
     }
 
-    /// Creates a named volume of the unit once per run.
-    pub async fn ensure_volume(&self, engine_name: &str) -> OrderResult {
+    /// Creates a named volume of the unit once per run; `container` declared it.
+    pub async fn ensure_volume(&self, engine_name: &str, container: &str) -> OrderResult {
         if self
             .volumes_ready
             .lock()
@@ -232,11 +226,9 @@ impl<'a> UnitRun<'a> {
         {
             return Ok(());
         }
-        let labels = HashMap::from([(
-            crate::engine::convert::LABEL_UNIT.to_string(),
-            self.naming.unit_label.clone(),
-        )]);
-        if self.engine().ensure_volume(engine_name, labels).await? {
+        let req =
+            crate::engine::convert::volume_request(engine_name, &self.naming.unit_label, container);
+        if self.engine().ensure_volume(req).await? {
             output::debug(format!("Created volume {engine_name}"));
         }
         if let Ok(mut v) = self.volumes_ready.lock() {
@@ -288,6 +280,9 @@ impl<'a> UnitRun<'a> {
     /// the run reports it once (a cron job's mail holds one error, not two).
     pub async fn run_order(&self, order: &Order) -> OrderResult {
         let kind = order.action.kind();
+        if order.container != crate::unit::order::HOST {
+            output::debug(format!("Initialized docker container {}", order.container));
+        }
         output::info(format!("Executing step {kind} on {}", order.container));
         let result = Box::pin(self.dispatch(order)).await;
         match result {
@@ -349,25 +344,27 @@ fn chains(orders: &[Order]) -> Vec<Vec<&Order>> {
 /// else the current directory, ORIGINAL §2.2), `${PWD}`, and relative paths against the
 /// configuration directory.
 pub fn resolve_host_path(rt: &Runtime, spec: Option<&ContainerSpec>, path: &str) -> PathBuf {
-    let config_dir = spec
-        .and_then(|s| s.build.as_ref())
-        .map(|b| resolve_build_path(rt, &b.path))
+    let build = spec.and_then(|s| s.build.as_ref()).map(|b| b.path.as_str());
+    host_path(rt.conf.root(), &rt.cwd, build, path)
+}
+
+/// [`resolve_host_path`] for the configuration directory `conf`, the current directory `cwd`
+/// and the container's `build.path`.
+pub fn host_path(conf: &Path, cwd: &Path, build: Option<&str>, path: &str) -> PathBuf {
+    let config_dir = build
+        .map(|b| build_path(conf, cwd, b))
         .filter(|p| p.exists())
-        .unwrap_or_else(|| rt.cwd.clone());
+        .unwrap_or_else(|| cwd.to_path_buf());
     let replaced = path
         .replace("${CONFIG_DIR}", &config_dir.display().to_string())
-        .replace("${PWD}", &rt.cwd.display().to_string());
+        .replace("${PWD}", &cwd.display().to_string());
     let p = PathBuf::from(&replaced);
     let p = if let Some(rest) = replaced.strip_prefix("~/") {
         std::env::var_os("HOME").map_or(p.clone(), |h| PathBuf::from(h).join(rest))
     } else {
         p
     };
-    let joined = if p.is_absolute() {
-        p
-    } else {
-        rt.conf.root().join(p)
-    };
+    let joined = if p.is_absolute() { p } else { conf.join(p) };
     // `dir/./backups` reads as `dir/backups` (only `.` is dropped: `..` may cross a link).
     joined.components().collect()
 }
@@ -375,15 +372,20 @@ pub fn resolve_host_path(rt: &Runtime, spec: Option<&ContainerSpec>, path: &str)
 /// A build context directory: absolute, else relative to the configuration directory, else to
 /// the current directory.
 pub fn resolve_build_path(rt: &Runtime, path: &str) -> PathBuf {
+    build_path(rt.conf.root(), &rt.cwd, path)
+}
+
+/// [`resolve_build_path`] for the configuration directory `conf` and current directory `cwd`.
+pub fn build_path(conf: &Path, cwd: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    let in_conf = rt.conf.root().join(p);
+    let in_conf = conf.join(p);
     if in_conf.exists() {
         return in_conf;
     }
-    let in_cwd = rt.cwd.join(p);
+    let in_cwd = cwd.join(p);
     if in_cwd.exists() { in_cwd } else { in_conf }
 }
 
@@ -502,6 +504,51 @@ mod tests {
                 vec!["host execute"],
             ]
         );
+    }
+
+    #[test]
+    fn host_paths_resolve_placeholders_and_relative_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("conf");
+        let cwd = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(conf.join("services/app")).unwrap();
+        std::fs::create_dir_all(cwd.join("only-here")).unwrap();
+        let app = Some("services/app");
+        for (build, path, expected) in [
+            (app, "${CONFIG_DIR}/etc", conf.join("services/app/etc")),
+            (None, "${CONFIG_DIR}/etc", cwd.join("etc")),
+            // A build directory that does not exist falls back to the current directory.
+            (Some("services/gone"), "${CONFIG_DIR}/etc", cwd.join("etc")),
+            (
+                Some("only-here"),
+                "${CONFIG_DIR}/x",
+                cwd.join("only-here/x"),
+            ),
+            (app, "${PWD}/data", cwd.join("data")),
+            (app, "./www", conf.join("www")),
+            (app, "www/./a", conf.join("www/a")),
+            (None, "/abs/path", PathBuf::from("/abs/path")),
+        ] {
+            assert_eq!(
+                host_path(&conf, &cwd, build, path),
+                expected,
+                "{path} with build {build:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn build_paths_prefer_the_configuration_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("conf");
+        let cwd = tmp.path().join("cwd");
+        std::fs::create_dir_all(conf.join("both")).unwrap();
+        std::fs::create_dir_all(cwd.join("both")).unwrap();
+        std::fs::create_dir_all(cwd.join("cwd-only")).unwrap();
+        assert_eq!(build_path(&conf, &cwd, "both"), conf.join("both"));
+        assert_eq!(build_path(&conf, &cwd, "cwd-only"), cwd.join("cwd-only"));
+        assert_eq!(build_path(&conf, &cwd, "nowhere"), conf.join("nowhere"));
+        assert_eq!(build_path(&conf, &cwd, "/abs"), PathBuf::from("/abs"));
     }
 
     #[test]

@@ -301,7 +301,8 @@ pub async fn run_container_kept(
     if spec.on_unit_network() {
         run.ensure_network().await?;
     }
-    engine.create_container(&name, req.body).await?;
+    let created = engine.create_container(&name, req.body).await?;
+    lifecycle::log_created(&name, &created);
     let mut tail = Tail::new(TAIL_LINES);
     let body = async {
         let mut stream = engine.attach(&name).await?;

@@ -138,7 +138,16 @@ impl Sandbox {
 
     /// Runs dstart and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.dstart(args);
+        self.ok_in(self.conf(), args)
+    }
+
+    /// Runs dstart with the working directory `cwd` and asserts success; returns stdout.
+    pub fn ok_in(&self, cwd: &Path, args: &[&str]) -> String {
+        let out = self
+            .command(args)
+            .current_dir(cwd)
+            .output()
+            .expect("dstart runs");
         assert!(
             out.status.success(),
             "dstart {} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
