@@ -4,6 +4,7 @@
 #   - the raw engine API (curl on the socket), one after another and P at a time (P = 2..5),
 #   - dstart (sequential orders, a `parallel:` block with max P, a no-op second start, the
 #     generated stop and cleanup),
+#   - the raw engine API's fastest teardown (force-remove 8 at a time, then the network),
 #   - docker-compose 1.29 (up -d, a no-op up -d, down),
 # plus `dstart list` and `dstart run --print-unit` on a configuration with 200 units.
 #
@@ -105,6 +106,17 @@ export -f one
 seq 1 $n | xargs -P "\$1" -I{} bash -c 'one {}'
 RAW
     chmod +x "$conf/raw.sh"
+    # The raw engine API's fastest teardown of the containers dstart started (the engine's floor
+    # for stop and cleanup): one force-remove per container, 8 at a time, then the network.
+    cat > "$conf/raw-down.sh" <<RAW
+#!/usr/bin/env bash
+set -euo pipefail
+api() { curl -sSf --unix-socket $SOCK -X "\$1" "http://localhost/v$API\$2" >/dev/null; }
+export -f api
+seq 1 $n | xargs -P 8 -I{} bash -c 'api DELETE "/containers/bench-c{}?force=1"'
+api DELETE /networks/dstart-seq || true
+RAW
+    chmod +x "$conf/raw-down.sh"
 }
 
 # CPU steal over the whole run (a VM's neighbours take it; it makes every number slower).
@@ -164,6 +176,7 @@ for n in "${sizes[@]}"; do
     case_add dstart-stop "$start" "$D -c $conf -q run seq/stop"
     case_add dstart-cleanup "$start" "$D -c $conf -q run seq/cleanup"
     case_add compose-down "clean_all; $compose up -d" "$compose down"
+    case_add raw-down "$start" "$conf/raw-down.sh"
     echo "== $n containers, $RUNS rounds" >&2
     clean_all
     cases_run "$RUNS" "$results/start-$n"
@@ -181,6 +194,7 @@ for n in "${sizes[@]}"; do
     row "dstart stop (generated)" "$n" dstart-stop
     row "dstart cleanup (generated)" "$n" dstart-cleanup
     row "docker-compose down" "$n" compose-down
+    row "raw API teardown: force-remove 8 at a time, then the network" "$n" raw-down
     target "$n: dstart sequential / raw one after another" "$(ratio "$n" dstart-seq raw-seq)" le 1.05
     if [ -n "$best_raw" ] && [ -n "$best_dstart" ]; then
         target "$n: dstart parallel (best, ${best_dstart#dstart-}) / raw parallel (best, ${best_raw#raw-})" \
@@ -191,6 +205,8 @@ for n in "${sizes[@]}"; do
     target "$n: dstart no-op start, seconds" "$(med "$n" dstart-noop)" le 0.06
     target "$n: docker-compose down / dstart stop" "$(ratio "$n" compose-down dstart-stop)" ge 2
     target "$n: docker-compose down / dstart cleanup" "$(ratio "$n" compose-down dstart-cleanup)" ge 2
+    target "$n: (for information) docker-compose down / raw API teardown" "$(ratio "$n" compose-down raw-down)" ge 2
+    target "$n: (for information) docker-compose up -d / raw parallel (best)" "$(ratio "$n" compose-up "$best_raw")" ge 1.5
 done
 
 # 200 units: list and print-unit (no engine involved; hyperfine's warm-up and statistics).
