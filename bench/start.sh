@@ -37,7 +37,7 @@ ensure_busybox_image "$IMAGE"
 work=$(mktemp -d /tmp/dstart-bench.XXXXXX)
 results=$root/bench/results
 mkdir -p "$results"
-trap 'clean_all; [ -n "${vmstat_pid:-}" ] && kill "$vmstat_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'clean_all; kill "${vmstat_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # Removes what any case made. Networks go by id: the engine (20.10) sometimes keeps a removed
 # container's endpoint and then refuses to remove its network ("has active endpoints"); such a
