@@ -16,6 +16,8 @@
 #   SIZE=1        GiB of the compared volume
 #   BIG_SIZE=4    GiB of the RSS-only volume (0: skip)
 #   RAW_ONLY=1    only the raw engine half (no dstart)
+#   CASES=REGEX   only the cases whose name matches (e.g. 'raw-tar$|dstart-helper'); the
+#                 restores then use an archive made once, untimed, when no gzip case ran
 #   WORKDIR=/tmp  where archives are written (checked: 4 x SIZE + 2 GiB free there and on /)
 # Writes the times under bench/results/backup-SIZE/ and prints Markdown tables.
 # Note: bench/start.sh removes every container whose name contains `bench-`; do not run both
@@ -109,12 +111,18 @@ else
     case_add raw-gzip-keep "rm -f $out/dgzip/*; $prep" "set -o pipefail; $curl_get | gzip -1 > $out/dgzip/gzip.tar.gz"
 fi
 echo "== backups, $RUNS rounds" >&2
+rm -rf "$results/backup-$SIZE" # no times of an earlier run (CASES may leave cases out)
 cases_run "$RUNS" "$results/backup-$SIZE"
 
 # The restores unpack the last gzip archive of the backups (overlaying the same files each
 # time): raw with curl, as the plain tar dstart sends after unpacking it (for information), and
 # dstart.
 rm -f "$out/restore/"*
+if [ ! -f "$out/dgzip/gzip.tar.gz" ]; then
+    # CASES left out the gzip backups: one archive (and its checksum) for the restores, untimed.
+    bash -c "set -o pipefail; $curl_get | gzip -1 > $out/dgzip/gzip.tar.gz"
+    (cd "$out/dgzip" && sha256sum gzip.tar.gz > gzip.tar.gz.sha256)
+fi
 ln "$out/dgzip/gzip.tar.gz" "$out/restore/"
 [ -f "$out/dgzip/gzip.tar.gz.sha256" ] && ln "$out/dgzip/gzip.tar.gz.sha256" "$out/restore/"
 restore_archive=$out/restore/gzip.tar.gz
@@ -156,6 +164,7 @@ fi
 mbs() { echo "$bytes / $(median "$1") / 1000000" | bc -l; }
 row() { # label, name
     local size=${archive[$2]:-}
+    [ -n "$(median "$2")" ] || return 0 # left out by CASES
     if [ -n "$size" ]; then size=$(printf '%.0f MB' "$(echo "$size / 1000000" | bc -l)"); else size=–; fi
     printf '| %s | %.2f s | %.0f MB/s | %s | %s |\n' "$1" "$(median "$2")" "$(mbs "$2")" "$(case_range "$results/backup-$SIZE/$2.times")" "$size"
 }
@@ -184,8 +193,9 @@ if [ "$RAW_ONLY" != 1 ]; then
     echo "| --- | --- | --- | --- |"
     ratio() { # label, dstart, baseline, minimum[, synced baseline]
         local r s=–
+        [ -n "$(median "$2")" ] && [ -n "$(median "$3")" ] || return 0
         r=$(echo "$(median "$3") / $(median "$2")" | bc -l)
-        if [ -n "${5:-}" ]; then s=$(printf '%.2fx' "$(echo "$(median "$5") / $(median "$2")" | bc -l)"); fi
+        if [ -n "${5:-}" ] && [ -n "$(median "$5")" ]; then s=$(printf '%.2fx' "$(echo "$(median "$5") / $(median "$2")" | bc -l)"); fi
         printf '| %s ≥ %sx | %.2fx | %s | %s |\n' "$1" "$4" "$r" "$( (( $(echo "$r >= $4" | bc -l) )) && echo yes || echo NO)" "$s"
     }
     ratio "none vs curl" dstart-none raw-curl 0.95 raw-curl-sync
@@ -196,7 +206,7 @@ if [ "$RAW_ONLY" != 1 ]; then
     echo
     echo "| peak RSS (max over runs) | KiB | under 32 MiB |"
     echo "| --- | --- | --- |"
-    rss() { local k; k=$(peak_kib "$2"); printf '| %s | %s | %s |\n' "$1" "$k" "$( [ "$k" -lt 32768 ] && echo yes || echo NO)"; }
+    rss() { local k; [ -s "$work/rss-$2" ] || return 0; k=$(peak_kib "$2"); printf '| %s | %s | %s |\n' "$1" "$k" "$( [ "$k" -lt 32768 ] && echo yes || echo NO)"; }
     rss "curl → file (reference)" curl
     rss "dstart backup none, $SIZE GiB" none
     rss "dstart backup gzip, $SIZE GiB" gzip

@@ -182,6 +182,7 @@ for n in "${sizes[@]}"; do
     case_add raw-down "$start" "$conf/raw-down.sh"
     echo "== $n containers, $RUNS rounds" >&2
     clean_all
+    rm -rf "$results/start-$n" # no times of an earlier run (CASES may leave cases out)
     cases_run "$RUNS" "$results/start-$n"
     clean_all
 
