@@ -6,9 +6,9 @@
 # usage: bench/profile.sh start [N] [P]   N busybox containers (default 10) as in bench/start.sh
 #                                         (sleep under the engine's init, one user-defined
 #                                         network, one named volume) created, then started P at
-#                                         a time (default 5) and force-removed 8 at a time with
-#                                         curl on the engine's socket: the raw API's best start
-#                                         and teardown
+#                                         a time (default 5), stopped and removed 8 at a time,
+#                                         and force-removed 8 at a time (the raw API's fastest
+#                                         teardown), with curl on the engine's socket
 #        bench/profile.sh helper [ROUNDS] the 1 GiB volume of bench/backup.sh backed up by
 #                                         busybox `tar` in `docker run` into a bind mount and by
 #                                         dstart with HELPER_IMAGE, interleaved ROUNDS times
@@ -81,6 +81,7 @@ if [ "$mode" = start ]; then
     api POST /networks/create '{"Name": "'"$net"'", "Driver": "bridge", "CheckDuplicate": true}'
     api POST /volumes/create '{"Name": "'"$vol"'"}'
     start_all() { seq 1 "$N" | xargs -P "$P" -I{} bash -c 'api POST "/containers/$tag-{}/start"'; }
+    stop_all() { seq 1 "$N" | xargs -P 8 -I{} bash -c 'api POST "/containers/$tag-{}/stop"'; }
     remove_all() { seq 1 "$N" | xargs -P 8 -I{} bash -c 'api DELETE "/containers/$tag-{}?force=1"'; }
     create_all() {
         for i in $(seq 1 "$N"); do
@@ -90,16 +91,27 @@ if [ "$mode" = start ]; then
     create_all
     echo "== $N containers created; starting them $P at a time under perf" >&2
     perf record -a -g -F 999 -o "$work/start.data" -- bash -c "$(declare -f start_all); N=$N P=$P; start_all" 2>/dev/null
-    echo "== the same started again (after a removal), without perf:" >&2
+    echo "== stopping them 8 at a time under perf" >&2
+    perf record -a -g -F 999 -o "$work/stop.data" -- bash -c "$(declare -f stop_all); N=$N; stop_all" 2>/dev/null
+    echo "== the same again (after a removal), without perf:" >&2
     remove_all
     create_all
     read -r _ wall cpu < <(measure start start_all)
     echo "start of $N, $P at a time: ${wall} s wall, ${cpu} s CPU on $(nproc) cores"
+    read -r _ wall cpu < <(measure stop stop_all)
+    echo "stop of $N, 8 at a time: ${wall} s wall, ${cpu} s CPU on $(nproc) cores"
+    read -r _ wall cpu < <(measure remove remove_all)
+    echo "remove of the $N stopped containers, 8 at a time: ${wall} s wall, ${cpu} s CPU on $(nproc) cores"
+    create_all
+    start_all
     read -r _ wall cpu < <(measure teardown remove_all)
-    echo "force-remove of $N, 8 at a time: ${wall} s wall, ${cpu} s CPU on $(nproc) cores"
+    echo "force-remove of $N running, 8 at a time: ${wall} s wall, ${cpu} s CPU on $(nproc) cores"
     echo
     echo "share of CPU samples per command during the start (perf record -a):"
     by_command "$work/start.data"
+    echo
+    echo "share of CPU samples per command during the stop (perf record -a):"
+    by_command "$work/stop.data"
     echo
     echo "inside the engine's re-executions of its own binary (command \`exe\`), with children:"
     perf report -i "$work/start.data" --children --comm exe --sort sym --stdio -g none 2>/dev/null |

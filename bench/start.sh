@@ -117,6 +117,15 @@ seq 1 $n | xargs -P 8 -I{} bash -c 'api DELETE "/containers/bench-c{}?force=1"'
 api DELETE /networks/dstart-seq || true
 RAW
     chmod +x "$conf/raw-down.sh"
+    # The raw engine API's stop of the same containers, 8 at a time (the floor for dstart stop).
+    cat > "$conf/raw-stop.sh" <<RAW
+#!/usr/bin/env bash
+set -euo pipefail
+api() { curl -sSf --unix-socket $SOCK -X "\$1" "http://localhost/v$API\$2" >/dev/null; }
+export -f api
+seq 1 $n | xargs -P 8 -I{} bash -c 'api POST "/containers/bench-c{}/stop"'
+RAW
+    chmod +x "$conf/raw-stop.sh"
 }
 
 # CPU steal over the whole run (a VM's neighbours take it; it makes every number slower).
@@ -180,6 +189,7 @@ for n in "${sizes[@]}"; do
     # counts (dstart warns and carries on in the same case).
     case_add compose-down "clean_all; $compose up -d" "$compose down || true"
     case_add raw-down "$start" "$conf/raw-down.sh"
+    case_add raw-stop "$start" "$conf/raw-stop.sh"
     echo "== $n containers, $RUNS rounds" >&2
     clean_all
     rm -rf "$results/start-$n" # no times of an earlier run (CASES may leave cases out)
@@ -199,6 +209,7 @@ for n in "${sizes[@]}"; do
     row "dstart cleanup (generated)" "$n" dstart-cleanup
     row "docker-compose down" "$n" compose-down
     row "raw API teardown: force-remove 8 at a time, then the network" "$n" raw-down
+    row "raw API stop, 8 at a time" "$n" raw-stop
     target "$n: dstart sequential / raw one after another" "$(ratio "$n" dstart-seq raw-seq)" le 1.05
     if [ -n "$best_raw" ] && [ -n "$best_dstart" ]; then
         target "$n: dstart parallel (best, ${best_dstart#dstart-}) / raw parallel (best, ${best_raw#raw-})" \
@@ -210,6 +221,8 @@ for n in "${sizes[@]}"; do
     target "$n: docker-compose down / dstart stop" "$(ratio "$n" compose-down dstart-stop)" ge 2
     target "$n: docker-compose down / dstart cleanup" "$(ratio "$n" compose-down dstart-cleanup)" ge 2
     target "$n: (for information) docker-compose down / raw API teardown" "$(ratio "$n" compose-down raw-down)" ge 2
+    target "$n: (for information) docker-compose down / raw API stop" "$(ratio "$n" compose-down raw-stop)" ge 2
+    target "$n: (for information) dstart stop / raw API stop" "$(ratio "$n" dstart-stop raw-stop)" le 1.1
     target "$n: (for information) docker-compose up -d / raw parallel (best)" "$(ratio "$n" compose-up "$best_raw")" ge 1.5
 done
 
