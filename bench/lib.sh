@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Shared by the benchmark scripts: source it, do not run it.
 
 # Builds IMAGE from the host's static busybox (no registry can be reached) unless it exists.

@@ -14,7 +14,8 @@
 #                                         dstart with HELPER_IMAGE, interleaved ROUNDS times
 #                                         (default 5), then one dstart run under perf
 # Prints wall time, CPU time of all processes (user + system + irq, from /proc/stat) and the
-# share of perf samples per command; removes everything it creates.
+# share of perf samples per command; removes everything it creates. `helper` uses (and
+# removes) bench/backup.sh's volume and data container: do not run the two at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
