@@ -163,10 +163,11 @@ fi
 # The tables.
 mbs() { echo "$bytes / $(median "$1") / 1000000" | bc -l; }
 row() { # label, name
-    local size=${archive[$2]:-}
-    [ -n "$(median "$2")" ] || return 0 # left out by CASES
+    local size=${archive[$2]:-} m
+    m=$(median "$2")
+    [ -n "$m" ] || return 0 # left out by CASES
     if [ -n "$size" ]; then size=$(printf '%.0f MB' "$(echo "$size / 1000000" | bc -l)"); else size=–; fi
-    printf '| %s | %.2f s | %.0f MB/s | %s | %s |\n' "$1" "$(median "$2")" "$(mbs "$2")" "$(case_range "$results/backup-$SIZE/$2.times")" "$size"
+    printf '| %s | %.2f s | %.0f MB/s | %s | %s |\n' "$1" "$m" "$(mbs "$2")" "$(case_range "$results/backup-$SIZE/$2.times")" "$size"
 }
 echo
 echo "Volume: $SIZE GiB ($bytes bytes of file content); $RUNS runs each; MB = 10^6 bytes."

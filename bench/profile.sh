@@ -138,7 +138,6 @@ printf '%s:\n  image: %s\n  volumes: ["%s:/data"]\n---\n- %s: {command: backup, 
 fresh() { rm -f "$work"/tar/* "$work"/helper/*; sync; }
 tar_run() { docker run --rm -v "$VOL:/data:ro" -v "$work/tar:/backup" "$IMAGE" tar cf /backup/x.tar -C / data; }
 helper_run() { "$D" -q -c "$conf" run -e "$work/helper-env.yaml" bench/backup-helper; }
-: > "$work/times"
 for r in $(seq 1 "$ROUNDS"); do
     echo "   round $r of $ROUNDS" >&2
     fresh
@@ -146,11 +145,11 @@ for r in $(seq 1 "$ROUNDS"); do
     fresh
     measure dstart helper_run >> "$work/times"
 done
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 for l in tar dstart; do
+    awk -v l=$l '$1 == l { print $2 }' "$work/times" > "$work/$l.wall"
+    awk -v l=$l '$1 == l { print $3 }' "$work/times" > "$work/$l.cpu"
     printf '%-7s median wall %.3f s, median CPU %.2f s (all processes, %s cores)\n' "$l" \
-        "$(awk -v l=$l '$1 == l { print $2 }' "$work/times" | median)" \
-        "$(awk -v l=$l '$1 == l { print $3 }' "$work/times" | median)" "$(nproc)"
+        "$(case_median "$work/$l.wall")" "$(case_median "$work/$l.cpu")" "$(nproc)"
 done
 fresh
 perf record -a -F 999 -o "$work/helper.data" -- "$D" -q -c "$conf" run -e "$work/helper-env.yaml" bench/backup-helper 2>/dev/null

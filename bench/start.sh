@@ -106,26 +106,23 @@ export -f one
 seq 1 $n | xargs -P "\$1" -I{} bash -c 'one {}'
 RAW
     chmod +x "$conf/raw.sh"
-    # The raw engine API's fastest teardown of the containers dstart started (the engine's floor
-    # for stop and cleanup): one force-remove per container, 8 at a time, then the network.
+    # The raw engine API's teardowns of the containers dstart started, 8 at a time: `stop` (the
+    # engine's floor for dstart stop) and `down`, one force-remove per container, then the
+    # network (the engine's fastest teardown, the floor for stop and cleanup).
     cat > "$conf/raw-down.sh" <<RAW
 #!/usr/bin/env bash
+# usage: raw-down.sh stop|down
 set -euo pipefail
 api() { curl -sSf --unix-socket $SOCK -X "\$1" "http://localhost/v$API\$2" >/dev/null; }
 export -f api
-seq 1 $n | xargs -P 8 -I{} bash -c 'api DELETE "/containers/bench-c{}?force=1"'
-api DELETE /networks/dstart-seq || true
+if [ "\$1" = stop ]; then
+    seq 1 $n | xargs -P 8 -I{} bash -c 'api POST "/containers/bench-c{}/stop"'
+else
+    seq 1 $n | xargs -P 8 -I{} bash -c 'api DELETE "/containers/bench-c{}?force=1"'
+    api DELETE /networks/dstart-seq || true
+fi
 RAW
     chmod +x "$conf/raw-down.sh"
-    # The raw engine API's stop of the same containers, 8 at a time (the floor for dstart stop).
-    cat > "$conf/raw-stop.sh" <<RAW
-#!/usr/bin/env bash
-set -euo pipefail
-api() { curl -sSf --unix-socket $SOCK -X "\$1" "http://localhost/v$API\$2" >/dev/null; }
-export -f api
-seq 1 $n | xargs -P 8 -I{} bash -c 'api POST "/containers/bench-c{}/stop"'
-RAW
-    chmod +x "$conf/raw-stop.sh"
 }
 
 # CPU steal over the whole run (a VM's neighbours take it; it makes every number slower).
@@ -188,8 +185,8 @@ for n in "${sizes[@]}"; do
     # active endpoints"); compose down then exits 1 after doing all its work. That run's time
     # counts (dstart warns and carries on in the same case).
     case_add compose-down "clean_all; $compose up -d" "$compose down || true"
-    case_add raw-down "$start" "$conf/raw-down.sh"
-    case_add raw-stop "$start" "$conf/raw-stop.sh"
+    case_add raw-down "$start" "$conf/raw-down.sh down"
+    case_add raw-stop "$start" "$conf/raw-down.sh stop"
     echo "== $n containers, $RUNS rounds" >&2
     clean_all
     rm -rf "$results/start-$n" # no times of an earlier run (CASES may leave cases out)
