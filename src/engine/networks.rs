@@ -1,0 +1,153 @@
+//! Network and volume calls: ensure (create unless present), connect, inspect, remove, list.
+
+use std::collections::HashMap;
+
+use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters as qp;
+
+use super::{Engine, EngineError, classify, label_filter, optional};
+
+impl Engine {
+    /// Creates a network from `req` (see [`convert::network_request`]) unless one of that name
+    /// exists. Returns whether it was created.
+    pub async fn ensure_network(&self, req: NetworkCreateRequest) -> Result<bool, EngineError> {
+        let name = req.name.clone();
+        if self.network_containers(&name).await?.is_some() {
+            return Ok(false);
+        }
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(true),
+            // Created concurrently by a parallel order: fine.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(false),
+            Err(e) => Err(classify(
+                &format!("creating network `{name}`"),
+                "network",
+                &name,
+                e,
+            )),
+        }
+    }
+
+    /// Attaches a container to a network under `aliases`.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: Vec<String>,
+    ) -> Result<(), EngineError> {
+        let req = bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(bollard::models::EndpointSettings {
+                aliases: Some(aliases),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(network, req)
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("connecting `{container}` to network `{network}`"),
+                    "network",
+                    network,
+                    e,
+                )
+            })
+    }
+
+    /// Names of the containers attached to a network; `None` if the network does not exist.
+    pub async fn network_containers(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_network(name, None::<qp::InspectNetworkOptions>)
+            .await
+            .map_err(|e| classify("inspecting a network", "network", name, e));
+        Ok(optional(inspect)?.map(|n| {
+            n.containers
+                .unwrap_or_default()
+                .into_values()
+                .filter_map(|c| c.name)
+                .collect()
+        }))
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .remove_network(name)
+            .await
+            .map_err(|e| classify(&format!("removing network `{name}`"), "network", name, e))
+    }
+
+    /// Creates a named volume from `req` (see [`convert::volume_request`]) unless it exists.
+    /// Returns whether it was created.
+    pub async fn ensure_volume(&self, req: VolumeCreateRequest) -> Result<bool, EngineError> {
+        let name = req.name.clone().unwrap_or_default();
+        if self.volume_labels(&name).await?.is_some() {
+            return Ok(false);
+        }
+        self.docker
+            .create_volume(req)
+            .await
+            .map(|_| true)
+            .map_err(|e| classify(&format!("creating volume `{name}`"), "volume", &name, e))
+    }
+
+    /// The labels of a volume; `None` if it does not exist.
+    pub async fn volume_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<HashMap<String, String>>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_volume(name)
+            .await
+            .map_err(|e| classify("inspecting a volume", "volume", name, e));
+        Ok(optional(inspect)?.map(|v| v.labels))
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .remove_volume(name, None::<qp::RemoveVolumeOptions>)
+            .await
+            .map_err(|e| classify(&format!("removing volume `{name}`"), "volume", name, e))
+    }
+
+    /// Names of volumes carrying all the given labels.
+    pub async fn volumes_with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<String>, EngineError> {
+        let opts = qp::ListVolumesOptions {
+            filters: Some(label_filter(labels)),
+        };
+        let list = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(|e| classify("listing volumes", "volume", "", e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    /// Names of networks carrying all the given labels.
+    pub async fn networks_with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<String>, EngineError> {
+        let opts = qp::ListNetworksOptions {
+            filters: Some(label_filter(labels)),
+        };
+        let list = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(|e| classify("listing networks", "network", "", e))?;
+        Ok(list.into_iter().filter_map(|n| n.name).collect())
+    }
+}
