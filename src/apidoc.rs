@@ -70,11 +70,18 @@ pub fn format_api(image: &str, info: &ImageInfo) -> String {
 
 /// The API of the images built from `services/<service>` (or `data/<service>`), if the engine
 /// can be reached and such images exist. Never fails: this is extra help.
-pub async fn describe_service(address: &Address, service: &str) -> Result<String, String> {
-    let engine = tokio::time::timeout(std::time::Duration::from_secs(3), Engine::connect(address))
-        .await
-        .map_err(|_| "the engine did not answer".to_string())?
-        .map_err(|e| e.to_string())?;
+pub async fn describe_service(
+    address: &Address,
+    timeout: std::time::Duration,
+    service: &str,
+) -> Result<String, String> {
+    let engine = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        Engine::connect(address, timeout),
+    )
+    .await
+    .map_err(|_| "the engine did not answer".to_string())?
+    .map_err(|e| e.to_string())?;
     let mut out = String::new();
     for dir in [format!("services/{service}"), format!("data/{service}")] {
         let images = engine

@@ -136,10 +136,8 @@ fn help(cli: &Cli, args: &HelpArgs) -> Result<(), Error> {
 /// Shows the API labels of the images built from a service directory, when the engine can be
 /// reached; otherwise says why at debug level. Never fails `help`.
 fn service_api(cli: &Cli, conf: &ConfigDir, service: &str) {
-    let env_host = Environment::load(conf, None)
-        .ok()
-        .and_then(|e| e.get_str("DOCKER_HOST"));
-    let Ok(address) = engine::choose_address(cli.host.as_deref(), env_host.as_deref()) else {
+    let env = Environment::load(conf, None).ok();
+    let Ok((choice, timeout)) = choose_engine(cli, env.as_ref()) else {
         return;
     };
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -148,7 +146,11 @@ fn service_api(cli: &Cli, conf: &ConfigDir, service: &str) {
     else {
         return;
     };
-    match runtime.block_on(crate::apidoc::describe_service(&address, service)) {
+    match runtime.block_on(crate::apidoc::describe_service(
+        &choice.address,
+        timeout,
+        service,
+    )) {
         Ok(text) if !text.is_empty() => output::result(text),
         Ok(_) => output::debug(format!(
             "No image built from the service {service} exists yet"
@@ -259,11 +261,7 @@ fn with_engine(
     unit: &Unit,
     work: impl AsyncFnOnce(&Runtime) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let address = engine::choose_address(
-        cli.host.as_deref(),
-        unit.environment.get_str("DOCKER_HOST").as_deref(),
-    )
-    .map_err(Error::Usage)?;
+    let (choice, timeout) = choose_engine(cli, Some(&unit.environment))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -273,9 +271,17 @@ fn with_engine(
         .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
     let result = runtime.block_on(async {
         execute::interrupt::install();
-        let engine = engine::Engine::connect(&address)
+        output::debug(format!(
+            "Using the Docker engine at {} ({})",
+            choice.address, choice.why
+        ));
+        let engine = engine::Engine::connect(&choice.address, timeout)
             .await
-            .map_err(|e| Error::failed(e.to_string()))?;
+            .map_err(|e| Error::Failed {
+                hint: e.hint(),
+                message: e.to_string(),
+                source: None,
+            })?;
         output::debug(format!(
             "Connected to the Docker engine at {} (API {})",
             engine.address(),
@@ -293,13 +299,40 @@ fn with_engine(
     result
 }
 
+/// The engine of this run and why (SPEC "Command line"), and `DSTART_HTTP_TIMEOUT`: the
+/// process environment, else the environment files (`env`).
+fn choose_engine(
+    cli: &Cli,
+    env: Option<&Environment>,
+) -> Result<(engine::resolve::Choice, std::time::Duration), Error> {
+    let file = |name: &str| env.and_then(|e| e.get_str(name));
+    let choice = engine::resolve::choose(
+        cli.host.as_deref(),
+        cli.context.as_deref(),
+        file("DOCKER_HOST").as_deref(),
+    )
+    .map_err(|e| match e.hint() {
+        Some(hint) => Error::UsageHint {
+            message: e.message(),
+            hint,
+        },
+        None => Error::Usage(e.message()),
+    })?;
+    let timeout_text = std::env::var(engine::HTTP_TIMEOUT_VAR)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| file(engine::HTTP_TIMEOUT_VAR));
+    let timeout = engine::http_timeout(timeout_text.as_deref()).map_err(Error::Usage)?;
+    Ok((choice, timeout))
+}
+
 /// The top-level error of a failed order.
 fn order_error(err: OrderError) -> Error {
     match err {
         OrderError::Interrupted => Error::Interrupted,
         OrderError::Config(c) => Error::Config(c),
         other => Error::Failed {
-            hint: other.hint().map(str::to_string),
+            hint: other.hint(),
             message: other.to_string(),
             source: None,
         },

@@ -31,9 +31,18 @@ pub struct Cli {
         long = "host",
         value_name = "HOST",
         global = true,
-        help = "Docker engine address (unix:///path, tcp://host:port); default: $DOCKER_HOST, then DOCKER_HOST of the environment files, then the local socket"
+        help = "Docker engine address (unix:///path, tcp://host:port, ssh://[user@]host[:port]); default: $DOCKER_HOST, $DOCKER_CONTEXT, DOCKER_HOST of the environment files, the Docker CLI's current context, the local socket"
     )]
     pub host: Option<String>,
+
+    #[arg(
+        long = "context",
+        value_name = "NAME",
+        global = true,
+        conflicts_with = "host",
+        help = "Docker context to use (as `docker context ls` lists them; `default`: the local socket)"
+    )]
+    pub context: Option<String>,
 
     /// Show Docker and process output (-vv: more of it)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -258,6 +258,9 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Usage(String),
+    /// A usage error with a `hint:` line.
+    #[error("{message}")]
+    UsageHint { message: String, hint: String },
     #[error("{message}")]
     Failed {
         message: String,
@@ -281,7 +284,7 @@ impl Error {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Config(_) | Error::Usage(_) | Error::UsageHint { .. } => 2,
             Error::Failed { .. } => 1,
             Error::Interrupted => 130,
         }
@@ -291,6 +294,7 @@ impl Error {
         match self {
             Error::Config(c) => c.hint(),
             Error::Failed { hint, .. } => hint.clone(),
+            Error::UsageHint { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }
@@ -299,7 +303,7 @@ impl Error {
     pub fn module(&self) -> &'static str {
         match self {
             Error::Config(_) => "config",
-            Error::Usage(_) => "cli",
+            Error::Usage(_) | Error::UsageHint { .. } => "cli",
             Error::Failed { .. } | Error::Interrupted => "run",
         }
     }

@@ -1,17 +1,56 @@
-//! Where the engine is and how to connect to it: parsing a Docker host, choosing among `-H`,
-//! `DOCKER_HOST` and the environment files, connecting and negotiating the API version.
+//! Where the engine is: the forms of a Docker host (`unix://`, `tcp://` with or without TLS,
+//! `ssh://[user@]host[:port][/socket]`) and how they are parsed, as the Docker CLI reads them.
 
 use std::path::PathBuf;
 
-use bollard::Docker;
-
-use super::{CLIENT_TIMEOUT_SECS, Engine, EngineError, MIN_API};
-
-/// Where the engine is, as the user gave it.
+/// Where the engine is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
     Unix(PathBuf),
-    Tcp { host: String, tls: Option<PathBuf> },
+    Tcp { host: String, tls: Option<Tls> },
+    Ssh(SshTarget),
+}
+
+/// The TLS settings of a tcp address. A missing file is not used (the Docker CLI drops a
+/// client certificate it does not find); `verify: false` accepts any server certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub verify: bool,
+    /// Where the settings come from, for messages (`DOCKER_TLS_VERIFY`, a context).
+    pub source: String,
+}
+
+/// An engine reached through `ssh … docker system dial-stdio` (the Docker CLI's way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    /// The engine socket on the remote host (`ssh://host/run/docker.sock`); `None`: its default.
+    pub socket: Option<String>,
+}
+
+impl SshTarget {
+    /// The arguments of `ssh`, as the Docker CLI passes them: a connect timeout, no terminal,
+    /// `-l user`, `-p port`, `--`, the host, and the remote command.
+    pub fn ssh_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec!["-o".into(), "ConnectTimeout=30".into(), "-T".into()];
+        if let Some(user) = &self.user {
+            args.extend(["-l".into(), user.clone()]);
+        }
+        if let Some(port) = self.port {
+            args.extend(["-p".into(), port.to_string()]);
+        }
+        args.extend(["--".into(), self.host.clone(), "docker".into()]);
+        if let Some(socket) = &self.socket {
+            args.extend(["--host".into(), format!("unix://{socket}")]);
+        }
+        args.extend(["system".into(), "dial-stdio".into()]);
+        args
+    }
 }
 
 impl std::fmt::Display for Address {
@@ -19,6 +58,20 @@ impl std::fmt::Display for Address {
         match self {
             Address::Unix(p) => write!(f, "unix://{}", p.display()),
             Address::Tcp { host, .. } => write!(f, "tcp://{host}"),
+            Address::Ssh(t) => {
+                write!(f, "ssh://")?;
+                if let Some(user) = &t.user {
+                    write!(f, "{user}@")?;
+                }
+                write!(f, "{}", t.host)?;
+                if let Some(port) = t.port {
+                    write!(f, ":{port}")?;
+                }
+                if let Some(socket) = &t.socket {
+                    write!(f, "{socket}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -26,8 +79,9 @@ impl std::fmt::Display for Address {
 /// The default local socket.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
-/// Parses a Docker host string. `tls_cert_dir` is used for tcp when TLS verification is on.
-pub fn parse_address(text: &str, tls_cert_dir: Option<PathBuf>) -> Result<Address, String> {
+/// Parses a Docker host string. `tls` applies to a tcp address (and decides its default port,
+/// 2376 with TLS, else 2375).
+pub fn parse_address(text: &str, tls: Option<Tls>) -> Result<Address, String> {
     let text = text.trim();
     if let Some(path) = text.strip_prefix("unix://") {
         if path.is_empty() {
@@ -38,127 +92,91 @@ pub fn parse_address(text: &str, tls_cert_dir: Option<PathBuf>) -> Result<Addres
     if text.starts_with('/') {
         return Ok(Address::Unix(PathBuf::from(text)));
     }
+    if text.starts_with("ssh://") {
+        return parse_ssh(text).map(Address::Ssh);
+    }
+    if text.starts_with("fd://") {
+        // dockerd listens on `fd://` when systemd hands it its socket; a client has nothing
+        // to connect to there (the Docker CLI fails on it too).
+        return Err(format!(
+            "`{text}` is the socket systemd hands to dockerd, not an address a client can connect to (use {})",
+            format_args!("unix://{DEFAULT_SOCKET}")
+        ));
+    }
     let host = text
         .strip_prefix("tcp://")
         .or_else(|| text.strip_prefix("http://"))
         .or_else(|| text.strip_prefix("https://"))
         .unwrap_or(text)
         .trim_end_matches('/');
-    if host.is_empty() || host.contains("://") {
+    if host.is_empty() || host.contains("://") || host.contains('/') {
         return Err(format!(
-            "`{text}` is not a Docker host (use unix:///path/to/socket or tcp://HOST:PORT)"
+            "`{text}` is not a Docker host (use unix:///path/to/socket, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT])"
         ));
     }
     let host = if host.contains(':') {
         host.to_string()
     } else {
-        let port = if tls_cert_dir.is_some() { 2376 } else { 2375 };
+        let port = if tls.is_some() { 2376 } else { 2375 };
         format!("{host}:{port}")
     };
-    Ok(Address::Tcp {
-        host,
-        tls: tls_cert_dir,
-    })
+    Ok(Address::Tcp { host, tls })
 }
 
-/// Chooses the engine address: `-H`, then the process `DOCKER_HOST`, then the environment
-/// files' `DOCKER_HOST`, then the local socket.
-pub fn choose_address(flag: Option<&str>, env_file_host: Option<&str>) -> Result<Address, String> {
-    let tls = match std::env::var("DOCKER_TLS_VERIFY") {
-        Ok(v) if !v.is_empty() && v != "0" => Some(
-            std::env::var_os("DOCKER_CERT_PATH")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
-                .unwrap_or_else(|| PathBuf::from(".docker")),
-        ),
-        _ => None,
+/// `ssh://[user@]host[:port][/socket]`, with the Docker CLI's rules: no password, no query, a
+/// host that cannot pass for an option of `ssh`.
+fn parse_ssh(text: &str) -> Result<SshTarget, String> {
+    let rest = &text["ssh://".len()..];
+    let bad = |why: &str| format!("`{text}` is not an ssh address: {why}");
+    if rest.contains('?') || rest.contains('#') {
+        return Err(bad("a query or fragment is not allowed"));
+    }
+    let (authority, socket) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
     };
-    let process = std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty());
-    let chosen = flag
-        .map(str::to_string)
-        .or(process)
-        .or_else(|| env_file_host.map(str::to_string))
-        .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
-    parse_address(&chosen, tls)
-}
-
-impl Engine {
-    /// Connects to `address` and negotiates the API version.
-    pub async fn connect(address: &Address) -> Result<Engine, EngineError> {
-        let shown = address.to_string();
-        let unreachable = |message: String| EngineError::Unreachable {
-            address: shown.clone(),
-            message,
-        };
-        let docker = match address {
-            Address::Unix(path) => {
-                if !path.exists() {
-                    return Err(unreachable("the socket does not exist".into()));
-                }
-                Docker::connect_with_unix(
-                    &path.display().to_string(),
-                    CLIENT_TIMEOUT_SECS,
-                    bollard::API_DEFAULT_VERSION,
-                )
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((user, hostport)) => {
+            if user.contains(':') {
+                return Err(bad("a password in the address is not supported"));
             }
-            Address::Tcp { host, tls: None } => {
-                Docker::connect_with_http(host, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            }
-            Address::Tcp {
-                host,
-                tls: Some(dir),
-            } => {
-                for f in ["key.pem", "cert.pem", "ca.pem"] {
-                    if !dir.join(f).is_file() {
-                        return Err(unreachable(format!(
-                            "TLS is on (DOCKER_TLS_VERIFY) but `{}` is missing",
-                            dir.join(f).display()
-                        )));
-                    }
-                }
-                Docker::connect_with_ssl(
-                    host,
-                    &dir.join("key.pem"),
-                    &dir.join("cert.pem"),
-                    &dir.join("ca.pem"),
-                    CLIENT_TIMEOUT_SECS,
-                    bollard::API_DEFAULT_VERSION,
-                )
-            }
+            (Some(user.to_string()).filter(|u| !u.is_empty()), hostport)
         }
-        .map_err(|e| unreachable(e.to_string()))?;
-        let docker = tokio::time::timeout(
-            std::time::Duration::from_secs(15),
-            docker.negotiate_version(),
-        )
-        .await
-        .map_err(|_| unreachable("no answer within 15 s".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-        let v = docker.client_version();
-        if (v.major_version, v.minor_version) < MIN_API {
-            return Err(EngineError::TooOld {
-                address: shown,
-                version: format!("{}.{}", v.major_version, v.minor_version),
-            });
+        None => (None, authority),
+    };
+    let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+        // [IPv6]:port
+        let (h, after) = inner
+            .split_once(']')
+            .ok_or_else(|| bad("an unclosed `[`"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
         }
-        Ok(Engine {
-            api_version: format!("{}.{}", v.major_version, v.minor_version),
-            docker,
-            address: shown,
-            socket: match address {
-                Address::Unix(path) => Some(path.clone()),
-                Address::Tcp { .. } => None,
-            },
-        })
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
     }
-
-    pub fn address(&self) -> &str {
-        &self.address
+    if host.starts_with('-') {
+        return Err(bad("a host may not start with `-`"));
     }
-
-    pub fn api_version(&self) -> &str {
-        &self.api_version
-    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad(&format!("`{p}` is not a port")))?,
+        ),
+    };
+    Ok(SshTarget {
+        user,
+        host: host.to_string(),
+        port,
+        socket: socket.filter(|s| *s != "/").map(str::to_string),
+    })
 }
 
 #[cfg(test)]
@@ -189,14 +207,64 @@ mod tests {
                 tls: None
             }
         );
+        let tls = Tls {
+            ca: Some("/c/ca.pem".into()),
+            verify: true,
+            ..Tls::default()
+        };
         assert_eq!(
-            parse_address("tcp://docker.example", Some("/c".into())).unwrap(),
+            parse_address("tcp://docker.example", Some(tls.clone())).unwrap(),
             Address::Tcp {
                 host: "docker.example:2376".into(),
-                tls: Some("/c".into())
+                tls: Some(tls)
             }
         );
-        assert!(parse_address("ssh://x", None).is_err());
         assert!(parse_address("unix://", None).is_err());
+        assert!(parse_address("npipe:////./pipe/docker_engine", None).is_err());
+        let fd = parse_address("fd://", None).unwrap_err();
+        assert!(fd.contains("systemd"), "{fd}");
+    }
+
+    #[test]
+    fn ssh_addresses_parse_as_the_docker_cli_reads_them() {
+        let ok = |text: &str| match parse_address(text, None) {
+            Ok(Address::Ssh(t)) => t,
+            other => panic!("{text}: {other:?}"),
+        };
+        let t = ok("ssh://me@example.com:2222");
+        assert_eq!(
+            t,
+            SshTarget {
+                user: Some("me".into()),
+                host: "example.com".into(),
+                port: Some(2222),
+                socket: None
+            }
+        );
+        assert_eq!(
+            t.ssh_args().join(" "),
+            "-o ConnectTimeout=30 -T -l me -p 2222 -- example.com docker system dial-stdio"
+        );
+        assert_eq!(
+            Address::Ssh(t).to_string(),
+            "ssh://me@example.com:2222".to_string()
+        );
+        let t = ok("ssh://host/run/user/1000/docker.sock");
+        assert_eq!(
+            t.ssh_args().join(" "),
+            "-o ConnectTimeout=30 -T -- host docker --host unix:///run/user/1000/docker.sock system dial-stdio"
+        );
+        assert_eq!(ok("ssh://[::1]:22").host, "::1");
+        assert_eq!(ok("ssh://host/").socket, None);
+        for bad in [
+            "ssh://",
+            "ssh://me:pw@host",
+            "ssh://host:x",
+            "ssh://host:0",
+            "ssh://-oProxyCommand=x",
+            "ssh://host?a=b",
+        ] {
+            assert!(parse_address(bad, None).is_err(), "{bad}");
+        }
     }
 }

@@ -12,7 +12,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{EngineError, from_status};
 
@@ -26,11 +26,16 @@ const BUFFER: usize = 1 << 20;
 const MAX_LINE: usize = 16 << 10;
 
 /// A socket whose reads fail once `cancel` says so, checked at least every [`POLL`]; a read
-/// that merely timed out is tried again. (Not with `ErrorKind::Interrupted`: `read_exact` and
-/// `io::copy` retry that forever.)
+/// that merely timed out is tried again, until nothing has moved for `idle`
+/// (`DSTART_HTTP_TIMEOUT`): then it fails with `ErrorKind::TimedOut` and `stalled` as its
+/// message. (Not with `ErrorKind::Interrupted`: `read_exact` and `io::copy` retry that
+/// forever.)
 struct Cancellable {
     stream: UnixStream,
     cancel: Box<dyn Fn() -> bool + Send>,
+    idle: Duration,
+    last: Instant,
+    stalled: String,
 }
 
 impl Cancellable {
@@ -51,8 +56,19 @@ impl Cancellable {
                         io::ErrorKind::WouldBlock
                             | io::ErrorKind::TimedOut
                             | io::ErrorKind::Interrupted
-                    ) => {}
-                other => return other,
+                    ) =>
+                {
+                    if self.last.elapsed() >= self.idle {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            self.stalled.clone(),
+                        ));
+                    }
+                }
+                other => {
+                    self.last = Instant::now();
+                    return other;
+                }
             }
         }
     }
@@ -149,10 +165,35 @@ struct Exchange {
     context: String,
     name: String,
     path: String,
+    /// The engine's socket as an address (for messages) and the bound on a stall.
+    address: String,
+    idle: Duration,
 }
 
 impl Exchange {
+    fn new(socket: &Path, context: String, name: &str, path: &str, idle: Duration) -> Exchange {
+        Exchange {
+            context,
+            name: name.to_string(),
+            path: path.to_string(),
+            address: format!("unix://{}", socket.display()),
+            idle,
+        }
+    }
+
+    fn stalled(&self) -> EngineError {
+        EngineError::Timeout {
+            address: self.address.clone(),
+            call: self.context.clone(),
+            secs: self.idle.as_secs(),
+            stream: true,
+        }
+    }
+
     fn transport(&self, e: &io::Error) -> EngineError {
+        if e.kind() == io::ErrorKind::TimedOut {
+            return self.stalled();
+        }
         EngineError::Transport {
             context: self.context.clone(),
             message: e.to_string(),
@@ -173,7 +214,13 @@ impl Exchange {
             .set_read_timeout(Some(POLL))
             .and_then(|()| stream.set_write_timeout(Some(POLL)))
             .map_err(|e| self.transport(&e))?;
-        let mut conn = Cancellable { stream, cancel };
+        let mut conn = Cancellable {
+            stream,
+            cancel,
+            idle: self.idle,
+            last: Instant::now(),
+            stalled: self.stalled().to_string(),
+        };
         write!(
             conn,
             "{method} {} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dstart/{}\r\n{headers}Connection: close\r\n\r\n",
@@ -269,7 +316,8 @@ pub enum UploadError {
 const UPLOAD_CHUNK: usize = 1 << 20;
 
 /// Unpacks the tar read from `body` into `path` of container `name`, sent as a chunked `PUT`
-/// on `socket`. Blocks; gives up once `cancel` returns true.
+/// on `socket`. Blocks; gives up once `cancel` returns true, or when the engine takes nothing
+/// and says nothing for `idle`.
 pub fn upload(
     socket: &Path,
     api_version: &str,
@@ -277,12 +325,15 @@ pub fn upload(
     path: &str,
     body: &mut dyn Read,
     cancel: Box<dyn Fn() -> bool + Send>,
+    idle: Duration,
 ) -> Result<(), UploadError> {
-    let exchange = Exchange {
-        context: format!("writing into `{path}` of `{name}`"),
-        name: name.to_string(),
-        path: path.to_string(),
-    };
+    let exchange = Exchange::new(
+        socket,
+        format!("writing into `{path}` of `{name}`"),
+        name,
+        path,
+        idle,
+    );
     let mut conn = exchange
         .send(
             socket,
@@ -316,28 +367,38 @@ pub fn upload(
     match (exchange.answer(conn, 200), sent) {
         (Ok(_), Ok(())) => Ok(()),
         (Err(e), _) => Err(UploadError::Engine(e)),
-        (Ok(_), Err(e)) => Err(UploadError::Engine(EngineError::Transport {
-            context: format!("writing into `{path}` of `{name}`"),
-            message: e.to_string(),
-        })),
+        (Ok(_), Err(e)) => Err(UploadError::Engine(exchange_error(
+            socket,
+            format!("writing into `{path}` of `{name}`"),
+            idle,
+            &e,
+        ))),
     }
+}
+
+/// The error of a failed write of an exchange already consumed by reading its answer.
+fn exchange_error(socket: &Path, context: String, idle: Duration, e: &io::Error) -> EngineError {
+    Exchange::new(socket, context, "", "", idle).transport(e)
 }
 
 impl ArchiveReader {
     /// Asks the engine on `socket` for the tar of `path` in container `name`. Blocks; reads give
-    /// up once `cancel` returns true.
+    /// up once `cancel` returns true, or when no data arrives for `idle`.
     pub fn open(
         socket: &Path,
         api_version: &str,
         name: &str,
         path: &str,
         cancel: Box<dyn Fn() -> bool + Send>,
+        idle: Duration,
     ) -> Result<ArchiveReader, EngineError> {
-        let exchange = Exchange {
-            context: format!("reading `{path}` from `{name}`"),
-            name: name.to_string(),
-            path: path.to_string(),
-        };
+        let exchange = Exchange::new(
+            socket,
+            format!("reading `{path}` from `{name}`"),
+            name,
+            path,
+            idle,
+        );
         let conn = exchange.send(socket, api_version, "GET", "", cancel)?;
         exchange.answer(conn, 200)
     }
@@ -412,6 +473,9 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// A bound no test reaches.
+    const LONG: Duration = Duration::from_secs(600);
+
     /// Serves `answer` to one connection on a new socket (after reading the request), then keeps
     /// the connection open for `linger`.
     fn serve(answer: &'static [u8], linger: Duration) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -441,7 +505,7 @@ mod tests {
         socket: &Path,
         cancel: Box<dyn Fn() -> bool + Send>,
     ) -> Result<ArchiveReader, EngineError> {
-        ArchiveReader::open(socket, "1.41", "c 1", "/data x", cancel)
+        ArchiveReader::open(socket, "1.41", "c 1", "/data x", cancel, LONG)
     }
 
     fn body(answer: &'static [u8]) -> io::Result<Vec<u8>> {
@@ -530,6 +594,30 @@ mod tests {
         assert!(started.elapsed() < POLL * 3, "took {:?}", started.elapsed());
     }
 
+    #[test]
+    fn a_stalled_read_fails_after_the_bound_naming_the_engine() {
+        let (_d, socket) = serve(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n",
+            Duration::from_secs(30),
+        );
+        let mut reader =
+            ArchiveReader::open(&socket, "1.41", "c 1", "/data x", Box::new(|| false), POLL)
+                .unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(reader.read(&mut buf).unwrap(), 4);
+        let started = std::time::Instant::now();
+        let e = reader.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "no data from the Docker engine at `unix://{}` for 1 s while reading `/data x` from `c 1`",
+                socket.display()
+            )
+        );
+        assert!(started.elapsed() < POLL * 3, "took {:?}", started.elapsed());
+    }
+
     /// Accepts one connection and hands the request (head and chunked body, decoded) to
     /// `respond`, which gives the answer to send.
     fn serve_put(
@@ -579,6 +667,7 @@ mod tests {
             "/",
             &mut &data[..],
             Box::new(|| false),
+            LONG,
         )
     }
 
@@ -635,7 +724,15 @@ mod tests {
             }
         }
         let (_d, socket, _server) = serve_put(|_, _| b"", false);
-        match upload(&socket, "1.41", "c", "/", &mut Broken, Box::new(|| false)) {
+        match upload(
+            &socket,
+            "1.41",
+            "c",
+            "/",
+            &mut Broken,
+            Box::new(|| false),
+            LONG,
+        ) {
             Err(UploadError::Read(e)) => assert_eq!(e.to_string(), "corrupt deflate stream"),
             other => panic!("{other:?}"),
         }

@@ -1,11 +1,14 @@
 //! Container calls: inspect, list, create, start, stop, kill, remove, rename, wait, and the
 //! archive endpoint (download and upload of paths).
 
+use std::time::Duration;
+
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters as qp;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
+use super::bounds::Activity;
 use super::{
     ByteStream, ContainerInfo, ContainerSummary, Created, Engine, EngineError, archive, classify,
     label_filter, optional,
@@ -15,9 +18,11 @@ impl Engine {
     /// Inspects a container; `None` if it does not exist.
     pub async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, EngineError> {
         let inspect = self
-            .docker
-            .inspect_container(name, None)
-            .await
+            .within(
+                "inspecting a container",
+                self.docker.inspect_container(name, None),
+            )
+            .await?
             .map_err(|e| classify("inspecting a container", "container", name, e));
         Ok(optional(inspect)?.map(|i| ContainerInfo::from_inspect(&i)))
     }
@@ -33,9 +38,11 @@ impl Engine {
             ..Default::default()
         };
         let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
+            .within(
+                "listing containers",
+                self.docker.list_containers(Some(opts)),
+            )
+            .await?
             .map_err(|e| classify("listing containers", "container", "", e))?;
         Ok(list
             .into_iter()
@@ -63,9 +70,9 @@ impl Engine {
             name: Some(name.to_string()),
             ..Default::default()
         };
-        self.docker
-            .create_container(Some(opts), body)
-            .await
+        let call = format!("creating container `{name}`");
+        self.within(&call, self.docker.create_container(Some(opts), body))
+            .await?
             .map(|r| Created {
                 id: r.id,
                 warnings: r.warnings,
@@ -81,22 +88,21 @@ impl Engine {
     }
 
     pub async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        let call = format!("starting container `{name}`");
         match self
-            .docker
-            .start_container(name, None::<qp::StartContainerOptions>)
-            .await
+            .within(
+                &call,
+                self.docker
+                    .start_container(name, None::<qp::StartContainerOptions>),
+            )
+            .await?
         {
             // 304: already running.
             Ok(())
             | Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
-            Err(e) => Err(classify(
-                &format!("starting container `{name}`"),
-                "container",
-                name,
-                e,
-            )),
+            Err(e) => Err(classify(&call, "container", name, e)),
         }
     }
 
@@ -105,26 +111,31 @@ impl Engine {
             t: Some(i32::try_from(timeout).unwrap_or(i32::MAX)),
             ..Default::default()
         };
-        match self.docker.stop_container(name, Some(opts)).await {
+        let call = format!("stopping container `{name}`");
+        // The engine answers once the container has stopped: after its grace period at most.
+        let stop = self.docker.stop_container(name, Some(opts));
+        let stop = self.bounded(&call, Duration::from_secs(timeout.into()), async {
+            Ok(stop.await)
+        });
+        match stop.await? {
             // 304: already stopped.
             Ok(())
             | Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
-            Err(e) => Err(classify(
-                &format!("stopping container `{name}`"),
-                "container",
-                name,
-                e,
-            )),
+            Err(e) => Err(classify(&call, "container", name, e)),
         }
     }
 
     pub async fn kill_container(&self, name: &str) -> Result<(), EngineError> {
-        self.docker
-            .kill_container(name, None::<qp::KillContainerOptions>)
-            .await
-            .map_err(|e| classify(&format!("killing container `{name}`"), "container", name, e))
+        let call = format!("killing container `{name}`");
+        self.within(
+            &call,
+            self.docker
+                .kill_container(name, None::<qp::KillContainerOptions>),
+        )
+        .await?
+        .map_err(|e| classify(&call, "container", name, e))
     }
 
     /// Removes a container; `volumes` also removes its anonymous volumes.
@@ -139,34 +150,24 @@ impl Engine {
             force,
             link: false,
         };
-        self.docker
-            .remove_container(name, Some(opts))
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("removing container `{name}`"),
-                    "container",
-                    name,
-                    e,
-                )
-            })
+        let call = format!("removing container `{name}`");
+        self.within(&call, self.docker.remove_container(name, Some(opts)))
+            .await?
+            .map_err(|e| classify(&call, "container", name, e))
     }
 
     pub async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
         let opts = qp::RenameContainerOptions {
             name: new_name.to_string(),
         };
-        self.docker.rename_container(name, opts).await.map_err(|e| {
-            classify(
-                &format!("renaming container `{name}`"),
-                "container",
-                name,
-                e,
-            )
-        })
+        let call = format!("renaming container `{name}`");
+        self.within(&call, self.docker.rename_container(name, opts))
+            .await?
+            .map_err(|e| classify(&call, "container", name, e))
     }
 
-    /// Waits until the container stops and returns its exit code.
+    /// Waits until the container stops and returns its exit code. Not bounded: the container
+    /// runs for as long as its command does (an order's own timeout bounds it).
     pub async fn wait_container(&self, name: &str) -> Result<i64, EngineError> {
         let opts = qp::WaitContainerOptions {
             condition: "not-running".to_string(),
@@ -203,14 +204,14 @@ impl Engine {
         let opts = qp::DownloadFromContainerOptions {
             path: path.to_string(),
         };
-        let ctx_name = name.to_string();
+        let call = format!("reading `{path}` from `{name}`");
         let p = path.to_string();
-        Box::pin(
+        let context = call.clone();
+        self.idle(
+            &call,
             self.docker
                 .download_from_container(name, Some(opts))
-                .map_err(move |e| {
-                    classify(&format!("reading `{p}` from `{ctx_name}`"), "path", &p, e)
-                }),
+                .map_err(move |e| classify(&context, "path", &p, e)),
         )
     }
 
@@ -230,6 +231,7 @@ impl Engine {
             name,
             path,
             cancel,
+            self.timeout,
         ))
     }
 
@@ -251,6 +253,7 @@ impl Engine {
             path,
             body,
             cancel,
+            self.timeout,
         ))
     }
 
@@ -265,16 +268,15 @@ impl Engine {
             path: path.to_string(),
             ..Default::default()
         };
-        self.docker
-            .upload_to_container(name, Some(opts), bollard::body_stream(body))
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("writing into `{path}` of `{name}`"),
-                    "path",
-                    path,
-                    e,
-                )
-            })
+        let call = format!("writing into `{path}` of `{name}`");
+        let activity = Activity::new();
+        let body = bollard::body_stream(activity.track(body));
+        let upload = async {
+            self.docker
+                .upload_to_container(name, Some(opts), body)
+                .await
+                .map_err(|e| classify(&call, "path", path, e))
+        };
+        self.watched(&call, &activity, upload).await
     }
 }

@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 /// Errors talking to the engine.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum EngineError {
     #[error("cannot reach the Docker engine at `{address}`: {message}")]
     Unreachable { address: String, message: String },
@@ -25,6 +25,18 @@ pub enum EngineError {
     },
     #[error("{context}: {message}")]
     Transport { context: String, message: String },
+    /// No answer (or, in a stream, no data) within `DSTART_HTTP_TIMEOUT`.
+    #[error(
+        "no {} from the Docker engine at `{address}` {} {secs} s while {call}",
+        if *stream { "data" } else { "answer" },
+        if *stream { "for" } else { "within" }
+    )]
+    Timeout {
+        address: String,
+        call: String,
+        secs: u64,
+        stream: bool,
+    },
 }
 
 impl EngineError {
@@ -41,6 +53,18 @@ impl EngineError {
             | EngineError::Transport { message, .. } => message.clone(),
             EngineError::TooOld { version, .. } => version.clone(),
             EngineError::NotFound { name, .. } => format!("no such object {name}"),
+            EngineError::Timeout { .. } => self.to_string(),
+        }
+    }
+
+    /// What the user can do about it, when something helps.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::Timeout { secs, .. } => Some(format!(
+                "{}=SECONDS sets how long dstart waits for the engine (now {secs})",
+                super::bounds::HTTP_TIMEOUT_VAR
+            )),
+            _ => None,
         }
     }
 }
@@ -59,7 +83,7 @@ pub(super) fn classify(
         } => from_status(context, kind, name, status_code, &message),
         other => EngineError::Transport {
             context: context.to_string(),
-            message: other.to_string(),
+            message: super::connect::plain(&other),
         },
     }
 }

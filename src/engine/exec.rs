@@ -56,21 +56,20 @@ impl Engine {
             timestamps,
             tail: tail.map_or_else(|| "all".to_string(), |t| t.to_string()),
         };
-        let name = name.to_string();
-        Box::pin(
-            self.docker
-                .logs(&name.clone(), Some(opts))
-                .map(move |item| {
-                    item.map(log_chunk).map_err(|e| {
-                        classify(
-                            &format!("reading the output of `{name}`"),
-                            "container",
-                            &name,
-                            e,
-                        )
-                    })
-                }),
-        )
+        let call = format!("reading the output of `{name}`");
+        let context = call.clone();
+        let owned = name.to_string();
+        let stream = self.docker.logs(name, Some(opts)).map(move |item| {
+            item.map(log_chunk)
+                .map_err(|e| classify(&context, "container", &owned, e))
+        });
+        // Following waits for output for as long as the container runs (the caller bounds
+        // that wait); the logs so far come without a gap.
+        if follow {
+            Box::pin(stream)
+        } else {
+            self.idle(&call, stream)
+        }
     }
 
     /// Attaches to the container's output stream (before starting it, to miss nothing).
@@ -83,11 +82,11 @@ impl Engine {
             logs: false,
             detach_keys: None,
         };
+        let call = format!("attaching to `{name}`");
         let results = self
-            .docker
-            .attach_container(name, Some(opts))
-            .await
-            .map_err(|e| classify(&format!("attaching to `{name}`"), "container", name, e))?;
+            .within(&call, self.docker.attach_container(name, Some(opts)))
+            .await?
+            .map_err(|e| classify(&call, "container", name, e))?;
         let name = name.to_string();
         Ok(Box::pin(results.output.map(move |item| {
             item.map(log_chunk).map_err(|e| {
@@ -101,7 +100,8 @@ impl Engine {
         })))
     }
 
-    /// Runs a command in a running container; returns its exit code and output.
+    /// Runs a command in a running container; returns its exit code and output. Its creation,
+    /// start and inspection are bounded; its run is not (it runs as long as the command does).
     pub async fn exec(
         &self,
         name: &str,
@@ -112,26 +112,26 @@ impl Engine {
         mut on_output: impl FnMut(&OutputChunk) + Send,
     ) -> Result<i64, EngineError> {
         let context = format!("running a command in `{name}`");
+        let config = bollard::models::ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd),
+            env: if env.is_empty() { None } else { Some(env) },
+            user,
+            working_dir,
+            ..Default::default()
+        };
         let created = self
-            .docker
-            .create_exec(
-                name,
-                bollard::models::ExecConfig {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(cmd),
-                    env: if env.is_empty() { None } else { Some(env) },
-                    user,
-                    working_dir,
-                    ..Default::default()
-                },
-            )
-            .await
+            .within(&context, self.docker.create_exec(name, config))
+            .await?
             .map_err(|e| classify(&context, "container", name, e))?;
         let started = self
-            .docker
-            .start_exec(&created.id, None::<bollard::exec::StartExecOptions>)
-            .await
+            .within(
+                &context,
+                self.docker
+                    .start_exec(&created.id, None::<bollard::exec::StartExecOptions>),
+            )
+            .await?
             .map_err(|e| classify(&context, "container", name, e))?;
         if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
             while let Some(item) = output.next().await {
@@ -140,9 +140,8 @@ impl Engine {
             }
         }
         let inspect = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
+            .within(&context, self.docker.inspect_exec(&created.id))
+            .await?
             .map_err(|e| classify(&context, "container", name, e))?;
         Ok(inspect.exit_code.unwrap_or(-1))
     }

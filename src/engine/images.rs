@@ -4,6 +4,7 @@ use bollard::query_parameters as qp;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
+use super::bounds::Activity;
 use super::{
     BuildEvent, BuildParams, Engine, EngineError, ImageInfo, Progress, classify, label_filter,
     optional,
@@ -13,9 +14,8 @@ impl Engine {
     /// Inspects an image; `None` if it does not exist.
     pub async fn image(&self, name: &str) -> Result<Option<ImageInfo>, EngineError> {
         let inspect = self
-            .docker
-            .inspect_image(name)
-            .await
+            .within("inspecting an image", self.docker.inspect_image(name))
+            .await?
             .map_err(|e| classify("inspecting an image", "image", name, e));
         Ok(optional(inspect)?.map(|i| {
             let raw = serde_json::to_value(&i).unwrap_or(serde_json::Value::Null);
@@ -65,32 +65,37 @@ impl Engine {
             networkmode: params.network_mode.clone(),
             ..Default::default()
         };
-        let body = bollard::body_try_stream(context);
-        let mut stream = self.docker.build_image(opts, None, Some(body));
-        let mut image_id = None;
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| classify(&ctx, "image", &what, e))?;
-            if let Some(detail) = info.error_detail {
-                return Err(EngineError::Api {
-                    context: ctx,
-                    status: 0,
-                    message: detail
-                        .message
-                        .unwrap_or_else(|| "the build failed".into())
-                        .trim()
-                        .to_string(),
-                });
-            }
-            if let Some(line) = info.stream {
-                on_event(BuildEvent::Line(line));
-            }
-            if let Some(aux) = info.aux {
-                if let Some(id) = aux.id {
-                    image_id = Some(id);
+        // Sending the context and reading the output both count as the build moving.
+        let activity = Activity::new();
+        let body = bollard::body_try_stream(activity.track(context));
+        let mut stream = activity.track(self.docker.build_image(opts, None, Some(body)));
+        let build = async {
+            let mut image_id = None;
+            while let Some(item) = stream.next().await {
+                let info = item.map_err(|e| classify(&ctx, "image", &what, e))?;
+                if let Some(detail) = info.error_detail {
+                    return Err(EngineError::Api {
+                        context: ctx.clone(),
+                        status: 0,
+                        message: detail
+                            .message
+                            .unwrap_or_else(|| "the build failed".into())
+                            .trim()
+                            .to_string(),
+                    });
+                }
+                if let Some(line) = info.stream {
+                    on_event(BuildEvent::Line(line));
+                }
+                if let Some(aux) = info.aux {
+                    if let Some(id) = aux.id {
+                        image_id = Some(id);
+                    }
                 }
             }
-        }
-        Ok(image_id)
+            Ok(image_id)
+        };
+        self.watched(&ctx, &activity, Box::pin(build)).await
     }
 
     /// Pulls an image (`name` may carry a tag).
@@ -106,7 +111,7 @@ impl Engine {
             ..Default::default()
         };
         let stream = self.docker.create_image(Some(opts), None, None);
-        follow_progress(
+        self.follow_progress(
             stream,
             &format!("pulling `{name}`"),
             name,
@@ -132,11 +137,11 @@ impl Engine {
             noprune,
             ..Default::default()
         };
-        self.docker
-            .remove_image(name, Some(opts), None)
-            .await
+        let call = format!("removing image `{name}`");
+        self.within(&call, self.docker.remove_image(name, Some(opts), None))
+            .await?
             .map(|_| ())
-            .map_err(|e| classify(&format!("removing image `{name}`"), "image", name, e))
+            .map_err(|e| classify(&call, "image", name, e))
     }
 
     pub async fn tag_image(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
@@ -144,17 +149,10 @@ impl Engine {
             repo: Some(repo.to_string()),
             tag: Some(tag.to_string()),
         };
-        self.docker
-            .tag_image(source, Some(opts))
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("tagging `{source}` as `{repo}:{tag}`"),
-                    "image",
-                    source,
-                    e,
-                )
-            })
+        let call = format!("tagging `{source}` as `{repo}:{tag}`");
+        self.within(&call, self.docker.tag_image(source, Some(opts)))
+            .await?
+            .map_err(|e| classify(&call, "image", source, e))
     }
 
     pub async fn commit(
@@ -174,18 +172,15 @@ impl Engine {
             pause: true,
             ..Default::default()
         };
-        self.docker
-            .commit_container(opts, bollard::models::ContainerConfig::default())
-            .await
-            .map(|r| r.id)
-            .map_err(|e| {
-                classify(
-                    &format!("committing `{container}`"),
-                    "container",
-                    container,
-                    e,
-                )
-            })
+        let call = format!("committing `{container}`");
+        self.within(
+            &call,
+            self.docker
+                .commit_container(opts, bollard::models::ContainerConfig::default()),
+        )
+        .await?
+        .map(|r| r.id)
+        .map_err(|e| classify(&call, "container", container, e))
     }
 
     pub async fn push(
@@ -200,7 +195,7 @@ impl Engine {
         };
         let creds = bollard::auth::DockerCredentials::default();
         let stream = self.docker.push_image(repo, Some(opts), Some(creds));
-        follow_progress(
+        self.follow_progress(
             stream,
             &format!("pushing `{repo}:{tag}`"),
             repo,
@@ -226,9 +221,8 @@ impl Engine {
             ..Default::default()
         };
         let list = self
-            .docker
-            .list_images(Some(opts))
-            .await
+            .within("listing images", self.docker.list_images(Some(opts)))
+            .await?
             .map_err(|e| classify("listing images", "image", "", e))?;
         Ok(list
             .into_iter()
@@ -242,29 +236,31 @@ impl Engine {
             })
             .collect())
     }
-}
 
-/// Follows a pull or push progress stream: reports each status, fails on an error in the
-/// stream. `split` takes (error message, progress) out of an item.
-async fn follow_progress<T>(
-    mut stream: impl Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
-    context: &str,
-    name: &str,
-    mut on_progress: impl FnMut(Progress) + Send,
-    split: impl Fn(T) -> (Option<String>, Option<Progress>),
-) -> Result<(), EngineError> {
-    while let Some(item) = stream.next().await {
-        let (error, progress) = split(item.map_err(|e| classify(context, "image", name, e))?);
-        if let Some(message) = error {
-            return Err(EngineError::Api {
-                context: context.to_string(),
-                status: 0,
-                message,
-            });
+    /// Follows a pull or push progress stream: reports each status, fails on an error in the
+    /// stream or when nothing arrives for the bound. `split` takes (error message, progress)
+    /// out of an item.
+    async fn follow_progress<T>(
+        &self,
+        mut stream: impl Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
+        context: &str,
+        name: &str,
+        mut on_progress: impl FnMut(Progress) + Send,
+        split: impl Fn(T) -> (Option<String>, Option<Progress>),
+    ) -> Result<(), EngineError> {
+        while let Some(item) = self.next_within(&mut stream, context).await? {
+            let (error, progress) = split(item.map_err(|e| classify(context, "image", name, e))?);
+            if let Some(message) = error {
+                return Err(EngineError::Api {
+                    context: context.to_string(),
+                    status: 0,
+                    message,
+                });
+            }
+            if let Some(p) = progress {
+                on_progress(p);
+            }
         }
-        if let Some(p) = progress {
-            on_progress(p);
-        }
+        Ok(())
     }
-    Ok(())
 }

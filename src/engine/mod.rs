@@ -2,7 +2,12 @@
 //! module that knows bollard; everything else sees the engine-neutral types of `info.rs`.
 //!
 //! ```text
-//! address.rs     where the engine is (-H, DOCKER_HOST, environment files) and connecting
+//! resolve.rs     which engine: -H, --context, DOCKER_HOST, DOCKER_CONTEXT, ... (pure)
+//! context.rs     the Docker CLI's directory: config.json and the context store
+//! address.rs     the forms of a Docker host: unix, tcp (TLS), ssh
+//! connect.rs     connecting and negotiating; failures in plain words
+//! transport.rs   TLS as the Docker CLI allows it, ssh through `docker system dial-stdio`
+//! bounds.rs      DSTART_HTTP_TIMEOUT: every call and every stream gap bounded
 //! error.rs       EngineError and the classification of bollard's errors
 //! info.rs        engine-neutral types: containers, images, output, progress, build parameters
 //! containers.rs  container calls and the archive endpoint
@@ -16,21 +21,29 @@
 
 mod address;
 pub mod archive;
+mod bounds;
+mod connect;
 mod containers;
+pub mod context;
 pub mod convert;
 mod error;
 mod exec;
 mod images;
 mod info;
 mod networks;
+pub mod resolve;
+mod transport;
 pub mod watchdog;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bollard::Docker;
+use sha2::{Digest, Sha256};
 
-pub use address::{Address, DEFAULT_SOCKET, choose_address, parse_address};
+pub use address::{Address, DEFAULT_SOCKET, SshTarget, Tls, parse_address};
+pub use bounds::{DEFAULT_HTTP_TIMEOUT, HTTP_TIMEOUT_VAR, http_timeout};
 pub use error::EngineError;
 use error::{classify, from_status};
 pub use info::{
@@ -53,6 +66,19 @@ pub struct Engine {
     api_version: String,
     /// The unix socket, when the engine is reached through one.
     socket: Option<PathBuf>,
+    /// `DSTART_HTTP_TIMEOUT` (see `bounds.rs`).
+    timeout: Duration,
+}
+
+/// The SHA-256 of `data` in lower-case hex.
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn label_filter(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {

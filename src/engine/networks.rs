@@ -15,18 +15,14 @@ impl Engine {
         if self.network_containers(&name).await?.is_some() {
             return Ok(false);
         }
-        match self.docker.create_network(req).await {
+        let call = format!("creating network `{name}`");
+        match self.within(&call, self.docker.create_network(req)).await? {
             Ok(_) => Ok(true),
             // Created concurrently by a parallel order: fine.
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
             }) => Ok(false),
-            Err(e) => Err(classify(
-                &format!("creating network `{name}`"),
-                "network",
-                &name,
-                e,
-            )),
+            Err(e) => Err(classify(&call, "network", &name, e)),
         }
     }
 
@@ -44,25 +40,21 @@ impl Engine {
                 ..Default::default()
             }),
         };
-        self.docker
-            .connect_network(network, req)
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("connecting `{container}` to network `{network}`"),
-                    "network",
-                    network,
-                    e,
-                )
-            })
+        let call = format!("connecting `{container}` to network `{network}`");
+        self.within(&call, self.docker.connect_network(network, req))
+            .await?
+            .map_err(|e| classify(&call, "network", network, e))
     }
 
     /// Names of the containers attached to a network; `None` if the network does not exist.
     pub async fn network_containers(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
         let inspect = self
-            .docker
-            .inspect_network(name, None::<qp::InspectNetworkOptions>)
-            .await
+            .within(
+                "inspecting a network",
+                self.docker
+                    .inspect_network(name, None::<qp::InspectNetworkOptions>),
+            )
+            .await?
             .map_err(|e| classify("inspecting a network", "network", name, e));
         Ok(optional(inspect)?.map(|n| {
             n.containers
@@ -74,10 +66,10 @@ impl Engine {
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
-        self.docker
-            .remove_network(name)
-            .await
-            .map_err(|e| classify(&format!("removing network `{name}`"), "network", name, e))
+        let call = format!("removing network `{name}`");
+        self.within(&call, self.docker.remove_network(name))
+            .await?
+            .map_err(|e| classify(&call, "network", name, e))
     }
 
     /// Creates a named volume from `req` (see [`convert::volume_request`]) unless it exists.
@@ -87,11 +79,11 @@ impl Engine {
         if self.volume_labels(&name).await?.is_some() {
             return Ok(false);
         }
-        self.docker
-            .create_volume(req)
-            .await
+        let call = format!("creating volume `{name}`");
+        self.within(&call, self.docker.create_volume(req))
+            .await?
             .map(|_| true)
-            .map_err(|e| classify(&format!("creating volume `{name}`"), "volume", &name, e))
+            .map_err(|e| classify(&call, "volume", &name, e))
     }
 
     /// The labels of a volume; `None` if it does not exist.
@@ -100,18 +92,21 @@ impl Engine {
         name: &str,
     ) -> Result<Option<HashMap<String, String>>, EngineError> {
         let inspect = self
-            .docker
-            .inspect_volume(name)
-            .await
+            .within("inspecting a volume", self.docker.inspect_volume(name))
+            .await?
             .map_err(|e| classify("inspecting a volume", "volume", name, e));
         Ok(optional(inspect)?.map(|v| v.labels))
     }
 
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        self.docker
-            .remove_volume(name, None::<qp::RemoveVolumeOptions>)
-            .await
-            .map_err(|e| classify(&format!("removing volume `{name}`"), "volume", name, e))
+        let call = format!("removing volume `{name}`");
+        self.within(
+            &call,
+            self.docker
+                .remove_volume(name, None::<qp::RemoveVolumeOptions>),
+        )
+        .await?
+        .map_err(|e| classify(&call, "volume", name, e))
     }
 
     /// Names of volumes carrying all the given labels.
@@ -123,9 +118,8 @@ impl Engine {
             filters: Some(label_filter(labels)),
         };
         let list = self
-            .docker
-            .list_volumes(Some(opts))
-            .await
+            .within("listing volumes", self.docker.list_volumes(Some(opts)))
+            .await?
             .map_err(|e| classify("listing volumes", "volume", "", e))?;
         Ok(list
             .volumes
@@ -144,9 +138,8 @@ impl Engine {
             filters: Some(label_filter(labels)),
         };
         let list = self
-            .docker
-            .list_networks(Some(opts))
-            .await
+            .within("listing networks", self.docker.list_networks(Some(opts)))
+            .await?
             .map_err(|e| classify("listing networks", "network", "", e))?;
         Ok(list.into_iter().filter_map(|n| n.name).collect())
     }

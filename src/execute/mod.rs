@@ -67,9 +67,10 @@ impl OrderError {
     }
 
     /// The hint of a failure, if it has one.
-    pub fn hint(&self) -> Option<&str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            OrderError::Failed { hint, .. } => hint.as_deref(),
+            OrderError::Failed { hint, .. } => hint.clone(),
+            OrderError::Engine(e) => e.hint(),
             _ => None,
         }
     }
@@ -298,7 +299,7 @@ impl<'a> UnitRun<'a> {
             Err(OrderError::Interrupted) => Err(OrderError::Interrupted),
             Err(e) => Err(OrderError::Failed {
                 message: format!("order `{kind}` on `{}` failed: {e}", order.container),
-                hint: e.hint().map(str::to_string),
+                hint: e.hint(),
             }),
         }
     }
@@ -308,7 +309,7 @@ impl<'a> UnitRun<'a> {
         match &order.action {
             Action::Build => image::build_order(self, name).await,
             Action::Create => lifecycle::create(self, name).await.map(|_| ()),
-            Action::Start(args) => lifecycle::start(self, name, args).await,
+            Action::Start(args) => Box::pin(lifecycle::start(self, name, args)).await,
             Action::Stop(args) => lifecycle::stop(self, name, args.timeout.unwrap_or(10)).await,
             Action::Remove(args) => lifecycle::remove(self, name, args).await,
             Action::RemoveImage(args) => image::remove_image(self, name, args).await,
