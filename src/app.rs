@@ -1,6 +1,6 @@
 //! Dispatch of the subcommands: each one a thin wrapper around the stages.
 
-use crate::cli::{Cli, Command, HelpArgs, ListArgs, RunArgs};
+use crate::cli::{Cli, Command, HelpArgs, ListArgs, PullWhen, RunArgs};
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
 use crate::config::environment::Environment;
@@ -12,6 +12,7 @@ use crate::generate::testplan;
 use crate::output::{self, OutputConfig};
 use crate::testing::runner;
 use crate::unit::Unit;
+use crate::unit::container::PullPolicy;
 
 /// Runs one `dstart` invocation.
 pub fn run(cli: &Cli) -> Result<(), Error> {
@@ -204,13 +205,17 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         return Ok(());
     }
     crate::generate::check_nested(&conf, &env, &unit, &mut vec![unit.command.to_string()])?;
-    with_engine(cli, conf, env, &unit, async |rt| {
+    with_engine(cli, args, conf, env, &unit, async |rt| {
         let run = UnitRun::new(
             rt,
             &unit,
             Naming::plain(&unit.command.unit),
             vec![unit.command.to_string()],
         );
+        // A `pull: never` image that is missing fails the run before any order ran.
+        execute::pull::check_never(&run, &unit.steps)
+            .await
+            .map_err(order_error)?;
         Box::pin(run.run_steps(&unit.steps))
             .await
             .map_err(order_error)
@@ -234,7 +239,7 @@ fn test_unit(
         .junit
         .clone()
         .unwrap_or_else(|| runner::default_junit_path(&plan));
-    with_engine(cli, conf, env, unit, async |rt| {
+    with_engine(cli, args, conf, env, unit, async |rt| {
         let outcome = Box::pin(runner::run(rt, &plan, &junit)).await;
         if outcome.interrupted {
             Err(Error::Interrupted)
@@ -256,11 +261,17 @@ fn test_unit(
 /// the environment before the unit's globals (for nested `unit` orders).
 fn with_engine(
     cli: &Cli,
+    args: &RunArgs,
     conf: ConfigDir,
     env: Environment,
     unit: &Unit,
     work: impl AsyncFnOnce(&Runtime) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    let pull = args.pull.map(|p| match p {
+        PullWhen::Always => PullPolicy::Always,
+        PullWhen::Missing => PullPolicy::Missing,
+        PullWhen::Never => PullPolicy::Never,
+    });
     let (choice, timeout) = choose_engine(cli, Some(&unit.environment))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -292,6 +303,7 @@ fn with_engine(
             conf,
             env,
             cwd,
+            pull,
         };
         work(&rt).await
     });

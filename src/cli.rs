@@ -151,6 +151,11 @@ pub struct RunArgs {
     )]
     pub junit: Option<PathBuf>,
 
+    /// Pull images always, when missing, or never, for every container of this run (instead
+    /// of each container's `pull:`)
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub pull: Option<PullWhen>,
+
     /// UNIT/COMMAND[:TOKEN...], then the arguments for the unit's own parser (globals.yaml
     /// `parser`); options of `run` go before UNIT/COMMAND
     #[arg(
@@ -173,6 +178,14 @@ impl RunArgs {
     pub fn unit_args(&self) -> &[String] {
         self.command.get(1..).unwrap_or(&[])
     }
+}
+
+/// `run --pull`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullWhen {
+    Always,
+    Missing,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1658,7 +1658,7 @@ fn bad_form_of_a_value_says_which_forms_the_key_takes() {
 fn bad_unknown_key_in_a_container_lists_accepted_keys() {
     assert_eq!(
         bad_unit("aa:\n  image: busybox\n  imgae: x\n---\n- aa: {command: start}\n"),
-        "error: conf/units/bad/start.yaml:3:3: container `aa`: `imgae`: unknown key `imgae`, expected one of `build`, `creation`, `startup`, `image`, `command`, `entrypoint`, `env`, `ports`, `volumes`, `labels`, `working_dir`, `user`, `daemon`, `job`, `jobs`, `tests`\n"
+        "error: conf/units/bad/start.yaml:3:3: container `aa`: `imgae`: unknown key `imgae`, expected one of `build`, `creation`, `startup`, `image`, `command`, `entrypoint`, `env`, `ports`, `volumes`, `labels`, `working_dir`, `user`, `pull`, `daemon`, `job`, `jobs`, `tests`\n"
     );
 }
 

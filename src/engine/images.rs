@@ -5,6 +5,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::bounds::Activity;
+use super::registry::RegistryAuth;
 use super::{
     BuildEvent, BuildParams, Engine, EngineError, ImageInfo, Progress, classify, label_filter,
     optional,
@@ -98,10 +99,11 @@ impl Engine {
         self.watched(&ctx, &activity, Box::pin(build)).await
     }
 
-    /// Pulls an image (`name` may carry a tag).
+    /// Pulls an image (`name` may carry a tag), with the registry's credentials when given.
     pub async fn pull(
         &self,
         name: &str,
+        auth: Option<&RegistryAuth>,
         on_progress: impl FnMut(Progress) + Send,
     ) -> Result<(), EngineError> {
         let (repo, tag) = crate::unit::container::split_image(name);
@@ -110,7 +112,8 @@ impl Engine {
             tag: Some(tag),
             ..Default::default()
         };
-        let stream = self.docker.create_image(Some(opts), None, None);
+        let creds = auth.map(RegistryAuth::to_bollard);
+        let stream = self.docker.create_image(Some(opts), None, creds);
         self.follow_progress(
             stream,
             &format!("pulling `{name}`"),
@@ -183,17 +186,22 @@ impl Engine {
         .map_err(|e| classify(&call, "container", container, e))
     }
 
+    /// Pushes `repo:tag`, with the registry's credentials when given.
     pub async fn push(
         &self,
         repo: &str,
         tag: &str,
+        auth: Option<&RegistryAuth>,
         on_progress: impl FnMut(Progress) + Send,
     ) -> Result<(), EngineError> {
         let opts = qp::PushImageOptions {
             tag: Some(tag.to_string()),
             ..Default::default()
         };
-        let creds = bollard::auth::DockerCredentials::default();
+        let creds = auth.map_or_else(
+            bollard::auth::DockerCredentials::default,
+            RegistryAuth::to_bollard,
+        );
         let stream = self.docker.push_image(repo, Some(opts), Some(creds));
         self.follow_progress(
             stream,

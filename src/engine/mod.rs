@@ -14,6 +14,7 @@
 //! exec.rs        logs, attach, exec
 //! images.rs      inspect, build, pull, push, tag, commit, remove
 //! networks.rs    networks and volumes
+//! registry.rs    registry credentials for pull and push, as the Docker CLI finds them
 //! archive.rs     the archive endpoint over plain HTTP on the unix socket (fast path)
 //! convert.rs     a container spec into a create request (pure)
 //! watchdog.rs    removes a helper container when dstart dies
@@ -31,6 +32,7 @@ mod exec;
 mod images;
 mod info;
 mod networks;
+pub mod registry;
 pub mod resolve;
 mod transport;
 pub mod watchdog;

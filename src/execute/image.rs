@@ -1,15 +1,15 @@
 //! Image orders: `build`, `remove_image`, `tag`, `commit`, `push`, and the image a `create`
-//! needs (built from its `build` spec, else pulled). No order builds or pulls an image that
-//! already exists unless asked.
+//! needs (built from its `build` spec, else pulled as its `pull:` policy says, see `pull.rs`).
+//! No order builds or pulls an image that already exists unless asked.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::engine::{BuildEvent, BuildParams, ImageInfo};
 use crate::execute::context::{ContextSpec, tar_stream};
-use crate::execute::{OrderError, OrderResult, UnitRun, interrupt, resolve_build_path};
+use crate::execute::{OrderError, OrderResult, UnitRun, interrupt, pull, resolve_build_path};
 use crate::output;
-use crate::unit::container::{ContainerSpec, split_image, with_default_tag};
+use crate::unit::container::{ContainerSpec, PullPolicy, split_image, with_default_tag};
 use crate::unit::order::{CommitArgs, PushArgs, RemoveImageArgs, TagArgs};
 
 /// The image name `spec` is built as or created from.
@@ -32,6 +32,7 @@ pub async fn build_order(run: &UnitRun<'_>, name: &str) -> OrderResult {
     match image {
         Some(img) => {
             let _guard = run.image_lock(&img).await;
+            pull::refresh(run, spec, &img).await?;
             if run.engine().image(&img).await?.is_some() {
                 output::debug(format!("Image {img} already exists. (skipped)"));
                 return Ok(());
@@ -50,6 +51,7 @@ pub async fn ensure_image(
     image: &str,
 ) -> OrderResult<ImageInfo> {
     let _guard = run.image_lock(image).await;
+    pull::refresh(run, spec, image).await?;
     if let Some(info) = run.engine().image(image).await? {
         return Ok(info);
     }
@@ -65,25 +67,27 @@ pub async fn ensure_image(
     })
 }
 
+/// Builds the missing image of `spec`, or pulls it unless its policy is `never`.
 async fn make_image(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> OrderResult {
     if spec.build.is_some() {
-        build(run, spec).await
-    } else {
-        let mut progress = output::ProgressLog::default();
-        let result = run
-            .engine()
-            .pull(image, |p| progress.show(&p.key(), &p.line()))
-            .await;
-        match result {
-            Ok(()) => {
-                output::info(format!("Successfully pulled the image {image}"));
-                Ok(())
-            }
-            Err(e) => Err(OrderError::failed(format!(
-                "the image `{image}` does not exist, `{}` has no `build` to make it, and pulling it failed: {e}",
+        return build(run, spec).await;
+    }
+    if pull::policy(run, spec) == PullPolicy::Never {
+        return Err(OrderError::hinted(
+            format!(
+                "the image `{image}` of `{}` is not on the engine, and `pull: never` forbids pulling it",
                 spec.name
-            ))),
-        }
+            ),
+            "load or build the image first, or run with `--pull missing`",
+        ));
+    }
+    if run.image_locks.first_pull(image) {
+        pull::pull(run, spec, image).await
+    } else {
+        Err(OrderError::failed(format!(
+            "the image `{image}` of `{}` is missing although this run pulled it",
+            spec.name
+        )))
     }
 }
 
@@ -393,21 +397,28 @@ pub async fn push(run: &UnitRun<'_>, name: &str, args: &PushArgs) -> OrderResult
             (r, t.clone().unwrap_or(own_tag))
         }
     };
-    let mut progress = output::ProgressLog::default();
-    run.engine()
-        .push(&repo, &tag, |p| progress.show(&p.key(), &p.line()))
-        .await?;
+    pull::push(run, &repo, &tag).await?;
     output::info(format!("Pushed the image {repo}:{tag}"));
     Ok(())
 }
 
-/// One lock per image name, so that concurrent orders never build the same image twice.
+/// One lock per image name, so that concurrent orders never build the same image twice, and
+/// the images this run pulled (pulled once per run).
 #[derive(Default)]
 pub struct ImageLocks {
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pulled: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl ImageLocks {
+    /// Whether `image` is pulled for the first time in this run (and notes that it is).
+    pub fn first_pull(&self, image: &str) -> bool {
+        self.pulled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(with_default_tag(image))
+    }
+
     pub async fn lock(&self, image: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut map = self

@@ -7,6 +7,7 @@ pub mod context;
 pub mod image;
 pub mod interrupt;
 pub mod lifecycle;
+pub mod pull;
 pub mod run;
 pub mod substitute;
 
@@ -99,6 +100,8 @@ pub struct Runtime {
     /// The environment before any unit's globals (for nested `unit` orders).
     pub env: Environment,
     pub cwd: PathBuf,
+    /// `run --pull`: the pull policy of every container in this run.
+    pub pull: Option<crate::unit::container::PullPolicy>,
 }
 
 /// The names a unit's objects have on the engine.

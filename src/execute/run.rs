@@ -192,6 +192,7 @@ pub fn bare_spec(name: &str, image: &str) -> ContainerSpec {
         healthcheck: None,
         host: crate::unit::container::HostSpec::default(),
         tests: crate::unit::container::TestSpec::default(),
+        pull: crate::unit::container::PullPolicy::default(),
     }
 }
 

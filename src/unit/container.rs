@@ -164,6 +164,7 @@ pub struct RawContainer {
     pub labels: Option<LabelsValue>,
     pub working_dir: Option<String>,
     pub user: Option<UserText>,
+    pub pull: Option<PullPolicy>,
     pub daemon: Option<DaemonChecks>,
     pub job: Option<JobCheck>,
     pub jobs: Option<IndexMap<String, JobRun>>,
@@ -172,6 +173,29 @@ pub struct RawContainer {
 
 // ---------------------------------------------------------------------------------------------
 // Normalized spec
+
+/// When the image of a container is pulled (`pull:`; `run --pull` overrides it for one run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Only when the image is not on the engine.
+    #[default]
+    Missing,
+    /// Before every create and start; a start then recreates a container whose image changed.
+    Always,
+    /// Never: a missing image fails the run before any order runs.
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        }
+    }
+}
 
 /// How to build the image of a container.
 #[derive(Debug, Clone, PartialEq)]
@@ -331,6 +355,8 @@ pub struct ContainerSpec {
     pub healthcheck: Option<Healthcheck>,
     pub host: HostSpec,
     pub tests: TestSpec,
+    /// When the image is pulled (an image that `build` makes is built, never pulled).
+    pub pull: PullPolicy,
 }
 
 impl ContainerSpec {
@@ -1143,6 +1169,7 @@ impl RawContainer {
                 jobs: self.jobs.unwrap_or_default(),
                 tests: self.tests.unwrap_or_default(),
             },
+            pull: self.pull.unwrap_or_default(),
         })
     }
 }
