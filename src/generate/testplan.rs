@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use indexmap::IndexMap;
-use md5::{Digest, Md5};
 use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
@@ -32,17 +31,7 @@ use crate::unit::container::{
 use crate::unit::order::{Action, HOST, Order, Step, order_from_value, order_to_value};
 use crate::unit::{Container, Unit};
 
-/// The first 10 hex digits of the MD5 of the unit command as typed (`web/test:check`).
-pub fn tempid(command: &str) -> String {
-    use std::fmt::Write as _;
-    Md5::digest(command.as_bytes())
-        .iter()
-        .take(5)
-        .fold(String::with_capacity(10), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
+pub use crate::config::command::tempid;
 
 /// The built-in variants of a test run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1137,13 +1126,6 @@ user:
 - db: {command: stop}
 - host: {command: unit, unit: other/start}
 "#;
-
-    #[test]
-    fn tempid_is_md5_of_the_command_as_typed() {
-        // `printf %s web/test:check | md5sum` = 683b5a2efaab6a327c1bbd5e5c2f715b
-        assert_eq!(tempid("web/test:check"), "683b5a2efa");
-        assert_eq!(tempid("web/test"), "e351913932");
-    }
 
     #[test]
     fn selection_of_variants() {
