@@ -24,6 +24,7 @@ pub mod error;
 pub mod generate;
 pub mod output;
 pub mod testing;
+pub mod text;
 pub mod unit;
 
 pub use app::run;

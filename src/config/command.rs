@@ -58,14 +58,7 @@ impl std::fmt::Display for UnitCommand {
 /// The first 10 hex digits of the MD5 of the unit command as typed (`web/test:check`): the
 /// suffix of a test run's pseudonames (ORIGINAL §6.2).
 pub fn tempid(command: &str) -> String {
-    use std::fmt::Write as _;
-    Md5::digest(command.as_bytes())
-        .iter()
-        .take(5)
-        .fold(String::with_capacity(10), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::text::hex(&Md5::digest(command.as_bytes())[..5])
 }
 
 #[cfg(test)]

@@ -372,12 +372,7 @@ pub fn config_hash(body: &impl serde::Serialize) -> String {
     let value = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
     let canonical = canonicalize(&value);
     let text = serde_json::to_string(&canonical).unwrap_or_default();
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().fold(String::with_capacity(64), |mut s, b| {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    crate::text::hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn canonicalize(v: &serde_json::Value) -> serde_json::Value {

@@ -131,17 +131,7 @@ impl Naming {
 
 /// `dstart-<unit>` with characters Docker does not accept replaced by `-`.
 pub fn network_name(unit: &str) -> String {
-    let clean: String = unit
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("dstart-{clean}")
+    format!("dstart-{}", crate::text::docker_name(unit))
 }
 
 /// One unit command being run.

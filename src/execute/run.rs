@@ -16,6 +16,7 @@ use crate::execute::{
     resolve_host_path,
 };
 use crate::output;
+use crate::text::replace_unless;
 use crate::unit::container::{ContainerSpec, MountSpec};
 use crate::unit::order::{ExecType, ExecuteArgs, HOST, RunCommand, UnitArgs};
 
@@ -336,17 +337,8 @@ pub async fn services_env(run: &UnitRun<'_>) -> OrderResult<BTreeMap<String, Str
         let Some(info) = run.engine().container(name).await? else {
             continue;
         };
-        let key: String = run
-            .display_name(name)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let key = replace_unless(run.display_name(name), |c| c.is_ascii_alphanumeric(), '_')
+            .to_ascii_uppercase();
         for (port, _ip, host_port) in &info.ports {
             let port_key = match port.split_once('/') {
                 Some((p, "tcp")) => p.to_string(),

@@ -10,6 +10,7 @@ use serde_yaml_ng::Value;
 
 use crate::config::source::Origin;
 use crate::error::ConfigError;
+use crate::text::valid_container_name;
 use crate::unit::checks::{CustomTest, DaemonChecks, JobCheck, JobRun};
 pub use crate::unit::forms::{
     BindFull, BindTarget, BindsValue, EnvValue, ExtraHostsValue, HostPortValue, LabelsValue,
@@ -411,16 +412,6 @@ pub fn split_image(image: &str) -> (String, String) {
 
 // ---------------------------------------------------------------------------------------------
 // Normalization
-
-/// Whether `name` can be a Docker container name.
-pub fn valid_container_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphanumeric() => {}
-        _ => return false,
-    }
-    name.len() >= 2 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
 
 fn parse_size(origin: &Origin, key: &str, size: &Size) -> Result<i64, ConfigError> {
     match size {
