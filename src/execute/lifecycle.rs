@@ -136,7 +136,7 @@ async fn create_with(
         "set creation fields for 'name' and 'image' to {} and {image_name}",
         spec.name
     ));
-    let created = run.engine().create_container(&spec.name, req.body).await?;
+    let created = run.engine().create_container(&spec.name, req).await?;
     log_created(&spec.name, &created);
     Ok(created.id)
 }

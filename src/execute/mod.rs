@@ -291,7 +291,7 @@ impl<'a> UnitRun<'a> {
         match &order.action {
             Action::Build => image::build_order(self, name).await,
             Action::Create => lifecycle::create(self, name).await.map(|_| ()),
-            Action::Start(args) => lifecycle::start(self, name, args).await,
+            Action::Start(args) => Box::pin(lifecycle::start(self, name, args)).await,
             Action::Stop(args) => lifecycle::stop(self, name, args.timeout.unwrap_or(10)).await,
             Action::Remove(args) => lifecycle::remove(self, name, args).await,
             Action::RemoveImage(args) => image::remove_image(self, name, args).await,

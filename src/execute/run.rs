@@ -299,7 +299,7 @@ pub async fn run_container_kept(
     if spec.on_unit_network() {
         run.ensure_network().await?;
     }
-    let created = engine.create_container(&name, req.body).await?;
+    let created = engine.create_container(&name, req).await?;
     lifecycle::log_created(&name, &created);
     let mut tail = Tail::new(TAIL_LINES);
     let body = async {
