@@ -1,4 +1,4 @@
-//! Modes and groups (ORIGINAL §5 [C]): the tokens after `UNIT/COMMAND:` are group names
+//! Modes and groups (ORIGINAL §5 \[C\]): the tokens after `UNIT/COMMAND:` are group names
 //! (expanding to atoms), mode atoms, or `variants` tags of orders, which only the unit file
 //! knows; those stay pending until `generate::variants` checks them.
 

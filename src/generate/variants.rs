@@ -1,4 +1,4 @@
-//! Variants (ORIGINAL §5 [C]): which orders the requested tokens keep.
+//! Variants (ORIGINAL §5 \[C\]): which orders the requested tokens keep.
 //!
 //! With tokens, a command keeps its untagged orders plus the tagged orders whose tags meet the
 //! active set (the tokens expanded by `config::modes`); without tokens it keeps every order.
