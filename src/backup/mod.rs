@@ -79,7 +79,7 @@ impl HashThread {
                 // The writer may be gone already (it finished or failed).
                 let _ = back_tx.send(block);
             }
-            hex(&hasher.finalize())
+            crate::text::hex(&hasher.finalize())
         });
         HashThread {
             blocks: Some(tx),
@@ -287,14 +287,6 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// What went into a new archive file.
 #[derive(Debug)]
 pub struct Written {
@@ -453,7 +445,7 @@ impl Read for ReadAhead {
 pub struct Growing {
     file: File,
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    cancel: fn() -> bool,
+    cancel: Box<dyn Fn() -> bool + Send + Sync>,
     read: u64,
     written_back: u64,
     last_pass: bool,
@@ -463,7 +455,7 @@ impl Growing {
     pub fn new(
         file: File,
         done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-        cancel: fn() -> bool,
+        cancel: Box<dyn Fn() -> bool + Send + Sync>,
     ) -> Self {
         Growing {
             file,
@@ -655,7 +647,7 @@ mod tests {
         let (full, digest, len) = h.finish().unwrap();
         assert_eq!(len, input.len() as u64);
         assert!(full.got == input, "the bytes arrive whole and in order");
-        assert_eq!(digest, hex(&Sha256::digest(&input)));
+        assert_eq!(digest, crate::text::hex(&Sha256::digest(&input)));
         let mut reader = HashingReader::new(&input[..]);
         let mut back = Vec::new();
         reader.read_to_end(&mut back).unwrap();
@@ -698,7 +690,7 @@ mod tests {
                 done.store(true, Ordering::SeqCst);
             })
         };
-        let mut growing = Growing::new(File::open(&path).unwrap(), done, || false);
+        let mut growing = Growing::new(File::open(&path).unwrap(), done, Box::new(|| false));
         let mut got = Vec::new();
         growing.read_to_end(&mut got).unwrap();
         writer.join().unwrap();
@@ -708,7 +700,7 @@ mod tests {
         let stalled = Growing::new(
             File::open(&path).unwrap(),
             Arc::new(AtomicBool::new(false)),
-            || true,
+            Box::new(|| true),
         );
         let e = io::copy(&mut { stalled }, &mut io::sink()).unwrap_err();
         assert_eq!(e.to_string(), "interrupted");

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use bollard::models::ContainerCreateBody;
 use bollard::query_parameters as qp;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -11,7 +10,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use super::bounds::Activity;
 use super::{
     ByteStream, ContainerInfo, ContainerSummary, Created, Engine, EngineError, archive, classify,
-    label_filter, optional,
+    convert, label_filter, optional,
 };
 
 impl Engine {
@@ -64,14 +63,14 @@ impl Engine {
     pub async fn create_container(
         &self,
         name: &str,
-        body: ContainerCreateBody,
+        req: convert::CreateRequest,
     ) -> Result<Created, EngineError> {
         let opts = qp::CreateContainerOptions {
             name: Some(name.to_string()),
             ..Default::default()
         };
         let call = format!("creating container `{name}`");
-        self.within(&call, self.docker.create_container(Some(opts), body))
+        self.within(&call, self.docker.create_container(Some(opts), req.body))
             .await?
             .map(|r| Created {
                 id: r.id,

@@ -7,8 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use super::sha256_hex;
+/// The directory name of context `name` in the store: the SHA-256 of the name, in hex.
+fn context_id(name: &str) -> String {
+    crate::text::hex(&Sha256::digest(name.as_bytes()))
+}
 
 /// The Docker CLI's configuration directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +145,7 @@ impl FileContexts {
 
 impl ContextStore for FileContexts {
     fn endpoint(&self, name: &str) -> Result<Option<ContextEndpoint>, String> {
-        let id = sha256_hex(name.as_bytes());
+        let id = context_id(name);
         let meta_path = self.root.join("meta").join(&id).join("meta.json");
         if !meta_path.is_file() {
             return Ok(None);
@@ -193,7 +197,7 @@ mod tests {
 
     /// A context as `docker context create` writes it (checked against Docker CLI 28).
     fn write_context(root: &Path, name: &str, host: &str, skip: bool, tls: &[&str]) {
-        let id = sha256_hex(name.as_bytes());
+        let id = context_id(name);
         let meta = root.join("contexts/meta").join(&id);
         std::fs::create_dir_all(&meta).unwrap();
         std::fs::write(

@@ -42,7 +42,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
-use sha2::{Digest, Sha256};
 
 pub use address::{Address, DEFAULT_SOCKET, SshTarget, Tls, parse_address};
 pub use bounds::{DEFAULT_HTTP_TIMEOUT, HTTP_TIMEOUT_VAR, http_timeout};
@@ -70,17 +69,6 @@ pub struct Engine {
     socket: Option<PathBuf>,
     /// `DSTART_HTTP_TIMEOUT` (see `bounds.rs`).
     timeout: Duration,
-}
-
-/// The SHA-256 of `data` in lower-case hex.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 fn label_filter(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {

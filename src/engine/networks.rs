@@ -2,21 +2,23 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters as qp;
 
-use super::{Engine, EngineError, classify, label_filter, optional};
+use super::{Engine, EngineError, classify, convert, label_filter, optional};
 
 impl Engine {
     /// Creates a network from `req` (see [`convert::network_request`]) unless one of that name
     /// exists. Returns whether it was created.
-    pub async fn ensure_network(&self, req: NetworkCreateRequest) -> Result<bool, EngineError> {
-        let name = req.name.clone();
+    pub async fn ensure_network(&self, req: convert::NetworkRequest) -> Result<bool, EngineError> {
+        let name = req.name().to_string();
         if self.network_containers(&name).await?.is_some() {
             return Ok(false);
         }
         let call = format!("creating network `{name}`");
-        match self.within(&call, self.docker.create_network(req)).await? {
+        match self
+            .within(&call, self.docker.create_network(req.0))
+            .await?
+        {
             Ok(_) => Ok(true),
             // Created concurrently by a parallel order: fine.
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -74,13 +76,13 @@ impl Engine {
 
     /// Creates a named volume from `req` (see [`convert::volume_request`]) unless it exists.
     /// Returns whether it was created.
-    pub async fn ensure_volume(&self, req: VolumeCreateRequest) -> Result<bool, EngineError> {
-        let name = req.name.clone().unwrap_or_default();
+    pub async fn ensure_volume(&self, req: convert::VolumeRequest) -> Result<bool, EngineError> {
+        let name = req.name().to_string();
         if self.volume_labels(&name).await?.is_some() {
             return Ok(false);
         }
         let call = format!("creating volume `{name}`");
-        self.within(&call, self.docker.create_volume(req))
+        self.within(&call, self.docker.create_volume(req.0))
             .await?
             .map(|_| true)
             .map_err(|e| classify(&call, "volume", &name, e))

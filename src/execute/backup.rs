@@ -20,9 +20,7 @@ use crate::engine::watchdog::Watchdog;
 use crate::engine::{ContainerInfo, EngineError};
 use crate::execute::lifecycle::own_volume_mounts;
 use crate::execute::run::{bare_spec, helper_image, run_container, temp_name};
-use crate::execute::{
-    OrderError, OrderResult, UnitRun, interrupt, network_name, resolve_host_path,
-};
+use crate::execute::{OrderError, OrderResult, UnitRun, network_name, resolve_host_path};
 use crate::output;
 use crate::unit::container::MountSpec;
 use crate::unit::order::{BackupArgs, Compression, Order, RestoreArgs};
@@ -68,7 +66,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     let base = args.backup_name.as_deref().unwrap_or("backup");
     hold_lock(run, &dir, args.lock_timeout).await?;
     let file_name = if args.timestamp {
-        free_stamped_name(&dir, base, compression).await?
+        free_stamped_name(run, &dir, base, compression).await?
     } else {
         // `overwrite` (ORIGINAL §3.1 step 3) is about the name, whatever its compression.
         let found = store::fixed_archives(&dir, base);
@@ -234,10 +232,12 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             (file, verified)
         })
     };
-    let (file, verified) = tokio::select! {
-        r = verified => r.map_err(|e| OrderError::failed(format!("checking the archive stopped: {e}")))?,
-        () = interrupt::wait() => return Err(OrderError::Interrupted),
-    };
+    let (file, verified) = run
+        .rt
+        .interrupt
+        .race(verified)
+        .await?
+        .map_err(|e| OrderError::failed(format!("checking the archive stopped: {e}")))?;
     let shown = path.display();
     let (compression, checked) = verified.map_err(|r| {
         OrderError::failed(match r {
@@ -455,7 +455,7 @@ async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> Order
         run.unit.command.unit, run.unit.command.command
     ));
     let timeout = Duration::from_secs_f64(timeout.unwrap_or(LOCK_TIMEOUT_SECS).max(0.0));
-    match lock::acquire(&path, &about, timeout, interrupt::is_set).await {
+    match lock::acquire(&path, &about, timeout, run.rt.interrupt.flag()).await {
         Ok(l) => {
             held.push(l);
             remove_stale_temporaries(dir);
@@ -504,6 +504,7 @@ fn remove_stale_temporaries(dir: &Path) {
 
 /// `<name>-<now>.<ext>`, waiting for the next second if a backup of this second exists.
 async fn free_stamped_name(
+    run: &UnitRun<'_>,
     dir: &Path,
     base: &str,
     compression: Compression,
@@ -513,14 +514,7 @@ async fn free_stamped_name(
         if std::fs::symlink_metadata(dir.join(&name)).is_err() {
             return Ok(name);
         }
-        interrupt_or_sleep(Duration::from_millis(200)).await?;
-    }
-}
-
-async fn interrupt_or_sleep(d: Duration) -> OrderResult {
-    tokio::select! {
-        () = tokio::time::sleep(d) => Ok(()),
-        () = interrupt::wait() => Err(OrderError::Interrupted),
+        run.rt.interrupt.sleep(Duration::from_millis(200)).await?;
     }
 }
 
@@ -593,11 +587,11 @@ async fn through_engine(
     let progress = std::sync::Arc::new(Progress::new(&format!("Backing up {name}")));
     if run.engine().address().starts_with("unix://") {
         let engine = run.engine().clone();
+        let interrupt = run.rt.interrupt.clone();
         let (container, paths) = (name.to_string(), sources.to_vec());
         let seen = std::sync::Arc::clone(&progress);
         let opened = paths.into_iter().filter_map(move |path| {
-            let reader =
-                engine.download_blocking(&container, &path, Box::new(interrupt::is_set))?;
+            let reader = engine.download_blocking(&container, &path, interrupt.flag())?;
             Some(match reader {
                 Ok(inner) => {
                     let counted: Box<dyn Read + Send> = Box::new(Counted {
@@ -614,7 +608,7 @@ async fn through_engine(
         });
         // The worker's reads notice an interrupt within a second and end it.
         let written = worker.await.map_err(|e| join_failed(&e))?;
-        return written.map_err(|e| archive_failed(name, e));
+        return written.map_err(|e| archive_failed(run, name, e));
     }
     let (sources_tx, sources_rx) = std::sync::mpsc::channel::<(String, ChannelReader)>();
     let worker = tokio::task::spawn_blocking(move || {
@@ -669,19 +663,16 @@ async fn through_engine(
         }
         Ok::<(), OrderError>(())
     };
-    let fed = tokio::select! {
-        r = feed => r,
-        () = interrupt::wait() => Err(OrderError::Interrupted),
-    };
+    let fed = run.rt.interrupt.race(feed).await.and_then(|r| r);
     drop(sources_tx);
     let written = worker.await.map_err(|e| join_failed(&e))?;
     fed?;
-    written.map_err(|e| archive_failed(name, e))
+    written.map_err(|e| archive_failed(run, name, e))
 }
 
 /// The error of a backup's writer: the engine's own error where it came from the engine.
-fn archive_failed(name: &str, e: io::Error) -> OrderError {
-    if interrupt::is_set() {
+fn archive_failed(run: &UnitRun<'_>, name: &str, e: io::Error) -> OrderError {
+    if run.rt.interrupt.is_set() {
         return OrderError::Interrupted;
     }
     if e.get_ref()
@@ -755,11 +746,12 @@ async fn with_helper(
     let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let worker = {
         let finished = std::sync::Arc::clone(&finished);
+        let interrupted = run.rt.interrupt.flag();
         let fifo = host.clone();
         tokio::task::spawn_blocking(move || {
             if let Some(file) = direct {
                 let growing =
-                    backup::Growing::new(std::fs::File::open(&file)?, finished, interrupt::is_set);
+                    backup::Growing::new(std::fs::File::open(&file)?, finished, interrupted);
                 let counted = Counted {
                     inner: growing,
                     progress: seen,
@@ -803,7 +795,7 @@ async fn with_helper(
             tail.render()
         )));
     }
-    written.map_err(|e| archive_failed(name, e))
+    written.map_err(|e| archive_failed(run, name, e))
 }
 
 /// A watchdog process that removes the helper container `name` if dstart dies while it runs;
@@ -956,6 +948,7 @@ async fn upload(
         let engine = run.engine().clone();
         let container = name.to_string();
         let seen = std::sync::Arc::clone(&progress);
+        let interrupted = run.rt.interrupt.flag();
         let sent = tokio::task::spawn_blocking(move || {
             let tar = backup::compress::decoder(compression, raw).map_err(UploadError::Read)?;
             let mut body = Counted {
@@ -963,14 +956,14 @@ async fn upload(
                 progress: seen,
             };
             engine
-                .upload_blocking(&container, "/", &mut body, Box::new(interrupt::is_set))
+                .upload_blocking(&container, "/", &mut body, interrupted)
                 .unwrap_or_else(|| Err(UploadError::Read(io::Error::other("not on a unix socket"))))
         });
         // The sender notices an interrupt within a second and stops.
         let sent = sent
             .await
             .map_err(|e| OrderError::failed(format!("restoring {name} stopped: {e}")))?;
-        if interrupt::is_set() {
+        if run.rt.interrupt.is_set() {
             output::error(
                 "restore",
                 format!("interrupted: the restore of {name} is incomplete"),
@@ -1038,12 +1031,17 @@ async fn upload_async(
     let body =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
             .inspect(move |b| seen.add(b.len()));
-    let sent = tokio::select! {
-        r = run.engine().upload(name, "/", body) => r,
-        () = interrupt::wait() => {
-            output::error("restore", format!("interrupted: the restore of {name} is incomplete"));
-            return Err(OrderError::Interrupted);
-        }
+    let Ok(sent) = run
+        .rt
+        .interrupt
+        .race(run.engine().upload(name, "/", body))
+        .await
+    else {
+        output::error(
+            "restore",
+            format!("interrupted: the restore of {name} is incomplete"),
+        );
+        return Err(OrderError::Interrupted);
     };
     let read = reader
         .await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::engine::{BuildEvent, BuildParams, ImageInfo};
 use crate::execute::context::{ContextSpec, tar_stream};
-use crate::execute::{OrderError, OrderResult, UnitRun, interrupt, pull, resolve_build_path};
+use crate::execute::{OrderError, OrderResult, UnitRun, pull, resolve_build_path};
 use crate::output;
 use crate::unit::container::{ContainerSpec, PullPolicy, split_image, with_default_tag};
 use crate::unit::order::{CommitArgs, PushArgs, RemoveImageArgs, TagArgs};
@@ -32,12 +32,12 @@ pub async fn build_order(run: &UnitRun<'_>, name: &str) -> OrderResult {
     match image {
         Some(img) => {
             let _guard = run.image_lock(&img).await;
-            pull::refresh(run, spec, &img).await?;
+            Box::pin(pull::refresh(run, spec, &img)).await?;
             if run.engine().image(&img).await?.is_some() {
                 output::debug(format!("Image {img} already exists. (skipped)"));
                 return Ok(());
             }
-            make_image(run, spec, &img).await
+            Box::pin(make_image(run, spec, &img)).await
         }
         // An untagged build: always build (nothing names the result).
         None => build(run, spec).await,
@@ -51,7 +51,7 @@ pub async fn ensure_image(
     image: &str,
 ) -> OrderResult<ImageInfo> {
     let _guard = run.image_lock(image).await;
-    pull::refresh(run, spec, image).await?;
+    Box::pin(pull::refresh(run, spec, image)).await?;
     if let Some(info) = run.engine().image(image).await? {
         return Ok(info);
     }
@@ -59,7 +59,7 @@ pub async fn ensure_image(
         "The image {image} to create the container {} did not exist.  Trying to build it...",
         spec.name
     ));
-    make_image(run, spec, image).await?;
+    Box::pin(make_image(run, spec, image)).await?;
     run.engine().image(image).await?.ok_or_else(|| {
         OrderError::failed(format!(
             "the image `{image}` is still missing after it was made"
@@ -299,16 +299,11 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
                 }
             }
         });
-    let result = tokio::select! {
-        r = build => r,
-        () = interrupt::wait() => {
-            if let Some(bar) = &progress { bar.finish_and_clear(); }
-            return Err(OrderError::Interrupted);
-        }
-    };
+    let result = run.rt.interrupt.race(build).await;
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
+    let result = result?;
     match result {
         Ok(_) => {
             match &b.tag {
