@@ -15,7 +15,11 @@
 #   SIZE=200      MB of random layers
 #   LAYERS=4      how many layers they are split into
 #   CASES=REGEX   only the cases whose name matches (e.g. 'pull')
-# Writes the times under bench/results/registry-SIZE/ and prints Markdown tables.
+# Writes the times under bench/results/registry-SIZE/ and prints Markdown tables: medians,
+# the ratio of the medians and the median of the per-round ratios (each round runs both
+# commands back to back, so the latter cancels the machine's drift), and the CPU time of the
+# client processes themselves (GNU time's user + system), which is all a client adds: the
+# engine does the pulling and pushing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -105,41 +109,54 @@ export conf
 
 # Before a pull: the image is not on the engine (but in the registry). Before a push: the image
 # is on the engine (pulled back if a pull case removed it), the registry is empty.
+# (Single quotes: the variables are expanded by the `bash -c` that runs each case.)
+# shellcheck disable=SC2016
 prep_pull='docker rmi -f "$IMAGE" >/dev/null; sync'
+# shellcheck disable=SC2016
 prep_push='docker image inspect "$IMAGE" >/dev/null 2>&1 || docker pull -q "$IMAGE" >/dev/null; registry_stop; registry_start; sync'
+cpu() { echo "/usr/bin/time -a -o $work/cpu-$1 -f '%U %S'"; }
 cases_clear
-case_add docker-pull "$prep_pull" 'docker pull -q "$IMAGE"'
-case_add dstart-pull "$prep_pull" '"$D" -q -c "$conf" run bench/pull'
-case_add docker-push "$prep_push" 'docker push -q "$IMAGE"'
-case_add dstart-push "$prep_push" '"$D" -q -c "$conf" run bench/push'
+case_add docker-pull "$prep_pull" "$(cpu docker-pull) docker pull -q \"\$IMAGE\""
+case_add dstart-pull "$prep_pull" "$(cpu dstart-pull) \"\$D\" -q -c \"\$conf\" run bench/pull"
+case_add docker-push "$prep_push" "$(cpu docker-push) docker push -q \"\$IMAGE\""
+case_add dstart-push "$prep_push" "$(cpu dstart-push) \"\$D\" -q -c \"\$conf\" run bench/push"
 echo "== load: $(uptime)" >&2
 echo "== $SIZE MB in $LAYERS layers, $RUNS rounds" >&2
 cases_run "$RUNS" "$results"
 
 median() { case_median "$results/$1.times"; }
+# The median CPU seconds (user + system) of a case's client process.
+cpu_median() {
+    [ -s "$work/cpu-$1" ] || return 0
+    awk '{ print $1 + $2 }' "$work/cpu-$1" > "$work/cpu-$1.sum"
+    case_median "$work/cpu-$1.sum"
+}
 row() { # label, name
     local m
     m=$(median "$2")
     [ -n "$m" ] || return 0
-    printf '| %s | %.2f s | %.0f MB/s | %s |\n' "$1" "$m" "$(echo "$SIZE / $m" | bc -l)" "$(case_range "$results/$2.times")"
+    printf '| %s | %.2f s | %.0f MB/s | %s | %.3f s |\n' "$1" "$m" "$(echo "$SIZE / $m" | bc -l)" \
+        "$(case_range "$results/$2.times")" "$(cpu_median "$2")"
 }
 echo
 echo "Image: $SIZE MB of random bytes in $LAYERS layers on the busybox base; registry on $REG with htpasswd auth; $RUNS rounds; MB = 10^6 bytes."
 echo
-echo "| what | median | throughput | range (s) |"
-echo "| --- | --- | --- | --- |"
+echo "| what | median | throughput | range (s) | client CPU (median) |"
+echo "| --- | --- | --- | --- | --- |"
 row "docker pull" docker-pull
 row "dstart pull (\`build\` order of an image-only container)" dstart-pull
 row "docker push" docker-push
 row "dstart push (\`push\` order)" dstart-push
 echo
-echo "| target | ratio | met |"
-echo "| --- | --- | --- |"
+echo "| target | ratio of medians | met | median of per-round ratios |"
+echo "| --- | --- | --- | --- |"
 ratio() { # label, dstart, baseline
-    local r
+    local r p
     [ -n "$(median "$2")" ] && [ -n "$(median "$3")" ] || return 0
     r=$(echo "$(median "$2") / $(median "$3")" | bc -l)
-    printf '| %s ≤ 1.05x | %.3fx | %s |\n' "$1" "$r" "$( (( $(echo "$r <= 1.05" | bc -l) )) && echo yes || echo NO)"
+    paste "$results/$2.times" "$results/$3.times" | awk '{ print $1 / $2 }' > "$work/ratio-$2"
+    p=$(case_median "$work/ratio-$2")
+    printf '| %s ≤ 1.05x | %.3fx | %s | %.3fx |\n' "$1" "$r" "$( (( $(echo "$r <= 1.05" | bc -l) )) && echo yes || echo NO)" "$p"
 }
 ratio "dstart pull / docker pull" dstart-pull docker-pull
 ratio "dstart push / docker push" dstart-push docker-push
