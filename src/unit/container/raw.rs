@@ -174,13 +174,3 @@ pub enum PullPolicy {
     /// Never: a missing image fails the run before any order runs.
     Never,
 }
-
-impl PullPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PullPolicy::Missing => "missing",
-            PullPolicy::Always => "always",
-            PullPolicy::Never => "never",
-        }
-    }
-}
