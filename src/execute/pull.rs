@@ -328,4 +328,26 @@ mod tests {
         });
         assert_eq!(t.summary(), "2.0 of 5.0 MB, 1 of 2 layers done");
     }
+
+    #[test]
+    fn off_a_terminal_a_plain_line_comes_at_most_every_10_s() {
+        let mut t = Transfer::new("pulling plain/x:1".into());
+        t.plain = true;
+        crate::output::start_capture(true);
+        t.update(&progress("a", "Downloading", 1, 2));
+        // Ten seconds later: one line; right after it: none.
+        t.last_plain = Instant::now().checked_sub(PLAIN_EVERY).unwrap();
+        t.update(&progress("a", "Downloading", 2, 4));
+        t.update(&progress("a", "Downloading", 3, 4));
+        let lines: Vec<String> = crate::output::stop_capture()
+            .into_iter()
+            .filter(|l| l.contains("plain/x:1"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0]
+                .contains("Still pulling plain/x:1 after 0 s: 0.0 of 0.0 MB, 0 of 1 layers done"),
+            "{lines:?}"
+        );
+    }
 }
