@@ -42,17 +42,68 @@ fn as_path(bytes: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
 
+/// Members left out of an archive (`exclude:`): globs matched against the member's path from
+/// the container's root (`/var/lib/x/*.pid`; the leading `/` is optional), or, for a glob
+/// without `/`, against each name along the path (`*.tmp`, `cache`). A directory left out
+/// takes everything below it along.
+#[derive(Debug)]
+pub struct Exclude {
+    set: globset::GlobSet,
+}
+
+impl Exclude {
+    /// `None` for no globs; the error names the glob that cannot be read.
+    pub fn new(globs: &[String]) -> Result<Option<Exclude>, String> {
+        if globs.is_empty() {
+            return Ok(None);
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for g in globs {
+            let pattern = g.trim_start_matches('/').trim_end_matches('/');
+            let pattern = if pattern.contains('/') {
+                pattern.to_string()
+            } else {
+                format!("**/{pattern}")
+            };
+            let glob = globset::GlobBuilder::new(&pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| format!("`exclude: {g}`: {e}"))?;
+            set.add(glob);
+        }
+        set.build()
+            .map(|set| Some(Exclude { set }))
+            .map_err(|e| format!("`exclude`: {e}"))
+    }
+
+    /// Whether the member `path` (from the root, `data/x/y`) or a directory above it is left
+    /// out.
+    pub fn excludes(&self, path: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(path);
+        let text = text.trim_start_matches("./").trim_end_matches('/');
+        text.char_indices()
+            .any(|(i, c)| c == '/' && self.set.is_match(&text[..i]))
+            || self.set.is_match(text)
+    }
+}
+
 /// Appends every entry of the engine's tar stream `input` to `out`, with `prefix` in front of
-/// member names and hard link targets.
+/// member names and hard link targets, leaving out what `exclude` names.
 pub fn append_source<W: Write>(
     out: &mut Builder<W>,
     input: impl Read,
     prefix: &str,
+    exclude: Option<&Exclude>,
 ) -> io::Result<Counts> {
     let mut counts = Counts::default();
     let mut archive = tar::Archive::new(input);
     for entry in archive.entries()? {
         let mut entry = entry?;
+        if let Some(x) = exclude {
+            if x.excludes(&prefixed(prefix, &entry.path_bytes())) {
+                continue;
+            }
+        }
         let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         if let Some(exts) = entry.pax_extensions()? {
             for ext in exts {
@@ -125,10 +176,37 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Damaged(e) => write!(f, "the archive is damaged: {e}"),
-            Refusal::Unsafe { member, why } => write!(f, "unsafe member `{member}`: {why}"),
+            Refusal::Damaged(e) => {
+                write!(f, "the archive is damaged: {}", printable(&e.to_string()))
+            }
+            Refusal::Unsafe { member, why } => write!(
+                f,
+                "unsafe member `{}`: {}",
+                printable(member),
+                printable(why)
+            ),
         }
     }
+}
+
+/// Text that came out of an archive (member names, the tar reader's messages, which quote
+/// header bytes), made safe to print: control characters escaped (no terminal escape
+/// sequence from a damaged file reaches the screen or a log), at most 200 characters.
+pub fn printable(text: &str) -> String {
+    const MAX: usize = 200;
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || c == '\u{fffd}' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// What [`check`] found in an archive that may be restored.
@@ -365,10 +443,46 @@ mod tests {
 
     fn rewrite(prefix: &str) -> Vec<u8> {
         let mut out = Builder::new(Vec::new());
-        let counts = append_source(&mut out, engine_tar().as_slice(), prefix).unwrap();
+        let counts = append_source(&mut out, engine_tar().as_slice(), prefix, None).unwrap();
         assert_eq!(counts.entries, 5);
         assert_eq!(counts.bytes, 6);
         out.into_inner().unwrap()
+    }
+
+    #[test]
+    fn archive_text_is_printed_safely() {
+        assert_eq!(printable("data/a\u{1b}[2Jb"), "data/a\\u{1b}[2Jb");
+        assert_eq!(printable("ok"), "ok");
+        assert_eq!(printable(&"x".repeat(300)).chars().count(), 201);
+        let r = Refusal::Unsafe {
+            member: "data/\u{7}bell".into(),
+            why: "w".into(),
+        };
+        assert!(!r.to_string().contains('\u{7}'));
+    }
+
+    #[test]
+    fn excluded_members_never_reach_the_archive() {
+        let x = Exclude::new(&["/var/lib/x/file".into(), "*.pid".into(), "cache".into()])
+            .unwrap()
+            .unwrap();
+        for (path, out) in [
+            ("var/lib/x/file", true),
+            ("var/lib/x/file2", false),
+            ("var/lib/x/sub/postmaster.pid", true),
+            ("var/lib/x/cache/", true),
+            ("var/lib/x/cache/deep/f", true),
+            ("var/lib/x/cached", false),
+            ("var/lib/x/", false),
+        ] {
+            assert_eq!(x.excludes(path.as_bytes()), out, "{path}");
+        }
+        let mut out = Builder::new(Vec::new());
+        let x = Exclude::new(&["x/file".into()]).unwrap().unwrap();
+        let c = append_source(&mut out, engine_tar().as_slice(), "", Some(&x)).unwrap();
+        assert_eq!(c.entries, 4);
+        assert!(Exclude::new(&["[".into()]).is_err());
+        assert!(Exclude::new(&[]).unwrap().is_none());
     }
 
     #[test]
@@ -417,7 +531,7 @@ mod tests {
         src.append_data(&mut h, "data/a", &b"ab"[..]).unwrap();
         let src = src.into_inner().unwrap();
         let mut out = Builder::new(Vec::new());
-        append_source(&mut out, src.as_slice(), "").unwrap();
+        append_source(&mut out, src.as_slice(), "", None).unwrap();
         let out = out.into_inner().unwrap();
         let mut a = tar::Archive::new(out.as_slice());
         let mut e = a.entries().unwrap().next().unwrap().unwrap();

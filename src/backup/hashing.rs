@@ -191,11 +191,16 @@ impl<R: Read> HashingReader<R> {
     }
 
     /// Reads the rest (a damaged archive is still hashed to its end) and returns the digest.
-    pub fn finish(mut self) -> io::Result<String> {
+    pub fn finish(self) -> io::Result<String> {
+        self.finish_with_inner().map(|(digest, _)| digest)
+    }
+
+    /// [`HashingReader::finish`], giving the inner reader back.
+    pub fn finish_with_inner(mut self) -> io::Result<(String, R)> {
         io::copy(&mut self, &mut io::sink())?;
         let last = std::mem::take(&mut self.block);
         self.hash.hash(last)?;
-        self.hash.finish()
+        Ok((self.hash.finish()?, self.inner))
     }
 
     /// Hashes the block read through and reads the next; false at the end.

@@ -8,11 +8,15 @@
 //! into a [`store::Pending`] file, in constant memory whatever the volume size.
 
 pub mod archive;
+pub mod complete;
 pub mod compress;
+pub mod encrypt;
 mod hashing;
 pub mod lock;
 pub mod pending;
+pub mod plan;
 mod readers;
+pub mod retention;
 pub mod store;
 
 pub use hashing::{Hashing, HashingReader};
@@ -67,8 +71,50 @@ pub struct Written {
     pub counts: archive::Counts,
 }
 
-/// One tar stream of the engine with the prefix its member names get.
-pub type Source = io::Result<(String, Box<dyn Read + Send>)>;
+/// One tar stream of the engine with the prefix its member names get, and what the engine
+/// reported about the path (when it did).
+pub type Source = io::Result<(String, Box<dyn Read + Send>, Option<complete::PathStat>)>;
+
+/// Where an archive's bytes go after compression: straight into the file's hasher, or through
+/// age first.
+enum Sink {
+    Plain(Hashing<store::Pending>),
+    Age(encrypt::Encrypting<Hashing<store::Pending>>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Plain(w) => w.write(buf),
+            Sink::Age(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Age(w) => w.flush(),
+        }
+    }
+}
+
+impl Sink {
+    fn finish(self) -> io::Result<Hashing<store::Pending>> {
+        match self {
+            Sink::Plain(w) => Ok(w),
+            Sink::Age(w) => w.finish(),
+        }
+    }
+}
+
+/// How a new archive is written.
+#[derive(Debug, Default, Clone)]
+pub struct Making {
+    pub compression: Compression,
+    /// age recipients, for an encrypted archive.
+    pub encrypt: Option<std::sync::Arc<encrypt::Recipients>>,
+    /// Members left out (engine streams only).
+    pub exclude: Option<std::sync::Arc<archive::Exclude>>,
+}
 
 /// Where the tar content of a new archive comes from.
 pub enum Content {
@@ -78,33 +124,51 @@ pub enum Content {
     Tar(Box<dyn Read + Send>),
 }
 
-/// Writes a whole archive into `pending`: tar content, compressed, hashed.
+/// Writes a whole archive into `pending`: tar content, compressed, encrypted when asked,
+/// hashed. Every tar stream must arrive whole ([`complete`]), and the archive must hold
+/// something: else the error says why and `pending` is dropped unnamed.
 pub fn write_archive(
     pending: store::Pending,
-    compression: Compression,
+    making: &Making,
     content: Content,
 ) -> io::Result<Written> {
-    let sink = Hashing::new(pending);
-    let mut compressor = compress::encoder(compression, sink)?;
+    let hashing = Hashing::new(pending);
+    let sink = match &making.encrypt {
+        Some(r) => Sink::Age(encrypt::Encrypting::new(r, hashing)?),
+        None => Sink::Plain(hashing),
+    };
+    let mut compressor = compress::encoder(making.compression, sink)?;
     let counts = match content {
         Content::Engine(sources) => {
             let mut builder = tar::Builder::new(compressor);
             let mut counts = archive::Counts::default();
             for source in sources {
-                let (prefix, reader) = source?;
-                let c = archive::append_source(&mut builder, reader, &prefix)?;
+                let (prefix, reader, stat) = source?;
+                let mut watched = complete::Watched::new(reader);
+                let c = archive::append_source(
+                    &mut builder,
+                    &mut watched,
+                    &prefix,
+                    making.exclude.as_deref(),
+                )?;
+                watched.finish(stat.as_ref())?;
                 counts.entries += c.entries;
                 counts.bytes += c.bytes;
             }
             compressor = builder.into_inner()?;
             counts
         }
-        Content::Tar(mut reader) => {
-            let bytes = copy_large(&mut reader, &mut compressor)?;
-            archive::Counts { entries: 0, bytes }
+        Content::Tar(reader) => {
+            let mut watched = complete::Watched::new(reader);
+            let bytes = copy_large(&mut watched, &mut compressor)?;
+            let entries = watched.finish(None)?;
+            archive::Counts { entries, bytes }
         }
     };
-    let sink = compressor.finish()?;
+    if counts.entries == 0 {
+        return Err(complete::incomplete("it holds no member at all".into()));
+    }
+    let sink = compressor.finish()?.finish()?;
     let (pending, sha256, size) = sink.finish()?;
     Ok(Written {
         pending,
@@ -133,15 +197,16 @@ fn copy_large(from: &mut dyn Read, to: &mut dyn Write) -> io::Result<u64> {
 /// Hashes a finished archive being written into `pending` by another process, read through
 /// `growing` (a reader of the same file).
 pub fn hash_written(pending: store::Pending, growing: impl Read) -> io::Result<Written> {
-    let mut hashing = HashingReader::new(growing);
+    let mut hashing = HashingReader::new(complete::Watched::new(growing));
     let size = io::copy(&mut hashing, &mut io::sink())?;
-    let sha256 = hashing.finish()?;
+    let (sha256, watched) = hashing.finish_with_inner()?;
+    let entries = watched.finish(None)?;
     Ok(Written {
         pending,
         sha256,
         size,
         counts: archive::Counts {
-            entries: 0,
+            entries,
             bytes: size,
         },
     })
@@ -151,26 +216,64 @@ pub fn hash_written(pending: store::Pending, growing: impl Read) -> io::Result<W
 #[derive(Debug)]
 pub enum Rejected {
     Io(io::Error),
-    Checksum { expected: String, actual: String },
+    Checksum {
+        expected: String,
+        actual: String,
+    },
     Content(archive::Refusal),
+    /// An encrypted archive without an identity that opens it.
+    Identity(String),
 }
 
 /// Reads the whole archive `file` once, from its start: its checksum against `expected` (from
-/// its `.sha256`) and every member against `volumes`. Returns its compression and what it holds.
+/// its `.sha256`), its decryption with the identities of `identity` when it is an age file,
+/// and every member against `volumes`; the tar must be whole (end-of-archive blocks). Returns
+/// its format and what it holds.
 pub fn verify(
     file: &mut File,
     expected: Option<&str>,
     volumes: &[String],
-) -> Result<(Compression, archive::Checked), Rejected> {
+    identity: Option<&std::path::Path>,
+) -> Result<(store::Format, archive::Checked), Rejected> {
     file.rewind().map_err(Rejected::Io)?;
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 32];
     let n = read_head(file, &mut head).map_err(Rejected::Io)?;
-    let compression = compress::detect(&head[..n]);
+    let encrypted = encrypt::is_age(&head[..n]);
+    let ids = match (encrypted, identity) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(Rejected::Identity(
+                "it is encrypted with age, and no identity was given".into(),
+            ));
+        }
+        (true, Some(path)) => Some(encrypt::identities(path).map_err(Rejected::Identity)?),
+    };
     file.rewind().map_err(Rejected::Io)?;
     let mut hashing = HashingReader::new(file);
-    let checked = match compress::decoder(compression, &mut hashing) {
-        Ok(tar) => archive::check(tar, volumes),
-        Err(e) => Err(archive::Refusal::Damaged(e)),
+    let checked = {
+        let plain: Result<Box<dyn Read + Send + '_>, Rejected> = match &ids {
+            Some(ids) => encrypt::decrypting(&mut hashing, ids)
+                .map(|r| Box::new(r) as Box<dyn Read + Send>)
+                .map_err(|e| Rejected::Identity(e.to_string())),
+            None => Ok(Box::new(&mut hashing)),
+        };
+        plain.and_then(|plain| {
+            let (compression, plain) = compress::sniff(plain).map_err(Rejected::Io)?;
+            let tar = compress::decoder(compression, plain)
+                .map_err(|e| Rejected::Content(archive::Refusal::Damaged(e)))?;
+            let mut watched = complete::Watched::new(tar);
+            let checked = archive::check(&mut watched, volumes).map_err(Rejected::Content)?;
+            watched.end.finish(None).map_err(|why| {
+                Rejected::Content(archive::Refusal::Damaged(complete::incomplete(why)))
+            })?;
+            Ok((
+                store::Format {
+                    compression,
+                    encrypted,
+                },
+                checked,
+            ))
+        })
     };
     let actual = hashing.finish().map_err(Rejected::Io)?;
     if let Some(expected) = expected {
@@ -181,7 +284,7 @@ pub fn verify(
             });
         }
     }
-    checked.map(|c| (compression, c)).map_err(Rejected::Content)
+    checked
 }
 
 fn read_head(file: &mut File, head: &mut [u8]) -> io::Result<usize> {
@@ -213,23 +316,28 @@ mod tests {
             ctx.blocking_send(Ok(Bytes::from(tar.clone()))).unwrap();
             drop(ctx);
             let reader: Box<dyn Read + Send> = Box::new(ChannelReader::new(crx));
-            let sources = std::iter::once(Ok((String::new(), reader)));
+            let sources = std::iter::once(Ok((String::new(), reader, None)));
             let name = store::fixed_name("t", c);
             let pending = store::Pending::create(dir.path(), &name).unwrap();
-            let w = write_archive(pending, c, Content::Engine(Box::new(sources))).unwrap();
+            let making = Making {
+                compression: c,
+                ..Making::default()
+            };
+            let w = write_archive(pending, &making, Content::Engine(Box::new(sources))).unwrap();
             assert_eq!(w.counts.bytes, 3);
             let path = w.pending.commit(&name).unwrap();
             assert_eq!(std::fs::metadata(&path).unwrap().len(), w.size);
             let mut file = File::open(&path).unwrap();
-            let (found, checked) = verify(&mut file, Some(&w.sha256), &["/data".into()]).unwrap();
-            assert_eq!(found, c);
+            let (found, checked) =
+                verify(&mut file, Some(&w.sha256), &["/data".into()], None).unwrap();
+            assert_eq!(found, store::Format::plain(c));
             assert_eq!(checked.roots, ["data"]);
             assert!(matches!(
-                verify(&mut file, Some("00"), &["/data".into()]),
+                verify(&mut file, Some("00"), &["/data".into()], None),
                 Err(Rejected::Checksum { .. })
             ));
             assert!(matches!(
-                verify(&mut file, None, &["/other".into()]),
+                verify(&mut file, None, &["/other".into()], None),
                 Err(Rejected::Content(archive::Refusal::Unsafe { .. }))
             ));
         }

@@ -170,6 +170,10 @@ impl Drop for Staged {
 /// other, so that an archive replaced with `overwrite` and its checksum disagree only between
 /// two renames. (A restore refuses a pair that disagrees.)
 pub fn commit_archive(archive: Pending, final_name: &str, hex: &str) -> io::Result<PathBuf> {
+    commit_pair(archive, final_name, hex).map_err(OutputError::wrap)
+}
+
+fn commit_pair(archive: Pending, final_name: &str, hex: &str) -> io::Result<PathBuf> {
     let dir = archive.dir.clone();
     let sum_name = format!("{final_name}.sha256");
     let mut sum = Pending::create(&dir, &sum_name)?;
@@ -183,14 +187,14 @@ pub fn commit_archive(archive: Pending, final_name: &str, hex: &str) -> io::Resu
 
 impl Write for Pending {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = self.file.write(buf).map_err(OutputError::wrap)?;
         self.written += n as u64;
         self.write_back();
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.file.flush().map_err(OutputError::wrap)
     }
 }
 
@@ -203,7 +207,59 @@ impl Drop for Pending {
 }
 
 pub(super) fn temp_name(final_name: &str) -> String {
-    format!(".{final_name}{TEMP_MARK}{}", std::process::id())
+    temp_name_for(final_name, std::process::id())
+}
+
+/// `.<final name>.dstart-tmp-<pid>`: the temporary name of a file of process `pid`.
+pub fn temp_name_for(final_name: &str, pid: u32) -> String {
+    format!(".{final_name}{TEMP_MARK}{pid}")
+}
+
+/// An error of the file system the archive is written to (not of what is read into it): a
+/// full disk is named as such, whichever stage noticed it.
+#[derive(Debug)]
+pub struct OutputError(pub io::Error);
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for OutputError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl OutputError {
+    /// Tags `e` as an error of the archive's file system.
+    pub fn wrap(e: io::Error) -> io::Error {
+        if e.get_ref()
+            .is_some_and(<dyn std::error::Error + Send + Sync>::is::<OutputError>)
+        {
+            return e;
+        }
+        io::Error::new(e.kind(), OutputError(e))
+    }
+
+    /// The file-system error in `e`, if it is one.
+    pub fn of(e: &io::Error) -> Option<&io::Error> {
+        e.get_ref()?.downcast_ref::<OutputError>().map(|o| &o.0)
+    }
+
+    /// Whether `e` is a full file system (or quota).
+    pub fn is_full(e: &io::Error) -> bool {
+        let e = Self::of(e).unwrap_or(e);
+        matches!(
+            e.raw_os_error(),
+            Some(code) if code == nix::errno::Errno::ENOSPC as i32
+                || code == nix::errno::Errno::EDQUOT as i32
+        ) || matches!(
+            e.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        )
+    }
 }
 
 #[cfg(test)]

@@ -33,14 +33,79 @@ fn is_stamp(s: &str) -> bool {
         && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
+/// How an archive file is made: its compression, and whether it is age-encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Format {
+    pub compression: Compression,
+    pub encrypted: bool,
+}
+
+impl Format {
+    pub fn plain(compression: Compression) -> Format {
+        Format {
+            compression,
+            encrypted: false,
+        }
+    }
+
+    /// `tar.gz`, `tar.zst`, `tar`, each with `.age` when encrypted.
+    pub fn extension(self) -> String {
+        let ext = self.compression.extension();
+        if self.encrypted {
+            format!("{ext}.age")
+        } else {
+            ext.to_string()
+        }
+    }
+}
+
+/// Every format, in the order restore looks for archives.
+pub const ALL_FORMATS: [Format; 6] = [
+    Format {
+        compression: Compression::Gzip,
+        encrypted: false,
+    },
+    Format {
+        compression: Compression::Zstd,
+        encrypted: false,
+    },
+    Format {
+        compression: Compression::None,
+        encrypted: false,
+    },
+    Format {
+        compression: Compression::Gzip,
+        encrypted: true,
+    },
+    Format {
+        compression: Compression::Zstd,
+        encrypted: true,
+    },
+    Format {
+        compression: Compression::None,
+        encrypted: true,
+    },
+];
+
 /// `<name>.<ext>`.
-pub fn fixed_name(name: &str, compression: Compression) -> String {
-    format!("{name}.{}", compression.extension())
+pub fn fixed_name(name: &str, format: impl Into<Format>) -> String {
+    format!("{name}.{}", format.into().extension())
 }
 
 /// `<name>-<stamp>.<ext>`.
-pub fn stamped_name(name: &str, stamp: &str, compression: Compression) -> String {
-    format!("{name}-{stamp}.{}", compression.extension())
+pub fn stamped_name(name: &str, stamp: &str, format: impl Into<Format>) -> String {
+    format!("{name}-{stamp}.{}", format.into().extension())
+}
+
+impl From<Compression> for Format {
+    fn from(c: Compression) -> Format {
+        Format::plain(c)
+    }
+}
+
+/// The time of a stamp in an archive name.
+pub fn parse_stamp(stamp: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok()
 }
 
 /// The checksum file of an archive: `<archive>.sha256`.
@@ -57,11 +122,21 @@ pub struct Found {
     pub file_name: String,
     /// The timestamp of a timestamped archive.
     pub stamp: Option<String>,
+    pub format: Format,
+    /// A fixed name that is a symlink (to the newest timestamped archive).
+    pub link: bool,
 }
 
-/// The archives called `name` in `dir`: timestamped ones (any compression), and fixed-name
-/// ones that are files (a fixed name that is a link points at a timestamped one).
+/// The archives called `name` in `dir`: timestamped ones (any format), and fixed-name ones that
+/// are files (a fixed name that is a link points at a timestamped one).
 pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
+    let mut found = list_all(dir, name)?;
+    found.retain(|f| !f.link);
+    Ok(found)
+}
+
+/// [`list`], with the fixed names that are links.
+pub fn list_all(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
     let mut found = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -73,18 +148,18 @@ pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
         let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        for c in ALL_COMPRESSIONS {
-            let Some(base) = file_name.strip_suffix(&format!(".{}", c.extension())) else {
+        for format in ALL_FORMATS {
+            let Some(base) = file_name.strip_suffix(&format!(".{}", format.extension())) else {
                 continue;
             };
             if base == name {
-                if !entry.file_type()?.is_symlink() {
-                    found.push(Found {
-                        path: entry.path(),
-                        file_name: file_name.clone(),
-                        stamp: None,
-                    });
-                }
+                found.push(Found {
+                    path: entry.path(),
+                    file_name: file_name.clone(),
+                    stamp: None,
+                    format,
+                    link: entry.file_type()?.is_symlink(),
+                });
             } else if let Some(s) = base
                 .strip_prefix(name)
                 .and_then(|r| r.strip_prefix('-'))
@@ -94,6 +169,8 @@ pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
                     path: entry.path(),
                     file_name: file_name.clone(),
                     stamp: Some(s.to_string()),
+                    format,
+                    link: false,
                 });
             }
             break;
@@ -125,9 +202,9 @@ pub fn newest(dir: &Path, name: &str) -> io::Result<Option<Found>> {
 /// The fixed names `<name>.tar.gz`, `<name>.tar.zst`, `<name>.tar` that exist in `dir` (as
 /// files or links).
 pub fn fixed_archives(dir: &Path, name: &str) -> Vec<String> {
-    ALL_COMPRESSIONS
+    ALL_FORMATS
         .iter()
-        .map(|c| fixed_name(name, *c))
+        .map(|f| fixed_name(name, *f))
         .filter(|f| fs::symlink_metadata(dir.join(f)).is_ok())
         .collect()
 }
@@ -150,19 +227,17 @@ pub fn remove_fixed_except(dir: &Path, name: &str, kept: &str) -> io::Result<Vec
     Ok(removed)
 }
 
-/// Removes timestamped archives of `name` (and their checksum files) beyond the `keep` newest.
-/// Returns the removed file names.
-pub fn prune(dir: &Path, name: &str, keep: usize) -> io::Result<Vec<String>> {
-    let mut stamped: Vec<Found> = list(dir, name)?
-        .into_iter()
-        .filter(|f| f.stamp.is_some())
-        .collect();
-    stamped.sort_by(|a, b| b.stamp.cmp(&a.stamp));
+/// Removes the archives `files` (file names in `dir`) with their checksum files; returns those
+/// that were there.
+pub fn remove_archives(dir: &Path, files: &[String]) -> io::Result<Vec<String>> {
     let mut removed = Vec::new();
-    for old in stamped.into_iter().skip(keep) {
-        remove_if_exists(&checksum_path(&old.path))?;
-        remove_if_exists(&old.path)?;
-        removed.push(old.file_name);
+    for file in files {
+        let path = dir.join(file);
+        remove_if_exists(&checksum_path(&path))?;
+        if fs::symlink_metadata(&path).is_ok() {
+            remove_if_exists(&path)?;
+            removed.push(file.clone());
+        }
     }
     if !removed.is_empty() {
         sync_dir(dir)?;
@@ -304,7 +379,11 @@ mod tests {
                 "web.tar"
             ]
         );
-        let removed = prune(d.path(), "web", 1).unwrap();
+        let removed = remove_archives(
+            d.path(),
+            &["web-20260101T000000Z.tar.gz".into(), "gone.tar".into()],
+        )
+        .unwrap();
         assert_eq!(removed, ["web-20260101T000000Z.tar.gz"]);
         assert!(!d.path().join("web-20260101T000000Z.tar.gz.sha256").exists());
         assert!(d.path().join("web-data-20260103T000000Z.tar.gz").exists());

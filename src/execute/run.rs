@@ -192,6 +192,8 @@ pub fn bare_spec(name: &str, image: &str) -> ContainerSpec {
         healthcheck: None,
         host: crate::unit::container::HostSpec::default(),
         tests: crate::unit::container::TestSpec::default(),
+        backup: None,
+        restore: None,
     }
 }
 

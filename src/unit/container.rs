@@ -168,6 +168,8 @@ pub struct RawContainer {
     pub job: Option<JobCheck>,
     pub jobs: Option<IndexMap<String, JobRun>>,
     pub tests: Option<IndexMap<String, CustomTest>>,
+    pub backup: Option<crate::unit::backup::BackupSpec>,
+    pub restore: Option<crate::unit::backup::RestoreSpec>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,6 +333,10 @@ pub struct ContainerSpec {
     pub healthcheck: Option<Healthcheck>,
     pub host: HostSpec,
     pub tests: TestSpec,
+    /// How the generated backup archives it (`backup:`).
+    pub backup: Option<crate::unit::backup::BackupSpec>,
+    /// What the generated restore runs around the unpacking (`restore:`).
+    pub restore: Option<crate::unit::backup::RestoreSpec>,
 }
 
 impl ContainerSpec {
@@ -1143,6 +1149,8 @@ impl RawContainer {
                 jobs: self.jobs.unwrap_or_default(),
                 tests: self.tests.unwrap_or_default(),
             },
+            backup: self.backup,
+            restore: self.restore,
         })
     }
 }

@@ -252,8 +252,8 @@ pub struct BackupArgs {
     /// Write `<name>-<UTC timestamp>.<ext>` and point `<name>.<ext>` at the newest.
     #[serde(default)]
     pub timestamp: bool,
-    /// Keep this many timestamped archives of this name.
-    pub keep: Option<u32>,
+    /// Which timestamped archives of this name stay: the newest N, or a restic-`forget` policy.
+    pub keep: Option<crate::unit::backup::Keep>,
     /// Stop the container during the backup (started again only if it was running).
     #[serde(default)]
     pub stop: bool,
@@ -261,6 +261,18 @@ pub struct BackupArgs {
     pub lock_timeout: Option<f64>,
     /// Seconds the stop of `stop: true` may take (default 10).
     pub timeout: Option<u32>,
+    /// Globs of members left out of the archive.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Run in the running container before the archive is made; its failure fails the backup.
+    pub before: Option<crate::unit::backup::Hook>,
+    /// Run in the running container afterwards, also when the archive failed.
+    pub after: Option<crate::unit::backup::Hook>,
+    /// Encrypt the archive for these age recipients.
+    pub encrypt: Option<crate::unit::backup::Encrypt>,
+    /// What the start after `stop: true` waits for (generated: the start order's `ready:`).
+    #[serde(skip)]
+    pub ready: Option<Ready>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
@@ -281,6 +293,15 @@ pub struct RestoreArgs {
     pub lock_timeout: Option<f64>,
     /// Seconds the stop of `stop: true` may take (default 10).
     pub timeout: Option<u32>,
+    /// Run in the running container before the restore.
+    pub before: Option<crate::unit::backup::Hook>,
+    /// Run in the running container after the restore (started again if it was stopped).
+    pub after: Option<crate::unit::backup::Hook>,
+    /// The age identity file that decrypts an encrypted archive.
+    pub identity: Option<String>,
+    /// What the start after `stop: true` waits for (generated: the start order's `ready:`).
+    #[serde(skip)]
+    pub ready: Option<Ready>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -580,6 +601,15 @@ fn parse_binds(value: &Value, origin: &Origin) -> Result<Vec<(String, String, bo
     Ok(out)
 }
 
+/// Takes `ready:` out of the arguments of a backup or restore (the start after `stop: true`).
+fn take_ready(args: &mut Mapping, here: &Origin) -> Result<Option<Ready>, ConfigError> {
+    let Some(v) = args.remove("ready") else {
+        return Ok(None);
+    };
+    let raw: RawReady = here.key("ready").deserialize(&v, "`ready`")?;
+    ready_from(here, raw).map(Some)
+}
+
 /// Reads the order `{container: args}` at `origin` (the list item).
 pub fn order_from_value(
     container: &str,
@@ -670,15 +700,17 @@ pub fn order_from_value(
             Action::RemoveImage(deserialize_args("remove_image", container, &args, &here)?)
         }
         "backup" => {
-            let b: BackupArgs = deserialize_args("backup", container, &args, &here)?;
+            let ready = take_ready(&mut args, &here)?;
+            let mut b: BackupArgs = deserialize_args("backup", container, &args, &here)?;
+            b.ready = ready;
             if b.keep.is_some() && !b.timestamp {
                 return Err(here.key("keep").invalid_with_hint(
                     "`keep` prunes timestamped archives, but `timestamp` is not set",
                     "add `timestamp: true`",
                 ));
             }
-            if b.keep == Some(0) {
-                return Err(here.key("keep").invalid("`keep` must be at least 1"));
+            if let Some(problem) = b.keep.as_ref().and_then(crate::unit::backup::Keep::problem) {
+                return Err(here.key("keep").invalid(problem));
             }
             if b.overwrite && b.timestamp {
                 return Err(here.key("overwrite").invalid(
@@ -691,7 +723,9 @@ pub fn order_from_value(
             Action::Backup(b)
         }
         "restore" => {
-            let r: RestoreArgs = deserialize_args("restore", container, &args, &here)?;
+            let ready = take_ready(&mut args, &here)?;
+            let mut r: RestoreArgs = deserialize_args("restore", container, &args, &here)?;
+            r.ready = ready;
             if r.archive.is_some() && r.restore_name.is_some() {
                 return Err(here
                     .key("archive")

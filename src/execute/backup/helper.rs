@@ -5,52 +5,52 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::time::Duration;
 
-use super::stream::{Progress, archive_failed, join_failed};
+use super::stream::{self, Progress, archive_failed, join_failed};
+use crate::backup::pending::OutputError;
+use crate::backup::plan::BackupPlan;
 use crate::backup::{self, Content, Written, store};
 use crate::engine::watchdog::Watchdog;
 use crate::execute::run::{bare_spec, helper_image, run_container, temp_name};
 use crate::execute::{OrderError, OrderResult, UnitRun, interrupt};
 use crate::output;
 use crate::unit::container::MountSpec;
-use crate::unit::order::Compression;
 
 /// Runs `tar` in a helper container: into the archive file itself when it is not compressed
 /// (dstart reads it as it grows, for the checksum), else into a FIFO that dstart compresses.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn with_helper(
     run: &UnitRun<'_>,
     name: &str,
     image: &str,
     sources: &[String],
     pending: store::Pending,
-    compression: Compression,
+    making: &backup::Making,
+    dir: &Path,
+    plan: &BackupPlan,
 ) -> OrderResult<Written> {
     let direct = pending.temp_path().map(Path::to_path_buf);
-    let through_fifo = direct.is_none();
-    // Only the FIFO needs a directory (made only then: a killed run leaves it in /tmp). Kept
-    // until the helper is done.
-    let mut _fifo_dir = None;
-    let (host, container) = if let Some(file) = &direct {
-        (file.clone(), "/dstart-backup.tar".to_string())
-    } else {
-        let tmp = tempfile::Builder::new()
-            .prefix("dstart-backup-")
-            .tempdir()
-            .map_err(OrderError::io("creating a temporary directory"))?;
-        let fifo = tmp.path().join("archive.tar");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(|e| OrderError::io("creating a FIFO")(io::Error::from(e)))?;
-        let host = tmp.path().to_path_buf();
-        _fifo_dir = Some(tmp);
-        (host, "/dstart-backup".to_string())
+    // The FIFO lies in the backup directory under a temporary name: removed when this run
+    // ends, and by the next run when this one was killed.
+    let fifo = match &direct {
+        Some(_) => None,
+        None => {
+            Some(Fifo::make(&dir.join(&plan.fifo_name)).map_err(|e| archive_failed(name, dir, e))?)
+        }
     };
-    let target = if direct.is_some() {
-        container.clone()
-    } else {
-        format!("{container}/archive.tar")
+    let host = match (&direct, &fifo) {
+        (Some(file), _) => file.clone(),
+        (None, Some(f)) => f.0.clone(),
+        (None, None) => unreachable!("a FIFO where the file is not written directly"),
     };
     let mut helper = bare_spec(&temp_name(name, "backup"), image);
     helper.entrypoint = Some(Vec::new());
-    let mut cmd: Vec<String> = vec!["tar".into(), "cf".into(), target, "-C".into(), "/".into()];
+    let mut cmd: Vec<String> = vec![
+        "tar".into(),
+        "cf".into(),
+        HELPER_TARGET.into(),
+        "-C".into(),
+        "/".into(),
+    ];
     cmd.extend(
         sources
             .iter()
@@ -62,7 +62,7 @@ pub(super) async fn with_helper(
     helper.host.network_mode = Some("none".into());
     helper.mounts = vec![MountSpec::Bind {
         host: host.display().to_string(),
-        container,
+        container: HELPER_TARGET.into(),
         read_only: false,
     }];
     output::debug(format!("Running tar in a helper container of {image}"));
@@ -71,9 +71,10 @@ pub(super) async fn with_helper(
     let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let worker = {
         let finished = std::sync::Arc::clone(&finished);
-        let fifo = host.clone();
+        let (file, making) = (host.clone(), making.clone());
+        let direct = direct.is_some();
         tokio::task::spawn_blocking(move || {
-            if let Some(file) = direct {
+            if direct {
                 let growing =
                     backup::Growing::new(std::fs::File::open(&file)?, finished, interrupt::is_set);
                 let counted = Counted {
@@ -82,12 +83,12 @@ pub(super) async fn with_helper(
                 };
                 backup::hash_written(pending, counted)
             } else {
-                let file = std::fs::File::open(fifo.join("archive.tar"))?;
+                let fifo = std::fs::File::open(&file)?;
                 let counted = Counted {
-                    inner: file,
+                    inner: fifo,
                     progress: seen,
                 };
-                backup::write_archive(pending, compression, Content::Tar(Box::new(counted)))
+                backup::write_archive(pending, &making, Content::Tar(Box::new(counted)))
             }
         })
     };
@@ -99,11 +100,10 @@ pub(super) async fn with_helper(
     }
     finished.store(true, std::sync::atomic::Ordering::SeqCst);
     // Whatever happened to tar, let a reader of the FIFO see its end.
-    let fifo = host.join("archive.tar");
-    while through_fifo && !worker.is_finished() {
+    while fifo.is_some() && !worker.is_finished() {
         use nix::fcntl::OFlag;
         if let Ok(fd) = nix::fcntl::open(
-            &fifo,
+            &host,
             OFlag::O_WRONLY | OFlag::O_NONBLOCK,
             nix::sys::stat::Mode::empty(),
         ) {
@@ -113,13 +113,44 @@ pub(super) async fn with_helper(
     }
     let written = worker.await.map_err(|e| join_failed(&e))?;
     let (code, tail) = ran?;
+    // The first error is the cause: a write that failed here (a full disk) makes tar fail
+    // with a broken pipe afterwards.
+    if let Err(e) = &written {
+        if OutputError::of(e).is_some() {
+            return written.map_err(|e| archive_failed(name, dir, e));
+        }
+    }
     if code != 0 {
+        let text = tail.render();
+        if text.contains("No space left on device") || text.contains("Disk quota exceeded") {
+            return Err(stream::disk_full(dir));
+        }
         return Err(OrderError::failed(format!(
-            "tar in the helper container ({image}) failed with exit code {code}{}",
-            tail.render()
+            "tar in the helper container ({image}) failed with exit code {code}{text}; nothing was written under an archive name"
         )));
     }
-    written.map_err(|e| archive_failed(name, e))
+    written.map_err(|e| archive_failed(name, dir, e))
+}
+
+/// Where the helper's `tar` writes: the archive file or the FIFO, bind-mounted.
+const HELPER_TARGET: &str = "/dstart-backup.tar";
+
+/// A FIFO in the backup directory, removed when dropped.
+struct Fifo(std::path::PathBuf);
+
+impl Fifo {
+    fn make(path: &Path) -> io::Result<Fifo> {
+        let _ = std::fs::remove_file(path);
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| OutputError::wrap(io::Error::from(e)))?;
+        Ok(Fifo(path.to_path_buf()))
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A watchdog process that removes the helper container `name` if dstart dies while it runs;

@@ -8,6 +8,7 @@
 //! through the archive endpoint.
 
 mod helper;
+mod hooks;
 mod restore;
 mod stream;
 
@@ -19,13 +20,17 @@ use std::io::{self};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::backup::{lock, store};
+use crate::backup::plan::{BackupPlan, PlanArgs, PlanError, backup_plan};
+use crate::backup::store::Format;
+use crate::backup::{self, archive, lock, store};
 use crate::engine::ContainerInfo;
 use crate::execute::lifecycle::own_volume_mounts;
+use crate::execute::lifecycle::{previous_run_end, wait_ready};
 use crate::execute::{
     OrderError, OrderResult, UnitRun, interrupt, network_name, resolve_host_path,
 };
 use crate::output;
+use crate::unit::order::Ready;
 use crate::unit::order::{BackupArgs, Compression, Order};
 
 /// Default seconds to wait for another run's lock.
@@ -33,10 +38,29 @@ const LOCK_TIMEOUT_SECS: f64 = 600.0;
 /// Seconds a container gets to stop for a consistent backup.
 const STOP_TIMEOUT: u32 = 10;
 
-/// `backup`.
+/// `backup`: locks, then decides ([`backup_plan`]), then carries the plan out.
 pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> OrderResult {
     let name = order.container.as_str();
     let spec = run.spec(name)?;
+    let dir = resolve_host_path(
+        run.rt,
+        Some(spec),
+        args.backup_dir.as_deref().unwrap_or("."),
+    );
+    let compression = args.compression.unwrap_or(Compression::Gzip);
+    let base = args.backup_name.as_deref().unwrap_or("backup");
+    // Checked before anything is locked, stopped or written.
+    let recipients = recipients(run, args)?;
+    let exclude = archive::Exclude::new(&args.exclude).map_err(OrderError::failed)?;
+    store::ensure_dir(&dir).map_err(OrderError::io(format!(
+        "creating the backup directory {}",
+        dir.display()
+    )))?;
+    // The locks come before the first engine call: while the engine streams an archive of a
+    // container, it answers no inspect of it, and a second run must wait here, within its
+    // `lock_timeout`, not on the engine.
+    hold_lock(run, &dir, args.lock_timeout).await?;
+    let _name_lock = name_lock(run, &dir, base, args.lock_timeout).await?;
     let info = existing(run, name).await?;
     let sources = match &args.source {
         Some(s) => checked_sources(&info, &s.to_vec())?,
@@ -53,104 +77,163 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
             "No volumes to backup found in container {name}"
         )));
     }
-    let dir = resolve_host_path(
-        run.rt,
-        Some(spec),
-        args.backup_dir.as_deref().unwrap_or("."),
-    );
-    store::ensure_dir(&dir).map_err(OrderError::io(format!(
-        "creating the backup directory {}",
-        dir.display()
-    )))?;
-    let compression = args.compression.unwrap_or(Compression::Gzip);
-    let base = args.backup_name.as_deref().unwrap_or("backup");
-    hold_lock(run, &dir, args.lock_timeout).await?;
-    let file_name = if args.timestamp {
-        free_stamped_name(&dir, base, compression).await?
-    } else {
-        // `overwrite` (ORIGINAL §3.1 step 3) is about the name, whatever its compression.
-        let found = store::fixed_archives(&dir, base);
-        if let (Some(found), false) = (found.first(), args.overwrite) {
-            return Err(OrderError::hinted(
-                format!(
-                    "the target `{found}` exists already in directory `{}`",
-                    dir.display()
-                ),
-                "add `overwrite: true` to the order to replace it",
-            ));
-        }
-        store::fixed_name(base, compression)
+    let format = Format {
+        compression,
+        encrypted: recipients.is_some(),
     };
-    let target = dir.join(&file_name);
+    // Moved into the making below.
+    let (recipients, exclude) = (recipients, exclude);
+    let existing_archives = store::list_all(&dir, base)
+        .map_err(OrderError::io(format!("reading {}", dir.display())))?;
+    let plan = backup_plan(
+        &PlanArgs {
+            name: base,
+            format,
+            timestamp: args.timestamp,
+            overwrite: args.overwrite,
+            keep: args.keep.as_ref(),
+        },
+        &existing_archives,
+        chrono::Utc::now(),
+        std::process::id(),
+    )
+    .map_err(|e| match e {
+        PlanError::Exists { file } => OrderError::hinted(
+            format!(
+                "the target `{file}` exists already in directory `{}`",
+                dir.display()
+            ),
+            "add `overwrite: true` to the order to replace it",
+        ),
+    })?;
+    if let Some(at) = plan.not_before {
+        // An archive of this second exists: this one is stamped with the next free second,
+        // which must have come before the backup begins.
+        let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        interrupt_or_sleep(wait).await?;
+    }
+    let target = dir.join(&plan.file_name);
     output::info(format!(
         "Backup of container {name}: {} -> {}",
         sources.join(", "),
         target.display()
     ));
 
-    let helper = helper_for_backup(run);
+    // `after` runs whatever happened since `before`; the first error is the one reported.
+    let made = async {
+        if let Some(hook) = &args.before {
+            hooks::run_hook(run, name, "backup", "before", hook).await?;
+        }
+        let making = backup::Making {
+            compression,
+            encrypt: recipients.map(std::sync::Arc::new),
+            exclude: exclude.map(std::sync::Arc::new),
+        };
+        let written = write(run, name, &info, args, &dir, &plan, &sources, &making).await?;
+        finish(name, &dir, &plan, written).await
+    }
+    .await;
+    let after = match &args.after {
+        Some(hook) => hooks::run_hook(run, name, "backup", "after", hook).await,
+        None => Ok(()),
+    };
+    made.and(after)
+}
+
+/// The age recipients of a backup: the order's `encrypt`, else `BACKUP_AGE_RECIPIENTS`.
+fn recipients(
+    run: &UnitRun<'_>,
+    args: &BackupArgs,
+) -> OrderResult<Option<backup::encrypt::Recipients>> {
+    let list = match &args.encrypt {
+        Some(e) => e.recipients.clone(),
+        None => crate::generate::commands::age_recipients(&run.unit.environment),
+    };
+    if list.is_empty() {
+        return Ok(None);
+    }
+    backup::encrypt::recipients(&list)
+        .map(Some)
+        .map_err(|e| OrderError::hinted(format!("cannot encrypt the backup: {e}"), "give age recipients (`age1…`, from `age-keygen -y KEYFILE`) or ssh public keys (`ssh-ed25519 …`)"))
+}
+
+/// Writes the new archive under its temporary name (the container stopped around it when the
+/// order says so).
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    run: &UnitRun<'_>,
+    name: &str,
+    info: &ContainerInfo,
+    args: &BackupArgs,
+    dir: &Path,
+    plan: &BackupPlan,
+    sources: &[String],
+    making: &backup::Making,
+) -> OrderResult<backup::Written> {
+    let helper = helper_for_backup(run, making);
     let stop = (args.stop && info.running).then(|| args.timeout.unwrap_or(STOP_TIMEOUT));
-    let written = while_stopped(
+    while_stopped(
         run,
         name,
         stop,
+        args.ready.as_ref(),
         "backup",
         Box::pin(async {
-            // A helper's tar writes an uncompressed archive straight into its file, so that one
-            // needs a name the container can be given.
-            let pending = if helper.is_some() && compression == Compression::None {
-                store::Pending::create_named(&dir, &file_name)
+            // A helper's tar writes an uncompressed archive straight into its file, so that
+            // one needs a name the container can be given.
+            let direct = helper.is_some()
+                && making.compression == Compression::None
+                && making.encrypt.is_none();
+            let pending = if direct {
+                store::Pending::create_named(dir, &plan.file_name)
             } else {
-                store::Pending::create(&dir, &file_name)
+                store::Pending::create(dir, &plan.file_name)
             }
-            .map_err(OrderError::io(format!(
-                "creating a temporary file in {}",
-                dir.display()
-            )))?;
+            .map_err(|e| stream::archive_failed(name, dir, e))?;
             match &helper {
-                Some(image) => with_helper(run, name, image, &sources, pending, compression).await,
-                None => through_engine(run, name, &sources, pending, compression).await,
+                Some(image) => {
+                    with_helper(run, name, image, sources, pending, making, dir, plan).await
+                }
+                None => through_engine(run, name, sources, pending, making, dir).await,
             }
         }),
     )
-    .await?;
+    .await
+}
 
-    let keep = args.keep;
-    let (link, stamped) = (store::fixed_name(base, compression), args.timestamp);
-    let base_name = base.to_string();
-    let dir_for_commit = dir.clone();
-    let file_for_commit = file_name.clone();
+/// Puts the written archive into place, points the link at it and removes what the plan
+/// says, in that order: nothing is removed before the new archive is complete and on disk.
+async fn finish(
+    name: &str,
+    dir: &Path,
+    plan: &BackupPlan,
+    written: backup::Written,
+) -> OrderResult {
+    let (dir_for_commit, plan_for_commit) = (dir.to_path_buf(), plan.clone());
     let sha = written.sha256.clone();
-    let (path, pruned, linked) = tokio::task::spawn_blocking(move || {
-        let path = store::commit_archive(written.pending, &file_for_commit, &sha)?;
-        let linked = if stamped {
-            store::point_link(&dir_for_commit, &link, &file_for_commit)?
-        } else {
-            true
+    let (path, removed, linked) = tokio::task::spawn_blocking(move || {
+        let (dir, plan) = (dir_for_commit, plan_for_commit);
+        let path = store::commit_archive(written.pending, &plan.file_name, &sha)?;
+        let linked = match &plan.link {
+            Some(link) => store::point_link(&dir, link, &plan.file_name)?,
+            None => true,
         };
-        let pruned = match keep {
-            Some(k) => store::prune(&dir_for_commit, &base_name, k as usize)?,
-            // `overwrite`: the new archive replaces those of the name in other compressions.
-            None if !stamped => {
-                store::remove_fixed_except(&dir_for_commit, &base_name, &file_for_commit)?
-            }
-            None => Vec::new(),
-        };
-        Ok::<_, io::Error>((path, pruned, linked))
+        let removed = store::remove_archives(&dir, &plan.remove)?;
+        Ok::<_, io::Error>((path, removed, linked))
     })
     .await
     .map_err(|e| OrderError::failed(format!("writing the archive stopped: {e}")))?
-    .map_err(OrderError::io(format!("finishing {}", target.display())))?;
-    if !linked {
+    .map_err(|e| stream::archive_failed(name, dir, e))?;
+    if let (false, Some(link)) = (linked, &plan.link) {
         output::warn(
             "backup",
             format!(
                 "{} is an archive of its own, not a link: it was left alone and does not point at the newest backup",
-                dir.join(store::fixed_name(base, compression)).display()
+                dir.join(link).display()
             ),
         );
     }
-    for p in pruned {
+    for p in removed {
         output::info(format!("Removed the old backup {p}"));
     }
     output::info(format!(
@@ -170,6 +253,7 @@ async fn while_stopped<T>(
     run: &UnitRun<'_>,
     name: &str,
     stop: Option<u32>,
+    ready: Option<&Ready>,
     what: &str,
     work: impl std::future::Future<Output = OrderResult<T>>,
 ) -> OrderResult<T> {
@@ -185,15 +269,29 @@ async fn while_stopped<T>(
         }
         Err(e) => Err(e.into()),
     };
-    match run.engine().start_container(name).await {
+    let before = run.engine().container(name).await.ok().flatten();
+    let started = match run.engine().start_container(name).await {
         Ok(()) => {
             output::info(format!("Started container {name} again"));
-            result
+            match ready {
+                // Waited for before the order counts as done.
+                Some(r) => {
+                    wait_ready(run, name, r, before.as_ref().and_then(previous_run_end)).await
+                }
+                None => Ok(()),
+            }
         }
-        Err(e) if result.is_ok() => Err(e.into()),
-        Err(e) => {
-            output::error(what, format!("could not start container {name} again: {e}"));
-            result
+        Err(e) => Err(e.into()),
+    };
+    match (result, started) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) | (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(again)) => {
+            output::error(
+                what,
+                format!("could not start container {name} again: {again}"),
+            );
+            Err(e)
         }
     }
 }
@@ -281,17 +379,38 @@ async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> Order
     if held.iter().any(|l| l.path == path) {
         return Ok(());
     }
+    let l = take_lock(run, &path, timeout).await?;
+    held.push(l);
+    remove_stale_temporaries(dir);
+    Ok(())
+}
+
+/// Takes the lock of archive name `base` in `dir` for one order: runs of any unit that write or
+/// read archives of that name there wait for each other, so that no two ever pick the same
+/// name or prune what the other reads. Taken after the unit's lock and released with the order.
+async fn name_lock(
+    run: &UnitRun<'_>,
+    dir: &Path,
+    base: &str,
+    timeout: Option<f64>,
+) -> OrderResult<lock::DirLock> {
+    let path = dir.join(format!(".{base}.dstart-lock"));
+    take_lock(run, &path, timeout).await
+}
+
+async fn take_lock(
+    run: &UnitRun<'_>,
+    path: &Path,
+    timeout: Option<f64>,
+) -> OrderResult<lock::DirLock> {
     let about = lock::describe_self(&format!(
         "{}/{}",
         run.unit.command.unit, run.unit.command.command
     ));
-    let timeout = Duration::from_secs_f64(timeout.unwrap_or(LOCK_TIMEOUT_SECS).max(0.0));
-    match lock::acquire(&path, &about, timeout, interrupt::is_set).await {
-        Ok(l) => {
-            held.push(l);
-            remove_stale_temporaries(dir);
-            Ok(())
-        }
+    let secs = timeout.unwrap_or(LOCK_TIMEOUT_SECS);
+    let timeout = Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO);
+    match lock::acquire(path, &about, timeout, interrupt::is_set).await {
+        Ok(l) => Ok(l),
         Err(lock::LockError::Interrupted) => Err(OrderError::Interrupted),
         Err(lock::LockError::Io(e)) => Err(OrderError::Io {
             context: format!("taking the lock {}", path.display()),
@@ -333,21 +452,6 @@ fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// `<name>-<now>.<ext>`, waiting for the next second if a backup of this second exists.
-async fn free_stamped_name(
-    dir: &Path,
-    base: &str,
-    compression: Compression,
-) -> OrderResult<String> {
-    loop {
-        let name = store::stamped_name(base, &store::stamp(chrono::Utc::now()), compression);
-        if std::fs::symlink_metadata(dir.join(&name)).is_err() {
-            return Ok(name);
-        }
-        interrupt_or_sleep(Duration::from_millis(200)).await?;
-    }
-}
-
 async fn interrupt_or_sleep(d: Duration) -> OrderResult {
     tokio::select! {
         () = tokio::time::sleep(d) => Ok(()),
@@ -356,13 +460,19 @@ async fn interrupt_or_sleep(d: Duration) -> OrderResult {
 }
 
 /// `HELPER_IMAGE`, when set and the engine runs on this host (the helper writes into a FIFO
-/// here).
-fn helper_for_backup(run: &UnitRun<'_>) -> Option<String> {
+/// here), and no `exclude` asks for members to be left out (which the engine's stream does).
+fn helper_for_backup(run: &UnitRun<'_>, making: &backup::Making) -> Option<String> {
     let image = run
         .unit
         .environment
         .get_str("HELPER_IMAGE")
         .filter(|s| !s.is_empty())?;
+    if making.exclude.is_some() {
+        output::debug(
+            "HELPER_IMAGE is set, but `exclude` leaves members out: backing up through the archive endpoint",
+        );
+        return None;
+    }
     if run.engine().address().starts_with("unix://") {
         Some(image)
     } else {

@@ -8,25 +8,21 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::helper::{Counted, check_clean_tools, empty_volumes};
+use super::hooks::run_hook;
 use super::stream::Progress;
-use super::{STOP_TIMEOUT, default_sources, existing, hold_lock, while_stopped};
+use super::{STOP_TIMEOUT, default_sources, existing, hold_lock, name_lock, while_stopped};
+use crate::backup::store::Format;
 use crate::backup::{self, Rejected, archive, store};
 use crate::engine::archive::UploadError;
 use crate::execute::{OrderError, OrderResult, UnitRun, interrupt, resolve_host_path};
 use crate::output;
-use crate::unit::order::{Compression, Order, RestoreArgs};
+use crate::unit::order::{Order, RestoreArgs};
 
-/// `restore`.
+/// `restore`: locks, finds and checks the archive whole, and only then writes into the
+/// container.
 pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> OrderResult {
     let name = order.container.as_str();
     let spec = run.spec(name)?;
-    let info = existing(run, name).await?;
-    if order.generated && default_sources(run, order, &info).await?.is_empty() {
-        output::debug(format!(
-            "No volumes to restore in container {name} (skipped)"
-        ));
-        return Ok(());
-    }
     let dir = resolve_host_path(
         run.rt,
         Some(spec),
@@ -39,7 +35,29 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             dir.display()
         )));
     }
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| run.unit.environment.get_str("BACKUP_AGE_IDENTITY"))
+        .filter(|s| !s.is_empty())
+        .map(|i| resolve_host_path(run.rt, Some(spec), &i));
+    // Locks before the first engine call (see `backup`); the name's lock keeps a backup of
+    // another unit from pruning the archive while it is read.
     hold_lock(run, &dir, args.lock_timeout).await?;
+    let lock_name = match &args.archive {
+        Some(a) => Path::new(a)
+            .file_name()
+            .map_or_else(|| base.to_string(), |f| f.to_string_lossy().into_owned()),
+        None => base.to_string(),
+    };
+    let _name_lock = name_lock(run, &dir, &lock_name, args.lock_timeout).await?;
+    let info = existing(run, name).await?;
+    if order.generated && default_sources(run, order, &info).await?.is_empty() {
+        output::debug(format!(
+            "No volumes to restore in container {name} (skipped)"
+        ));
+        return Ok(());
+    }
     let path = match &args.archive {
         Some(a) => {
             let p = resolve_host_path(run.rt, Some(spec), a);
@@ -61,7 +79,7 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             .map(|f| f.path)
             .ok_or_else(|| {
                 OrderError::failed(format!(
-                    "no archive named {base} in {} (looked for {base}.tar.gz, {base}.tar.zst, {base}.tar and {base}-<timestamp>.…)",
+                    "no archive named {base} in {} (looked for {base}.tar.gz, {base}.tar.zst, {base}.tar, the same with .age, and {base}-<timestamp>.…)",
                     dir.display()
                 ))
             })?,
@@ -81,8 +99,10 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
     let verified = {
         let expected = expected.clone();
         let mut file = file;
+        let identity = identity.clone();
         tokio::task::spawn_blocking(move || {
-            let verified = backup::verify(&mut file, Some(&expected), &volumes);
+            let verified =
+                backup::verify(&mut file, Some(&expected), &volumes, identity.as_deref());
             (file, verified)
         })
     };
@@ -91,19 +111,25 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
         () = interrupt::wait() => return Err(OrderError::Interrupted),
     };
     let shown = path.display();
-    let (compression, checked) = verified.map_err(|r| {
-        OrderError::failed(match r {
+    let (format, checked) = verified.map_err(|r| match r {
+        Rejected::Identity(why) => OrderError::hinted(
+            format!("the archive {shown} cannot be read: {why}; nothing was restored"),
+            "give the age identity file that belongs to a recipient of the backup: `identity: FILE` on the restore order or BACKUP_AGE_IDENTITY in an environment file",
+        ),
+        r => OrderError::failed(match r {
             Rejected::Io(e) => format!("reading {shown}: {e}"),
             Rejected::Checksum { expected, actual } => format!(
                 "the archive {shown} is damaged or was changed: its checksum is {actual}, its .sha256 file says {expected}; nothing was restored"
             ),
-            Rejected::Content(archive::Refusal::Damaged(e)) => {
-                format!("the archive {shown} is damaged ({e}); nothing was restored")
-            }
+            Rejected::Content(archive::Refusal::Damaged(e)) => format!(
+                "the archive {shown} is damaged ({}); nothing was restored",
+                archive::printable(&e.to_string())
+            ),
             Rejected::Content(refusal @ archive::Refusal::Unsafe { .. }) => {
                 format!("the archive {shown} is refused, {refusal}; nothing was restored")
             }
-        })
+            Rejected::Identity(_) => unreachable!("handled above"),
+        }),
     })?;
     let read_only: Vec<&str> = checked
         .roots
@@ -126,24 +152,46 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
         checked.counts.entries, checked.counts.bytes
     ));
     if checked.counts.entries == 0 {
-        output::warn("restore", format!("{shown} is empty: nothing to restore"));
-        return Ok(());
+        return Err(OrderError::failed(format!(
+            "the archive {shown} holds nothing (an empty archive); nothing was restored"
+        )));
     }
 
     if args.clean {
         check_clean_tools(run, name).await?;
     }
+    if let Some(hook) = &args.before {
+        run_hook(run, name, "restore", "before", hook).await?;
+    }
     let stop = (args.stop && info.running).then(|| args.timeout.unwrap_or(STOP_TIMEOUT));
+    if info.running && !args.stop {
+        output::warn(
+            "restore",
+            format!(
+                "container {name} is running: its processes see the files change underneath them (add `stop: true` to stop it for the restore)"
+            ),
+        );
+    }
     while_stopped(
         run,
         name,
         stop,
+        args.ready.as_ref(),
         "restore",
         Box::pin(async {
             if args.clean {
                 empty_volumes(run, name, &checked.roots).await?;
             }
-            upload(run, name, &path, file, compression, &expected).await
+            upload(
+                run,
+                name,
+                &path,
+                file,
+                format,
+                identity.as_deref(),
+                &expected,
+            )
+            .await
         }),
     )
     .await?;
@@ -157,6 +205,9 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if let Some(hook) = &args.after {
+        run_hook(run, name, "restore", "after", hook).await?;
+    }
     Ok(())
 }
 
@@ -196,18 +247,20 @@ async fn upload(
     name: &str,
     path: &Path,
     file: std::fs::File,
-    compression: Compression,
+    format: Format,
+    identity: Option<&Path>,
     expected: &str,
 ) -> OrderResult {
     let progress = std::sync::Arc::new(Progress::new(&format!("Restoring {name}")));
     let (raw, digest) =
         Rehashed::new(file).map_err(OrderError::io(format!("reading {}", path.display())))?;
+    let identity = identity.map(Path::to_path_buf);
     let sent = if run.engine().address().starts_with("unix://") {
         let engine = run.engine().clone();
         let container = name.to_string();
         let seen = std::sync::Arc::clone(&progress);
         let sent = tokio::task::spawn_blocking(move || {
-            let tar = backup::compress::decoder(compression, raw).map_err(UploadError::Read)?;
+            let tar = plain_tar(raw, format, identity.as_deref()).map_err(UploadError::Read)?;
             let mut body = Counted {
                 inner: backup::ReadAhead::new(tar),
                 progress: seen,
@@ -235,7 +288,7 @@ async fn upload(
             }
         }
     } else {
-        upload_async(run, name, path, raw, compression, &progress).await
+        upload_async(run, name, path, raw, format, identity, &progress).await
     };
     sent?;
     // The digest arrives when the reader reached the end of the file, before the last bytes
@@ -267,12 +320,13 @@ async fn upload_async(
     name: &str,
     path: &Path,
     raw: Rehashed,
-    compression: Compression,
+    format: Format,
+    identity: Option<std::path::PathBuf>,
     progress: &std::sync::Arc<Progress>,
 ) -> OrderResult {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let reader = tokio::task::spawn_blocking(move || {
-        let mut input = backup::compress::decoder(compression, raw)?;
+        let mut input = plain_tar(raw, format, identity.as_deref())?;
         let mut buf = vec![0u8; 1 << 18];
         loop {
             let n = input.read(&mut buf)?;
@@ -300,6 +354,22 @@ async fn upload_async(
         .map_err(|e| OrderError::failed(format!("reading the archive stopped: {e}")))?;
     sent?;
     read.map_err(OrderError::io(format!("reading {}", path.display())))
+}
+
+/// The tar inside the archive read by `raw`: decrypted (with the identities of `identity`) and
+/// decompressed as `format` says.
+fn plain_tar(
+    raw: Rehashed,
+    format: Format,
+    identity: Option<&Path>,
+) -> io::Result<Box<dyn Read + Send>> {
+    if !format.encrypted {
+        return backup::compress::decoder(format.compression, raw);
+    }
+    let path = identity.ok_or_else(|| io::Error::other("no age identity"))?;
+    let ids = backup::encrypt::identities(path).map_err(io::Error::other)?;
+    let plain = backup::encrypt::decrypting(raw, &ids)?;
+    backup::compress::decoder(format.compression, plain)
 }
 
 /// The archive file of a restore, hashed again as it is read: at its end, the digest goes to

@@ -8,11 +8,13 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 
 use super::helper::Counted;
-use crate::backup::{self, ChannelReader, Chunk, Content, Written, archive, store};
+use std::path::Path;
+
+use crate::backup::pending::OutputError;
+use crate::backup::{self, ChannelReader, Chunk, Content, Written, archive, complete, store};
 use crate::engine::EngineError;
 use crate::execute::{OrderError, OrderResult, UnitRun, interrupt};
 use crate::output;
-use crate::unit::order::Compression;
 
 /// Bytes of the engine's stream handed to the archive writer at once.
 const BATCH: usize = 256 << 10;
@@ -62,9 +64,11 @@ pub(super) async fn through_engine(
     name: &str,
     sources: &[String],
     pending: store::Pending,
-    compression: Compression,
+    making: &backup::Making,
+    dir: &Path,
 ) -> OrderResult<Written> {
     let progress = std::sync::Arc::new(Progress::new(&format!("Backing up {name}")));
+    let making = making.clone();
     if run.engine().address().starts_with("unix://") {
         let engine = run.engine().clone();
         let (container, paths) = (name.to_string(), sources.to_vec());
@@ -74,29 +78,31 @@ pub(super) async fn through_engine(
                 engine.download_blocking(&container, &path, Box::new(interrupt::is_set))?;
             Some(match reader {
                 Ok(inner) => {
+                    let stat = inner.path_stat::<complete::PathStat>();
                     let counted: Box<dyn Read + Send> = Box::new(Counted {
                         inner,
                         progress: std::sync::Arc::clone(&seen),
                     });
-                    Ok((archive::member_prefix(&path), counted))
+                    Ok((archive::member_prefix(&path), counted, stat))
                 }
                 Err(e) => Err(io::Error::other(e)),
             })
         });
         let worker = tokio::task::spawn_blocking(move || {
-            backup::write_archive(pending, compression, Content::Engine(Box::new(opened)))
+            backup::write_archive(pending, &making, Content::Engine(Box::new(opened)))
         });
         // The worker's reads notice an interrupt within a second and end it.
         let written = worker.await.map_err(|e| join_failed(&e))?;
-        return written.map_err(|e| archive_failed(name, e));
+        return written.map_err(|e| archive_failed(name, dir, e));
     }
     let (sources_tx, sources_rx) = std::sync::mpsc::channel::<(String, ChannelReader)>();
     let worker = tokio::task::spawn_blocking(move || {
+        // The async client does not hand the stat header over: the stream's own end is checked.
         let opened = sources_rx.into_iter().map(|(prefix, reader)| {
             let reader: Box<dyn Read + Send> = Box::new(reader);
-            Ok((prefix, reader))
+            Ok((prefix, reader, None))
         });
-        backup::write_archive(pending, compression, Content::Engine(Box::new(opened)))
+        backup::write_archive(pending, &making, Content::Engine(Box::new(opened)))
     });
     let feed = async {
         for source in sources {
@@ -150,13 +156,32 @@ pub(super) async fn through_engine(
     drop(sources_tx);
     let written = worker.await.map_err(|e| join_failed(&e))?;
     fed?;
-    written.map_err(|e| archive_failed(name, e))
+    written.map_err(|e| archive_failed(name, dir, e))
 }
 
-/// The error of a backup's writer: the engine's own error where it came from the engine.
-pub(super) fn archive_failed(name: &str, e: io::Error) -> OrderError {
+/// The error of a backup's writer: the engine's own error where it came from the engine, a
+/// full backup directory named as such whichever stage noticed it, an incomplete stream as
+/// incomplete.
+pub(super) fn archive_failed(name: &str, dir: &Path, e: io::Error) -> OrderError {
     if interrupt::is_set() {
         return OrderError::Interrupted;
+    }
+    if OutputError::is_full(&e) {
+        return disk_full(dir);
+    }
+    if let Some(out) = OutputError::of(&e) {
+        return OrderError::failed(format!(
+            "writing the archive of {name} into {} failed: {out}; nothing was written under an archive name",
+            dir.display()
+        ));
+    }
+    if let Some(why) = e
+        .get_ref()
+        .and_then(|r| r.downcast_ref::<complete::Incomplete>())
+    {
+        return OrderError::failed(format!(
+            "the backup of {name} failed: {why}; nothing was written under an archive name"
+        ));
     }
     if e.get_ref()
         .is_some_and(<dyn std::error::Error + Send + Sync>::is::<EngineError>)
@@ -170,4 +195,15 @@ pub(super) fn archive_failed(name: &str, e: io::Error) -> OrderError {
         return OrderError::failed(format!("writing the archive of {name} failed"));
     }
     OrderError::io(format!("writing the archive of {name}"))(e)
+}
+
+/// The failure of a backup whose directory is full.
+pub(super) fn disk_full(dir: &Path) -> OrderError {
+    OrderError::hinted(
+        format!(
+            "the backup directory {} is full (no space left on device); nothing was written under an archive name, older archives are untouched",
+            dir.display()
+        ),
+        "free space there (or lower `keep`), or point BACKUP_DIR at a larger file system",
+    )
 }
