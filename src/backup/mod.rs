@@ -144,6 +144,7 @@ pub fn write_archive(
             let mut counts = archive::Counts::default();
             for source in sources {
                 let (prefix, reader, stat) = source?;
+                let reader = crate::faults::After::new(reader, "backup:streaming", 1 << 20);
                 let mut watched = complete::Watched::new(reader);
                 let c = archive::append_source(
                     &mut builder,
@@ -159,6 +160,7 @@ pub fn write_archive(
             counts
         }
         Content::Tar(reader) => {
+            let reader = crate::faults::After::new(reader, "backup:streaming", 1 << 20);
             let mut watched = complete::Watched::new(reader);
             let bytes = copy_large(&mut watched, &mut compressor)?;
             let entries = watched.finish(None)?;

@@ -112,6 +112,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
         let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
         interrupt_or_sleep(wait).await?;
     }
+    crate::faults::point("backup:planned");
     let target = dir.join(&plan.file_name);
     output::info(format!(
         "Backup of container {name}: {} -> {}",
@@ -213,11 +214,13 @@ async fn finish(
     let sha = written.sha256.clone();
     let (path, removed, linked) = tokio::task::spawn_blocking(move || {
         let (dir, plan) = (dir_for_commit, plan_for_commit);
+        crate::faults::point("backup:written");
         let path = store::commit_archive(written.pending, &plan.file_name, &sha)?;
         let linked = match &plan.link {
             Some(link) => store::point_link(&dir, link, &plan.file_name)?,
             None => true,
         };
+        crate::faults::point("backup:committed");
         let removed = store::remove_archives(&dir, &plan.remove)?;
         Ok::<_, io::Error>((path, removed, linked))
     })
@@ -379,7 +382,7 @@ async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> Order
     if held.iter().any(|l| l.path == path) {
         return Ok(());
     }
-    let l = take_lock(run, &path, timeout).await?;
+    let l = take_lock(run, &path, timeout, false).await?;
     held.push(l);
     remove_stale_temporaries(dir);
     Ok(())
@@ -394,14 +397,16 @@ async fn name_lock(
     base: &str,
     timeout: Option<f64>,
 ) -> OrderResult<lock::DirLock> {
-    let path = dir.join(format!(".{base}.dstart-lock"));
-    take_lock(run, &path, timeout).await
+    let path = dir.join(format!(".dstart-archive@{base}.lock"));
+    take_lock(run, &path, timeout, true).await
 }
 
+/// Takes the lock file `path`; `remove`: the file goes when the lock is released.
 async fn take_lock(
     run: &UnitRun<'_>,
     path: &Path,
     timeout: Option<f64>,
+    remove: bool,
 ) -> OrderResult<lock::DirLock> {
     let about = lock::describe_self(&format!(
         "{}/{}",
@@ -409,7 +414,12 @@ async fn take_lock(
     ));
     let secs = timeout.unwrap_or(LOCK_TIMEOUT_SECS);
     let timeout = Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO);
-    match lock::acquire(path, &about, timeout, interrupt::is_set).await {
+    let taken = if remove {
+        lock::acquire_removed(path, &about, timeout, interrupt::is_set).await
+    } else {
+        lock::acquire(path, &about, timeout, interrupt::is_set).await
+    };
+    match taken {
         Ok(l) => Ok(l),
         Err(lock::LockError::Interrupted) => Err(OrderError::Interrupted),
         Err(lock::LockError::Io(e)) => Err(OrderError::Io {

@@ -163,6 +163,7 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
     if let Some(hook) = &args.before {
         run_hook(run, name, "restore", "before", hook).await?;
     }
+    crate::faults::point("restore:verified");
     let stop = (args.stop && info.running).then(|| args.timeout.unwrap_or(STOP_TIMEOUT));
     if info.running && !args.stop {
         output::warn(
@@ -262,7 +263,11 @@ async fn upload(
         let sent = tokio::task::spawn_blocking(move || {
             let tar = plain_tar(raw, format, identity.as_deref()).map_err(UploadError::Read)?;
             let mut body = Counted {
-                inner: backup::ReadAhead::new(tar),
+                inner: crate::faults::After::new(
+                    backup::ReadAhead::new(tar),
+                    "restore:uploading",
+                    1 << 20,
+                ),
                 progress: seen,
             };
             engine
