@@ -5,8 +5,20 @@
 //! removes everything carrying its prefix or its unit label before the test and when dropped,
 //! also when the test fails. Images come from [`base_image`], a static busybox built locally
 //! once (no registry can be reached). An unreachable engine fails the test; it never skips.
+//!
+//! Shared fixtures for real services: [`postgres_image`] (a database image from Debian
+//! packages), [`Registry`] (with or without htpasswd auth) and [`Sshd`] (an `ssh://` engine).
 
 #![allow(dead_code, clippy::unused_self)]
+
+mod registry;
+mod sshd;
+
+// Each test binary uses some of the fixtures.
+#[allow(unused_imports)]
+pub use registry::{Registry, Tags};
+#[allow(unused_imports)]
+pub use sshd::Sshd;
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -70,6 +82,24 @@ pub fn base_image() -> &'static str {
         }
     });
     BASE_IMAGE
+}
+
+/// The database test image (Debian packages: `postgres`, `psql`, `pg_dump`, `pg_restore`,
+/// `python3`, `nginx`; `scripts/test-images`), built once per machine and found by its recipe's
+/// label. The script holds a file lock while it checks and builds, so parallel test binaries
+/// and benchmarks build it once; this process asks it once.
+pub fn postgres_image() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test-images");
+        let out = Command::new(&script)
+            .arg("postgres")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("scripts/test-images runs");
+        assert!(out.status.success(), "scripts/test-images postgres failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
 }
 
 pub fn which(program: &str) -> Option<PathBuf> {
