@@ -278,3 +278,123 @@ fn encrypted_archives_open_with_the_age_command_and_need_the_identity() {
     sb.ok(&["run", "-e", "right.yaml", &restore]);
     assert_eq!(sh(&app, "cat /data/s.txt"), "secret data");
 }
+
+/// `psql -tAc SQL` in container `db`.
+fn psql(db: &str, sql: &str) -> String {
+    docker(&["exec", db, "psql", "-U", "postgres", "-tAc", sql])
+}
+
+#[test]
+fn postgresql_is_dumped_while_serving_and_restored_into_a_fresh_volume() {
+    let image = support::postgres_image();
+    let sb = Sandbox::new("bkpg");
+    let id = sb.id.clone();
+    let db = format!("{id}-db");
+    sb.write("environments/default.yaml", "BACKUP_DIR: bk\n");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r"{db}:
+  image: {image}
+  env: {{POSTGRES_PASSWORD: pw}}
+  volumes: ['{id}-data:/var/lib/postgresql/data', '{id}-dump:/dump']
+  jobs:
+    rows: {{args: [psql, 'postgresql://postgres:pw@{db}/postgres', -tAc, 'SELECT count(*) FROM t'], match: '^1000'}}
+  backup:
+    paths: [/dump]
+    before: pg_dump -U postgres -Fc -f /dump/db.dump postgres
+  restore:
+    after: pg_restore -U postgres --clean --if-exists -d postgres /dump/db.dump
+---
+- {db}: {{command: start, ready: {{log: database system is ready to accept connections, timeout: 60}}}}
+"
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    psql(
+        &db,
+        "CREATE TABLE t (n int, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 1000) i",
+    );
+    let rows = "SELECT count(*), sum(n), md5(string_agg(v, ',' ORDER BY n)) FROM t";
+    let before = psql(&db, rows);
+    assert!(before.starts_with("1000|500500|"), "{before}");
+    // Backed up while serving: the dump is consistent, the live files are not archived.
+    sb.ok(&["run", &format!("{id}/backup")]);
+    let bk = sb.conf().join("bk");
+    let archive = newest(&bk, ".tar.gz");
+    let members = tar_list(&bk, &archive, "gzip -dc");
+    assert!(members.contains("dump/db.dump"), "{members}");
+    assert!(!members.contains("postgresql"), "{members}");
+    // The backup restores into a working copy: `test:restore` restores it into the copy's
+    // fresh volumes, starts it, runs `pg_restore` (restore.after) and the job that counts rows.
+    let stdout = sb.ok(&["run", &format!("{id}/test:restore")]);
+    assert!(
+        stdout.contains("PASS") && stdout.contains("rows"),
+        "{stdout}"
+    );
+
+    // A fresh volume: the unit purged (containers and volumes), started again (an empty
+    // database), then the generated restore: stop, unpack, start, wait, pg_restore.
+    sb.ok(&["run", &format!("{id}/purge")]);
+    assert!(!sb.exists(&format!("{id}-data")), "the data volume is gone");
+    sb.ok(&["run", &format!("{id}/start")]);
+    assert!(psql(&db, "SELECT to_regclass('t') IS NULL").contains('t'));
+    sb.ok(&["run", &format!("{id}/restore")]);
+    assert_eq!(psql(&db, rows), before, "the same rows");
+    sb.ok(&["run", &format!("{id}/purge")]);
+}
+
+#[test]
+fn test_restore_proves_the_newest_backup_restores_into_a_working_service() {
+    let sb = Sandbox::new("bktr");
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    sb.write("environments/default.yaml", "BACKUP_DIR: bk\n");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{web}:\n  image: {}\n  command: [httpd, -f, -p, '80', -h, /site]\n  ports: ['127.0.0.1::80']\n  volumes: ['{id}-site:/site']\n  daemon:\n    home: {{url: 'http://127.0.0.1:[[port 80]]({web})/', match: 'the real site', timeout: 5}}\n---\n- {web}: {{command: start}}\n",
+            base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let test = format!("{id}/test:restore");
+    let junit = sb.conf().join("restore.xml");
+    let junit_arg = junit.to_string_lossy().into_owned();
+    let left = || -> Vec<String> {
+        docker(&["ps", "-a", "--format", "{{.Names}}"])
+            .lines()
+            .filter(|n| n.starts_with(id.as_str()) && *n != web)
+            .map(str::to_string)
+            .collect()
+    };
+    // No backup yet: the restore of the setup fails, and so does the run.
+    let (stdout, _) = sb.fails(&["run", "--junit", &junit_arg, &test], 1);
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(left().is_empty(), "{:?}", left());
+
+    sh(&web, "echo the real site > /site/index.html");
+    sb.ok(&["run", &format!("{id}/backup")]);
+    let stdout = sb.ok(&["run", "--junit", &junit_arg, &test]);
+    assert!(
+        stdout.contains("PASS") && stdout.contains("home"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    assert!(left().is_empty(), "{:?}", left());
+
+    // A newer backup taken before the data was there: the restored copy does not work.
+    sh(&web, "echo not yet > /site/index.html");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sb.ok(&["run", &format!("{id}/backup")]);
+    let (stdout, _) = sb.fails(&["run", &test], 1);
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("home"),
+        "{stdout}"
+    );
+    assert!(left().is_empty(), "{:?}", left());
+}

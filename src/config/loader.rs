@@ -21,7 +21,7 @@ use crate::error::{ConfigError, Location};
 use crate::generate::variants::{self, ModeConfig};
 
 /// The built-in test variants (ORIGINAL §6.1).
-pub const TEST_VARIANTS: [&str; 4] = ["default", "full", "check", "production"];
+pub const TEST_VARIANTS: [&str; 5] = ["default", "full", "check", "production", "restore"];
 
 /// `UNIT/COMMAND[:TOKEN...]`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,6 +53,9 @@ pub struct Selection {
     pub full: bool,
     /// The `daemon` and `job` checks run.
     pub checks: bool,
+    /// `restore`: the newest archives of the generated backup are restored into the copy
+    /// before it starts, and then the checks run.
+    pub restore: bool,
     /// Requested custom variants (`tests:` keys).
     pub custom: Vec<String>,
     /// The name of the run in archives: the built-in tokens joined by `-`.
@@ -69,11 +72,18 @@ impl Selection {
         let has = |t: &str| builtins.iter().any(|b| b == t);
         let production = production_flag || has("production");
         let full = has("full");
-        if production && (full || has("default")) {
+        let restore = has("restore");
+        if production && (full || restore || has("default")) {
             return Err(ConfigError::TestSelection {
                 message: format!(
                     "the test variant `production` runs against the live containers and cannot be combined with `{}`",
-                    if full { "full" } else { "default" }
+                    if full {
+                        "full"
+                    } else if restore {
+                        "restore"
+                    } else {
+                        "default"
+                    }
                 ),
             });
         }
@@ -89,7 +99,8 @@ impl Selection {
         Ok(Selection {
             production,
             full,
-            checks: production || has("check"),
+            checks: production || restore || has("check"),
+            restore,
             custom: custom.to_vec(),
             label: if tokens.is_empty() {
                 "default".into()
@@ -713,6 +724,66 @@ fn daemon_case_name(name: &str, url: &str) -> String {
     }
 }
 
+/// The setup orders of `test:restore` around the start orders.
+#[derive(Debug, Default)]
+struct RestoreSetup {
+    /// The copy's containers created, and the newest archives of the generated backup
+    /// (named after the live containers) restored into them.
+    before_start: Vec<Order>,
+    /// Each container's `restore.after`, run in it once it runs.
+    after_start: Vec<Order>,
+}
+
+/// The orders that restore the unit's backup into the test copy `renamed` before it starts.
+fn restore_setup(unit: &Unit, renamed: &Unit, r: &Renames) -> Result<RestoreSetup, ConfigError> {
+    let generate = |what: &str| {
+        commands::generate(
+            what,
+            &unit.command.unit,
+            &renamed.steps,
+            &renamed.containers,
+            &renamed.environment,
+        )
+    };
+    let mut out = RestoreSetup::default();
+    out.before_start
+        .extend(generate("create")?.iter().flat_map(Step::orders).cloned());
+    let live: HashMap<&str, &str> = r
+        .containers
+        .iter()
+        .map(|(k, v)| (v.as_str(), k.as_str()))
+        .collect();
+    for order in generate("restore")?.iter().flat_map(Step::orders) {
+        let mut order = order.clone();
+        let original = live
+            .get(order.container.as_str())
+            .map_or(order.container.clone(), |k| (*k).to_string());
+        if let Action::Restore(args) = &mut order.action {
+            // The archives are the live containers'; the `after` hook needs the container
+            // running, so it runs after the start orders.
+            args.restore_name = Some(original.clone());
+            if let Some(after) = args.after.take() {
+                let origin = order.origin.clone();
+                let mut m = Mapping::new();
+                m.insert("command".into(), "execute".into());
+                m.insert("type".into(), "in_running".into());
+                m.insert("run".into(), after.to_value());
+                let mut exec = crate::unit::order::order_from_value(
+                    &order.container,
+                    &Value::Mapping(m),
+                    &origin,
+                )?;
+                exec.generated = true;
+                out.after_start.push(exec);
+            }
+            order.raw.insert("restore_name".into(), original.into());
+            order.raw.remove("after");
+        }
+        out.before_start.push(order);
+    }
+    Ok(out)
+}
+
 /// Plans the test run of `unit` (a resolved `UNIT/test[:...]`).
 pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError> {
     let command = unit.command.to_string();
@@ -740,12 +811,23 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
     let mut stop = Suite::new("stop", "teardown");
     let mut teardown = Suite::new("teardown", "teardown");
     if !selection.production {
+        let restores = if selection.restore {
+            restore_setup(unit, &renamed, &renames)?
+        } else {
+            RestoreSetup::default()
+        };
+        for order in restores.before_start {
+            setup.cases.push(order_case(order, &display));
+        }
         for order in renamed.steps.iter().flat_map(Step::orders) {
             match order.action {
                 Action::Stop(_) | Action::Remove(_) | Action::RemoveImage(_) => {}
                 Action::Unit(_) => skipped.push(order_case(order.clone(), &display)),
                 _ => setup.cases.push(order_case(order.clone(), &display)),
             }
+        }
+        for order in restores.after_start {
+            setup.cases.push(order_case(order, &display));
         }
         let generated = |what: &str| -> Result<Vec<Order>, ConfigError> {
             let steps = commands::generate(
