@@ -479,6 +479,18 @@ mod tests {
     }
 
     #[test]
+    fn the_path_stat_header_is_decoded() {
+        let (_dir, socket) = serve(
+            b"HTTP/1.1 200 OK\r\nX-Docker-Container-Path-Stat: eyJuYW1lIjoiZGF0YSIsInNpemUiOjQwOTZ9\r\nContent-Length: 0\r\n\r\n",
+            Duration::ZERO,
+        );
+        let reader = open(&socket, Box::new(|| false)).unwrap();
+        let stat: serde_json::Value = reader.path_stat().unwrap();
+        assert_eq!(stat["name"], "data");
+        assert_eq!(stat["size"], 4096);
+    }
+
+    #[test]
     fn a_body_cut_short_is_an_error_not_a_short_archive() {
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly8byt";
         let e = body(chunked).unwrap_err();
