@@ -6,7 +6,7 @@ use crate::config::discover::{self, ConfigDir};
 use crate::config::environment::Environment;
 use crate::config::loader::{Loaded, UnitCommand};
 use crate::engine;
-use crate::error::{ConfigError, Error, render};
+use crate::error::{ConfigError, Error, Signal, render};
 use crate::execute::{self, Naming, OrderError, Runtime, UnitRun};
 use crate::generate::testplan;
 use crate::output::{self, OutputConfig};
@@ -211,7 +211,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         );
         Box::pin(run.run_steps(&unit.steps))
             .await
-            .map_err(order_error)
+            .map_err(|e| order_error(e, rt))
     })
 }
 
@@ -235,7 +235,7 @@ fn test_unit(
     with_engine(cli, conf, env, unit, async |rt| {
         let outcome = Box::pin(runner::run(rt, &plan, &junit)).await;
         if outcome.interrupted {
-            Err(Error::Interrupted)
+            Err(interrupted(rt))
         } else if outcome.report.failed() > 0 {
             Err(Error::failed(format!(
                 "{} of {} test cases of `{}` failed (report: {})",
@@ -272,7 +272,8 @@ fn with_engine(
     let cwd = std::env::current_dir()
         .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
     let result = runtime.block_on(async {
-        execute::interrupt::install();
+        let interrupt = execute::interrupt::Interrupt::default();
+        interrupt.listen();
         let engine = engine::Engine::connect(&address)
             .await
             .map_err(|e| Error::failed(e.to_string()))?;
@@ -286,6 +287,7 @@ fn with_engine(
             conf,
             env,
             cwd,
+            interrupt,
         };
         work(&rt).await
     });
@@ -293,10 +295,15 @@ fn with_engine(
     result
 }
 
+/// The top-level error of an interrupted run: which signal it was.
+fn interrupted(rt: &Runtime) -> Error {
+    Error::Interrupted(rt.interrupt.signal().unwrap_or(Signal::Interrupt))
+}
+
 /// The top-level error of a failed order.
-fn order_error(err: OrderError) -> Error {
+fn order_error(err: OrderError, rt: &Runtime) -> Error {
     match err {
-        OrderError::Interrupted => Error::Interrupted,
+        OrderError::Interrupted => interrupted(rt),
         OrderError::Config(c) => Error::Config(c),
         other => Error::Failed {
             hint: other.hint().map(str::to_string),

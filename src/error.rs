@@ -1,7 +1,7 @@
 //! Errors of every stage, and how the binary turns them into a message and an exit status.
 //!
 //! Exit status: 0 success, 1 an order or a test failed, 2 usage or configuration error,
-//! 130 interrupted.
+//! 130 interrupted by SIGINT, 143 by SIGTERM.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -265,8 +265,36 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
         hint: Option<String>,
     },
-    #[error("interrupted")]
-    Interrupted,
+    #[error("interrupted by {0}")]
+    Interrupted(Signal),
+}
+
+/// The signal that interrupted a run (SPEC "Signals").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM (`kill`, `systemctl stop`, `docker stop`).
+    Terminate,
+}
+
+impl Signal {
+    /// 128 + the signal number, as a shell reports a command the signal ended.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        })
+    }
 }
 
 impl Error {
@@ -283,7 +311,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
             Error::Failed { .. } => 1,
-            Error::Interrupted => 130,
+            Error::Interrupted(signal) => signal.exit_code(),
         }
     }
 
@@ -300,7 +328,7 @@ impl Error {
         match self {
             Error::Config(_) => "config",
             Error::Usage(_) => "cli",
-            Error::Failed { .. } | Error::Interrupted => "run",
+            Error::Failed { .. } | Error::Interrupted(_) => "run",
         }
     }
 }
@@ -360,7 +388,12 @@ mod tests {
     fn exit_codes() {
         assert_eq!(Error::Usage("x".into()).exit_code(), 2);
         assert_eq!(Error::failed("x").exit_code(), 1);
-        assert_eq!(Error::Interrupted.exit_code(), 130);
+        assert_eq!(Error::Interrupted(Signal::Interrupt).exit_code(), 130);
+        assert_eq!(Error::Interrupted(Signal::Terminate).exit_code(), 143);
+        assert_eq!(
+            Error::Interrupted(Signal::Terminate).to_string(),
+            "interrupted by SIGTERM"
+        );
     }
 
     #[test]

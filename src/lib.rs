@@ -12,6 +12,8 @@
 //! testing   → test runs: cases, reports, kept files
 //! app       → dispatch of the subcommands
 //! ```
+//!
+//! A stage imports only the stages above it; `text`, `output` and `error` serve them all.
 
 pub mod apidoc;
 pub mod app;
@@ -25,6 +27,7 @@ pub mod faults;
 pub mod generate;
 pub mod output;
 pub mod testing;
+pub mod text;
 pub mod unit;
 
 pub use app::run;

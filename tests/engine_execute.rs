@@ -125,7 +125,7 @@ fn failing_execute_reports_its_exit_code_in_every_type() {
 }
 
 /// Sends `signal` to dstart while a helper container of its second order runs: no new order
-/// starts, the helper is removed, dstart exits with 130.
+/// starts, the helper is removed, dstart exits with 128 + the signal's number.
 fn interrupted_mid_unit(test: &str, signal: nix::sys::signal::Signal) {
     let sb = Sandbox::new(test);
     let id = sb.id.clone();
@@ -156,7 +156,7 @@ fn interrupted_mid_unit(test: &str, signal: nix::sys::signal::Signal) {
     )
     .unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(128 + signal as i32));
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
     assert!(

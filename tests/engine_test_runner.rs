@@ -742,6 +742,69 @@ fn an_interrupted_test_run_tears_down_and_exits_130() {
     assert_eq!(leftovers(&t), Vec::<String>::new(), "{seen}{rest}");
 }
 
+/// SIGTERM while the test copy's `start` waits on its `ready:`: the wait ends at once, the
+/// teardown removes the test copy, and dstart exits with 143 (SIGINT: 130, above).
+#[test]
+fn sigterm_while_waiting_on_ready_tears_down_and_exits_143() {
+    let sb = sandbox("tterm");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-web:
+  image: {base}
+  command: ["sleep", "300"]
+---
+- {id}-web: {{command: start, ready: {{log: "never printed", timeout: 120}}}}
+"#,
+            base = base_image()
+        ),
+    );
+    let t = tempid(&format!("{id}/test"));
+    let copy = format!("{id}-web_{t}");
+    let child = sb
+        .command(&["run", &format!("{id}/test")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dstart starts");
+    // Once the test copy runs, dstart waits for a line it never prints.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while docker(&["ps", "-q", "--filter", &format!("name=^{copy}$")]).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the test copy never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(143), "{stdout}{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the wait for `ready:` (120 s) ended on the signal: {stdout}{stderr}"
+    );
+    for line in [
+        format!("FAIL {id}/test {id}-web:start ("),
+        format!("PASS teardown {id}-web:remove ("),
+    ] {
+        assert!(stdout.contains(&line), "{line}: {stdout}{stderr}");
+    }
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert_eq!(leftovers(&t), Vec::<String>::new(), "{stdout}{stderr}");
+}
+
 #[test]
 fn full_builds_pseudo_tagged_images_and_removes_them() {
     let sb = sandbox("tfull");

@@ -31,7 +31,7 @@ impl HashThread {
                 // The writer may be gone already (it finished or failed).
                 let _ = back_tx.send(block);
             }
-            hex(&hasher.finalize())
+            crate::text::hex(&hasher.finalize())
         });
         HashThread {
             blocks: Some(tx),
@@ -244,14 +244,6 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,7 +289,7 @@ mod tests {
         let (full, digest, len) = h.finish().unwrap();
         assert_eq!(len, input.len() as u64);
         assert!(full.got == input, "the bytes arrive whole and in order");
-        assert_eq!(digest, hex(&Sha256::digest(&input)));
+        assert_eq!(digest, crate::text::hex(&Sha256::digest(&input)));
         let mut reader = HashingReader::new(&input[..]);
         let mut back = Vec::new();
         reader.read_to_end(&mut back).unwrap();

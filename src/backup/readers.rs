@@ -93,7 +93,7 @@ impl Read for ReadAhead {
 pub struct Growing {
     file: File,
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    cancel: fn() -> bool,
+    cancel: Box<dyn Fn() -> bool + Send + Sync>,
     read: u64,
     written_back: u64,
     last_pass: bool,
@@ -103,7 +103,7 @@ impl Growing {
     pub fn new(
         file: File,
         done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-        cancel: fn() -> bool,
+        cancel: Box<dyn Fn() -> bool + Send + Sync>,
     ) -> Self {
         Growing {
             file,
@@ -180,7 +180,7 @@ mod tests {
                 done.store(true, Ordering::SeqCst);
             })
         };
-        let mut growing = Growing::new(File::open(&path).unwrap(), done, || false);
+        let mut growing = Growing::new(File::open(&path).unwrap(), done, Box::new(|| false));
         let mut got = Vec::new();
         growing.read_to_end(&mut got).unwrap();
         writer.join().unwrap();
@@ -190,7 +190,7 @@ mod tests {
         let stalled = Growing::new(
             File::open(&path).unwrap(),
             Arc::new(AtomicBool::new(false)),
-            || true,
+            Box::new(|| true),
         );
         let e = io::copy(&mut { stalled }, &mut io::sink()).unwrap_err();
         assert_eq!(e.to_string(), "interrupted");

@@ -12,66 +12,18 @@ use serde_yaml_ng::Value;
 
 use crate::config::arguments::{self, ParsedArgs};
 use crate::config::catalog::GENERATED;
+pub use crate::config::command::UnitCommand;
+use crate::config::command::tempid;
 use crate::config::discover::ConfigDir;
 use crate::config::environment::Environment;
 use crate::config::globals::{ArgumentEntry, ArgumentSpec, Globals};
+use crate::config::modes::{self, ModeConfig};
 use crate::config::source::{Origin, PathSeg, Source, key_string, yaml_to_json};
 use crate::config::template::{self, TemplateDirs};
 use crate::error::{ConfigError, Location};
-use crate::generate::variants::{self, ModeConfig};
 
 /// The built-in test variants (ORIGINAL §6.1).
 pub const TEST_VARIANTS: [&str; 5] = ["default", "full", "check", "production", "restore"];
-
-/// `UNIT/COMMAND[:TOKEN...]`, split.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnitCommand {
-    pub unit: String,
-    pub command: String,
-    pub tokens: Vec<String>,
-}
-
-impl UnitCommand {
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let bad = || ConfigError::ExpectedUnitCommand {
-            given: text.to_string(),
-        };
-        let (unit, rest) = text.rsplit_once('/').ok_or_else(bad)?;
-        let mut parts = rest.split(':');
-        let command = parts.next().unwrap_or_default();
-        if unit.is_empty() || command.is_empty() || unit.starts_with('/') || unit.contains("..") {
-            return Err(bad());
-        }
-        let tokens: Vec<String> = parts.map(str::to_string).collect();
-        if let Some(empty) = tokens.iter().find(|t| t.is_empty()) {
-            return Err(ConfigError::InvalidMode {
-                file: None,
-                token: empty.clone(),
-                valid: Vec::new(),
-            });
-        }
-        Ok(UnitCommand {
-            unit: unit.to_string(),
-            command: command.to_string(),
-            tokens,
-        })
-    }
-
-    /// `unit/command` without tokens.
-    pub fn base(&self) -> String {
-        format!("{}/{}", self.unit, self.command)
-    }
-}
-
-impl std::fmt::Display for UnitCommand {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.unit, self.command)?;
-        for t in &self.tokens {
-            write!(f, ":{t}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Which file a unit command reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +111,7 @@ impl Loader<'_> {
         argv: &[String],
         substitutions_only: bool,
     ) -> Result<Loaded, ConfigError> {
-        let tempid = crate::generate::testplan::tempid(&unit_command.to_string());
+        let tempid = tempid(&unit_command.to_string());
         if unit_command.command == "test" && self.env.get_str("tempid") != Some(tempid.clone()) {
             // A test run's pseudonames are in the template environment (ORIGINAL §6.2), above
             // `osenv` and below the unit's globals `environment`.
@@ -188,7 +140,7 @@ impl Loader<'_> {
                 }
             });
         }
-        let expanded = variants::expand(&tokens, &modes);
+        let expanded = modes::expand(&tokens, &modes);
         // globals.yaml may itself use `modes`: render it again with the active set.
         let globals = if self.globals_mention_modes(&unit_command.unit) {
             self.globals(&unit_command.unit, &expanded.active)?
@@ -252,7 +204,7 @@ impl Loader<'_> {
         sections: &[&str],
     ) -> Result<ModeConfig, ConfigError> {
         let file = self.conf.globals_file(unit);
-        variants::mode_config(globals, sections)
+        modes::mode_config(globals, sections)
             .map(|cfg| ModeConfig { file, ..cfg })
             .map_err(|e| match e {
                 // Name the file the groups are written in, not just "globals.yaml".
@@ -692,24 +644,6 @@ fn third_document(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unit_command_parsing() {
-        let uc = UnitCommand::parse("web/test:check:minimal").unwrap();
-        assert_eq!(uc.unit, "web");
-        assert_eq!(uc.command, "test");
-        assert_eq!(uc.tokens, ["check", "minimal"]);
-        assert_eq!(uc.to_string(), "web/test:check:minimal");
-        let uc = UnitCommand::parse("a/b/start").unwrap();
-        assert_eq!(uc.unit, "a/b");
-        assert!(matches!(
-            UnitCommand::parse("web"),
-            Err(ConfigError::ExpectedUnitCommand { .. })
-        ));
-        assert!(UnitCommand::parse("/start").is_err());
-        assert!(UnitCommand::parse("web/").is_err());
-        assert!(UnitCommand::parse("web/start:").is_err());
-    }
 
     #[test]
     fn third_document_is_found() {

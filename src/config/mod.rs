@@ -3,9 +3,11 @@
 
 pub mod arguments;
 pub mod catalog;
+pub mod command;
 pub mod discover;
 pub mod environment;
 pub mod globals;
 pub mod loader;
+pub mod modes;
 pub mod source;
 pub mod template;

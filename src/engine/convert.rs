@@ -47,11 +47,32 @@ pub struct ConvertInput {
     pub alias: Option<String>,
 }
 
-/// A create request and its configuration hash.
+/// A create request and its configuration hash. The body is the engine's own type, so only
+/// `engine` reads it: callers hand the request to [`Engine::create_container`](super::Engine).
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
-    pub body: ContainerCreateBody,
+    pub(super) body: ContainerCreateBody,
     pub hash: String,
+}
+
+/// The create request of a unit network, for [`Engine::ensure_network`](super::Engine).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkRequest(pub(super) NetworkCreateRequest);
+
+impl NetworkRequest {
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+/// The create request of a named volume, for [`Engine::ensure_volume`](super::Engine).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeRequest(pub(super) VolumeCreateRequest);
+
+impl VolumeRequest {
+    pub fn name(&self) -> &str {
+        self.0.name.as_deref().unwrap_or_default()
+    }
 }
 
 fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
@@ -347,24 +368,24 @@ fn object_labels(unit: &str, container: &str, hash: String) -> HashMap<String, S
 
 /// The create request of the network of `unit`. It belongs to the unit, not to one of its
 /// containers: `dstart.container` is empty.
-pub fn network_request(name: &str, unit: &str) -> NetworkCreateRequest {
+pub fn network_request(name: &str, unit: &str) -> NetworkRequest {
     let mut req = NetworkCreateRequest {
         name: name.to_string(),
         driver: Some("bridge".to_string()),
         ..Default::default()
     };
     req.labels = Some(object_labels(unit, "", config_hash(&req)));
-    req
+    NetworkRequest(req)
 }
 
 /// The create request of a named volume of `unit`, declared by the spec of `container`.
-pub fn volume_request(name: &str, unit: &str, container: &str) -> VolumeCreateRequest {
+pub fn volume_request(name: &str, unit: &str, container: &str) -> VolumeRequest {
     let mut req = VolumeCreateRequest {
         name: Some(name.to_string()),
         ..Default::default()
     };
     req.labels = Some(object_labels(unit, container, config_hash(&req)));
-    req
+    VolumeRequest(req)
 }
 
 /// The SHA-256 of the canonical JSON (keys sorted) of a create request.
@@ -372,12 +393,7 @@ pub fn config_hash(body: &impl serde::Serialize) -> String {
     let value = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
     let canonical = canonicalize(&value);
     let text = serde_json::to_string(&canonical).unwrap_or_default();
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().fold(String::with_capacity(64), |mut s, b| {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    crate::text::hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn canonicalize(v: &serde_json::Value) -> serde_json::Value {
@@ -590,7 +606,8 @@ mod tests {
 
     #[test]
     fn networks_and_volumes_carry_the_three_labels() {
-        let net = network_request("dstart-site", "site");
+        let net = network_request("dstart-site", "site").0;
+        assert_eq!(network_request("dstart-site", "site").name(), "dstart-site");
         let labels = net.labels.as_ref().unwrap();
         assert_eq!(labels[LABEL_UNIT], "site");
         assert_eq!(
@@ -600,18 +617,25 @@ mod tests {
         assert_eq!(labels[LABEL_HASH].len(), 64);
         assert_eq!(net.driver.as_deref(), Some("bridge"));
 
-        let vol = volume_request("site-data", "site", "db");
+        let vol = volume_request("site-data", "site", "db").0;
+        assert_eq!(
+            volume_request("site-data", "site", "db").name(),
+            "site-data"
+        );
         let labels = vol.labels.as_ref().unwrap();
         assert_eq!(labels[LABEL_UNIT], "site");
         assert_eq!(labels[LABEL_CONTAINER], "db");
         assert_eq!(
             labels[LABEL_HASH],
-            volume_request("site-data", "other", "web").labels.unwrap()[LABEL_HASH],
+            volume_request("site-data", "other", "web")
+                .0
+                .labels
+                .unwrap()[LABEL_HASH],
             "who declared the volume is not part of its configuration"
         );
         assert_ne!(
             labels[LABEL_HASH],
-            volume_request("site-logs", "site", "db").labels.unwrap()[LABEL_HASH]
+            volume_request("site-logs", "site", "db").0.labels.unwrap()[LABEL_HASH]
         );
     }
 

@@ -14,9 +14,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, NetworkCreateRequest, VolumeCreateRequest,
-};
+use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters as qp;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -586,14 +584,14 @@ impl Engine {
     pub async fn create_container(
         &self,
         name: &str,
-        body: ContainerCreateBody,
+        req: convert::CreateRequest,
     ) -> Result<Created, EngineError> {
         let opts = qp::CreateContainerOptions {
             name: Some(name.to_string()),
             ..Default::default()
         };
         self.docker
-            .create_container(Some(opts), body)
+            .create_container(Some(opts), req.body)
             .await
             .map(|r| Created {
                 id: r.id,
@@ -1158,12 +1156,12 @@ impl Engine {
 
     /// Creates a network from `req` (see [`convert::network_request`]) unless one of that name
     /// exists. Returns whether it was created.
-    pub async fn ensure_network(&self, req: NetworkCreateRequest) -> Result<bool, EngineError> {
-        let name = req.name.clone();
+    pub async fn ensure_network(&self, req: convert::NetworkRequest) -> Result<bool, EngineError> {
+        let name = req.name().to_string();
         if self.network_containers(&name).await?.is_some() {
             return Ok(false);
         }
-        match self.docker.create_network(req).await {
+        match self.docker.create_network(req.0).await {
             Ok(_) => Ok(true),
             // Created concurrently by a parallel order: fine.
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -1230,13 +1228,13 @@ impl Engine {
 
     /// Creates a named volume from `req` (see [`convert::volume_request`]) unless it exists.
     /// Returns whether it was created.
-    pub async fn ensure_volume(&self, req: VolumeCreateRequest) -> Result<bool, EngineError> {
-        let name = req.name.clone().unwrap_or_default();
+    pub async fn ensure_volume(&self, req: convert::VolumeRequest) -> Result<bool, EngineError> {
+        let name = req.name().to_string();
         if self.volume_labels(&name).await?.is_some() {
             return Ok(false);
         }
         self.docker
-            .create_volume(req)
+            .create_volume(req.0)
             .await
             .map(|_| true)
             .map_err(|e| classify(&format!("creating volume `{name}`"), "volume", &name, e))

@@ -87,10 +87,7 @@ pub fn watch(socket: &Path, name: &str) {
 /// `DELETE /containers/NAME?force=1&v=1`; returns the HTTP status.
 fn remove(socket: &Path, name: &str) -> io::Result<u16> {
     // Container names are `[a-zA-Z0-9][a-zA-Z0-9_.-]+`: nothing to encode in a path.
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
+    if !crate::text::valid_container_name(name) {
         return Err(io::Error::other(format!(
             "`{name}` is not a container name"
         )));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::engine::{BuildEvent, BuildParams, ImageInfo};
 use crate::execute::context::{ContextSpec, tar_stream};
-use crate::execute::{OrderError, OrderResult, UnitRun, interrupt, resolve_build_path};
+use crate::execute::{OrderError, OrderResult, UnitRun, resolve_build_path};
 use crate::output;
 use crate::unit::container::{ContainerSpec, split_image, with_default_tag};
 use crate::unit::order::{CommitArgs, PushArgs, RemoveImageArgs, TagArgs};
@@ -295,16 +295,11 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
                 }
             }
         });
-    let result = tokio::select! {
-        r = build => r,
-        () = interrupt::wait() => {
-            if let Some(bar) = &progress { bar.finish_and_clear(); }
-            return Err(OrderError::Interrupted);
-        }
-    };
+    let result = run.rt.interrupt.race(build).await;
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
+    let result = result?;
     match result {
         Ok(_) => {
             match &b.tag {

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::checks::http::request_limit;
+use crate::checks::http::{HttpCheck, request_limit};
 use crate::engine::convert::{
     self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
 };
 use crate::engine::{ContainerInfo, Created, EngineError, MountInfo};
-use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, interrupt, resolve_host_path};
+use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, resolve_host_path};
 use crate::output;
 use crate::unit::container::{ContainerSpec, MountSpec};
 use crate::unit::order::{Ready, Recreate, RemoveArgs, StartArgs};
@@ -136,7 +136,7 @@ async fn create_with(
         "set creation fields for 'name' and 'image' to {} and {image_name}",
         spec.name
     ));
-    let created = run.engine().create_container(&spec.name, req.body).await?;
+    let created = run.engine().create_container(&spec.name, req).await?;
     log_created(&spec.name, &created);
     Ok(created.id)
 }
@@ -368,13 +368,11 @@ async fn attach(
         }
         Ok::<(), OrderError>(())
     };
-    tokio::select! {
-        r = follow => r?,
-        () = interrupt::wait() => {
-            let _ = engine.stop_container(name, 0).await;
-            return Err(OrderError::Interrupted);
-        }
-    }
+    let Ok(followed) = run.rt.interrupt.race(follow).await else {
+        let _ = engine.stop_container(name, 0).await;
+        return Err(OrderError::Interrupted);
+    };
+    followed?;
     let code = engine.wait_container(name).await?;
     if code != 0 {
         return Err(OrderError::failed(format!(
@@ -398,8 +396,8 @@ pub async fn last_lines(run: &UnitRun<'_>, name: &str, n: usize) -> String {
 }
 
 /// Resolves once `name` no longer runs (it is checked twice a second), with its last state
-/// (`None`: it is gone). Raced against a request that may hang.
-pub async fn stopped_running(
+/// (`None`: it is gone).
+async fn stopped_running(
     run: &UnitRun<'_>,
     name: &str,
 ) -> Result<Option<ContainerInfo>, OrderError> {
@@ -410,6 +408,33 @@ pub async fn stopped_running(
             other => return Ok(other),
         }
     }
+}
+
+/// What one HTTP check of a running container came to.
+pub enum Probe {
+    /// The check's answer: passed, or why not.
+    Answered(Result<(), String>),
+    /// The container stopped running first: its last state (`None`: it is gone).
+    Stopped(Option<Box<ContainerInfo>>),
+}
+
+/// Runs `check` once against the running container `name`. A request may hang until `limit`
+/// and the container may exit meanwhile, so its state is watched beside it; an interrupt ends
+/// both.
+pub async fn probe(
+    run: &UnitRun<'_>,
+    name: &str,
+    check: &HttpCheck,
+    client: &reqwest::Client,
+    limit: Duration,
+) -> OrderResult<Probe> {
+    let raced = async {
+        tokio::select! {
+            answer = check.run(client, limit) => Ok(Probe::Answered(answer)),
+            state = stopped_running(run, name) => state.map(|s| Probe::Stopped(s.map(Box::new))),
+        }
+    };
+    run.rt.interrupt.race(raced).await?
 }
 
 /// Waits until the container is ready; fails at once if it exits meanwhile. `after`: where the
@@ -449,10 +474,11 @@ pub async fn wait_ready(
                 Ok::<bool, OrderError>(tail.finish().is_some_and(|l| re.is_match(&l)))
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let outcome = tokio::select! {
-                r = tokio::time::timeout(remaining, watch) => r,
-                () = interrupt::wait() => return Err(OrderError::Interrupted),
-            };
+            let outcome = run
+                .rt
+                .interrupt
+                .race(tokio::time::timeout(remaining, watch))
+                .await?;
             match outcome {
                 Ok(Ok(true)) => {
                     output::info(format!(
@@ -484,7 +510,7 @@ pub async fn wait_ready(
             ..
         } => {
             let url = crate::execute::substitute::substitute_text(run, url, name).await?;
-            let check = crate::checks::http::HttpCheck {
+            let check = HttpCheck {
                 method: "GET".into(),
                 url: url.clone(),
                 status: *status,
@@ -500,19 +526,15 @@ pub async fn wait_ready(
                 let mut gone = exited(&engine.container(name).await?);
                 if gone.is_none() {
                     let limit = request_limit(deadline.saturating_duration_since(Instant::now()));
-                    // A request may hang until its limit; the container may exit meanwhile.
-                    tokio::select! {
-                        r = check.run(&client, limit) => match r {
-                            Ok(()) => {
-                                output::info(format!(
-                                    "Container {name} is ready ({url} answered {status})"
-                                ));
-                                return Ok(());
-                            }
-                            Err(e) => last = e,
-                        },
-                        s = stopped_running(run, name) => gone = exited(&s?),
-                        () = interrupt::wait() => return Err(OrderError::Interrupted),
+                    match probe(run, name, &check, &client, limit).await? {
+                        Probe::Answered(Ok(())) => {
+                            output::info(format!(
+                                "Container {name} is ready ({url} answered {status})"
+                            ));
+                            return Ok(());
+                        }
+                        Probe::Answered(Err(e)) => last = e,
+                        Probe::Stopped(state) => gone = exited(&state.map(|s| *s)),
                     }
                 }
                 if let Some(why) = gone {
@@ -527,10 +549,7 @@ pub async fn wait_ready(
                         ready.timeout()
                     )));
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    () = interrupt::wait() => return Err(OrderError::Interrupted),
-                }
+                run.rt.interrupt.sleep(Duration::from_millis(250)).await?;
             }
         }
         Ready::Healthy { .. } => loop {
@@ -561,10 +580,7 @@ pub async fn wait_ready(
                     }
                 }
             }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
-                () = interrupt::wait() => return Err(OrderError::Interrupted),
-            }
+            run.rt.interrupt.sleep(Duration::from_millis(250)).await?;
         },
     }
 }

@@ -82,15 +82,6 @@ impl OrderError {
 
 pub type OrderResult<T = ()> = Result<T, OrderError>;
 
-/// Fails with `Interrupted` once the run was interrupted.
-pub fn check_interrupt() -> OrderResult {
-    if interrupt::is_set() {
-        Err(OrderError::Interrupted)
-    } else {
-        Ok(())
-    }
-}
-
 /// What stays the same for a whole `dstart run`, nested `unit` orders included.
 pub struct Runtime {
     pub engine: Engine,
@@ -98,6 +89,8 @@ pub struct Runtime {
     /// The environment before any unit's globals (for nested `unit` orders).
     pub env: Environment,
     pub cwd: PathBuf,
+    /// SIGINT and SIGTERM: every long wait of the run races it.
+    pub interrupt: interrupt::Interrupt,
 }
 
 /// The names a unit's objects have on the engine.
@@ -131,17 +124,7 @@ impl Naming {
 
 /// `dstart-<unit>` with characters Docker does not accept replaced by `-`.
 pub fn network_name(unit: &str) -> String {
-    let clean: String = unit
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("dstart-{clean}")
+    format!("dstart-{}", crate::text::docker_name(unit))
 }
 
 /// One unit command being run.
@@ -246,14 +229,14 @@ impl<'a> UnitRun<'a> {
     /// running finish first.
     pub async fn run_steps(&self, steps: &[Step]) -> OrderResult {
         for step in steps {
-            check_interrupt()?;
+            self.rt.interrupt.check()?;
             match step {
                 Step::Order(order) => self.run_order(order).await?,
                 Step::Parallel { max, orders, .. } => {
                     let results: Vec<OrderResult> = futures_util::stream::iter(chains(orders))
                         .map(|chain| async move {
                             for o in chain {
-                                check_interrupt()?;
+                                self.rt.interrupt.check()?;
                                 self.run_order(o).await?;
                             }
                             Ok(())
@@ -288,10 +271,10 @@ impl<'a> UnitRun<'a> {
         match result {
             Ok(()) => {
                 if order.wait > 0.0 {
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs_f64(order.wait)) => {}
-                        () = interrupt::wait() => return Err(OrderError::Interrupted),
-                    }
+                    self.rt
+                        .interrupt
+                        .sleep(Duration::from_secs_f64(order.wait))
+                        .await?;
                 }
                 Ok(())
             }
@@ -308,7 +291,7 @@ impl<'a> UnitRun<'a> {
         match &order.action {
             Action::Build => image::build_order(self, name).await,
             Action::Create => lifecycle::create(self, name).await.map(|_| ()),
-            Action::Start(args) => lifecycle::start(self, name, args).await,
+            Action::Start(args) => Box::pin(lifecycle::start(self, name, args)).await,
             Action::Stop(args) => lifecycle::stop(self, name, args.timeout.unwrap_or(10)).await,
             Action::Remove(args) => lifecycle::remove(self, name, args).await,
             Action::RemoveImage(args) => image::remove_image(self, name, args).await,

@@ -12,10 +12,11 @@ use crate::config::loader::{Loaded, UnitCommand};
 use crate::engine::OutputChunk;
 use crate::execute::substitute::substitute_args;
 use crate::execute::{
-    Naming, OrderError, OrderResult, Tail, UnitRun, interrupt, lifecycle, resolve_build_path,
+    Naming, OrderError, OrderResult, Tail, UnitRun, lifecycle, resolve_build_path,
     resolve_host_path,
 };
 use crate::output;
+use crate::text::replace_unless;
 use crate::unit::container::{ContainerSpec, MountSpec};
 use crate::unit::order::{ExecType, ExecuteArgs, HOST, RunCommand, UnitArgs};
 
@@ -97,10 +98,7 @@ pub async fn execute(run: &UnitRun<'_>, name: &str, args: &ExecuteArgs) -> Order
                     }
                 },
             );
-            let code = tokio::select! {
-                r = exec => r?,
-                () = interrupt::wait() => return Err(OrderError::Interrupted),
-            };
+            let code = run.rt.interrupt.race(exec).await??;
             if let Some(l) = tail.finish() {
                 output::output(1, l);
             }
@@ -303,7 +301,7 @@ pub async fn run_container_kept(
     if spec.on_unit_network() {
         run.ensure_network().await?;
     }
-    let created = engine.create_container(&name, req.body).await?;
+    let created = engine.create_container(&name, req).await?;
     lifecycle::log_created(&name, &created);
     let mut tail = Tail::new(TAIL_LINES);
     let body = async {
@@ -321,12 +319,9 @@ pub async fn run_container_kept(
         }
         Ok::<i64, OrderError>(engine.wait_container(&name).await?)
     };
-    let result = tokio::select! {
-        r = body => r,
-        () = interrupt::wait() => {
-            let _ = engine.kill_container(&name).await;
-            Err(OrderError::Interrupted)
-        }
+    let Ok(result) = run.rt.interrupt.race(body).await else {
+        let _ = engine.kill_container(&name).await;
+        return Err(OrderError::Interrupted);
     };
     result.map(|code| (code, tail))
 }
@@ -338,17 +333,8 @@ pub async fn services_env(run: &UnitRun<'_>) -> OrderResult<BTreeMap<String, Str
         let Some(info) = run.engine().container(name).await? else {
             continue;
         };
-        let key: String = run
-            .display_name(name)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let key = replace_unless(run.display_name(name), |c| c.is_ascii_alphanumeric(), '_')
+            .to_ascii_uppercase();
         for (port, _ip, host_port) in &info.ports {
             let port_key = match port.split_once('/') {
                 Some((p, "tcp")) => p.to_string(),
@@ -415,10 +401,12 @@ async fn host(run: &UnitRun<'_>, name: &str, cmd: &[String], args: &ExecuteArgs)
         let ((), ()) = tokio::join!(pump(Box::new(stdout)), pump(Box::new(stderr)));
         child.wait().await
     };
-    let status = tokio::select! {
-        s = waited => s.map_err(OrderError::io(format!("waiting for `{shown}`")))?,
-        () = interrupt::wait() => return Err(OrderError::Interrupted),
-    };
+    let status = run
+        .rt
+        .interrupt
+        .race(waited)
+        .await?
+        .map_err(OrderError::io(format!("waiting for `{shown}`")))?;
     let tail = tail
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

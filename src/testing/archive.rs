@@ -177,7 +177,7 @@ pub async fn ensure(run: &UnitRun<'_>, name: &str, image: &str) -> OrderResult {
     spec.host.network_mode = Some("none".into());
     spec.labels.insert("dstart.test-data".into(), "true".into());
     let req = convert::create_request(&spec, &ConvertInput::default());
-    match engine.create_container(name, req.body).await {
+    match engine.create_container(name, req).await {
         Ok(_) => {
             crate::output::info(format!(
                 "Created the test data container {name} from {image}"

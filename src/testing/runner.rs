@@ -12,12 +12,10 @@ use futures_util::{FutureExt, StreamExt};
 use crate::checks::http::{HttpCheck, request_limit};
 use crate::engine::ContainerInfo;
 use crate::engine::convert::LABEL_UNIT;
-use crate::execute::lifecycle::{last_lines, stopped_running};
+use crate::execute::lifecycle::{Probe, last_lines, probe};
 use crate::execute::run::{remove_temporary, run_container_kept};
 use crate::execute::substitute::{lookup, substitute_args, substitute_text};
-use crate::execute::{
-    Naming, OrderError, Runtime, UnitRun, interrupt, network_name, resolve_host_path,
-};
+use crate::execute::{Naming, OrderError, Runtime, UnitRun, network_name, resolve_host_path};
 use crate::generate::testplan::{
     CustomCase, DEFAULT_DAEMON_TIMEOUT, DEFAULT_JOB_TIMEOUT, DEFAULT_RUN_TIMEOUT, DaemonCase,
     JobCase, JobKind, OrderCase, TestPlan,
@@ -99,14 +97,6 @@ async fn timed(
         },
         interrupted,
     )
-}
-
-/// Sleeps, unless the run is interrupted.
-async fn pause(d: Duration) -> CaseOutcome {
-    tokio::select! {
-        () = tokio::time::sleep(d) => Ok(()),
-        () = interrupt::wait() => Err(OrderError::Interrupted.into()),
-    }
 }
 
 /// How long a failing daemon check waits before it tries again.
@@ -317,17 +307,15 @@ impl Tester<'_> {
                     };
                     let client = http.client().map_err(CaseError::fail)?;
                     let limit = request_limit(deadline.saturating_duration_since(Instant::now()));
-                    // A request may hang until its limit; the container may exit meanwhile.
-                    let answer = tokio::select! {
-                        r = http.run(&client, limit) => r,
-                        s = stopped_running(run, &case.container) => {
-                            let state = s?;
+                    let answer = match probe(run, &case.container, &http, &client, limit).await? {
+                        Probe::Answered(answer) => answer,
+                        Probe::Stopped(state) => {
+                            let state = state.map(|s| *s);
                             if let Some(e) = not_running(run, &case.container, state).await {
                                 return Err(e);
                             }
                             continue;
                         }
-                        () = interrupt::wait() => return Err(OrderError::Interrupted.into()),
                     };
                     match answer {
                         Ok(()) => {
@@ -351,7 +339,7 @@ impl Tester<'_> {
                     if attempts == 1 { "" } else { "s" }
                 )));
             }
-            pause(left.min(RETRY_PAUSE)).await?;
+            run.rt.interrupt.sleep(left.min(RETRY_PAUSE)).await?;
         }
     }
 
@@ -370,18 +358,17 @@ impl Tester<'_> {
             )));
         }
         let timeout = job.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
-        let code = tokio::select! {
-            r = tokio::time::timeout(Duration::from_secs_f64(timeout), engine.wait_container(name)) => match r {
-                Ok(code) => code?,
-                Err(_) => {
-                    return Err(CaseError::fail(format!(
-                        "container `{name}` did not exit within {timeout}s{}",
-                        last_lines(run, name, 10).await
-                    )));
-                }
-            },
-            () = interrupt::wait() => return Err(OrderError::Interrupted.into()),
+        let waited = tokio::time::timeout(
+            Duration::from_secs_f64(timeout),
+            engine.wait_container(name),
+        );
+        let Ok(code) = run.rt.interrupt.race(waited).await? else {
+            return Err(CaseError::fail(format!(
+                "container `{name}` did not exit within {timeout}s{}",
+                last_lines(run, name, 10).await
+            )));
         };
+        let code = code?;
         let out = all_output(run, name).await;
         let problems = mismatches(
             job.exit_code.unwrap_or(0),
@@ -508,13 +495,13 @@ impl Tester<'_> {
                 .exec(&case.container, cmd, Vec::new(), None, None, |chunk| {
                     collected.extend_from_slice(&chunk.data);
                 });
-            let code = tokio::select! {
-                r = tokio::time::timeout(Duration::from_secs_f64(timeout), exec) => match r {
-                    Ok(code) => code?,
-                    Err(_) => return Err(CaseError::fail(format!("the command did not finish within {timeout}s"))),
-                },
-                () = interrupt::wait() => return Err(OrderError::Interrupted.into()),
+            let exec = tokio::time::timeout(Duration::from_secs_f64(timeout), exec);
+            let Ok(code) = run.rt.interrupt.race(exec).await? else {
+                return Err(CaseError::fail(format!(
+                    "the command did not finish within {timeout}s"
+                )));
             };
+            let code = code?;
             if let (Some(dir), false) = (files_dir.as_deref(), test.files.is_empty()) {
                 let wd = workdir(run, &case.container).await;
                 for note in
@@ -931,7 +918,7 @@ pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
     }
     output::result(format!("{}\n", t.report.summary()));
     Outcome {
-        interrupted: t.interrupted || interrupt::is_set(),
+        interrupted: t.interrupted || rt.interrupt.is_set(),
         report: t.report,
         junit: junit.to_path_buf(),
     }

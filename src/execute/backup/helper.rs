@@ -11,7 +11,7 @@ use crate::backup::plan::BackupPlan;
 use crate::backup::{self, Content, Written, store};
 use crate::engine::watchdog::Watchdog;
 use crate::execute::run::{bare_spec, helper_image, run_container, temp_name};
-use crate::execute::{OrderError, OrderResult, UnitRun, interrupt};
+use crate::execute::{OrderError, OrderResult, UnitRun};
 use crate::output;
 use crate::unit::container::MountSpec;
 
@@ -33,9 +33,10 @@ pub(super) async fn with_helper(
     // ends, and by the next run when this one was killed.
     let fifo = match &direct {
         Some(_) => None,
-        None => {
-            Some(Fifo::make(&dir.join(&plan.fifo_name)).map_err(|e| archive_failed(name, dir, e))?)
-        }
+        None => Some(
+            Fifo::make(&dir.join(&plan.fifo_name))
+                .map_err(|e| archive_failed(run, name, dir, e))?,
+        ),
     };
     let host = match (&direct, &fifo) {
         (Some(file), _) => file.clone(),
@@ -71,12 +72,13 @@ pub(super) async fn with_helper(
     let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let worker = {
         let finished = std::sync::Arc::clone(&finished);
+        let interrupted = run.rt.interrupt.flag();
         let (file, making) = (host.clone(), making.clone());
         let direct = direct.is_some();
         tokio::task::spawn_blocking(move || {
             if direct {
                 let growing =
-                    backup::Growing::new(std::fs::File::open(&file)?, finished, interrupt::is_set);
+                    backup::Growing::new(std::fs::File::open(&file)?, finished, interrupted);
                 let counted = Counted {
                     inner: growing,
                     progress: seen,
@@ -117,7 +119,7 @@ pub(super) async fn with_helper(
     // with a broken pipe afterwards.
     if let Err(e) = &written {
         if OutputError::of(e).is_some() {
-            return written.map_err(|e| archive_failed(name, dir, e));
+            return written.map_err(|e| archive_failed(run, name, dir, e));
         }
     }
     if code != 0 {
@@ -129,7 +131,7 @@ pub(super) async fn with_helper(
             "tar in the helper container ({image}) failed with exit code {code}{text}; nothing was written under an archive name"
         )));
     }
-    written.map_err(|e| archive_failed(name, dir, e))
+    written.map_err(|e| archive_failed(run, name, dir, e))
 }
 
 /// Where the helper's `tar` writes: the archive file or the FIFO, bind-mounted.

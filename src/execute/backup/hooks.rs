@@ -1,7 +1,7 @@
 //! `before` and `after` of backups and restores: a command run inside the running container
 //! (exec), its output at `-v`, its exit code checked.
 
-use crate::execute::{OrderError, OrderResult, Tail, UnitRun, interrupt};
+use crate::execute::{OrderError, OrderResult, Tail, UnitRun};
 use crate::output;
 use crate::unit::backup::Hook;
 
@@ -47,10 +47,7 @@ pub(super) async fn run_hook(
                 output::output(1, line);
             }
         });
-    let code = tokio::select! {
-        r = exec => r?,
-        () = interrupt::wait() => return Err(OrderError::Interrupted),
-    };
+    let code = run.rt.interrupt.race(exec).await??;
     if let Some(l) = tail.finish() {
         output::output(1, l);
     }

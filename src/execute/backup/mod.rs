@@ -26,9 +26,7 @@ use crate::backup::{self, archive, lock, store};
 use crate::engine::ContainerInfo;
 use crate::execute::lifecycle::own_volume_mounts;
 use crate::execute::lifecycle::{previous_run_end, wait_ready};
-use crate::execute::{
-    OrderError, OrderResult, UnitRun, interrupt, network_name, resolve_host_path,
-};
+use crate::execute::{OrderError, OrderResult, UnitRun, network_name, resolve_host_path};
 use crate::output;
 use crate::unit::order::Ready;
 use crate::unit::order::{BackupArgs, Compression, Order};
@@ -110,7 +108,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
         // An archive of this second exists: this one is stamped with the next free second,
         // which must have come before the backup begins.
         let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
-        interrupt_or_sleep(wait).await?;
+        run.rt.interrupt.sleep(wait).await?;
     }
     crate::faults::point("backup:planned");
     let target = dir.join(&plan.file_name);
@@ -131,7 +129,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
             exclude: exclude.map(std::sync::Arc::new),
         };
         let written = write(run, name, &info, args, &dir, &plan, &sources, &making).await?;
-        finish(name, &dir, &plan, written).await
+        finish(run, name, &dir, &plan, written).await
     }
     .await;
     let after = match &args.after {
@@ -190,7 +188,7 @@ async fn write(
             } else {
                 store::Pending::create(dir, &plan.file_name)
             }
-            .map_err(|e| stream::archive_failed(name, dir, e))?;
+            .map_err(|e| stream::archive_failed(run, name, dir, e))?;
             match &helper {
                 Some(image) => {
                     with_helper(run, name, image, sources, pending, making, dir, plan).await
@@ -205,6 +203,7 @@ async fn write(
 /// Puts the written archive into place, points the link at it and removes what the plan
 /// says, in that order: nothing is removed before the new archive is complete and on disk.
 async fn finish(
+    run: &UnitRun<'_>,
     name: &str,
     dir: &Path,
     plan: &BackupPlan,
@@ -226,7 +225,7 @@ async fn finish(
     })
     .await
     .map_err(|e| OrderError::failed(format!("writing the archive stopped: {e}")))?
-    .map_err(|e| stream::archive_failed(name, dir, e))?;
+    .map_err(|e| stream::archive_failed(run, name, dir, e))?;
     if let (false, Some(link)) = (linked, &plan.link) {
         output::warn(
             "backup",
@@ -415,9 +414,9 @@ async fn take_lock(
     let secs = timeout.unwrap_or(LOCK_TIMEOUT_SECS);
     let timeout = Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO);
     let taken = if remove {
-        lock::acquire_removed(path, &about, timeout, interrupt::is_set).await
+        lock::acquire_removed(path, &about, timeout, run.rt.interrupt.flag()).await
     } else {
-        lock::acquire(path, &about, timeout, interrupt::is_set).await
+        lock::acquire(path, &about, timeout, run.rt.interrupt.flag()).await
     };
     match taken {
         Ok(l) => Ok(l),
@@ -459,13 +458,6 @@ fn remove_stale_temporaries(dir: &Path) {
                 dir.display()
             ),
         ),
-    }
-}
-
-async fn interrupt_or_sleep(d: Duration) -> OrderResult {
-    tokio::select! {
-        () = tokio::time::sleep(d) => Ok(()),
-        () = interrupt::wait() => Err(OrderError::Interrupted),
     }
 }
 

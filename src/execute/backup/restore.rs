@@ -14,7 +14,7 @@ use super::{STOP_TIMEOUT, default_sources, existing, hold_lock, name_lock, while
 use crate::backup::store::Format;
 use crate::backup::{self, Rejected, archive, store};
 use crate::engine::archive::UploadError;
-use crate::execute::{OrderError, OrderResult, UnitRun, interrupt, resolve_host_path};
+use crate::execute::{OrderError, OrderResult, UnitRun, resolve_host_path};
 use crate::output;
 use crate::unit::order::{Order, RestoreArgs};
 
@@ -106,10 +106,12 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
             (file, verified)
         })
     };
-    let (file, verified) = tokio::select! {
-        r = verified => r.map_err(|e| OrderError::failed(format!("checking the archive stopped: {e}")))?,
-        () = interrupt::wait() => return Err(OrderError::Interrupted),
-    };
+    let (file, verified) = run
+        .rt
+        .interrupt
+        .race(verified)
+        .await?
+        .map_err(|e| OrderError::failed(format!("checking the archive stopped: {e}")))?;
     let shown = path.display();
     let (format, checked) = verified.map_err(|r| match r {
         Rejected::Identity(why) => OrderError::hinted(
@@ -260,6 +262,7 @@ async fn upload(
         let engine = run.engine().clone();
         let container = name.to_string();
         let seen = std::sync::Arc::clone(&progress);
+        let interrupted = run.rt.interrupt.flag();
         let sent = tokio::task::spawn_blocking(move || {
             let tar = plain_tar(raw, format, identity.as_deref()).map_err(UploadError::Read)?;
             let mut body = Counted {
@@ -271,14 +274,14 @@ async fn upload(
                 progress: seen,
             };
             engine
-                .upload_blocking(&container, "/", &mut body, Box::new(interrupt::is_set))
+                .upload_blocking(&container, "/", &mut body, interrupted)
                 .unwrap_or_else(|| Err(UploadError::Read(io::Error::other("not on a unix socket"))))
         });
         // The sender notices an interrupt within a second and stops.
         let sent = sent
             .await
             .map_err(|e| OrderError::failed(format!("restoring {name} stopped: {e}")))?;
-        if interrupt::is_set() {
+        if run.rt.interrupt.is_set() {
             output::error(
                 "restore",
                 format!("interrupted: the restore of {name} is incomplete"),
@@ -347,12 +350,17 @@ async fn upload_async(
     let body =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
             .inspect(move |b| seen.add(b.len()));
-    let sent = tokio::select! {
-        r = run.engine().upload(name, "/", body) => r,
-        () = interrupt::wait() => {
-            output::error("restore", format!("interrupted: the restore of {name} is incomplete"));
-            return Err(OrderError::Interrupted);
-        }
+    let Ok(sent) = run
+        .rt
+        .interrupt
+        .race(run.engine().upload(name, "/", body))
+        .await
+    else {
+        output::error(
+            "restore",
+            format!("interrupted: the restore of {name} is incomplete"),
+        );
+        return Err(OrderError::Interrupted);
     };
     let read = reader
         .await

@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::backup::pending::OutputError;
 use crate::backup::{self, ChannelReader, Chunk, Content, Written, archive, complete, store};
 use crate::engine::EngineError;
-use crate::execute::{OrderError, OrderResult, UnitRun, interrupt};
+use crate::execute::{OrderError, OrderResult, UnitRun};
 use crate::output;
 
 /// Bytes of the engine's stream handed to the archive writer at once.
@@ -71,11 +71,11 @@ pub(super) async fn through_engine(
     let making = making.clone();
     if run.engine().address().starts_with("unix://") {
         let engine = run.engine().clone();
+        let interrupt = run.rt.interrupt.clone();
         let (container, paths) = (name.to_string(), sources.to_vec());
         let seen = std::sync::Arc::clone(&progress);
         let opened = paths.into_iter().filter_map(move |path| {
-            let reader =
-                engine.download_blocking(&container, &path, Box::new(interrupt::is_set))?;
+            let reader = engine.download_blocking(&container, &path, interrupt.flag())?;
             Some(match reader {
                 Ok(inner) => {
                     let stat = inner.path_stat::<complete::PathStat>();
@@ -93,7 +93,7 @@ pub(super) async fn through_engine(
         });
         // The worker's reads notice an interrupt within a second and end it.
         let written = worker.await.map_err(|e| join_failed(&e))?;
-        return written.map_err(|e| archive_failed(name, dir, e));
+        return written.map_err(|e| archive_failed(run, name, dir, e));
     }
     let (sources_tx, sources_rx) = std::sync::mpsc::channel::<(String, ChannelReader)>();
     let worker = tokio::task::spawn_blocking(move || {
@@ -149,21 +149,23 @@ pub(super) async fn through_engine(
         }
         Ok::<(), OrderError>(())
     };
-    let fed = tokio::select! {
-        r = feed => r,
-        () = interrupt::wait() => Err(OrderError::Interrupted),
-    };
+    let fed = run.rt.interrupt.race(feed).await.and_then(|r| r);
     drop(sources_tx);
     let written = worker.await.map_err(|e| join_failed(&e))?;
     fed?;
-    written.map_err(|e| archive_failed(name, dir, e))
+    written.map_err(|e| archive_failed(run, name, dir, e))
 }
 
 /// The error of a backup's writer: the engine's own error where it came from the engine, a
 /// full backup directory named as such whichever stage noticed it, an incomplete stream as
 /// incomplete.
-pub(super) fn archive_failed(name: &str, dir: &Path, e: io::Error) -> OrderError {
-    if interrupt::is_set() {
+pub(super) fn archive_failed(
+    run: &UnitRun<'_>,
+    name: &str,
+    dir: &Path,
+    e: io::Error,
+) -> OrderError {
+    if run.rt.interrupt.is_set() {
         return OrderError::Interrupted;
     }
     if OutputError::is_full(&e) {
