@@ -12,14 +12,40 @@ use crate::generate::commands;
 use crate::unit::Unit;
 use crate::unit::order::{Action, Order, Step, order_from_value};
 
-/// The setup orders of `test:restore` around the start orders.
+/// The setup orders of `test:restore`, placed among the start orders.
 #[derive(Debug, Default)]
 pub(super) struct RestoreSetup {
-    /// The copy's containers created, and the newest archives of the generated backup (named
-    /// after the live containers) restored into them.
-    pub before_start: Vec<Order>,
-    /// Each container's `restore.after`, run in it once it runs.
-    pub after_start: Vec<Order>,
+    /// Per container of the copy: its create and the restore of the newest archive of the
+    /// generated backup (named after the live container), not placed yet.
+    pending: Vec<(String, Order, Order)>,
+    /// Each container's `restore.after`, run in it once the setup started everything.
+    after_start: Vec<Order>,
+}
+
+impl RestoreSetup {
+    /// The orders that go in when `container` is created (its restore) or about to start
+    /// (`create` first: its create and its restore), once.
+    pub fn take(&mut self, container: &str, create: bool) -> Vec<Order> {
+        let Some(i) = self.pending.iter().position(|(c, _, _)| c == container) else {
+            return Vec::new();
+        };
+        let (_, create_order, restore) = self.pending.remove(i);
+        if create {
+            vec![create_order, restore]
+        } else {
+            vec![restore]
+        }
+    }
+
+    /// What is left once the start orders are placed: restores of containers the start orders
+    /// never create (with their create), then the `after` hooks.
+    pub fn rest(self) -> Vec<Order> {
+        self.pending
+            .into_iter()
+            .flat_map(|(_, c, r)| [c, r])
+            .chain(self.after_start)
+            .collect()
+    }
 }
 
 /// The orders that restore the backup of `unit` into its test copy `renamed` before it starts.
@@ -34,8 +60,11 @@ pub(super) fn setup(unit: &Unit, renamed: &Unit, r: &Renames) -> Result<RestoreS
         )
     };
     let mut out = RestoreSetup::default();
-    out.before_start
-        .extend(generate("create")?.iter().flat_map(Step::orders).cloned());
+    let creates: Vec<Order> = generate("create")?
+        .iter()
+        .flat_map(Step::orders)
+        .cloned()
+        .collect();
     let live: HashMap<&str, &str> = r
         .containers
         .iter()
@@ -63,7 +92,11 @@ pub(super) fn setup(unit: &Unit, renamed: &Unit, r: &Renames) -> Result<RestoreS
             order.raw.insert("restore_name".into(), original.into());
             order.raw.remove("after");
         }
-        out.before_start.push(order);
+        let Some(create) = creates.iter().find(|c| c.container == order.container) else {
+            continue;
+        };
+        out.pending
+            .push((order.container.clone(), create.clone(), order));
     }
     Ok(out)
 }
