@@ -19,6 +19,10 @@
 #   CASES=REGEX   only the cases whose name matches (e.g. 'raw-tar$|dstart-helper'); the
 #                 restores then use an archive made once, untimed, when no gzip case ran
 #   WORKDIR=/tmp  where archives are written (checked: 4 x SIZE + 2 GiB free there and on /)
+#   BASELINE=BIN  also run the none/gzip/zstd/helper backups with this dstart binary (the
+#                 previous release) in the same rounds, and print the ratios (issue 19: 1.03x)
+# Issue 18 cases: zstd encrypted with age (vs zstd), and a backup with `source:` and
+# before/after hooks of a running container (vs the same order without hooks).
 # Writes the times under bench/results/backup-SIZE/ and prints Markdown tables.
 # Note: bench/start.sh removes every container whose name contains `bench-`; do not run both
 # at once (the timings would disturb each other anyway).
@@ -38,7 +42,8 @@ RAW_ONLY=${RAW_ONLY:-0}
 if [ "$RAW_ONLY" != 1 ]; then
     cargo build --release --locked -q
 fi
-D=$root/target/release/dstart
+D=${CARGO_TARGET_DIR:-$root/target}/release/dstart
+BASELINE=${BASELINE:-}
 IMAGE=dstart-bench/busybox:latest
 SOCK=/var/run/docker.sock
 API=$(docker version --format '{{.Server.APIVersion}}')
@@ -55,7 +60,7 @@ work=$(mktemp -d "${WORKDIR:-/tmp}/dstart-bench-backup.XXXXXX")
 out=$work/out
 conf=$work/conf
 results=$root/bench/results
-mkdir -p "$results" "$out"/{raw,gzip,zstd,tar,none,dgzip,dzstd,helper,restore}
+mkdir -p "$results" "$out"/{raw,gzip,zstd,tar,none,dgzip,dzstd,helper,restore,age,hooks,nohooks}
 
 trap 'clean_all; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
@@ -73,6 +78,17 @@ write_conf() {
     done
     printf '%s:\n  image: %s\n  volumes: ["%s:/data"]\n---\n- %s: {command: restore, restore_dir: %s, archive: gzip.tar.gz}\n' \
         "$C" "$IMAGE" "$VOL" "$C" "$out/restore" > "$conf/units/bench/restore.yaml"
+    # Issue 18: zstd encrypted for an age recipient; a paths-restricted backup of a running
+    # container with and without before/after hooks.
+    age-keygen -o "$work/age-key.txt" 2>/dev/null
+    printf '%s:\n  image: %s\n  volumes: ["%s:/data"]\n---\n- %s: {command: backup, backup_dir: %s, backup_name: age, compression: zstd, overwrite: true, encrypt: {recipients: ["%s"]}}\n' \
+        "$C" "$IMAGE" "$VOL" "$C" "$out/age" "$(age-keygen -y "$work/age-key.txt")" > "$conf/units/bench/backup-age.yaml"
+    local hooks
+    for hooks in hooks nohooks; do
+        printf '%s:\n  image: %s\n  volumes: ["%s:/data"]\n---\n- %s: {command: backup, backup_dir: %s, backup_name: %s, compression: none, overwrite: true, source: [/data/random, /data/text]%s}\n' \
+            "$C-live" "$IMAGE" "$VOL" "$C-live" "$out/$hooks" "$hooks" \
+            "$([ $hooks = hooks ] && echo ', before: "true", after: ["true"]')" > "$conf/units/bench/backup-$hooks.yaml"
+    done
 }
 
 # Each command starts with every earlier output removed (but the gzip archive the restores
@@ -83,6 +99,8 @@ echo "== load: $(uptime)" >&2
 make_volume "$SIZE"
 bytes=$(( SIZE * 1073741824 ))
 write_conf
+# The running container the hooks run in (clean_all removes it with the data container).
+docker run -d --name "$C-live" -v "$VOL:/data" "$IMAGE" sleep 86400 >/dev/null
 prep="find $out -type f ! -path '$out/dgzip/*' ! -path '$out/restore/*' -delete; sync"
 export out work
 size() { echo "stat -c %s $2 >> $work/size-$1"; }
@@ -107,6 +125,19 @@ if [ "$RAW_ONLY" != 1 ]; then
     case_add dstart-gzip "rm -f $out/dgzip/*; $prep" "$(dstart gzip run bench/backup-gzip); $(size dstart-gzip "$out/dgzip/gzip.tar.gz")"
     case_add dstart-zstd "$prep" "$(dstart zstd run bench/backup-zstd); $(size dstart-zstd "$out/dzstd/zstd.tar.zst")"
     case_add dstart-helper "$prep" "$(dstart helper run -e "$work/helper-env.yaml" bench/backup-helper); $(size dstart-helper "$out/helper/helper.tar")"
+    case_add dstart-zstd-age "$prep" "$(dstart zstdage run bench/backup-age); $(size dstart-zstd-age "$out/age/age.tar.zst.age")"
+    case_add dstart-hooks "$prep" "$(dstart hooks run bench/backup-hooks)"
+    case_add dstart-nohooks "$prep" "$(dstart nohooks run bench/backup-nohooks)"
+    if [ -n "$BASELINE" ]; then
+        base() { # name, then dstart arguments: the same with the baseline binary
+            local name=$1; shift
+            echo "$(rss "$name") $BASELINE -q -c $conf $*"
+        }
+        case_add base-none "$prep" "$(base bnone run bench/backup-none)"
+        case_add base-gzip "$prep" "$(base bgzip run bench/backup-gzip)"
+        case_add base-zstd "$prep" "$(base bzstd run bench/backup-zstd)"
+        case_add base-helper "$prep" "$(base bhelper run -e "$work/helper-env.yaml" bench/backup-helper)"
+    fi
 else
     case_add raw-gzip-keep "rm -f $out/dgzip/*; $prep" "set -o pipefail; $curl_get | gzip -1 > $out/dgzip/gzip.tar.gz"
 fi
@@ -147,6 +178,7 @@ done
 
 # The RSS-only run on a BIG_SIZE GiB volume.
 big_rss=""
+big_age_rss=""
 if [ "$RAW_ONLY" != 1 ] && [ "$BIG_SIZE" -gt 0 ]; then
     find "$out" -type f -delete
     echo "== $BIG_SIZE GiB volume (RSS only, 1 run); load: $(uptime)" >&2
@@ -155,6 +187,9 @@ if [ "$RAW_ONLY" != 1 ] && [ "$BIG_SIZE" -gt 0 ]; then
     $TIME -o "$work/rss-big" -f %M "$D" -q -c "$conf" run bench/backup-gzip
     big_secs=$(echo "$(date +%s.%N) - $start" | bc -l)
     big_rss=$(cat "$work/rss-big")
+    find "$out" -type f -delete
+    $TIME -o "$work/rss-big-age" -f %M "$D" -q -c "$conf" run bench/backup-age
+    big_age_rss=$(cat "$work/rss-big-age")
     jq -n --arg size "$BIG_SIZE" --arg rss_kib "$big_rss" --arg secs "$big_secs" \
         '{size_gib: $size, peak_rss_kib: $rss_kib, seconds: $secs}' > "$results/backup-dstart-gzip-big.json"
     clean_all
@@ -189,6 +224,13 @@ if [ "$RAW_ONLY" != 1 ]; then
     row "dstart backup, compression: zstd" dstart-zstd
     row "dstart backup, none, HELPER_IMAGE" dstart-helper
     row "dstart restore of the gzip archive" dstart-restore
+    row "dstart backup, zstd encrypted with age" dstart-zstd-age
+    row "dstart backup, source: 2 paths, before/after hooks, none" dstart-hooks
+    row "dstart backup, the same without hooks" dstart-nohooks
+    row "baseline: backup, none" base-none
+    row "baseline: backup, gzip" base-gzip
+    row "baseline: backup, zstd" base-zstd
+    row "baseline: backup, none, HELPER_IMAGE" base-helper
     echo
     echo "| target | ratio | met | for information: ratio to the baseline with \`sync\` |"
     echo "| --- | --- | --- | --- |"
@@ -204,6 +246,19 @@ if [ "$RAW_ONLY" != 1 ]; then
     ratio "zstd vs curl \| zstd -1" dstart-zstd raw-zstd 0.95 raw-zstd-sync
     ratio "gzip vs curl \| gzip -1" dstart-gzip raw-gzip 1.5
     ratio "restore vs raw PUT" dstart-restore raw-put 0.9
+    ratio "zstd encrypted vs zstd (issue 18)" dstart-zstd-age dstart-zstd 0.9
+    # Time ratios where lower is better: dstart / reference ≤ limit.
+    slower() { # label, dstart, reference, maximum
+        local r
+        [ -n "$(median "$2")" ] && [ -n "$(median "$3")" ] || return 0
+        r=$(echo "$(median "$2") / $(median "$3")" | bc -l)
+        printf '| %s ≤ %sx (time) | %.3fx | %s | – |\n' "$1" "$4" "$r" "$( (( $(echo "$r <= $4" | bc -l) )) && echo yes || echo NO)"
+    }
+    slower "hooks vs no hooks (issue 18)" dstart-hooks dstart-nohooks 1.05
+    slower "none vs baseline (issue 19)" dstart-none base-none 1.03
+    slower "gzip vs baseline (issue 19)" dstart-gzip base-gzip 1.03
+    slower "zstd vs baseline (issue 19)" dstart-zstd base-zstd 1.03
+    slower "helper vs baseline (issue 19)" dstart-helper base-helper 1.03
     echo
     echo "| peak RSS (max over runs) | KiB | under 32 MiB |"
     echo "| --- | --- | --- |"
@@ -214,9 +269,12 @@ if [ "$RAW_ONLY" != 1 ]; then
     rss "dstart backup zstd, $SIZE GiB" zstd
     rss "dstart backup helper, $SIZE GiB" helper
     rss "dstart restore gzip, $SIZE GiB" restore
+    rss "dstart backup zstd + age, $SIZE GiB" zstdage
     if [ -n "$big_rss" ]; then
         printf '| dstart backup gzip, %s GiB (1 run, %.0f s) | %s | %s |\n' "$BIG_SIZE" "$big_secs" "$big_rss" \
             "$( [ "$big_rss" -lt 32768 ] && echo yes || echo NO)"
+        printf '| dstart backup zstd + age, %s GiB (1 run) | %s | %s |\n' "$BIG_SIZE" "$big_age_rss" \
+            "$( [ "$big_age_rss" -lt 32768 ] && echo yes || echo NO)"
     fi
 fi
 echo

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod completion;
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod generate;
 pub mod output;
 pub mod testing;

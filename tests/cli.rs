@@ -498,8 +498,8 @@ fn generated_order_lists_of_original_section_4() {
         ),
         (
             "restore",
-            "[{x1_without_build: {command: restore, restore_dir: BACKUPDIR, restore_name: x1_without_build}},
-              {x2_with_build:    {command: restore, restore_dir: BACKUPDIR, restore_name: x2_with_build}}]",
+            "[{x1_without_build: {command: restore, restore_dir: BACKUPDIR, restore_name: x1_without_build, stop: true, timeout: 10}},
+              {x2_with_build:    {command: restore, restore_dir: BACKUPDIR, restore_name: x2_with_build, stop: true, timeout: 10}}]",
         ),
     ];
     for (command, orders) in expected {
@@ -646,12 +646,16 @@ fn generated_backup_falls_back_to_backup_dir_then_dot() {
     );
     assert_eq!(
         orders_of(&env, "u/restore"),
-        yaml("[{cc: {command: restore, restore_dir: /srv/backup, restore_name: cc}}]")
+        yaml(
+            "[{cc: {command: restore, restore_dir: /srv/backup, restore_name: cc, stop: true, timeout: 10}}]"
+        )
     );
     env.write("conf/environments/z.yaml", "BACKUPDIR: /wins\n");
     assert_eq!(
         orders_of(&env, "u/restore"),
-        yaml("[{cc: {command: restore, restore_dir: /wins, restore_name: cc}}]")
+        yaml(
+            "[{cc: {command: restore, restore_dir: /wins, restore_name: cc, stop: true, timeout: 10}}]"
+        )
     );
 }
 
@@ -665,9 +669,31 @@ fn a_bad_backup_keep_is_an_error() {
     env.write("conf/environments/default.yaml", "BACKUP_KEEP: none\n");
     let err = env.dstart(&["run", "--print-unit", "u/backup"]).fails();
     assert!(
-        err.contains("`BACKUP_KEEP` must be a number of at least 1"),
+        err.contains("`BACKUP_KEEP` is `\"none\"`") && err.contains("hint: a number of archives"),
         "{err}"
     );
+    env.write("conf/environments/default.yaml", "BACKUP_KEEP: 0\n");
+    let err = env.dstart(&["run", "--print-unit", "u/backup"]).fails();
+    assert!(err.contains("`keep` must be at least 1"), "{err}");
+    env.write(
+        "conf/environments/default.yaml",
+        "BACKUP_KEEP: {dayly: 7}\n",
+    );
+    let err = env.dstart(&["run", "--print-unit", "u/backup"]).fails();
+    assert!(err.contains("unknown field `dayly`"), "{err}");
+    // Both forms of a policy print as a mapping.
+    for keep in ["{daily: 7, weekly: 4}", "'daily=7 weekly=4'"] {
+        env.write(
+            "conf/environments/default.yaml",
+            &format!("BACKUP_KEEP: {keep}\n"),
+        );
+        assert_eq!(
+            orders_of(&env, "u/backup"),
+            yaml(
+                "[{cc: {command: backup, backup_dir: ., backup_name: cc, timestamp: true, keep: {daily: 7, weekly: 4}}}]"
+            )
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1658,7 +1684,7 @@ fn bad_form_of_a_value_says_which_forms_the_key_takes() {
 fn bad_unknown_key_in_a_container_lists_accepted_keys() {
     assert_eq!(
         bad_unit("aa:\n  image: busybox\n  imgae: x\n---\n- aa: {command: start}\n"),
-        "error: conf/units/bad/start.yaml:3:3: container `aa`: `imgae`: unknown key `imgae`, expected one of `build`, `creation`, `startup`, `image`, `command`, `entrypoint`, `env`, `ports`, `volumes`, `labels`, `working_dir`, `user`, `pull`, `daemon`, `job`, `jobs`, `tests`\n"
+        "error: conf/units/bad/start.yaml:3:3: container `aa`: `imgae`: unknown key `imgae`, expected one of `build`, `creation`, `startup`, `image`, `command`, `entrypoint`, `env`, `ports`, `volumes`, `labels`, `working_dir`, `user`, `pull`, `daemon`, `job`, `jobs`, `tests`, `backup`, `restore`\n"
     );
 }
 
@@ -1992,7 +2018,7 @@ fn complete_modes_groups_and_variant_tags() {
     );
     assert_eq!(
         complete(&env, &["-c", "conf", "run", "m/test:"]),
-        "m/test:GG\nm/test:GT\nm/test:check\nm/test:default\nm/test:full\nm/test:ga\nm/test:gb\nm/test:production\nm/test:ta\nm/test:tb\n"
+        "m/test:GG\nm/test:GT\nm/test:check\nm/test:default\nm/test:full\nm/test:ga\nm/test:gb\nm/test:production\nm/test:restore\nm/test:ta\nm/test:tb\n"
     );
 }
 
@@ -2001,7 +2027,7 @@ fn complete_test_variants_and_custom_tests() {
     let env = Env::fixture("modes");
     assert_eq!(
         complete(&env, &["-c", "conf", "run", "ct/test:"]),
-        "ct/test:check\nct/test:default\nct/test:full\nct/test:lint\nct/test:production\nct/test:pytests\nct/test:quick\n"
+        "ct/test:check\nct/test:default\nct/test:full\nct/test:lint\nct/test:production\nct/test:pytests\nct/test:quick\nct/test:restore\n"
     );
     // Custom tests and test variants are tokens of `test` only.
     assert_eq!(

@@ -263,6 +263,26 @@ pub fn detect(head: &[u8]) -> Compression {
     }
 }
 
+/// The compression of what `input` reads, by its first bytes, and a reader of all of it.
+pub fn sniff<'a, R: Read + Send + 'a>(
+    mut input: R,
+) -> io::Result<(Compression, impl Read + Send + 'a)> {
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    while n < head.len() {
+        match input.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((
+        detect(&head[..n]),
+        io::Cursor::new(head[..n].to_vec()).chain(input),
+    ))
+}
+
 /// A reader of the tar inside `input`, compressed with `compression`.
 pub fn decoder<'a, R: Read + Send + 'a>(
     compression: Compression,

@@ -12,11 +12,23 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-/// A held lock; dropping it releases it.
+/// A held lock; dropping it releases it (and removes its file, for a lock taken with
+/// `remove: true`).
 #[derive(Debug)]
 pub struct DirLock {
     _file: Flock<File>,
     pub path: PathBuf,
+    remove: bool,
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Removed while still held: whoever waits on the old file notices (its inode is no
+        // longer the path's) and takes a new one.
+        if self.remove {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Why a lock was not taken.
@@ -39,6 +51,28 @@ pub async fn acquire(
     timeout: Duration,
     interrupted: impl Fn() -> bool,
 ) -> Result<DirLock, LockError> {
+    acquire_file(path, about, timeout, interrupted, false).await
+}
+
+/// [`acquire`] for a lock whose file goes when it is released (one of many, that would
+/// otherwise pile up in the directory).
+pub async fn acquire_removed(
+    path: &Path,
+    about: &str,
+    timeout: Duration,
+    interrupted: impl Fn() -> bool,
+) -> Result<DirLock, LockError> {
+    acquire_file(path, about, timeout, interrupted, true).await
+}
+
+async fn acquire_file(
+    path: &Path,
+    about: &str,
+    timeout: Duration,
+    interrupted: impl Fn() -> bool,
+    remove: bool,
+) -> Result<DirLock, LockError> {
+    use std::os::unix::fs::MetadataExt;
     let started = Instant::now();
     let mut said_waiting = false;
     loop {
@@ -52,12 +86,21 @@ pub async fn acquire(
             .map_err(LockError::Io)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(mut held) => {
+                // The file may have been removed by the holder that released it: a lock on
+                // it would lock nothing.
+                let mine = held.metadata().map_err(LockError::Io)?;
+                let same = std::fs::metadata(path)
+                    .is_ok_and(|m| m.ino() == mine.ino() && m.dev() == mine.dev());
+                if !same {
+                    continue;
+                }
                 held.set_len(0).map_err(LockError::Io)?;
                 held.rewind().map_err(LockError::Io)?;
                 writeln!(held, "{about}").map_err(LockError::Io)?;
                 return Ok(DirLock {
                     _file: held,
                     path: path.to_path_buf(),
+                    remove,
                 });
             }
             Err((mut file, Errno::EWOULDBLOCK)) => {

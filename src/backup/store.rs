@@ -1,26 +1,24 @@
-//! Archives on the host: their names, writing one without ever leaving a partial file under a
-//! final name, checksum files, the link to the newest archive, pruning and choosing the archive
-//! a restore reads.
-//!
-//! A new archive is written to an unnamed file in the target directory (`O_TMPFILE`), so that
-//! nothing is left behind even when dstart is killed; where the file system cannot do that, to
-//! `.<name>.dstart-tmp-<pid>`, which the next run removes once that process is gone. The file is
-//! fsynced, given its name, and the directory fsynced.
+//! Archives on the host: their names, checksum files, the link to the newest archive, pruning,
+//! stale temporary files and choosing the archive a restore reads. Writing a new one without
+//! ever leaving a partial file under a final name is [`super::pending`].
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
 use crate::unit::order::Compression;
 
+use super::pending::temp_name;
+pub use super::pending::{Pending, Staged, WRITE_BACK, commit_archive, start_write_back};
+
 /// Every compression, in the order restore looks for archives.
 pub const ALL_COMPRESSIONS: [Compression; 3] =
     [Compression::Gzip, Compression::Zstd, Compression::None];
 
-const TEMP_MARK: &str = ".dstart-tmp-";
+pub(super) const TEMP_MARK: &str = ".dstart-tmp-";
 
 /// `yyyymmddTHHMMSSZ` (UTC), the timestamp of archive names.
 pub fn stamp(at: DateTime<Utc>) -> String {
@@ -35,14 +33,79 @@ fn is_stamp(s: &str) -> bool {
         && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
+/// How an archive file is made: its compression, and whether it is age-encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Format {
+    pub compression: Compression,
+    pub encrypted: bool,
+}
+
+impl Format {
+    pub fn plain(compression: Compression) -> Format {
+        Format {
+            compression,
+            encrypted: false,
+        }
+    }
+
+    /// `tar.gz`, `tar.zst`, `tar`, each with `.age` when encrypted.
+    pub fn extension(self) -> String {
+        let ext = self.compression.extension();
+        if self.encrypted {
+            format!("{ext}.age")
+        } else {
+            ext.to_string()
+        }
+    }
+}
+
+/// Every format, in the order restore looks for archives.
+pub const ALL_FORMATS: [Format; 6] = [
+    Format {
+        compression: Compression::Gzip,
+        encrypted: false,
+    },
+    Format {
+        compression: Compression::Zstd,
+        encrypted: false,
+    },
+    Format {
+        compression: Compression::None,
+        encrypted: false,
+    },
+    Format {
+        compression: Compression::Gzip,
+        encrypted: true,
+    },
+    Format {
+        compression: Compression::Zstd,
+        encrypted: true,
+    },
+    Format {
+        compression: Compression::None,
+        encrypted: true,
+    },
+];
+
 /// `<name>.<ext>`.
-pub fn fixed_name(name: &str, compression: Compression) -> String {
-    format!("{name}.{}", compression.extension())
+pub fn fixed_name(name: &str, format: impl Into<Format>) -> String {
+    format!("{name}.{}", format.into().extension())
 }
 
 /// `<name>-<stamp>.<ext>`.
-pub fn stamped_name(name: &str, stamp: &str, compression: Compression) -> String {
-    format!("{name}-{stamp}.{}", compression.extension())
+pub fn stamped_name(name: &str, stamp: &str, format: impl Into<Format>) -> String {
+    format!("{name}-{stamp}.{}", format.into().extension())
+}
+
+impl From<Compression> for Format {
+    fn from(c: Compression) -> Format {
+        Format::plain(c)
+    }
+}
+
+/// The time of a stamp in an archive name.
+pub fn parse_stamp(stamp: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok()
 }
 
 /// The checksum file of an archive: `<archive>.sha256`.
@@ -59,11 +122,21 @@ pub struct Found {
     pub file_name: String,
     /// The timestamp of a timestamped archive.
     pub stamp: Option<String>,
+    pub format: Format,
+    /// A fixed name that is a symlink (to the newest timestamped archive).
+    pub link: bool,
 }
 
-/// The archives called `name` in `dir`: timestamped ones (any compression), and fixed-name
-/// ones that are files (a fixed name that is a link points at a timestamped one).
+/// The archives called `name` in `dir`: timestamped ones (any format), and fixed-name ones that
+/// are files (a fixed name that is a link points at a timestamped one).
 pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
+    let mut found = list_all(dir, name)?;
+    found.retain(|f| !f.link);
+    Ok(found)
+}
+
+/// [`list`], with the fixed names that are links.
+pub fn list_all(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
     let mut found = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -75,18 +148,18 @@ pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
         let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        for c in ALL_COMPRESSIONS {
-            let Some(base) = file_name.strip_suffix(&format!(".{}", c.extension())) else {
+        for format in ALL_FORMATS {
+            let Some(base) = file_name.strip_suffix(&format!(".{}", format.extension())) else {
                 continue;
             };
             if base == name {
-                if !entry.file_type()?.is_symlink() {
-                    found.push(Found {
-                        path: entry.path(),
-                        file_name: file_name.clone(),
-                        stamp: None,
-                    });
-                }
+                found.push(Found {
+                    path: entry.path(),
+                    file_name: file_name.clone(),
+                    stamp: None,
+                    format,
+                    link: entry.file_type()?.is_symlink(),
+                });
             } else if let Some(s) = base
                 .strip_prefix(name)
                 .and_then(|r| r.strip_prefix('-'))
@@ -96,6 +169,8 @@ pub fn list(dir: &Path, name: &str) -> io::Result<Vec<Found>> {
                     path: entry.path(),
                     file_name: file_name.clone(),
                     stamp: Some(s.to_string()),
+                    format,
+                    link: false,
                 });
             }
             break;
@@ -127,9 +202,9 @@ pub fn newest(dir: &Path, name: &str) -> io::Result<Option<Found>> {
 /// The fixed names `<name>.tar.gz`, `<name>.tar.zst`, `<name>.tar` that exist in `dir` (as
 /// files or links).
 pub fn fixed_archives(dir: &Path, name: &str) -> Vec<String> {
-    ALL_COMPRESSIONS
+    ALL_FORMATS
         .iter()
-        .map(|c| fixed_name(name, *c))
+        .map(|f| fixed_name(name, *f))
         .filter(|f| fs::symlink_metadata(dir.join(f)).is_ok())
         .collect()
 }
@@ -152,19 +227,17 @@ pub fn remove_fixed_except(dir: &Path, name: &str, kept: &str) -> io::Result<Vec
     Ok(removed)
 }
 
-/// Removes timestamped archives of `name` (and their checksum files) beyond the `keep` newest.
-/// Returns the removed file names.
-pub fn prune(dir: &Path, name: &str, keep: usize) -> io::Result<Vec<String>> {
-    let mut stamped: Vec<Found> = list(dir, name)?
-        .into_iter()
-        .filter(|f| f.stamp.is_some())
-        .collect();
-    stamped.sort_by(|a, b| b.stamp.cmp(&a.stamp));
+/// Removes the archives `files` (file names in `dir`) with their checksum files; returns those
+/// that were there.
+pub fn remove_archives(dir: &Path, files: &[String]) -> io::Result<Vec<String>> {
     let mut removed = Vec::new();
-    for old in stamped.into_iter().skip(keep) {
-        remove_if_exists(&checksum_path(&old.path))?;
-        remove_if_exists(&old.path)?;
-        removed.push(old.file_name);
+    for file in files {
+        let path = dir.join(file);
+        remove_if_exists(&checksum_path(&path))?;
+        if fs::symlink_metadata(&path).is_ok() {
+            remove_if_exists(&path)?;
+            removed.push(file.clone());
+        }
     }
     if !removed.is_empty() {
         sync_dir(dir)?;
@@ -223,204 +296,6 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
-
-/// A file being written in a directory, invisible (or under a temporary name) until
-/// [`Pending::commit`]. Dropping it without committing leaves nothing behind.
-#[derive(Debug)]
-pub struct Pending {
-    file: File,
-    dir: PathBuf,
-    /// The temporary name, when the file system has no unnamed files.
-    temp: Option<PathBuf>,
-    /// Bytes written, and how many of them were handed to the kernel's write-back.
-    written: u64,
-    written_back: u64,
-}
-
-/// Bytes after which a pending file's new data is handed to write-back.
-pub const WRITE_BACK: u64 = 8 << 20;
-
-/// Starts writing `len` bytes of `file` from `from` to disk, without waiting, and lets the page
-/// cache drop them once written: the fsync before the rename then has little left to do, and a
-/// nightly backup does not push the services' files out of the cache. (`POSIX_FADV_DONTNEED`
-/// starts write-back of dirty pages on Linux.) Only a hint: a file system that does not take it
-/// still gets the fsync.
-pub fn start_write_back(file: &File, from: u64, len: u64) {
-    if let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) {
-        let _ = nix::fcntl::posix_fadvise(
-            file,
-            from,
-            len,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
-    }
-}
-
-impl Pending {
-    /// A new file (mode 0600) that will be called `final_name` in `dir`.
-    pub fn create(dir: &Path, final_name: &str) -> io::Result<Pending> {
-        use nix::fcntl::OFlag;
-        use nix::sys::stat::Mode;
-        let unnamed = nix::fcntl::open(
-            dir,
-            OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        );
-        if let Ok(fd) = unnamed {
-            return Ok(Pending {
-                file: File::from(fd),
-                dir: dir.to_path_buf(),
-                temp: None,
-                written: 0,
-                written_back: 0,
-            });
-        }
-        Self::create_named(dir, final_name)
-    }
-
-    /// A new file (mode 0600) under a temporary name in `dir`, for a writer that needs a path
-    /// (a helper container's `tar`). Dropped uncommitted, it is removed; a killed run leaves
-    /// it behind for the next run to remove.
-    pub fn create_named(dir: &Path, final_name: &str) -> io::Result<Pending> {
-        let temp = dir.join(temp_name(final_name));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        Ok(Pending {
-            file,
-            dir: dir.to_path_buf(),
-            temp: Some(temp),
-            written: 0,
-            written_back: 0,
-        })
-    }
-
-    /// The temporary name of a file made by [`Pending::create_named`].
-    pub fn temp_path(&self) -> Option<&Path> {
-        self.temp.as_deref()
-    }
-
-    fn write_back(&mut self) {
-        if self.written - self.written_back < WRITE_BACK {
-            return;
-        }
-        start_write_back(
-            &self.file,
-            self.written_back,
-            self.written - self.written_back,
-        );
-        self.written_back = self.written;
-    }
-
-    /// Syncs the file to disk and gives it its name (replacing a file of that name atomically).
-    pub fn commit(self, final_name: &str) -> io::Result<PathBuf> {
-        let dir = self.dir.clone();
-        let target = self.stage(final_name)?.rename()?;
-        sync_dir(&dir)?;
-        Ok(target)
-    }
-
-    /// Syncs the file to disk under a temporary name in its directory, for [`Staged::rename`].
-    pub fn stage(mut self, final_name: &str) -> io::Result<Staged> {
-        self.file.flush()?;
-        self.file.sync_all()?;
-        let temp = if let Some(t) = self.temp.take() {
-            t
-        } else {
-            // The unnamed file gets a temporary name first: linkat does not replace.
-            use std::os::fd::AsRawFd;
-            let linked = self.dir.join(temp_name(final_name));
-            let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
-            nix::unistd::linkat(
-                nix::fcntl::AT_FDCWD,
-                proc_path.as_str(),
-                nix::fcntl::AT_FDCWD,
-                &linked,
-                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
-            )
-            .map_err(io::Error::from)?;
-            linked
-        };
-        Ok(Staged {
-            temp: Some(temp),
-            target: self.dir.join(final_name),
-        })
-    }
-}
-
-/// A whole file on disk under a temporary name, waiting for [`Staged::rename`]. Dropped before
-/// that, it is removed.
-#[derive(Debug)]
-pub struct Staged {
-    temp: Option<PathBuf>,
-    target: PathBuf,
-}
-
-impl Staged {
-    /// Gives the file its name, replacing a file of that name atomically. The directory is not
-    /// synced: the caller does that once for all its renames.
-    pub fn rename(mut self) -> io::Result<PathBuf> {
-        if let Some(temp) = self.temp.take() {
-            if let Err(e) = fs::rename(&temp, &self.target) {
-                let _ = fs::remove_file(&temp);
-                return Err(e);
-            }
-        }
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if let Some(t) = self.temp.take() {
-            let _ = fs::remove_file(t);
-        }
-    }
-}
-
-/// Puts a new archive and its `.sha256` (the format of `sha256sum`, mode 0600) into place. Both
-/// are written and synced under temporary names first and then renamed one right after the
-/// other, so that an archive replaced with `overwrite` and its checksum disagree only between
-/// two renames. (A restore refuses a pair that disagrees.)
-pub fn commit_archive(archive: Pending, final_name: &str, hex: &str) -> io::Result<PathBuf> {
-    let dir = archive.dir.clone();
-    let sum_name = format!("{final_name}.sha256");
-    let mut sum = Pending::create(&dir, &sum_name)?;
-    writeln!(sum, "{hex}  {final_name}")?;
-    let sum = sum.stage(&sum_name)?;
-    let path = archive.stage(final_name)?.rename()?;
-    sum.rename()?;
-    sync_dir(&dir)?;
-    Ok(path)
-}
-
-impl Write for Pending {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        self.write_back();
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(t) = self.temp.take() {
-            let _ = fs::remove_file(t);
-        }
-    }
-}
-
-fn temp_name(final_name: &str) -> String {
-    format!(".{final_name}{TEMP_MARK}{}", std::process::id())
-}
-
 /// The checksum a `.sha256` file records (its first word), if the file exists.
 pub fn read_checksum(archive: &Path) -> io::Result<Option<String>> {
     match fs::read_to_string(checksum_path(archive)) {
@@ -504,7 +379,11 @@ mod tests {
                 "web.tar"
             ]
         );
-        let removed = prune(d.path(), "web", 1).unwrap();
+        let removed = remove_archives(
+            d.path(),
+            &["web-20260101T000000Z.tar.gz".into(), "gone.tar".into()],
+        )
+        .unwrap();
         assert_eq!(removed, ["web-20260101T000000Z.tar.gz"]);
         assert!(!d.path().join("web-20260101T000000Z.tar.gz.sha256").exists());
         assert!(d.path().join("web-data-20260103T000000Z.tar.gz").exists());
@@ -569,83 +448,6 @@ mod tests {
         assert!(!d.path().join("web.tar.zst.sha256").exists());
         assert!(d.path().join("web-data.tar.gz").exists());
     }
-
-    #[test]
-    fn pending_files_appear_only_when_committed() {
-        let d = tempfile::tempdir().unwrap();
-        {
-            let mut p = Pending::create(d.path(), "a.tar").unwrap();
-            p.write_all(b"partial").unwrap();
-        }
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
-        let mut p = Pending::create(d.path(), "a.tar").unwrap();
-        p.write_all(b"whole").unwrap();
-        let path = p.commit("a.tar").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"whole");
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn checksum_files_and_links() {
-        let d = tempfile::tempdir().unwrap();
-        let mut pending = Pending::create(d.path(), "web-20260101T000000Z.tar.gz").unwrap();
-        pending.write_all(b"archive").unwrap();
-        let archive = commit_archive(pending, "web-20260101T000000Z.tar.gz", "abc").unwrap();
-        assert_eq!(fs::read(&archive).unwrap(), b"archive");
-        assert_eq!(
-            fs::metadata(checksum_path(&archive))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
-        assert_eq!(
-            fs::read_to_string(checksum_path(&archive)).unwrap(),
-            "abc  web-20260101T000000Z.tar.gz\n"
-        );
-        assert_eq!(read_checksum(&archive).unwrap().as_deref(), Some("abc"));
-        assert!(point_link(d.path(), "web.tar.gz", "web-20260101T000000Z.tar.gz").unwrap());
-        assert_eq!(
-            fs::read_link(d.path().join("web.tar.gz")).unwrap(),
-            Path::new("web-20260101T000000Z.tar.gz")
-        );
-        assert_eq!(
-            read_checksum(&d.path().join("web.tar.gz"))
-                .unwrap()
-                .as_deref(),
-            Some("abc")
-        );
-        touch(d.path(), "db.tar.gz");
-        assert!(!point_link(d.path(), "db.tar.gz", "web-20260101T000000Z.tar.gz").unwrap());
-        assert_eq!(fs::read(d.path().join("db.tar.gz")).unwrap(), b"db.tar.gz");
-    }
-
-    #[test]
-    fn an_archive_and_its_checksum_replace_the_old_pair() {
-        let d = tempfile::tempdir().unwrap();
-        for (content, hex) in [("old", "111"), ("new", "222")] {
-            let mut pending = Pending::create_named(d.path(), "a.tar").unwrap();
-            pending.write_all(content.as_bytes()).unwrap();
-            commit_archive(pending, "a.tar", hex).unwrap();
-        }
-        assert_eq!(fs::read(d.path().join("a.tar")).unwrap(), b"new");
-        assert_eq!(
-            read_checksum(&d.path().join("a.tar")).unwrap().as_deref(),
-            Some("222")
-        );
-        let mut names: Vec<String> = fs::read_dir(d.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["a.tar", "a.tar.sha256"], "no temporary file stays");
-    }
-
     #[test]
     fn stale_temporaries_of_dead_processes_go() {
         let d = tempfile::tempdir().unwrap();

@@ -23,7 +23,7 @@ use crate::config::template::{self, TemplateDirs};
 use crate::error::{ConfigError, Location};
 
 /// The built-in test variants (ORIGINAL §6.1).
-pub const TEST_VARIANTS: [&str; 4] = ["default", "full", "check", "production"];
+pub const TEST_VARIANTS: [&str; 5] = ["default", "full", "check", "production", "restore"];
 
 /// Which file a unit command reads.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -110,6 +110,8 @@ pub struct ArchiveReader {
     input: BufReader<Cancellable>,
     framing: Framing,
     context: String,
+    /// The `X-Docker-Container-Path-Stat` header: base64 of the JSON stat of the path.
+    path_stat: Option<String>,
 }
 
 impl std::fmt::Debug for ArchiveReader {
@@ -245,6 +247,7 @@ impl Exchange {
                 message: format!("unexpected answer `{status_line}`"),
             })?;
         let mut framing = Framing::Close;
+        let mut path_stat = None;
         loop {
             let line = read_line(&mut input).map_err(|e| self.transport(&e))?;
             if line.is_empty() {
@@ -254,6 +257,9 @@ impl Exchange {
                 continue;
             };
             let value = value.trim();
+            if key.eq_ignore_ascii_case("x-docker-container-path-stat") {
+                path_stat = Some(value.to_string());
+            }
             if key.eq_ignore_ascii_case("transfer-encoding")
                 && value.eq_ignore_ascii_case("chunked")
             {
@@ -275,6 +281,7 @@ impl Exchange {
             input,
             framing,
             context: self.context.clone(),
+            path_stat,
         };
         if status == ok {
             return Ok(reader);
@@ -403,6 +410,15 @@ impl ArchiveReader {
         exchange.answer(conn, 200)
     }
 
+    /// The engine's `X-Docker-Container-Path-Stat` header, decoded (base64 of JSON): what
+    /// the archived path is. `None` when the engine sent none or it cannot be read.
+    pub fn path_stat<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        use base64::Engine as _;
+        let raw = self.path_stat.as_deref()?;
+        let json = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
     /// The next chunk's size, after the CRLF that ends the previous one; 0 at the end (trailers
     /// read).
     fn next_chunk(&mut self, started: bool) -> io::Result<u64> {
@@ -517,13 +533,25 @@ mod tests {
 
     #[test]
     fn chunked_length_and_close_delimited_bodies_are_read_exactly() {
-        let chunked = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n\
+        let chunked = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nX-Docker-Container-Path-Stat: eyJuYW1lIjoiZGF0YSIsInNpemUiOjQwOTZ9\r\nTransfer-Encoding: chunked\r\n\r\n\
             5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\nTrailer: x\r\n\r\n";
         assert_eq!(body(chunked).unwrap(), b"hello world!");
         let length = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloTRAILING";
         assert_eq!(body(length).unwrap(), b"hello");
         let close = b"HTTP/1.0 200 OK\r\n\r\nall of it";
         assert_eq!(body(close).unwrap(), b"all of it");
+    }
+
+    #[test]
+    fn the_path_stat_header_is_decoded() {
+        let (_dir, socket) = serve(
+            b"HTTP/1.1 200 OK\r\nX-Docker-Container-Path-Stat: eyJuYW1lIjoiZGF0YSIsInNpemUiOjQwOTZ9\r\nContent-Length: 0\r\n\r\n",
+            Duration::ZERO,
+        );
+        let reader = open(&socket, Box::new(|| false)).unwrap();
+        let stat: serde_json::Value = reader.path_stat().unwrap();
+        assert_eq!(stat["name"], "data");
+        assert_eq!(stat["size"], 4096);
     }
 
     #[test]

@@ -191,6 +191,8 @@ pub fn bare_spec(name: &str, image: &str) -> ContainerSpec {
         host: crate::unit::container::HostSpec::default(),
         tests: crate::unit::container::TestSpec::default(),
         pull: crate::unit::container::PullPolicy::default(),
+        backup: None,
+        restore: None,
     }
 }
 

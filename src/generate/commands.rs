@@ -13,6 +13,7 @@ use crate::config::environment::Environment;
 use crate::config::source::Origin;
 use crate::error::ConfigError;
 use crate::unit::Container;
+use crate::unit::backup::{Hook, Keep};
 use crate::unit::order::{Action, DEFAULT_PARALLEL, Order, Step, order_from_value};
 
 /// How many containers a generated teardown stops and removes at once. Measured with 30
@@ -141,6 +142,29 @@ fn wave_steps(
     Ok(steps)
 }
 
+/// The `ready:` of the first start order of `name`, as written: what a generated backup or
+/// restore that stops the container waits for when it starts it again.
+fn start_ready(start: &[Step], name: &str) -> Option<Value> {
+    start
+        .iter()
+        .flat_map(Step::orders)
+        .find(|o| o.container == name && matches!(o.action, Action::Start(_)))
+        .and_then(|o| o.raw.get("ready").cloned())
+}
+
+fn strings(list: &[String]) -> Value {
+    Value::Sequence(list.iter().map(|s| Value::from(s.as_str())).collect())
+}
+
+fn hooks(args: &mut Vec<(&str, Value)>, before: Option<&Hook>, after: Option<&Hook>) {
+    if let Some(h) = before {
+        args.push(("before", h.to_value()));
+    }
+    if let Some(h) = after {
+        args.push(("after", h.to_value()));
+    }
+}
+
 fn reversed(list: &[String]) -> Vec<String> {
     list.iter().rev().cloned().collect()
 }
@@ -153,20 +177,44 @@ pub fn backup_dir(env: &Environment) -> String {
         .unwrap_or_else(|| ".".to_string())
 }
 
-fn backup_keep(env: &Environment, origin: &Origin) -> Result<u32, ConfigError> {
-    match env.get("BACKUP_KEEP") {
-        None => Ok(DEFAULT_BACKUP_KEEP),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| {
-                origin.invalid(format!(
-                    "`BACKUP_KEEP` must be a number of at least 1, found {v}"
-                ))
-            }),
+/// `BACKUP_KEEP`: a number, a policy mapping (`{daily: 7, weekly: 4}`) or the same as text
+/// (`daily=7 weekly=4`); 7 when unset.
+fn backup_keep(env: &Environment, origin: &Origin) -> Result<Keep, ConfigError> {
+    let Some(v) = env.get("BACKUP_KEEP") else {
+        return Ok(Keep::Last(DEFAULT_BACKUP_KEEP));
+    };
+    let keep = serde_json::from_value::<Keep>(v.clone()).map_err(|e| e.to_string());
+    match keep.and_then(|k| k.problem().map_or(Ok(k), |p| Err(p.to_string()))) {
+        Ok(k) => Ok(k),
+        Err(why) => Err(origin.invalid_with_hint(
+            format!("`BACKUP_KEEP` is `{v}`: {why}"),
+            "a number of archives (`7`), or a policy such as `{daily: 7, weekly: 4, monthly: 12}`",
+        )),
     }
+}
+
+/// `BACKUP_AGE_RECIPIENTS`: a list, or one recipient a line (or separated by commas).
+pub fn age_recipients(env: &Environment) -> Vec<String> {
+    match env.get("BACKUP_AGE_RECIPIENTS") {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::trim).map(str::to_string))
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Some(serde_json::Value::String(s)) => s
+            .split(['\n', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The seconds a generated stop gives container `name` (its `stop_timeout`).
+// TODO(i17): the container spec's `stop_timeout`; the engine's default until it has one.
+fn stop_timeout(_containers: &IndexMap<String, Container>, _name: &str) -> u32 {
+    10
 }
 
 /// The orders of generated command `command` from the start steps.
@@ -251,33 +299,58 @@ pub fn generate(
         }),
         "backup" => {
             let dir = backup_dir(env);
-            let keep = backup_keep(env, &origin)?;
+            let keep = backup_keep(env, &origin)?.to_value();
+            let recipients = age_recipients(env);
             forward(&s.creations, &|n| {
-                make(
-                    n,
-                    &[
-                        ("command", "backup".into()),
-                        ("backup_dir", dir.clone().into()),
-                        ("backup_name", n.into()),
-                        ("timestamp", true.into()),
-                        ("keep", u64::from(keep).into()),
-                    ],
-                    &origin,
-                )
+                let mut args: Vec<(&str, Value)> = vec![
+                    ("command", "backup".into()),
+                    ("backup_dir", dir.clone().into()),
+                    ("backup_name", n.into()),
+                    ("timestamp", true.into()),
+                    ("keep", keep.clone()),
+                ];
+                if let Some(b) = containers.get(n).and_then(|c| c.spec.backup.as_ref()) {
+                    if let Some(paths) = &b.paths {
+                        args.push(("source", strings(&paths.to_vec())));
+                    }
+                    if !b.exclude.is_empty() {
+                        args.push(("exclude", strings(&b.exclude)));
+                    }
+                    if b.stop {
+                        args.push(("stop", true.into()));
+                        args.push(("timeout", stop_timeout(containers, n).into()));
+                        if let Some(r) = start_ready(start, n) {
+                            args.push(("ready", r));
+                        }
+                    }
+                    hooks(&mut args, b.before.as_ref(), b.after.as_ref());
+                }
+                if !recipients.is_empty() {
+                    let mut e = Mapping::new();
+                    e.insert("recipients".into(), strings(&recipients));
+                    args.push(("encrypt", Value::Mapping(e)));
+                }
+                make(n, &args, &origin)
             })
         }
         "restore" => {
             let dir = backup_dir(env);
+            // A restore stops what it writes into and starts again what was running.
             forward(&s.creations, &|n| {
-                make(
-                    n,
-                    &[
-                        ("command", "restore".into()),
-                        ("restore_dir", dir.clone().into()),
-                        ("restore_name", n.into()),
-                    ],
-                    &origin,
-                )
+                let mut args: Vec<(&str, Value)> = vec![
+                    ("command", "restore".into()),
+                    ("restore_dir", dir.clone().into()),
+                    ("restore_name", n.into()),
+                    ("stop", true.into()),
+                    ("timeout", stop_timeout(containers, n).into()),
+                ];
+                if let Some(r) = start_ready(start, n) {
+                    args.push(("ready", r));
+                }
+                if let Some(r) = containers.get(n).and_then(|c| c.spec.restore.as_ref()) {
+                    hooks(&mut args, r.before.as_ref(), r.after.as_ref());
+                }
+                make(n, &args, &origin)
             })
         }
         other => unreachable!("`{other}` is not a generated command"),

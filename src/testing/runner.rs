@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 use crate::checks::http::{HttpCheck, request_limit};
 use crate::engine::ContainerInfo;
@@ -858,23 +858,57 @@ pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
         plan.command, plan.tempid, plan.selection.label
     ));
     let production = plan.selection.production;
-    if !production {
-        t.preclean().await;
-        t.setup().await;
-    }
-    t.checks().await;
-    if t.staging.as_ref().is_some_and(Staging::is_empty) {
-        // Nothing was checked: the report and the environment go under the unit's name.
-        let unit = plan.unit.command.unit.clone();
-        t.touch(&plan.selection.label, &unit);
-    }
-    if !t.interrupted {
-        t.prepare_test_data().await;
-    }
-    if !production {
+    // Whatever happens in between, internal errors (a panic) included, the teardown below
+    // runs: a test copy never outlives its run.
+    let ran = std::panic::AssertUnwindSafe(async {
+        if !production {
+            t.preclean().await;
+            t.setup().await;
+        }
+        crate::faults::point("test:set-up");
+        t.checks().await;
+        if t.staging.as_ref().is_some_and(Staging::is_empty) {
+            // Nothing was checked: the report and the environment go under the unit's name.
+            let unit = plan.unit.command.unit.clone();
+            t.touch(&plan.selection.label, &unit);
+        }
         if !t.interrupted {
+            t.prepare_test_data().await;
+        }
+        if !production && !t.interrupted {
             t.lifecycle_suite(&plan.stop).await;
         }
+    })
+    .catch_unwind()
+    .await;
+    if let Err(panic) = ran {
+        let _ = output::stop_capture();
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        output::error(
+            "tests",
+            format!("internal error ({why}); the test copy is torn down"),
+        );
+        t.record(
+            &plan.teardown.name,
+            (
+                CaseResult {
+                    name: "internal error".into(),
+                    classname: plan.teardown.classname.clone(),
+                    secs: 0.0,
+                    failure: Some(Failure::from_text(format!(
+                        "dstart failed internally: {why}"
+                    ))),
+                    log: Vec::new(),
+                },
+                false,
+            ),
+        );
+    }
+    if !production {
         t.lifecycle_suite(&plan.teardown).await;
         let r = timed("leftovers", &plan.teardown.classname, Box::pin(t.sweep())).await;
         t.record(&plan.teardown.name, r);

@@ -1,6 +1,7 @@
 //! The validated unit: typed containers and orders, with no YAML or engine types in its
 //! contracts. Everything is checked here, before the first order runs.
 
+pub mod backup;
 pub mod checks;
 pub mod container;
 pub mod forms;

@@ -16,6 +16,7 @@
 mod overrides;
 mod print;
 mod rename;
+mod restore;
 mod selection;
 #[cfg(test)]
 mod tests;
@@ -210,12 +211,34 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
     let mut stop = Suite::new("stop", "teardown");
     let mut teardown = Suite::new("teardown", "teardown");
     if !selection.production {
+        let mut restores = if selection.restore {
+            restore::setup(unit, &renamed, &renames)?
+        } else {
+            restore::RestoreSetup::default()
+        };
         for order in renamed.steps.iter().flat_map(Step::orders) {
             match order.action {
                 Action::Stop(_) | Action::Remove(_) | Action::RemoveImage(_) => {}
                 Action::Unit(_) => skipped.push(order_case(order.clone(), &display)),
+                // `test:restore`: a container's archive goes in right after it is created,
+                // before it first starts.
+                Action::Create => {
+                    setup.cases.push(order_case(order.clone(), &display));
+                    for o in restores.take(&order.container, false) {
+                        setup.cases.push(order_case(o, &display));
+                    }
+                }
+                Action::Start(_) => {
+                    for o in restores.take(&order.container, true) {
+                        setup.cases.push(order_case(o, &display));
+                    }
+                    setup.cases.push(order_case(order.clone(), &display));
+                }
                 _ => setup.cases.push(order_case(order.clone(), &display)),
             }
+        }
+        for o in restores.rest() {
+            setup.cases.push(order_case(o, &display));
         }
         let generated = |what: &str| -> Result<Vec<Order>, ConfigError> {
             let steps = commands::generate(

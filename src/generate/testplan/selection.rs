@@ -1,5 +1,5 @@
 //! The built-in variants a test run asked for (ORIGINAL §6.1): `default`, `full`, `check`,
-//! `production`, and the custom ones.
+//! `production`, `restore` (issue 18), and the custom ones.
 
 use crate::error::ConfigError;
 
@@ -12,6 +12,9 @@ pub struct Selection {
     pub full: bool,
     /// The `daemon` and `job` checks run.
     pub checks: bool,
+    /// `restore`: the newest archives of the generated backup are restored into the copy
+    /// before it starts, and then the checks run.
+    pub restore: bool,
     /// Requested custom variants (`tests:` keys).
     pub custom: Vec<String>,
     /// The name of the run in archives: the built-in tokens joined by `-`.
@@ -28,11 +31,18 @@ impl Selection {
         let has = |t: &str| builtins.iter().any(|b| b == t);
         let production = production_flag || has("production");
         let full = has("full");
-        if production && (full || has("default")) {
+        let restore = has("restore");
+        if production && (full || restore || has("default")) {
             return Err(ConfigError::TestSelection {
                 message: format!(
                     "the test variant `production` runs against the live containers and cannot be combined with `{}`",
-                    if full { "full" } else { "default" }
+                    if full {
+                        "full"
+                    } else if restore {
+                        "restore"
+                    } else {
+                        "default"
+                    }
                 ),
             });
         }
@@ -48,7 +58,8 @@ impl Selection {
         Ok(Selection {
             production,
             full,
-            checks: production || has("check"),
+            checks: production || restore || has("check"),
+            restore,
             custom: custom.to_vec(),
             label: if tokens.is_empty() {
                 "default".into()
@@ -87,5 +98,10 @@ mod tests {
         assert_eq!(p.label, "production");
         let err = s(&["full"], true).unwrap_err().to_string();
         assert!(err.contains("cannot be combined with `full`"), "{err}");
+        let r = s(&["restore"], false).unwrap();
+        assert!(r.restore && r.checks && !r.production);
+        assert_eq!(r.label, "restore");
+        let err = s(&["restore"], true).unwrap_err().to_string();
+        assert!(err.contains("cannot be combined with `restore`"), "{err}");
     }
 }

@@ -142,6 +142,10 @@ pub struct ContainerSpec {
     pub tests: TestSpec,
     /// When the image is pulled (an image that `build` makes is built, never pulled).
     pub pull: PullPolicy,
+    /// How the generated backup archives it (`backup:`).
+    pub backup: Option<crate::unit::backup::BackupSpec>,
+    /// What the generated restore runs around the unpacking (`restore:`).
+    pub restore: Option<crate::unit::backup::RestoreSpec>,
 }
 
 impl ContainerSpec {

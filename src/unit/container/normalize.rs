@@ -453,6 +453,8 @@ impl RawContainer {
                 tests: self.tests.unwrap_or_default(),
             },
             pull: self.pull.unwrap_or_default(),
+            backup: self.backup,
+            restore: self.restore,
         })
     }
 }

@@ -160,6 +160,8 @@ pub struct RawContainer {
     pub job: Option<JobCheck>,
     pub jobs: Option<IndexMap<String, JobRun>>,
     pub tests: Option<IndexMap<String, CustomTest>>,
+    pub backup: Option<crate::unit::backup::BackupSpec>,
+    pub restore: Option<crate::unit::backup::RestoreSpec>,
 }
 
 /// When the image of a container is pulled (`pull:`; `run --pull` overrides it for one run).

@@ -85,8 +85,8 @@ pub struct BackupArgs {
     /// Write `<name>-<UTC timestamp>.<ext>` and point `<name>.<ext>` at the newest.
     #[serde(default)]
     pub timestamp: bool,
-    /// Keep this many timestamped archives of this name.
-    pub keep: Option<u32>,
+    /// Which timestamped archives of this name stay: the newest N, or a restic-`forget` policy.
+    pub keep: Option<crate::unit::backup::Keep>,
     /// Stop the container during the backup (started again only if it was running).
     #[serde(default)]
     pub stop: bool,
@@ -94,6 +94,18 @@ pub struct BackupArgs {
     pub lock_timeout: Option<f64>,
     /// Seconds the stop of `stop: true` may take (default 10).
     pub timeout: Option<u32>,
+    /// Globs of members left out of the archive.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Run in the running container before the archive is made; its failure fails the backup.
+    pub before: Option<crate::unit::backup::Hook>,
+    /// Run in the running container afterwards, also when the archive failed.
+    pub after: Option<crate::unit::backup::Hook>,
+    /// Encrypt the archive for these age recipients.
+    pub encrypt: Option<crate::unit::backup::Encrypt>,
+    /// What the start after `stop: true` waits for (generated: the start order's `ready:`).
+    #[serde(skip)]
+    pub ready: Option<Ready>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
@@ -114,6 +126,15 @@ pub struct RestoreArgs {
     pub lock_timeout: Option<f64>,
     /// Seconds the stop of `stop: true` may take (default 10).
     pub timeout: Option<u32>,
+    /// Run in the running container before the restore.
+    pub before: Option<crate::unit::backup::Hook>,
+    /// Run in the running container after the restore (started again if it was stopped).
+    pub after: Option<crate::unit::backup::Hook>,
+    /// The age identity file that decrypts an encrypted archive.
+    pub identity: Option<String>,
+    /// What the start after `stop: true` waits for (generated: the start order's `ready:`).
+    #[serde(skip)]
+    pub ready: Option<Ready>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -143,6 +143,18 @@ fn parse_binds(value: &Value, origin: &Origin) -> Result<Vec<(String, String, bo
     Ok(out)
 }
 
+/// Takes `ready:` out of the arguments of a backup or restore (the start after `stop: true`).
+fn take_ready(
+    args: &mut Mapping,
+    here: &Origin,
+) -> Result<Option<super::ready::Ready>, ConfigError> {
+    let Some(v) = args.remove("ready") else {
+        return Ok(None);
+    };
+    let raw: RawReady = here.key("ready").deserialize(&v, "`ready`")?;
+    ready_from(here, raw).map(Some)
+}
+
 /// Reads the order `{container: args}` at `origin` (the list item).
 pub fn order_from_value(
     container: &str,
@@ -233,15 +245,17 @@ pub fn order_from_value(
             Action::RemoveImage(deserialize_args("remove_image", container, &args, &here)?)
         }
         "backup" => {
-            let b: BackupArgs = deserialize_args("backup", container, &args, &here)?;
+            let ready = take_ready(&mut args, &here)?;
+            let mut b: BackupArgs = deserialize_args("backup", container, &args, &here)?;
+            b.ready = ready;
             if b.keep.is_some() && !b.timestamp {
                 return Err(here.key("keep").invalid_with_hint(
                     "`keep` prunes timestamped archives, but `timestamp` is not set",
                     "add `timestamp: true`",
                 ));
             }
-            if b.keep == Some(0) {
-                return Err(here.key("keep").invalid("`keep` must be at least 1"));
+            if let Some(problem) = b.keep.as_ref().and_then(crate::unit::backup::Keep::problem) {
+                return Err(here.key("keep").invalid(problem));
             }
             if b.overwrite && b.timestamp {
                 return Err(here.key("overwrite").invalid(
@@ -254,7 +268,9 @@ pub fn order_from_value(
             Action::Backup(b)
         }
         "restore" => {
-            let r: RestoreArgs = deserialize_args("restore", container, &args, &here)?;
+            let ready = take_ready(&mut args, &here)?;
+            let mut r: RestoreArgs = deserialize_args("restore", container, &args, &here)?;
+            r.ready = ready;
             if r.archive.is_some() && r.restore_name.is_some() {
                 return Err(here
                     .key("archive")
