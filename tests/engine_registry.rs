@@ -23,13 +23,14 @@ fn text(out: &Output) -> String {
 }
 
 /// Builds `image` locally: the base image and a layer of `bytes` random bytes; it says
-/// `Success` and ends.
+/// `Success` and ends. The layer names the image, so that no two test runs share it through
+/// the build cache (an image ID pushed to two registries cannot be removed by its ID).
 fn build_image(image: &str, bytes: usize) {
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
         ctx.path().join("Dockerfile"),
         format!(
-            "FROM {}\nRUN head -c {bytes} /dev/urandom > /blob\nCMD [\"sh\", \"-c\", \"echo Success\"]\n",
+            "FROM {}\nRUN echo {image} > /name && head -c {bytes} /dev/urandom > /blob\nCMD [\"sh\", \"-c\", \"echo Success\"]\n",
             base_image()
         ),
     )
@@ -57,10 +58,12 @@ fn dstart(sb: &Sandbox, config: &Path, args: &[&str]) -> Output {
 fn credentials_from_docker_login_push_and_pull_and_never_show() {
     let password = format!("pw-{}-Zq7", std::process::id());
     let registry = Registry::start_with_auth("dstart", &password);
+    // Declared before the sandbox, so dropped after it: the containers go before their images.
+    let mut tags = Tags(Vec::new());
     let sb = Sandbox::new("regauth");
     let id = sb.id.clone();
     let image = format!("{}/{id}/app:1.0", registry.address());
-    let _tags = Tags(vec![image.clone()]);
+    tags.0.push(image.clone());
     let config = tempfile::tempdir().unwrap();
     let login = registry.login(config.path(), "dstart", &password);
     assert!(login.status.success(), "{}", text(&login));
@@ -156,10 +159,12 @@ fn credentials_from_docker_login_push_and_pull_and_never_show() {
 #[test]
 fn a_credential_helper_on_path_is_asked_and_a_wrong_password_is_refused() {
     let registry = Registry::start_with_auth("helped", "helper-Secret-9");
+    // Declared before the sandbox, so dropped after it: the containers go before their images.
+    let mut tags = Tags(Vec::new());
     let sb = Sandbox::new("reghelper");
     let id = sb.id.clone();
     let image = format!("{}/{id}/helped:1", registry.address());
-    let _tags = Tags(vec![image.clone()]);
+    tags.0.push(image.clone());
     build_image(&image, 10_000);
     sb.unit(
         &id,
@@ -265,13 +270,17 @@ fn a_credential_helper_on_path_is_asked_and_a_wrong_password_is_refused() {
 #[test]
 fn pull_always_recreates_never_fails_first_and_run_pull_overrides() {
     let registry = Registry::start();
+    // Declared before the sandbox, so dropped after it: the containers go before their images.
+    let mut tags = Tags(Vec::new());
     let sb = Sandbox::new("pullpolicy");
     let id = sb.id.clone();
     let image = format!("{}/{id}/p:1", registry.address());
     let absent = format!("{}/{id}/absent:1", registry.address());
-    let _tags = Tags(vec![image.clone(), absent.clone()]);
+    tags.0.extend([image.clone(), absent.clone()]);
     build_image(&image, 10_000);
     let old_id = docker(&["image", "inspect", "-f", "{{.Id}}", &image]);
+    // Left without a name once the newer image takes it.
+    tags.0.push(old_id.clone());
     docker(&["push", &image]);
     let a = format!("{id}-a");
     sb.unit(
