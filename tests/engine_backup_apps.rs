@@ -279,6 +279,61 @@ fn encrypted_archives_open_with_the_age_command_and_need_the_identity() {
     assert_eq!(sh(&app, "cat /data/s.txt"), "secret data");
 }
 
+#[test]
+fn ssh_public_keys_are_recipients_and_ssh_private_keys_restore() {
+    let sb = Sandbox::new("bkagessh");
+    let id = sb.id.clone();
+    let keys = sb.conf().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let mut recipients = Vec::new();
+    for kind in ["ed25519", "rsa"] {
+        let key = keys.join(format!("id_{kind}"));
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-C", "dstart-test", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ssh-keygen: {out:?}");
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        recipients.push(format!("'{}'", public.trim()));
+    }
+    let app = app_unit(
+        &sb,
+        "",
+        &format!("BACKUP_AGE_RECIPIENTS: [{}]\n", recipients.join(", ")),
+    );
+    sh(&app, "echo ssh data > /data/s.txt");
+    sb.ok(&["run", &format!("{id}/backup")]);
+    let bk = sb.conf().join("bk");
+    let archive = newest(&bk, ".tar.gz.age");
+    // Either private key opens the archive with the age command.
+    for kind in ["ed25519", "rsa"] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "age -d -i {} '{archive}' | gzip -dc | tar tf -",
+                keys.join(format!("id_{kind}")).display()
+            ))
+            .current_dir(&bk)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "age -d with the {kind} key: {out:?}");
+        let members = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(members.contains("data/s.txt"), "{members}");
+    }
+    // dstart restores with the ssh private key as the identity.
+    sh(&app, "echo changed > /data/s.txt");
+    sb.write(
+        "ssh.yaml",
+        &format!(
+            "BACKUP_AGE_IDENTITY: {}\n",
+            keys.join("id_ed25519").display()
+        ),
+    );
+    sb.ok(&["run", "-e", "ssh.yaml", &format!("{id}/restore")]);
+    assert_eq!(sh(&app, "cat /data/s.txt"), "ssh data");
+}
+
 /// `psql -tAc SQL` in container `db`.
 fn psql(db: &str, sql: &str) -> String {
     docker(&["exec", db, "psql", "-U", "postgres", "-tAc", sql])
