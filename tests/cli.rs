@@ -1541,6 +1541,22 @@ fn bad_unit(text: &str) -> String {
     env.dstart(&["run", "--print-unit", "bad/start"]).fails()
 }
 
+/// Each unit text fails with exactly `error: conf/units/bad/start.yaml:EXPECTED`, never naming a
+/// Rust type.
+fn bad_units_fail_with(cases: &[(String, &str)]) {
+    for (text, expected) in cases {
+        let err = bad_unit(text);
+        assert_eq!(
+            err,
+            format!("error: conf/units/bad/start.yaml:{expected}\n"),
+            "for:\n{text}"
+        );
+        for rust in ["untagged", "enum", "struct", "Value", "u16", "i64"] {
+            assert!(!err.contains(rust), "`{rust}` in: {err}");
+        }
+    }
+}
+
 #[test]
 fn bad_yaml_syntax() {
     assert_eq!(
@@ -1667,17 +1683,113 @@ fn bad_form_of_a_value_says_which_forms_the_key_takes() {
             "3:3: container `aa`: `build`: expected a mapping, found the number `5`",
         ),
     ];
-    for (text, expected) in cases {
-        let err = bad_unit(&text);
-        assert_eq!(
-            err,
-            format!("error: conf/units/bad/start.yaml:{expected}\n"),
-            "for:\n{text}"
-        );
-        for rust in ["untagged", "enum", "struct", "Value", "u16", "i64"] {
-            assert!(!err.contains(rust), "`{rust}` in: {err}");
-        }
-    }
+    bad_units_fail_with(&cases);
+}
+
+/// Values that passed loading and then panicked (exit 101) or failed late: durations, sizes,
+/// regexes, methods and URLs are checked while the unit loads, at their key's line.
+#[test]
+fn bad_values_are_errors_at_load_never_panics() {
+    let container = |lines: &str| format!("aa:\n  image: busybox\n{lines}---\n");
+    let order = |order: &str| format!("aa:\n  image: busybox\n---\n- aa: {order}\n");
+    let cases = [
+        (
+            order("{command: start, ready: {log: x, timeout: -1}}"),
+            "4:40: order `start` on `aa`: `ready.timeout`: expected a number of seconds, 0 or more, found -1",
+        ),
+        (
+            order("{command: start, ready: {log: x, timeout: .nan}}"),
+            "4:40: order `start` on `aa`: `ready.timeout`: expected a number of seconds, found NaN",
+        ),
+        (
+            order("{command: start, ready: {healthy: true, timeout: .inf}}"),
+            "4:47: order `start` on `aa`: `ready.timeout`: expected at most 31536000 seconds (a year), found inf",
+        ),
+        (
+            order("{command: start, wait: -1}"),
+            "4:24: `wait`: expected a number of seconds, 0 or more, found -1",
+        ),
+        (
+            order("{command: backup, lock_timeout: .nan}"),
+            "4:25: order `backup` on `aa`: `lock_timeout`: expected a number of seconds, found NaN",
+        ),
+        (
+            order("{command: restore, lock_timeout: -5}"),
+            "4:26: order `restore` on `aa`: `lock_timeout`: expected a number of seconds, 0 or more, found -5",
+        ),
+        (
+            order("{command: start, ready: {log: '(['}}"),
+            "4:32: order `start` on `aa`: `ready.log`: invalid regex: unclosed character class",
+        ),
+        (
+            order("{command: start, ready: {http: 'localhost:80'}}"),
+            "4:32: order `start` on `aa`: `ready.http`: `localhost:80` is not an `http://` or `https://` URL",
+        ),
+        (
+            container(
+                "  creation: {mem_limit: 99999999999g}
+",
+            ),
+            "3:14: `mem_limit`: size `99999999999g` is too large",
+        ),
+        (
+            container(
+                "  daemon: {home: {url: 'http://x/', match: '(['}}
+",
+            ),
+            "3:37: container `aa`: `daemon.home.match`: invalid regex: unclosed character class",
+        ),
+        (
+            container(
+                "  daemon: {home: {url: 'http://x/', timeout: -1}}
+",
+            ),
+            "3:37: container `aa`: `daemon.home.timeout`: expected a number of seconds, 0 or more, found -1",
+        ),
+        (
+            container(
+                "  daemon: {home: {url: 'http://x/', type: FETCH}}
+",
+            ),
+            "3:37: container `aa`: `daemon.home.type`: unknown method `FETCH` (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS)",
+        ),
+        (
+            container(
+                "  daemon: [{FETCH: {url: 'http://x/'}}]
+",
+            ),
+            "3:13: container `aa`: `daemon[0]`: unknown method `FETCH` (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS)",
+        ),
+        (
+            container(
+                "  daemon: {home: {url: 'ht tp://x'}}
+",
+            ),
+            "3:19: container `aa`: `daemon.home.url`: `ht tp://x` is not a URL: invalid uri character",
+        ),
+        (
+            container(
+                "  job: {logs: ['(a'], timeout: 5}
+",
+            ),
+            "3:16: container `aa`: `job.logs[0]`: invalid regex: unclosed group",
+        ),
+        (
+            container(
+                "  jobs: {once: {args: [x], timeout: .inf}}
+",
+            ),
+            "3:28: container `aa`: `jobs.once.timeout`: expected at most 31536000 seconds (a year), found inf",
+        ),
+        (
+            container(
+                "  creation: {healthcheck: {test: 'true', interval: -1}}
+",
+            ),
+            "3:42: container `aa`: `creation.healthcheck.interval`: expected a number of seconds, 0 or more, found -1",
+        ),
+    ];
+    bad_units_fail_with(&cases);
 }
 
 #[test]

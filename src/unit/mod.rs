@@ -6,6 +6,7 @@ pub mod checks;
 pub mod container;
 pub mod forms;
 pub mod order;
+pub mod values;
 
 use std::collections::BTreeSet;
 
