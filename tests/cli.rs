@@ -1792,6 +1792,82 @@ fn bad_values_are_errors_at_load_never_panics() {
     bad_units_fail_with(&cases);
 }
 
+/// Input that exhausted memory or time (an abort, a minute of parsing) fails fast, and every
+/// such error has a line; long values are clipped in messages.
+#[test]
+fn bad_input_is_bounded_and_located() {
+    let deep = format!(
+        "aa:\n  image: busybox\n  labels: {{x: {}{}}}\n---\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let long = "x".repeat(4 << 20);
+    let cases = [
+        (
+            "aa: {image: '{{ range(end=100000000) | length }}'}\n---\n".to_string(),
+            "1: Function call 'range' failed: Function `range` would make 100000000 items, more than 100000",
+        ),
+        (
+            format!(
+                "aa: {{image: busybox}}\n# {{% for i in range(end=100000) %}}{{% for j in range(end=100000) %}}{}{{% endfor %}}{{% endfor %}}\n---\n",
+                "x".repeat(1000)
+            ),
+            "2: the rendered text is larger than 16 MiB",
+        ),
+        (
+            "aa: {image: busybox}\n\nbb: {image: '{{ 1 | nosuchfilter }}'}\n---\n".to_string(),
+            "3: Filter 'nosuchfilter' not found",
+        ),
+        (deep, "3:269: lists and mappings nest deeper than 64 levels"),
+        (
+            format!("aa: {{image: busybox}}\n---\n{}x\n", "- ".repeat(100_000)),
+            "3:129: lists and mappings nest deeper than 64 levels",
+        ),
+        (
+            "base: &b [1]\naa:\n  <<: *b\n  image: busybox\n---\n".to_string(),
+            "3:3: `<<` merges a mapping or a list of mappings, found a list holding something other than mappings",
+        ),
+        (
+            format!("aa: {{image: busybox, env: ['{long}']}}\n---\n"),
+            &*format!(
+                "1:28: `env`: `{}… ({} more bytes)` is not KEY=VALUE",
+                "x".repeat(120),
+                (4 << 20) - 120
+            ),
+        ),
+    ];
+    for (text, expected) in &cases {
+        let started = std::time::Instant::now();
+        let err = bad_unit(text);
+        assert_eq!(
+            err,
+            format!("error: conf/units/bad/start.yaml:{expected}\n"),
+            "for:\n{}",
+            &text[..text.len().min(200)]
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{expected}"
+        );
+    }
+}
+
+#[test]
+fn bad_utf8_names_the_line_of_the_first_bad_byte() {
+    let env = Env::empty();
+    let path = env.conf().join("units/bad/start.yaml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        b"aa: {image: busybox}\n---\n- aa: {command: st\xffart}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        env.dstart(&["run", "--print-unit", "bad/start"]).fails(),
+        "error: conf/units/bad/start.yaml:3:19: invalid UTF-8: byte 0xff\nhint: unit files, templates and environment files are UTF-8 text\n"
+    );
+}
+
 #[test]
 fn bad_unknown_key_in_a_container_lists_accepted_keys() {
     assert_eq!(
@@ -1871,7 +1947,7 @@ fn bad_conflicting_keys() {
 fn bad_missing_orders_document() {
     assert_eq!(
         bad_unit("aa:\n  image: busybox\n"),
-        "error: conf/units/bad/start.yaml: this unit file has no orders document\nhint: after the containers, add a line `---` and the list of orders, like `- web: {command: start}`\n"
+        "error: conf/units/bad/start.yaml:2: this unit file has no orders document\nhint: after the containers, add a line `---` and the list of orders, like `- web: {command: start}`\n"
     );
 }
 

@@ -95,10 +95,7 @@ impl Environment {
 
 /// Reads a YAML file whose top level is a mapping (or empty).
 fn read_mapping(path: &Path) -> Result<Map<String, Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::config::source::read_text(path)?;
     let source = Source::new(path, text);
     let docs = source.documents()?;
     if docs.len() > 1 {

@@ -608,10 +608,7 @@ fn modes_json(active: &BTreeSet<String>) -> Json {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::config::source::read_text(path)
 }
 
 /// The text of the third YAML document, if the file has one.

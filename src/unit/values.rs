@@ -10,6 +10,8 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::config::source::clip;
 use serde::de::{self, Deserializer, Visitor};
 
 /// `Deserialize` for a type read from a string by its `new`, whose error message becomes
@@ -256,19 +258,6 @@ pub fn size_bytes(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("size `{shown}` is too large"))
 }
 
-/// `text`, cut to about `max` characters (on a character boundary) with `…` and the number of
-/// bytes left out: a 4 MiB value is not repeated whole in a message.
-pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} more bytes)", &text[..end], text.len() - end).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,12 +377,5 @@ mod tests {
                 (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
             }
         }
-    }
-
-    #[test]
-    fn clip_cuts_long_text_on_a_character_boundary() {
-        assert_eq!(clip("short", 10), "short");
-        assert_eq!(clip(&"a".repeat(20), 5), "aaaaa… (15 more bytes)");
-        assert_eq!(clip("ééé", 3), "é… (4 more bytes)");
     }
 }
