@@ -1200,7 +1200,7 @@ fn an_argument_error_of_an_imported_unit_names_both_files() {
     );
     assert_eq!(
         env.dstart(&["run", "--print-unit", "app/start"]).fails(),
-        "error: conf/units/app/start.yaml:1:1: `app/start` imports `lib/start`, whose arguments cannot be read\ncaused by: conf/units/lib/globals.yaml: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
+        "error: conf/units/app/start.yaml:1:1: `app/start` imports `lib/start`, whose arguments cannot be read\ncaused by: conf/units/lib/globals.yaml:3: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
     );
 }
 
@@ -1250,7 +1250,7 @@ fn a_positional_after_a_remainder_is_a_configuration_error() {
     assert_eq!(
         env.dstart(&["run", "--print-unit", "v/shell", "db"])
             .fails(),
-        "error: conf/units/v/globals.yaml: argument `rest`: only the last positional argument may have a `default` or an `nargs` (arguments of `global` come before those of the command)\n"
+        "error: conf/units/v/globals.yaml:3: argument `rest`: only the last positional argument may have a `default` or an `nargs` (arguments of `global` come before those of the command)\n"
     );
 }
 
@@ -1347,7 +1347,7 @@ fn test_modes_of_original_section_5() {
     // command other: a group references an undefined atom
     assert_eq!(
         active_modes(&env, "m/other").unwrap_err(),
-        "error: conf/units/m/globals.yaml: the mode group references undefined mode atoms `unknown`\n"
+        "error: conf/units/m/globals.yaml:3: the mode group references undefined mode atoms `unknown`\n"
     );
     // no tokens, no modes
     assert_eq!(active_modes(&env, "m/start").unwrap(), "");
@@ -1852,6 +1852,39 @@ fn bad_input_is_bounded_and_located() {
     }
 }
 
+/// Mistakes in a unit's `globals.yaml` (its arguments, its mode groups) name their line.
+#[test]
+fn bad_globals_name_their_line() {
+    let cases = [
+        (
+            "parser:\n  global:\n    - argument: {name: '--n', type: int}\n    - argument: {name: '--f', default: x, choices: [a, b]}\n",
+            "conf/units/g/globals.yaml:4: argument `--f`: `default`: `x` is not one of its `choices`",
+        ),
+        (
+            "parser:\n  global:\n    - argument:\n        name: '--n'\n        type: int\n        default: .nan\n",
+            "conf/units/g/globals.yaml:4: argument `--n`: `default`: invalid int value: `.nan`",
+        ),
+        (
+            "modes:\n  global: [a, b]\ngroups:\n  global:\n    ab: [a, b]\n    ac: [a, c]\n",
+            "conf/units/g/globals.yaml:6: the mode group references undefined mode atoms `c`",
+        ),
+    ];
+    for (globals, expected) in cases {
+        let env = Env::empty();
+        env.unit(
+            "g/start.yaml",
+            "aa: {image: busybox}\n---\n- aa: {command: start}\n",
+        );
+        env.unit("g/globals.yaml", globals);
+        let err = env.dstart(&["run", "--print-unit", "g/start"]).fails();
+        assert_eq!(
+            err.lines().next(),
+            Some(&*format!("error: {expected}")),
+            "{globals}"
+        );
+    }
+}
+
 #[test]
 fn bad_utf8_names_the_line_of_the_first_bad_byte() {
     let env = Env::empty();
@@ -2136,7 +2169,7 @@ fn bad_argument_spec_in_globals() {
     let err = env.dstart(&["run", "--print-unit", "g/start"]).fails();
     assert_eq!(
         err,
-        "error: conf/units/g/globals.yaml: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
+        "error: conf/units/g/globals.yaml:3: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
     );
 }
 

@@ -209,10 +209,22 @@ impl Loader<'_> {
             .map_err(|e| match e {
                 // Name the file the groups are written in, not just "globals.yaml".
                 ConfigError::UndefinedAtoms { atoms, .. } => ConfigError::UndefinedAtoms {
-                    context: self
-                        .conf
-                        .globals_file(unit)
-                        .map_or_else(|| "globals.yaml".into(), |p| p.display().to_string()),
+                    context: self.conf.globals_file(unit).map_or_else(
+                        || "globals.yaml".into(),
+                        |p| {
+                            // The line of the first group that names an undefined atom.
+                            let text = std::fs::read_to_string(&p).unwrap_or_default();
+                            let line = atoms.first().and_then(|a| {
+                                crate::config::source::line_holding(&text, "groups", a)
+                            });
+                            Location {
+                                file: p,
+                                line,
+                                column: None,
+                            }
+                            .to_string()
+                        },
+                    ),
                     atoms,
                 },
                 other => other,
@@ -278,11 +290,8 @@ impl Loader<'_> {
         let source = Arc::new(Source::new(&path, rendered));
         let docs = source.documents()?;
         if docs.len() > 1 {
-            return Err(ConfigError::Invalid {
-                location: Location::file(&path),
-                message: "globals.yaml holds one YAML document, found more".into(),
-                hint: None,
-            });
+            return Err(Origin::new(source, 1, Vec::new())
+                .invalid("globals.yaml holds one YAML document, found more"));
         }
         let value = docs.into_iter().next().unwrap_or(Value::Null);
         if value.is_null() {
@@ -576,12 +585,14 @@ impl Loader<'_> {
                 &key,
             )
             .map_err(|e| match e {
-                ConfigError::UnitArguments { .. } => ConfigError::ImportArguments {
-                    location: origin.location(),
-                    importer: stack.last().cloned().unwrap_or_default(),
-                    target: key.clone(),
-                    source: Box::new(e),
-                },
+                ConfigError::UnitArguments { .. } | ConfigError::ArgumentSpec { .. } => {
+                    ConfigError::ImportArguments {
+                        location: origin.location(),
+                        importer: stack.last().cloned().unwrap_or_default(),
+                        target: key.clone(),
+                        source: Box::new(e),
+                    }
+                }
                 other => other,
             })?;
         let Ok(rendered) = rendered else {

@@ -740,6 +740,37 @@ pub fn clip_message(message: &str) -> String {
     clip(&out, MAX_MESSAGE).into_owned()
 }
 
+/// The line of `text` that gives `name` as the value of a `name:` key, else the first line that
+/// holds it: for errors about values parsed without positions.
+pub fn line_naming(text: &str, name: &str) -> Option<usize> {
+    if name.is_empty() {
+        return None;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let names_it = |l: &&str| {
+        l.find("name:").is_some_and(|i| {
+            let value = l[i + "name:".len()..].trim();
+            let value = value.trim_matches(|c| matches!(c, '\'' | '"' | '}' | ',' | ' '));
+            value.starts_with(name)
+        })
+    };
+    lines
+        .iter()
+        .position(names_it)
+        .or_else(|| lines.iter().position(|l| l.contains(name)))
+        .map(|i| i + 1)
+}
+
+/// The first line of `text` holding `needle`, at or after the first line holding `after` (if
+/// any line does).
+pub fn line_holding(text: &str, after: &str, needle: &str) -> Option<usize> {
+    let from = text.lines().position(|l| l.contains(after)).unwrap_or(0);
+    text.lines()
+        .skip(from)
+        .position(|l| l.contains(needle))
+        .map(|i| from + i + 1)
+}
+
 /// The text of a file that must be UTF-8; a bad byte is an error at its line and column.
 pub fn read_text(path: &Path) -> Result<String, ConfigError> {
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
