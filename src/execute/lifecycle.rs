@@ -519,7 +519,7 @@ pub async fn wait_ready(
                 method: "GET".into(),
                 url: url.clone(),
                 status: *status,
-                body_match: body_match.as_ref().map(|p| p.as_str().to_string()),
+                body_match: body_match.clone(),
                 error_match: None,
                 cert: cert.as_ref().map(|c| resolve_host_path(run.rt, None, c)),
                 headers: Vec::new(),

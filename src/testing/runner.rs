@@ -294,8 +294,8 @@ impl Tester<'_> {
                         method: case.method.clone(),
                         url,
                         status: c.status.map_or(200, |s| s.0),
-                        body_match: c.body_match.as_ref().map(|p| p.as_str().to_string()),
-                        error_match: c.error_match.as_ref().map(|p| p.as_str().to_string()),
+                        body_match: c.body_match.clone(),
+                        error_match: c.error_match.clone(),
                         cert: cert.clone(),
                         headers: c
                             .headers
