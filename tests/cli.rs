@@ -1868,6 +1868,10 @@ fn bad_globals_name_their_line() {
             "modes:\n  global: [a, b]\ngroups:\n  global:\n    ab: [a, b]\n    ac: [a, c]\n",
             "conf/units/g/globals.yaml:6: the mode group references undefined mode atoms `c`",
         ),
+        (
+            "modes: {global: [a]}\n---\nx: 1\n",
+            "conf/units/g/globals.yaml:3: globals.yaml holds one YAML document, found more",
+        ),
     ];
     for (globals, expected) in cases {
         let env = Env::empty();

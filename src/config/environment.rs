@@ -96,11 +96,11 @@ impl Environment {
 /// Reads a YAML file whose top level is a mapping (or empty).
 fn read_mapping(path: &Path) -> Result<Map<String, Value>, ConfigError> {
     let text = crate::config::source::read_text(path)?;
-    let source = Source::new(path, text);
+    let source = std::sync::Arc::new(Source::new(path, text));
     let docs = source.documents()?;
     if docs.len() > 1 {
         return Err(ConfigError::Invalid {
-            location: Location::file(path),
+            location: source.document_start(1),
             message: "an environment file holds one YAML document, found more".into(),
             hint: None,
         });

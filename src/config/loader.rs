@@ -290,8 +290,11 @@ impl Loader<'_> {
         let source = Arc::new(Source::new(&path, rendered));
         let docs = source.documents()?;
         if docs.len() > 1 {
-            return Err(Origin::new(source, 1, Vec::new())
-                .invalid("globals.yaml holds one YAML document, found more"));
+            return Err(ConfigError::Invalid {
+                location: source.document_start(1),
+                message: "globals.yaml holds one YAML document, found more".into(),
+                hint: None,
+            });
         }
         let value = docs.into_iter().next().unwrap_or(Value::Null);
         if value.is_null() {

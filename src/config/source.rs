@@ -351,6 +351,15 @@ impl Source {
         Ok(docs)
     }
 
+    /// The line where document `doc` begins (its first node).
+    pub fn document_start(&self, doc: usize) -> Location {
+        Location {
+            file: self.path.clone(),
+            line: self.locate(doc, &[]).map(|(line, _)| line),
+            column: None,
+        }
+    }
+
     /// The first key given twice in one mapping, at its second place, naming the first.
     fn duplicate_key_error(&self) -> Option<ConfigError> {
         let d = find_duplicate_key(&self.text)?;
