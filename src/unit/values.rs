@@ -10,9 +10,9 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use crate::config::source::clip;
-use serde::de::{self, Deserializer, Visitor};
 
 /// `Deserialize` for a type read from a string by its `new`, whose error message becomes
 /// serde's.
