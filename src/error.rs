@@ -115,6 +115,9 @@ pub enum ConfigError {
         message: String,
         hint: Option<String>,
     },
+    /// The declaration of a unit's argument (in `parser`) is wrong.
+    #[error("{location}: {message}")]
+    ArgumentSpec { location: Location, message: String },
     /// An imported unit command's arguments do not parse.
     #[error("{location}: `{importer}` imports `{target}`, whose arguments cannot be read")]
     ImportArguments {

@@ -1200,7 +1200,7 @@ fn an_argument_error_of_an_imported_unit_names_both_files() {
     );
     assert_eq!(
         env.dstart(&["run", "--print-unit", "app/start"]).fails(),
-        "error: conf/units/app/start.yaml:1:1: `app/start` imports `lib/start`, whose arguments cannot be read\ncaused by: conf/units/lib/globals.yaml: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
+        "error: conf/units/app/start.yaml:1:1: `app/start` imports `lib/start`, whose arguments cannot be read\ncaused by: conf/units/lib/globals.yaml:3: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
     );
 }
 
@@ -1250,7 +1250,7 @@ fn a_positional_after_a_remainder_is_a_configuration_error() {
     assert_eq!(
         env.dstart(&["run", "--print-unit", "v/shell", "db"])
             .fails(),
-        "error: conf/units/v/globals.yaml: argument `rest`: only the last positional argument may have a `default` or an `nargs` (arguments of `global` come before those of the command)\n"
+        "error: conf/units/v/globals.yaml:3: argument `rest`: only the last positional argument may have a `default` or an `nargs` (arguments of `global` come before those of the command)\n"
     );
 }
 
@@ -1347,7 +1347,7 @@ fn test_modes_of_original_section_5() {
     // command other: a group references an undefined atom
     assert_eq!(
         active_modes(&env, "m/other").unwrap_err(),
-        "error: conf/units/m/globals.yaml: the mode group references undefined mode atoms `unknown`\n"
+        "error: conf/units/m/globals.yaml:3: the mode group references undefined mode atoms `unknown`\n"
     );
     // no tokens, no modes
     assert_eq!(active_modes(&env, "m/start").unwrap(), "");
@@ -1541,6 +1541,22 @@ fn bad_unit(text: &str) -> String {
     env.dstart(&["run", "--print-unit", "bad/start"]).fails()
 }
 
+/// Each unit text fails with exactly `error: conf/units/bad/start.yaml:EXPECTED`, never naming a
+/// Rust type.
+fn bad_units_fail_with(cases: &[(String, &str)]) {
+    for (text, expected) in cases {
+        let err = bad_unit(text);
+        assert_eq!(
+            err,
+            format!("error: conf/units/bad/start.yaml:{expected}\n"),
+            "for:\n{text}"
+        );
+        for rust in ["untagged", "enum", "struct", "Value", "u16", "i64"] {
+            assert!(!err.contains(rust), "`{rust}` in: {err}");
+        }
+    }
+}
+
 #[test]
 fn bad_yaml_syntax() {
     assert_eq!(
@@ -1667,17 +1683,226 @@ fn bad_form_of_a_value_says_which_forms_the_key_takes() {
             "3:3: container `aa`: `build`: expected a mapping, found the number `5`",
         ),
     ];
-    for (text, expected) in cases {
-        let err = bad_unit(&text);
+    bad_units_fail_with(&cases);
+}
+
+/// Values that passed loading and then panicked (exit 101) or failed late: durations, sizes,
+/// regexes, methods and URLs are checked while the unit loads, at their key's line.
+#[test]
+fn bad_values_are_errors_at_load_never_panics() {
+    let container = |lines: &str| format!("aa:\n  image: busybox\n{lines}---\n");
+    let order = |order: &str| format!("aa:\n  image: busybox\n---\n- aa: {order}\n");
+    let cases = [
+        (
+            order("{command: start, ready: {log: x, timeout: -1}}"),
+            "4:40: order `start` on `aa`: `ready.timeout`: expected a number of seconds, 0 or more, found -1",
+        ),
+        (
+            order("{command: start, ready: {log: x, timeout: .nan}}"),
+            "4:40: order `start` on `aa`: `ready.timeout`: expected a number of seconds, found NaN",
+        ),
+        (
+            order("{command: start, ready: {healthy: true, timeout: .inf}}"),
+            "4:47: order `start` on `aa`: `ready.timeout`: expected at most 31536000 seconds (a year), found inf",
+        ),
+        (
+            order("{command: start, wait: -1}"),
+            "4:24: `wait`: expected a number of seconds, 0 or more, found -1",
+        ),
+        (
+            order("{command: backup, lock_timeout: .nan}"),
+            "4:25: order `backup` on `aa`: `lock_timeout`: expected a number of seconds, found NaN",
+        ),
+        (
+            order("{command: restore, lock_timeout: -5}"),
+            "4:26: order `restore` on `aa`: `lock_timeout`: expected a number of seconds, 0 or more, found -5",
+        ),
+        (
+            order("{command: start, ready: {log: '(['}}"),
+            "4:32: order `start` on `aa`: `ready.log`: invalid regex: unclosed character class",
+        ),
+        (
+            order("{command: start, ready: {http: 'localhost:80'}}"),
+            "4:32: order `start` on `aa`: `ready.http`: `localhost:80` is not an `http://` or `https://` URL",
+        ),
+        (
+            container(
+                "  creation: {mem_limit: 99999999999g}
+",
+            ),
+            "3:14: `mem_limit`: size `99999999999g` is too large",
+        ),
+        (
+            container(
+                "  daemon: {home: {url: 'http://x/', match: '(['}}
+",
+            ),
+            "3:37: container `aa`: `daemon.home.match`: invalid regex: unclosed character class",
+        ),
+        (
+            container(
+                "  daemon: {home: {url: 'http://x/', timeout: -1}}
+",
+            ),
+            "3:37: container `aa`: `daemon.home.timeout`: expected a number of seconds, 0 or more, found -1",
+        ),
+        (
+            container(
+                "  daemon: {home: {url: 'http://x/', type: FETCH}}
+",
+            ),
+            "3:37: container `aa`: `daemon.home.type`: unknown method `FETCH` (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS)",
+        ),
+        (
+            container(
+                "  daemon: [{FETCH: {url: 'http://x/'}}]
+",
+            ),
+            "3:13: container `aa`: `daemon[0]`: unknown method `FETCH` (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS)",
+        ),
+        (
+            container(
+                "  daemon: {home: {url: 'ht tp://x'}}
+",
+            ),
+            "3:19: container `aa`: `daemon.home.url`: `ht tp://x` is not a URL: invalid uri character",
+        ),
+        (
+            container(
+                "  job: {logs: ['(a'], timeout: 5}
+",
+            ),
+            "3:16: container `aa`: `job.logs[0]`: invalid regex: unclosed group",
+        ),
+        (
+            container(
+                "  jobs: {once: {args: [x], timeout: .inf}}
+",
+            ),
+            "3:28: container `aa`: `jobs.once.timeout`: expected at most 31536000 seconds (a year), found inf",
+        ),
+        (
+            container(
+                "  creation: {healthcheck: {test: 'true', interval: -1}}
+",
+            ),
+            "3:42: container `aa`: `creation.healthcheck.interval`: expected a number of seconds, 0 or more, found -1",
+        ),
+    ];
+    bad_units_fail_with(&cases);
+}
+
+/// Input that exhausted memory or time (an abort, a minute of parsing) fails fast, and every
+/// such error has a line; long values are clipped in messages.
+#[test]
+fn bad_input_is_bounded_and_located() {
+    let deep = format!(
+        "aa:\n  image: busybox\n  labels: {{x: {}{}}}\n---\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let long = "x".repeat(4 << 20);
+    let cases = [
+        (
+            "aa: {image: '{{ range(end=100000000) | length }}'}\n---\n".to_string(),
+            "1: Function call 'range' failed: Function `range` would make 100000000 items, more than 100000",
+        ),
+        (
+            format!(
+                "aa: {{image: busybox}}\n# {{% for i in range(end=100000) %}}{{% for j in range(end=100000) %}}{}{{% endfor %}}{{% endfor %}}\n---\n",
+                "x".repeat(1000)
+            ),
+            "2: the rendered text is larger than 16 MiB",
+        ),
+        (
+            "aa: {image: busybox}\n\nbb: {image: '{{ 1 | nosuchfilter }}'}\n---\n".to_string(),
+            "3: Filter 'nosuchfilter' not found",
+        ),
+        (deep, "3:269: lists and mappings nest deeper than 64 levels"),
+        (
+            format!("aa: {{image: busybox}}\n---\n{}x\n", "- ".repeat(100_000)),
+            "3:129: lists and mappings nest deeper than 64 levels",
+        ),
+        (
+            "base: &b [1]\naa:\n  <<: *b\n  image: busybox\n---\n".to_string(),
+            "3:3: `<<` merges a mapping or a list of mappings, found a list holding something other than mappings",
+        ),
+        (
+            format!("aa: {{image: busybox, env: ['{long}']}}\n---\n"),
+            &*format!(
+                "1:28: `env`: `{}… ({} more bytes)` is not KEY=VALUE",
+                "x".repeat(120),
+                (4 << 20) - 120
+            ),
+        ),
+    ];
+    for (text, expected) in &cases {
+        let started = std::time::Instant::now();
+        let err = bad_unit(text);
         assert_eq!(
             err,
             format!("error: conf/units/bad/start.yaml:{expected}\n"),
-            "for:\n{text}"
+            "for:\n{}",
+            &text[..text.len().min(200)]
         );
-        for rust in ["untagged", "enum", "struct", "Value", "u16", "i64"] {
-            assert!(!err.contains(rust), "`{rust}` in: {err}");
-        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{expected}"
+        );
     }
+}
+
+/// Mistakes in a unit's `globals.yaml` (its arguments, its mode groups) name their line.
+#[test]
+fn bad_globals_name_their_line() {
+    let cases = [
+        (
+            "parser:\n  global:\n    - argument: {name: '--n', type: int}\n    - argument: {name: '--f', default: x, choices: [a, b]}\n",
+            "conf/units/g/globals.yaml:4: argument `--f`: `default`: `x` is not one of its `choices`",
+        ),
+        (
+            "parser:\n  global:\n    - argument:\n        name: '--n'\n        type: int\n        default: .nan\n",
+            "conf/units/g/globals.yaml:4: argument `--n`: `default`: invalid int value: `.nan`",
+        ),
+        (
+            "modes:\n  global: [a, b]\ngroups:\n  global:\n    ab: [a, b]\n    ac: [a, c]\n",
+            "conf/units/g/globals.yaml:6: the mode group references undefined mode atoms `c`",
+        ),
+        (
+            "modes: {global: [a]}\n---\nx: 1\n",
+            "conf/units/g/globals.yaml:3: globals.yaml holds one YAML document, found more",
+        ),
+    ];
+    for (globals, expected) in cases {
+        let env = Env::empty();
+        env.unit(
+            "g/start.yaml",
+            "aa: {image: busybox}\n---\n- aa: {command: start}\n",
+        );
+        env.unit("g/globals.yaml", globals);
+        let err = env.dstart(&["run", "--print-unit", "g/start"]).fails();
+        assert_eq!(
+            err.lines().next(),
+            Some(&*format!("error: {expected}")),
+            "{globals}"
+        );
+    }
+}
+
+#[test]
+fn bad_utf8_names_the_line_of_the_first_bad_byte() {
+    let env = Env::empty();
+    let path = env.conf().join("units/bad/start.yaml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        b"aa: {image: busybox}\n---\n- aa: {command: st\xffart}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        env.dstart(&["run", "--print-unit", "bad/start"]).fails(),
+        "error: conf/units/bad/start.yaml:3:19: invalid UTF-8: byte 0xff\nhint: unit files, templates and environment files are UTF-8 text\n"
+    );
 }
 
 #[test]
@@ -1759,7 +1984,7 @@ fn bad_conflicting_keys() {
 fn bad_missing_orders_document() {
     assert_eq!(
         bad_unit("aa:\n  image: busybox\n"),
-        "error: conf/units/bad/start.yaml: this unit file has no orders document\nhint: after the containers, add a line `---` and the list of orders, like `- web: {command: start}`\n"
+        "error: conf/units/bad/start.yaml:2: this unit file has no orders document\nhint: after the containers, add a line `---` and the list of orders, like `- web: {command: start}`\n"
     );
 }
 
@@ -1948,7 +2173,7 @@ fn bad_argument_spec_in_globals() {
     let err = env.dstart(&["run", "--print-unit", "g/start"]).fails();
     assert_eq!(
         err,
-        "error: conf/units/g/globals.yaml: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
+        "error: conf/units/g/globals.yaml:3: argument `--x`: unknown `type: list` (accepted: str, int, float)\n"
     );
 }
 

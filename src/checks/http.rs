@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::unit::values::Pattern;
+
 /// The shortest time a request is given, so the last attempt of a check still gets an answer
 /// from a server that is up.
 pub const MIN_REQUEST: Duration = Duration::from_millis(250);
@@ -25,8 +27,8 @@ pub struct HttpCheck {
     pub method: String,
     pub url: String,
     pub status: u16,
-    pub body_match: Option<String>,
-    pub error_match: Option<String>,
+    pub body_match: Option<Pattern>,
+    pub error_match: Option<Pattern>,
     pub cert: Option<PathBuf>,
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
@@ -96,8 +98,6 @@ impl HttpCheck {
         }
         let response = req.send().await;
         if let Some(pattern) = &self.error_match {
-            let re = regex::Regex::new(pattern)
-                .map_err(|e| format!("invalid regex `{pattern}`: {e}"))?;
             return match response {
                 Ok(r) => Err(format!(
                     "{method} {}: expected the request to fail with an error matching `{pattern}`, but it answered {}",
@@ -106,7 +106,7 @@ impl HttpCheck {
                 )),
                 Err(e) => {
                     let text = request_error(&e, limit);
-                    if re.is_match(&text) {
+                    if pattern.regex().is_match(&text) {
                         Ok(())
                     } else {
                         Err(format!(
@@ -136,9 +136,7 @@ impl HttpCheck {
             ));
         }
         if let Some(pattern) = &self.body_match {
-            let re = regex::Regex::new(pattern)
-                .map_err(|e| format!("invalid regex `{pattern}`: {e}"))?;
-            if !re.is_match(&body) {
+            if !pattern.regex().is_match(&body) {
                 return Err(format!(
                     "{method} {}: expected the body to match `{pattern}`, got: {}",
                     self.url,
@@ -233,7 +231,7 @@ mod tests {
             ("Content-Type".into(), "application/json".into()),
         ];
         c.body = Some(r#"{"ping": true}"#.into());
-        c.body_match = Some("^made$".into());
+        c.body_match = Some(Pattern::new("^made$").unwrap());
         assert_eq!(run(&c, LIMIT).await, Ok(()));
         let request = server.join().expect("server");
         let lower = request.to_ascii_lowercase();
@@ -270,12 +268,12 @@ mod tests {
     async fn the_body_regex_is_searched_not_anchored() {
         let (url, _server) = answer_once("200 OK", "<h1>Hello from the test</h1>");
         let mut c = check("GET", &url);
-        c.body_match = Some("Hello from".into());
+        c.body_match = Some(Pattern::new("Hello from").unwrap());
         assert_eq!(run(&c, LIMIT).await, Ok(()));
 
         let (url, _server) = answer_once("200 OK", "<h1>Hello from the test</h1>");
         let mut c = check("GET", &url);
-        c.body_match = Some("goodbye".into());
+        c.body_match = Some(Pattern::new("goodbye").unwrap());
         assert_eq!(
             run(&c, LIMIT).await,
             Err(format!(
@@ -293,9 +291,9 @@ mod tests {
             .expect("addr")
             .port();
         let mut c = check("GET", &format!("http://127.0.0.1:{port}/"));
-        c.error_match = Some("(?i)connect".into());
+        c.error_match = Some(Pattern::new("(?i)connect").unwrap());
         assert_eq!(run(&c, LIMIT).await, Ok(()));
-        c.error_match = Some("certificate".into());
+        c.error_match = Some(Pattern::new("certificate").unwrap());
         let err = run(&c, LIMIT).await.expect_err("the error does not match");
         assert!(
             err.contains("expected an error matching `certificate`, got: "),
@@ -304,7 +302,7 @@ mod tests {
 
         let (url, _server) = answer_once("200 OK", "fine");
         let mut c = check("GET", &url);
-        c.error_match = Some(".".into());
+        c.error_match = Some(Pattern::new(".").unwrap());
         assert_eq!(
             run(&c, LIMIT).await,
             Err(format!(

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::config::globals::ArgumentSpec;
 use crate::config::source::yaml_to_json;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, Location};
 
 /// The outcome of parsing the unit arguments.
 #[derive(Debug)]
@@ -59,11 +59,20 @@ struct Prepared<'a> {
     kind: Kind,
 }
 
+/// An error of the declaration of `spec` in `file`, at the line that names it (the parsed
+/// globals keep no positions, so the file is read again).
 fn spec_error(file: &Path, spec: &ArgumentSpec, message: &str) -> ConfigError {
-    ConfigError::UnitArguments {
-        file: Some(file.to_path_buf()),
-        message: format!("argument `{}`: {message}", spec.name),
-        hint: None,
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    ConfigError::ArgumentSpec {
+        location: Location {
+            file: file.to_path_buf(),
+            line: crate::config::source::line_naming(&text, &spec.name),
+            column: None,
+        },
+        message: crate::config::source::clip_message(&format!(
+            "argument `{}`: {message}",
+            spec.name
+        )),
     }
 }
 
@@ -198,16 +207,27 @@ fn prepare<'a>(file: &Path, spec: &'a ArgumentSpec) -> Result<Prepared<'a>, Conf
             ));
         }
     };
-    // A default must be of the argument's type (a list default: each item).
-    if kind != Kind::Str {
-        let defaults: Vec<&serde_yaml_ng::Value> = match &spec.default {
-            Some(serde_yaml_ng::Value::Sequence(items)) => items.iter().collect(),
-            Some(serde_yaml_ng::Value::Null) | None => Vec::new(),
-            Some(v) => vec![v],
-        };
-        for d in defaults {
-            if let Err(e) = convert(kind, &scalar_string(d)) {
+    // A default must be of the argument's type and one of its choices (a list default: each
+    // item).
+    let defaults: Vec<&serde_yaml_ng::Value> = match &spec.default {
+        Some(serde_yaml_ng::Value::Sequence(items)) => items.iter().collect(),
+        Some(serde_yaml_ng::Value::Null) | None => Vec::new(),
+        Some(v) => vec![v],
+    };
+    for d in defaults {
+        let text = scalar_string(d);
+        if kind != Kind::Str {
+            if let Err(e) = convert(kind, &text) {
                 return Err(spec_error(file, spec, &format!("`default`: {e}")));
+            }
+        }
+        if let Some(choices) = &spec.choices {
+            if !choices.iter().any(|c| scalar_string(c) == text) {
+                return Err(spec_error(
+                    file,
+                    spec,
+                    &format!("`default`: `{text}` is not one of its `choices`"),
+                ));
             }
         }
     }
@@ -619,6 +639,25 @@ mod tests {
         );
         let v = values("- argument: {name: '--n', type: float, default: 2}\n", &[]);
         assert_eq!(v["n"], json!(2.0));
+    }
+
+    #[test]
+    fn default_must_be_a_choice() {
+        let err = run(
+            "- argument: {name: '--f', default: text, choices: [plain, fancy]}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("argument `--f`: `default`: `text` is not one of its `choices`"),
+            "{err}"
+        );
+        let v = values(
+            "- argument: {name: '--f', default: fancy, choices: [plain, fancy]}\n",
+            &[],
+        );
+        assert_eq!(v["f"], json!("fancy"));
     }
 
     #[test]

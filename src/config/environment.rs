@@ -95,15 +95,12 @@ impl Environment {
 
 /// Reads a YAML file whose top level is a mapping (or empty).
 fn read_mapping(path: &Path) -> Result<Map<String, Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let source = Source::new(path, text);
+    let text = crate::config::source::read_text(path)?;
+    let source = std::sync::Arc::new(Source::new(path, text));
     let docs = source.documents()?;
     if docs.len() > 1 {
         return Err(ConfigError::Invalid {
-            location: Location::file(path),
+            location: source.document_start(1),
             message: "an environment file holds one YAML document, found more".into(),
             hint: None,
         });

@@ -209,10 +209,22 @@ impl Loader<'_> {
             .map_err(|e| match e {
                 // Name the file the groups are written in, not just "globals.yaml".
                 ConfigError::UndefinedAtoms { atoms, .. } => ConfigError::UndefinedAtoms {
-                    context: self
-                        .conf
-                        .globals_file(unit)
-                        .map_or_else(|| "globals.yaml".into(), |p| p.display().to_string()),
+                    context: self.conf.globals_file(unit).map_or_else(
+                        || "globals.yaml".into(),
+                        |p| {
+                            // The line of the first group that names an undefined atom.
+                            let text = std::fs::read_to_string(&p).unwrap_or_default();
+                            let line = atoms.first().and_then(|a| {
+                                crate::config::source::line_holding(&text, "groups", a)
+                            });
+                            Location {
+                                file: p,
+                                line,
+                                column: None,
+                            }
+                            .to_string()
+                        },
+                    ),
                     atoms,
                 },
                 other => other,
@@ -279,7 +291,7 @@ impl Loader<'_> {
         let docs = source.documents()?;
         if docs.len() > 1 {
             return Err(ConfigError::Invalid {
-                location: Location::file(&path),
+                location: source.document_start(1),
                 message: "globals.yaml holds one YAML document, found more".into(),
                 hint: None,
             });
@@ -576,12 +588,14 @@ impl Loader<'_> {
                 &key,
             )
             .map_err(|e| match e {
-                ConfigError::UnitArguments { .. } => ConfigError::ImportArguments {
-                    location: origin.location(),
-                    importer: stack.last().cloned().unwrap_or_default(),
-                    target: key.clone(),
-                    source: Box::new(e),
-                },
+                ConfigError::UnitArguments { .. } | ConfigError::ArgumentSpec { .. } => {
+                    ConfigError::ImportArguments {
+                        location: origin.location(),
+                        importer: stack.last().cloned().unwrap_or_default(),
+                        target: key.clone(),
+                        source: Box::new(e),
+                    }
+                }
                 other => other,
             })?;
         let Ok(rendered) = rendered else {
@@ -608,10 +622,7 @@ fn modes_json(active: &BTreeSet<String>) -> Json {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::config::source::read_text(path)
 }
 
 /// The text of the third YAML document, if the file has one.

@@ -118,7 +118,7 @@ impl Origin {
     pub fn invalid(&self, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             location: self.location(),
-            message: message.into(),
+            message: clip_message(&message.into()),
             hint: None,
         }
     }
@@ -130,8 +130,8 @@ impl Origin {
     ) -> ConfigError {
         ConfigError::Invalid {
             location: self.location(),
-            message: message.into(),
-            hint: Some(hint.into()),
+            message: clip_message(&message.into()),
+            hint: Some(clip_message(&hint.into())),
         }
     }
 
@@ -211,7 +211,7 @@ impl ReadError {
         };
         ConfigError::Invalid {
             location: self.origin.location(),
-            message,
+            message: clip_message(&message),
             hint,
         }
     }
@@ -312,10 +312,30 @@ impl Source {
     /// All YAML documents of the text, in order. An empty document is `Value::Null`. Merge
     /// keys (`<<: *anchor`, as compose files use them) are applied.
     pub fn documents(&self) -> Result<Vec<Value>, ConfigError> {
+        if let Some(mark) = too_deep(&self.text) {
+            return Err(ConfigError::Yaml {
+                location: Location {
+                    file: self.path.clone(),
+                    line: Some(mark.line()),
+                    column: Some(mark.col() + 1),
+                },
+                message: format!("lists and mappings nest deeper than {MAX_DEPTH} levels"),
+            });
+        }
         let mut docs = Vec::new();
         for de in serde_yaml_ng::Deserializer::from_str(&self.text) {
             match Value::deserialize(de) {
                 Ok(mut v) => {
+                    if let Some((path, found)) = bad_merge(&v, &mut Vec::new()) {
+                        let origin = Origin::new(
+                            Arc::new(Source::new(&self.path, self.text.clone())),
+                            docs.len(),
+                            path,
+                        );
+                        return Err(origin.invalid(format!(
+                            "`<<` merges a mapping or a list of mappings, found {found}"
+                        )));
+                    }
                     v.apply_merge().map_err(|e| yaml_error(&self.path, &e))?;
                     docs.push(v);
                 }
@@ -329,6 +349,15 @@ impl Source {
             }
         }
         Ok(docs)
+    }
+
+    /// The line where document `doc` begins (its first node).
+    pub fn document_start(&self, doc: usize) -> Location {
+        Location {
+            file: self.path.clone(),
+            line: self.locate(doc, &[]).map(|(line, _)| line),
+            column: None,
+        }
     }
 
     /// The first key given twice in one mapping, at its second place, naming the first.
@@ -382,6 +411,86 @@ impl Source {
         let mut best = None;
         locate_in(&events, i + 1, path, &mut best);
         best.map(|m: Marker| (m.line(), m.col() + 1))
+    }
+}
+
+/// How deep lists and mappings may nest in a file. A unit needs about 8; the YAML parser's time
+/// grows with the cube of the depth (100,000 levels took a minute before it gave up).
+pub const MAX_DEPTH: usize = 64;
+
+/// Where `text` nests lists and mappings deeper than [`MAX_DEPTH`], if it does. The parser reads
+/// lazily, so a deep file is refused after about [`MAX_DEPTH`] events; a syntax error is left
+/// for the real parse to report.
+fn too_deep(text: &str) -> Option<Marker> {
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match parser.next_token() {
+            Ok((Event::MappingStart(..) | Event::SequenceStart(..), mark)) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(mark);
+                }
+            }
+            Ok((Event::MappingEnd | Event::SequenceEnd, _)) => depth = depth.saturating_sub(1),
+            // yaml-rust2 scans flow collections ahead and counts their levels in a byte.
+            Err(e) if e.info().contains("recursion limit") => return Some(*e.marker()),
+            Ok((Event::StreamEnd, _)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The path of the first merge key `<<` whose value is neither a mapping nor a list of
+/// mappings, and what it holds instead (`serde_yaml_ng`'s own error has no position and calls a
+/// list a scalar).
+fn bad_merge(value: &Value, path: &mut Vec<PathSeg>) -> Option<(Vec<PathSeg>, &'static str)> {
+    let kind = |v: &Value| match v {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    };
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let key = key_string(k).unwrap_or_default();
+                path.push(PathSeg::Key(key.clone()));
+                if key == "<<" {
+                    let found = match v {
+                        Value::Mapping(_) => None,
+                        Value::Sequence(items) => items
+                            .iter()
+                            .find(|i| !i.is_mapping())
+                            .map(|_| "a list holding something other than mappings"),
+                        other => Some(kind(other)),
+                    };
+                    if let Some(found) = found {
+                        return Some((path.clone(), found));
+                    }
+                }
+                if let Some(bad) = bad_merge(v, path) {
+                    return Some(bad);
+                }
+                path.pop();
+            }
+            None
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(PathSeg::Index(i));
+                if let Some(bad) = bad_merge(item, path) {
+                    return Some(bad);
+                }
+                path.pop();
+            }
+            None
+        }
+        Value::Tagged(t) => bad_merge(&t.value, path),
+        _ => None,
     }
 }
 
@@ -601,6 +710,123 @@ fn find_duplicate_key(text: &str) -> Option<DuplicateKey> {
     None
 }
 
+/// `text`, cut to about `max` bytes (on a character boundary) with `…` and the number of bytes
+/// left out: a 4 MiB value is not repeated whole in a message.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end).into()
+}
+
+/// The longest value quoted in backticks that a message repeats whole.
+pub const MAX_QUOTED: usize = 120;
+/// The longest message.
+pub const MAX_MESSAGE: usize = 2000;
+
+/// `message` with each value in backticks clipped to [`MAX_QUOTED`] bytes, and the whole to
+/// [`MAX_MESSAGE`].
+pub fn clip_message(message: &str) -> String {
+    if message.len() <= MAX_QUOTED {
+        return message.to_string();
+    }
+    let mut out = String::new();
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        // Odd parts are inside backticks.
+        if i % 2 == 1 {
+            out.push_str(&clip(part, MAX_QUOTED));
+        } else {
+            out.push_str(part);
+        }
+    }
+    clip(&out, MAX_MESSAGE).into_owned()
+}
+
+/// The line of `text` that gives `name` as the value of a `name:` key, else the first line that
+/// holds it: for errors about values parsed without positions.
+pub fn line_naming(text: &str, name: &str) -> Option<usize> {
+    if name.is_empty() {
+        return None;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let names_it = |l: &&str| {
+        l.find("name:").is_some_and(|i| {
+            let value = l[i + "name:".len()..].trim();
+            let value = value.trim_matches(|c| matches!(c, '\'' | '"' | '}' | ',' | ' '));
+            value.starts_with(name)
+        })
+    };
+    lines
+        .iter()
+        .position(names_it)
+        .or_else(|| lines.iter().position(|l| l.contains(name)))
+        .map(|i| i + 1)
+}
+
+/// The first line of `text` holding `needle`, at or after the first line holding `after` (if
+/// any line does).
+pub fn line_holding(text: &str, after: &str, needle: &str) -> Option<usize> {
+    let from = text.lines().position(|l| l.contains(after)).unwrap_or(0);
+    text.lines()
+        .skip(from)
+        .position(|l| l.contains(needle))
+        .map(|i| from + i + 1)
+}
+
+/// The text of a file that must be UTF-8; a bad byte is an error at its line and column.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    utf8_text(bytes).map_err(|bad| ConfigError::Invalid {
+        location: Location {
+            file: path.to_path_buf(),
+            line: Some(bad.line),
+            column: Some(bad.column),
+        },
+        message: bad.to_string(),
+        hint: Some("unit files, templates and environment files are UTF-8 text".into()),
+    })
+}
+
+/// The first byte that is not UTF-8, and where it is (1-based; the column counts characters).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadUtf8 {
+    pub line: usize,
+    pub column: usize,
+    pub byte: u8,
+}
+
+impl fmt::Display for BadUtf8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid UTF-8: byte 0x{:02x}", self.byte)
+    }
+}
+
+/// `bytes` as text, or where its first bad byte is.
+pub fn utf8_text(bytes: Vec<u8>) -> Result<String, BadUtf8> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        // The bytes before `at` are valid, so they can be read as text.
+        let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        BadUtf8 {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+            byte: bytes[at],
+        }
+    })
+}
+
 /// A YAML syntax error of `path`, with line and column where the parser knows them.
 pub fn yaml_error(path: &Path, err: &serde_yaml_ng::Error) -> ConfigError {
     let (line, column) = match err.location() {
@@ -617,7 +843,7 @@ pub fn yaml_error(path: &Path, err: &serde_yaml_ng::Error) -> ConfigError {
             line,
             column,
         },
-        message,
+        message: clip_message(&message),
     }
 }
 
@@ -744,6 +970,87 @@ mod tests {
         let err = src("a: [1, 2\nb: 3\n").documents().unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("units/t/start.yaml:"), "{text}");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let flow = |n: usize| format!("a: {}{}\n", "[".repeat(n), "]".repeat(n));
+        let block = |n: usize| format!("a:\n{}x\n", "- ".repeat(n));
+        for (text, want) in [
+            (flow(MAX_DEPTH - 1), None),
+            (flow(MAX_DEPTH), Some((1, 67))),
+            (flow(100_000), Some((1, 259))),
+            (block(MAX_DEPTH - 1), None),
+            (block(MAX_DEPTH), Some((2, 127))),
+            ("a: [\n".to_string(), None),
+        ] {
+            let got = too_deep(&text).map(|m| (m.line(), m.col() + 1));
+            assert_eq!(got, want, "{}", &text[..text.len().min(40)]);
+        }
+        let err = src(&flow(1000)).documents().unwrap_err().to_string();
+        assert!(err.ends_with("nest deeper than 64 levels"), "{err}");
+    }
+
+    #[test]
+    fn a_merge_of_anything_but_mappings_is_located() {
+        for (text, want) in [
+            ("b: &b {x: 1}\na:\n  <<: *b\n", None),
+            ("b: &b {x: 1}\na:\n  <<: [*b, *b]\n", None),
+            (
+                "b: &b [1]\na:\n  <<: *b\n",
+                Some(("a.<<", "a list holding something other than mappings")),
+            ),
+            ("a:\n  - y: 1\n    <<: 5\n", Some(("a[0].<<", "a number"))),
+            ("a: {<<: x}\n", Some(("a.<<", "a string"))),
+        ] {
+            let v: Value = serde_yaml_ng::from_str(text).unwrap();
+            let got = bad_merge(&v, &mut Vec::new());
+            assert_eq!(
+                got.as_ref().map(|(p, f)| (display_path(p), *f)),
+                want.map(|(p, f)| (p.to_string(), f)),
+                "{text}"
+            );
+        }
+        let err = src("b: &b 5\na:\n  x: 1\n  <<: *b\n")
+            .documents()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "units/t/start.yaml:4:3: `<<` merges a mapping or a list of mappings, found a number"
+        );
+    }
+
+    #[test]
+    fn long_values_are_clipped_in_messages() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip(&"a".repeat(20), 5), "aaaaa… (15 more bytes)");
+        assert_eq!(clip("ééé", 3), "é… (4 more bytes)");
+        let long = "x".repeat(4 << 20);
+        let message = clip_message(&format!("`{long}` is not `KEY=VALUE`"));
+        assert_eq!(
+            message,
+            format!(
+                "`{}… ({} more bytes)` is not `KEY=VALUE`",
+                "x".repeat(120),
+                (4 << 20) - 120
+            )
+        );
+        assert!(clip_message(&"y".repeat(10_000)).len() < MAX_MESSAGE + 40);
+    }
+
+    #[test]
+    fn the_first_bad_byte_is_found() {
+        for (bytes, want) in [
+            (&b"a: 1\n"[..], None),
+            (b"\xff", Some((1, 1, 0xff))),
+            (b"a: 1\nb: \xc3\xa9\xff\n", Some((2, 5, 0xff))),
+            (b"a\n\nccc\xc3", Some((3, 4, 0xc3))),
+        ] {
+            let got = utf8_text(bytes.to_vec())
+                .err()
+                .map(|b| (b.line, b.column, b.byte));
+            assert_eq!(got, want, "{bytes:?}");
+        }
     }
 
     #[test]

@@ -71,10 +71,22 @@ pub fn render(
             }
             match resolve(&name, dirs) {
                 Some(path) => {
-                    let body =
-                        std::fs::read_to_string(&path).map_err(|e| TemplateError::Render {
+                    let body = std::fs::read(&path)
+                        .map_err(|e| TemplateError::Render {
                             location: Location::file(&path),
                             message: format!("cannot read template: {e}"),
+                        })
+                        .and_then(|bytes| {
+                            crate::config::source::utf8_text(bytes).map_err(|bad| {
+                                TemplateError::Render {
+                                    location: Location {
+                                        file: path.clone(),
+                                        line: Some(bad.line),
+                                        column: Some(bad.column),
+                                    },
+                                    message: bad.to_string(),
+                                }
+                            })
                         })?;
                     templates.push((name, path, body));
                 }
@@ -109,8 +121,205 @@ pub fn render(
         location: Location::file(file),
         message: format!("invalid template context: {e}"),
     })?;
-    tera.render(&main_name, &ctx)
-        .map_err(|err| render_error(&err, &templates))
+    tera.register_function("range", bounded_range);
+    match render_bounded(tera, main_name, ctx) {
+        Rendered::Text(text) => Ok(text),
+        Rendered::Failed(err) => Err(render_error(&err, &templates)),
+        Rendered::TooLarge => Err(bound_error(
+            &templates,
+            &format!(
+                "the rendered text is larger than {} MiB",
+                MAX_RENDERED >> 20
+            ),
+        )),
+        Rendered::TooSlow => Err(bound_error(
+            &templates,
+            &format!("rendering took longer than {} s", MAX_RENDER_TIME.as_secs()),
+        )),
+        Rendered::TooHungry => Err(bound_error(
+            &templates,
+            &format!(
+                "rendering used more than {} MiB of memory",
+                MAX_RENDER_MEMORY >> 20
+            ),
+        )),
+    }
+}
+
+/// The most items `range` makes: tera's own built the whole list first (`range(end=100000000)`
+/// aborted on a 7.2 GB allocation, and `step_by=0` never ended).
+pub const MAX_RANGE: usize = 100_000;
+/// The most text one file may render to.
+pub const MAX_RENDERED: usize = 16 << 20;
+/// How long one file may take to render.
+pub const MAX_RENDER_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+/// How much the process may grow while one file renders (`{% set_global s = s ~ s %}` in a
+/// loop doubles a string each time, without writing anything).
+pub const MAX_RENDER_MEMORY: u64 = 1 << 30;
+
+/// tera's `range(end, start=0, step_by=1)`, refusing more than [`MAX_RANGE`] items.
+fn bounded_range(
+    args: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let arg = |name: &str, default: Option<u64>| -> tera::Result<u64> {
+        match (args.get(name), default) {
+            (Some(v), _) => v.as_u64().ok_or_else(|| {
+                tera::Error::msg(format!(
+                    "Function `range`: `{name}` must be a whole number, 0 or more, not {v}"
+                ))
+            }),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(tera::Error::msg(format!("Function `range` needs `{name}`"))),
+        }
+    };
+    let (start, end, step) = (
+        arg("start", Some(0))?,
+        arg("end", None)?,
+        arg("step_by", Some(1))?,
+    );
+    if step == 0 {
+        return Err(tera::Error::msg(
+            "Function `range`: `step_by` must be 1 or more",
+        ));
+    }
+    if start > end {
+        return Err(tera::Error::msg(
+            "Function `range`: `start` is greater than `end`",
+        ));
+    }
+    let count = (end - start).div_ceil(step);
+    if count > MAX_RANGE as u64 {
+        return Err(tera::Error::msg(format!(
+            "Function `range` would make {count} items, more than {MAX_RANGE}"
+        )));
+    }
+    Ok(tera::Value::Array(
+        (start..end)
+            .step_by(usize::try_from(step).unwrap_or(usize::MAX))
+            .map(tera::Value::from)
+            .collect(),
+    ))
+}
+
+/// How a bounded rendering ended.
+enum Rendered {
+    Text(String),
+    Failed(tera::Error),
+    TooLarge,
+    TooSlow,
+    TooHungry,
+}
+
+/// A writer that refuses to grow past [`MAX_RENDERED`]: tera writes as it renders, so the
+/// refusal stops the rendering.
+struct Bounded {
+    out: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_RENDERED {
+            self.overflowed = true;
+            return Err(std::io::Error::other("rendered text too large"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders `name` on a thread of its own, watched: its output is bounded by [`Bounded`], its
+/// time by [`MAX_RENDER_TIME`] and the growth of the process by [`MAX_RENDER_MEMORY`]. A thread
+/// that overruns is left behind (tera cannot be stopped) and dstart ends with the error.
+fn render_bounded(tera: tera::Tera, name: String, ctx: tera::Context) -> Rendered {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("render".into())
+        .spawn(move || {
+            let mut out = Bounded {
+                out: Vec::new(),
+                overflowed: false,
+            };
+            let result = tera.render_to(&name, &ctx, &mut out);
+            let _ = tx.send(match result {
+                _ if out.overflowed => Rendered::TooLarge,
+                Ok(()) => Rendered::Text(String::from_utf8_lossy(&out.out).into_owned()),
+                Err(e) => Rendered::Failed(e),
+            });
+        });
+    if let Err(e) = spawned {
+        return Rendered::Failed(tera::Error::msg(format!("cannot start rendering: {e}")));
+    }
+    let started = std::time::Instant::now();
+    let base = resident_bytes();
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+            Ok(done) => return done,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Rendered::Failed(tera::Error::msg("rendering stopped unexpectedly"));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if started.elapsed() > MAX_RENDER_TIME {
+            return Rendered::TooSlow;
+        }
+        if let (Some(b), Some(now)) = (base, resident_bytes()) {
+            if now.saturating_sub(b) > MAX_RENDER_MEMORY {
+                return Rendered::TooHungry;
+            }
+        }
+    }
+}
+
+/// The resident memory of this process (Linux `/proc/self/statm`), if it can be read.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // 4 KiB pages, the usual size; with larger pages the bound is only looser.
+    Some(pages * 4096)
+}
+
+/// An error of a bound, at the first line of the main template that holds a tag.
+fn bound_error(templates: &[(String, PathBuf, String)], message: &str) -> TemplateError {
+    let (_, file, text) = &templates[0];
+    TemplateError::Render {
+        location: Location {
+            file: file.clone(),
+            line: first_tag_line(text),
+            column: None,
+        },
+        message: message.to_string(),
+    }
+}
+
+/// Where a render error happened, as far as its messages tell: tera gives no position, so the
+/// first tag that holds a name they quote (`Filter 'upper2' not found`), else the first tag.
+fn failure_line(text: &str, messages: &[String]) -> Option<usize> {
+    static QUOTED: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"['`]([A-Za-z_][A-Za-z0-9_.]*)['`]").expect("valid regex"));
+    let tag = Regex::new(r"\{\{.*?\}\}|\{%.*?%\}").ok()?;
+    for m in messages {
+        for c in QUOTED.captures_iter(m) {
+            let name = &c[1];
+            let found = text
+                .lines()
+                .position(|l| tag.find_iter(l).any(|t| t.as_str().contains(name)));
+            if let Some(i) = found {
+                return Some(i + 1);
+            }
+        }
+    }
+    first_tag_line(text)
+}
+
+/// The first line holding `{{` or `{%`.
+fn first_tag_line(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.contains("{{") || l.contains("{%"))
+        .map(|i| i + 1)
 }
 
 /// Finds template `name` in the search directories.
@@ -213,7 +422,7 @@ fn render_error(err: &tera::Error, templates: &[(String, PathBuf, String)]) -> T
         })
         .unwrap_or(&templates[0].0)
         .to_string();
-    let (file, _) = file_of(&name, templates);
+    let (file, text) = file_of(&name, templates);
     let message = messages
         .iter()
         .skip(1)
@@ -221,7 +430,11 @@ fn render_error(err: &tera::Error, templates: &[(String, PathBuf, String)]) -> T
         .collect::<Vec<_>>()
         .join(": ");
     TemplateError::Render {
-        location: Location::file(file),
+        location: Location {
+            file,
+            line: failure_line(&text, &messages),
+            column: None,
+        },
         message: if message.is_empty() {
             messages[0].clone()
         } else {
@@ -249,6 +462,65 @@ fn find_variable_line(text: &str, variable: &str) -> Option<usize> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn range_is_bounded() {
+        let render = |t: &str| {
+            render(Path::new("a.yaml"), t, &json!({}), &dirs(Path::new("/")))
+                .map_err(|e| e.to_string())
+        };
+        for (text, want) in [
+            ("{{ range(end=3) | join(sep=',') }}", Ok("0,1,2")),
+            (
+                "{{ range(start=2, end=9, step_by=3) | join(sep=',') }}",
+                Ok("2,5,8"),
+            ),
+            ("{{ range(end=100000) | length }}", Ok("100000")),
+            (
+                "{{ range(end=100001) | length }}",
+                Err("would make 100001 items, more than 100000"),
+            ),
+            (
+                "{{ range(end=5, step_by=0) | length }}",
+                Err("`step_by` must be 1 or more"),
+            ),
+            (
+                "{{ range(start=5, end=1) | length }}",
+                Err("`start` is greater than `end`"),
+            ),
+            (
+                "{{ range(end=-1) | length }}",
+                Err("`end` must be a whole number"),
+            ),
+            ("{{ range() | length }}", Err("needs `end`")),
+        ] {
+            match (render(text), want) {
+                (Ok(got), Ok(w)) => assert_eq!(got, w, "{text}"),
+                (Err(e), Err(w)) => {
+                    assert!(e.starts_with("a.yaml:1: "), "{text}: {e}");
+                    assert!(e.contains(w), "{text}: {e}");
+                }
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn output_size_is_bounded() {
+        let text = format!(
+            "a\n{{% for i in range(end=100000) %}}{{% for j in range(end=100000) %}}{}{{% endfor %}}{{% endfor %}}",
+            "x".repeat(1000)
+        );
+        let err = render(
+            Path::new("a.yaml"),
+            &text,
+            &json!({}),
+            &dirs(Path::new("/")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "a.yaml:2: the rendered text is larger than 16 MiB");
+    }
 
     fn dirs(tmp: &Path) -> TemplateDirs {
         TemplateDirs {

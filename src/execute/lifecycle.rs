@@ -79,10 +79,11 @@ async fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
 fn check_mandatory_env(spec: &ContainerSpec, labels: &HashMap<String, String>) -> OrderResult {
     let mut missing: Vec<String> = labels
         .iter()
-        .filter(|(k, v)| {
-            k.starts_with("api.ENV.") && k.ends_with(".mandatory") && v.eq_ignore_ascii_case("true")
-        })
-        .map(|(k, _)| k["api.ENV.".len()..k.len() - ".mandatory".len()].to_string())
+        .filter(|(_, v)| v.eq_ignore_ascii_case("true"))
+        // As `apidoc.rs` reads them: `api.ENV.mandatory` names no variable (slicing it panicked).
+        .filter_map(|(k, _)| k.strip_prefix("api.ENV.")?.strip_suffix(".mandatory"))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
         .filter(|name| !spec.env.iter().any(|(k, _)| k == name))
         .collect();
     missing.sort();
@@ -450,7 +451,7 @@ pub async fn wait_ready(
     ready: &Ready,
     after: Option<chrono::DateTime<chrono::Utc>>,
 ) -> OrderResult {
-    let deadline = Instant::now() + Duration::from_secs_f64(ready.timeout());
+    let deadline = Instant::now() + ready.timeout().duration();
     let engine = run.engine();
     let exited = |info: &Option<ContainerInfo>| -> Option<String> {
         match info {
@@ -461,8 +462,7 @@ pub async fn wait_ready(
     };
     match ready {
         Ready::Log { pattern, .. } => {
-            let re = regex::Regex::new(pattern)
-                .map_err(|e| OrderError::failed(format!("invalid regex: {e}")))?;
+            let re = pattern.regex();
             // Only the current run: after a restart, the line of the previous run does not
             // count.
             let mut stream = engine.logs_after(name, true, after);
@@ -811,5 +811,20 @@ mod tests {
             .to_string();
         assert!(err.contains("`API_KEY` (the key)"), "{err}");
         assert!(check_mandatory_env(&spec_with_env(&[("API_KEY", "x")]), &labels).is_ok());
+    }
+
+    #[test]
+    fn a_mandatory_label_without_a_name_is_ignored() {
+        for key in [
+            "api.ENV.mandatory",
+            "api.ENV..mandatory",
+            "api.ENV.X.mandatory.x",
+        ] {
+            let labels = HashMap::from([(key.to_string(), "true".to_string())]);
+            assert!(
+                check_mandatory_env(&spec_with_env(&[]), &labels).is_ok(),
+                "{key}"
+            );
+        }
     }
 }

@@ -14,7 +14,6 @@ pub mod substitute;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use thiserror::Error;
@@ -26,6 +25,7 @@ use crate::error::ConfigError;
 use crate::output;
 use crate::unit::container::ContainerSpec;
 use crate::unit::order::{Action, Order, Step};
+use crate::unit::values::Seconds;
 use crate::unit::{Container, Unit};
 
 /// Why an order failed.
@@ -274,11 +274,8 @@ impl<'a> UnitRun<'a> {
         let result = Box::pin(self.dispatch(order)).await;
         match result {
             Ok(()) => {
-                if order.wait > 0.0 {
-                    self.rt
-                        .interrupt
-                        .sleep(Duration::from_secs_f64(order.wait))
-                        .await?;
+                if order.wait > Seconds::default() {
+                    self.rt.interrupt.sleep(order.wait.duration()).await?;
                 }
                 Ok(())
             }

@@ -27,6 +27,7 @@ use crate::testing::junit;
 use crate::testing::report::{CaseResult, Failure, Report};
 use crate::unit::checks::LogMatch;
 use crate::unit::container::{ContainerSpec, StringOrList, split_image};
+use crate::unit::values::{Pattern, Seconds};
 
 /// How a test run ended.
 #[derive(Debug)]
@@ -147,26 +148,24 @@ fn last_of(text: &str, n: usize) -> String {
 }
 
 /// What an exit code and an output must look like; every mismatch, in words.
-fn mismatches(
+fn mismatches<'a>(
     expected_code: i64,
     code: i64,
     output: &str,
-    matches: impl Iterator<Item = String>,
-) -> Result<Vec<String>, CaseError> {
+    matches: impl Iterator<Item = &'a Pattern>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if code != expected_code {
         problems.push(format!("expected exit code {expected_code}, got {code}"));
     }
     for pattern in matches {
-        let re = regex::Regex::new(&pattern)
-            .map_err(|e| CaseError::fail(format!("invalid regex `{pattern}`: {e}")))?;
-        if !re.is_match(output) {
+        if !pattern.regex().is_match(output) {
             problems.push(format!(
                 "expected the output to match `{pattern}`, it does not"
             ));
         }
     }
-    Ok(problems)
+    problems
 }
 
 /// The working directory of a container (for relative file patterns).
@@ -273,7 +272,7 @@ impl Tester<'_> {
         let c = &case.check;
         let spec = run.spec(&case.container).ok();
         let timeout = c.timeout.unwrap_or(DEFAULT_DAEMON_TIMEOUT);
-        let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+        let deadline = Instant::now() + timeout.duration();
         let cert = c.cert.as_ref().map(|p| resolve_host_path(run.rt, spec, p));
         let mut last;
         let mut attempts = 0u32;
@@ -288,7 +287,7 @@ impl Tester<'_> {
                 return Err(e);
             }
             attempts += 1;
-            match substitute_text(run, &c.url, &case.container).await {
+            match substitute_text(run, c.url.as_str(), &case.container).await {
                 Err(e) => last = e.to_string(),
                 Ok(url) => {
                     let http = HttpCheck {
@@ -358,10 +357,7 @@ impl Tester<'_> {
             )));
         }
         let timeout = job.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
-        let waited = tokio::time::timeout(
-            Duration::from_secs_f64(timeout),
-            engine.wait_container(name),
-        );
+        let waited = tokio::time::timeout(timeout.duration(), engine.wait_container(name));
         let Ok(code) = run.rt.interrupt.race(waited).await? else {
             return Err(CaseError::fail(format!(
                 "container `{name}` did not exit within {timeout}s{}",
@@ -374,8 +370,8 @@ impl Tester<'_> {
             job.exit_code.unwrap_or(0),
             code,
             &out,
-            job.logs.iter().map(|l| l.0.clone()),
-        )?;
+            job.logs.iter().map(|l| &l.0),
+        );
         if problems.is_empty() {
             output::info(format!("{name} exited with {code} and its output matched"));
             Ok(())
@@ -393,7 +389,7 @@ impl Tester<'_> {
     async fn run_temporary(
         &self,
         spec: &ContainerSpec,
-        timeout: f64,
+        timeout: Seconds,
         patterns: &[String],
         files_dir: Option<&Path>,
     ) -> Result<(i64, String), CaseError> {
@@ -405,7 +401,7 @@ impl Tester<'_> {
         crate::execute::image::ensure_image(run, spec, &image).await?;
         let mut collected = Vec::new();
         let ran = tokio::time::timeout(
-            Duration::from_secs_f64(timeout),
+            timeout.duration(),
             run_container_kept(run, spec.clone(), |chunk| {
                 collected.extend_from_slice(&chunk.data);
             }),
@@ -455,9 +451,8 @@ impl Tester<'_> {
             &out,
             job.output_match
                 .iter()
-                .cloned()
-                .chain(job.logs.iter().map(|l: &LogMatch| l.0.clone())),
-        )?;
+                .chain(job.logs.iter().map(|l: &LogMatch| &l.0)),
+        );
         if problems.is_empty() {
             Ok(())
         } else {
@@ -495,7 +490,7 @@ impl Tester<'_> {
                 .exec(&case.container, cmd, Vec::new(), None, None, |chunk| {
                     collected.extend_from_slice(&chunk.data);
                 });
-            let exec = tokio::time::timeout(Duration::from_secs_f64(timeout), exec);
+            let exec = tokio::time::timeout(timeout.duration(), exec);
             let Ok(code) = run.rt.interrupt.race(exec).await? else {
                 return Err(CaseError::fail(format!(
                     "the command did not finish within {timeout}s"
@@ -531,7 +526,7 @@ impl Tester<'_> {
                 }
             }
         }
-        let problems = mismatches(test.exit_code.unwrap_or(0), code, &out, std::iter::empty())?;
+        let problems = mismatches(test.exit_code.unwrap_or(0), code, &out, std::iter::empty());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -8,23 +8,24 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::unit::forms::{HttpStatus, StringOrList};
+use crate::unit::values::{HttpMethod, HttpUrl, Pattern, Seconds};
 
 /// An HTTP check run from the host.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// The method in the named form (`type: GET`); the list form names it as the key.
     #[serde(rename = "type")]
-    pub method: Option<String>,
+    pub method: Option<HttpMethod>,
     /// May hold `[[...]](container)` substitutions.
-    pub url: String,
+    pub url: HttpUrl,
     /// Expected status (default 200).
     pub status: Option<HttpStatus>,
     /// A regex the body must contain.
     #[serde(rename = "match", alias = "re.match")]
-    pub body_match: Option<String>,
+    pub body_match: Option<Pattern>,
     /// The request must fail, with an error text matching this regex.
-    pub error_match: Option<String>,
+    pub error_match: Option<Pattern>,
     /// A CA certificate (PEM) for HTTPS.
     pub cert: Option<String>,
     #[serde(default)]
@@ -32,14 +33,14 @@ pub struct HttpCheck {
     /// A request body.
     pub body: Option<String>,
     /// Seconds to retry until the check passes (default 10).
-    pub timeout: Option<f64>,
+    pub timeout: Option<Seconds>,
 }
 
 /// `daemon:` in either form: `{name: check}` or `[{METHOD: check}, ...]`.
 #[derive(Debug, Clone)]
 pub struct DaemonChecks {
     /// (case name, method, check)
-    pub checks: Vec<(String, String, HttpCheck)>,
+    pub checks: Vec<(String, HttpMethod, HttpCheck)>,
 }
 
 impl<'de> Deserialize<'de> for DaemonChecks {
@@ -61,11 +62,7 @@ impl<'de> Visitor<'de> for DaemonVisitor {
         let mut checks = Vec::new();
         while let Some(name) = map.next_key::<String>()? {
             let check: HttpCheck = map.next_value()?;
-            let method = check
-                .method
-                .clone()
-                .unwrap_or_else(|| "GET".into())
-                .to_ascii_uppercase();
+            let method = check.method.unwrap_or(HttpMethod::GET);
             checks.push((name, method, check));
         }
         Ok(DaemonChecks { checks })
@@ -75,7 +72,7 @@ impl<'de> Visitor<'de> for DaemonVisitor {
         let mut checks = Vec::new();
         let mut index = 0;
         while let Some(item) = seq.next_element::<MethodCheck>()? {
-            let name = format!("{index}:{}", item.0);
+            let name = format!("{index}:{}", item.0.as_str());
             checks.push((name, item.0, item.1));
             index += 1;
         }
@@ -84,7 +81,7 @@ impl<'de> Visitor<'de> for DaemonVisitor {
 }
 
 /// `{GET: check}`.
-struct MethodCheck(String, HttpCheck);
+struct MethodCheck(HttpMethod, HttpCheck);
 
 impl<'de> Deserialize<'de> for MethodCheck {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -100,15 +97,7 @@ impl<'de> Deserialize<'de> for MethodCheck {
                         "expected {METHOD: check}, found an empty mapping",
                     ));
                 };
-                let upper = method.to_ascii_uppercase();
-                if !matches!(
-                    upper.as_str(),
-                    "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS"
-                ) {
-                    return Err(de::Error::custom(format!(
-                        "unknown method `{method}` (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS)"
-                    )));
-                }
+                let upper = HttpMethod::new(&method).map_err(de::Error::custom)?;
                 let check: HttpCheck = map.next_value()?;
                 if map.next_key::<String>()?.is_some() {
                     return Err(de::Error::custom("expected one method per list item"));
@@ -122,7 +111,7 @@ impl<'de> Deserialize<'de> for MethodCheck {
 
 /// A log expectation: `{re.match: REGEX}`, `{match: REGEX}` or a plain regex.
 #[derive(Debug, Clone)]
-pub struct LogMatch(pub String);
+pub struct LogMatch(pub Pattern);
 
 impl<'de> Deserialize<'de> for LogMatch {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -133,13 +122,13 @@ impl<'de> Deserialize<'de> for LogMatch {
                 f.write_str("a regex, or {re.match: REGEX}")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(LogMatch(v.to_string()))
+                Pattern::new(v).map(LogMatch).map_err(E::custom)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
-                        "re.match" | "match" => out = Some(map.next_value::<String>()?),
+                        "re.match" | "match" => out = Some(map.next_value::<Pattern>()?),
                         other => {
                             return Err(de::Error::custom(format!(
                                 "unknown key `{other}`, expected `re.match` or `match`"
@@ -163,7 +152,7 @@ pub struct JobCheck {
     #[serde(default)]
     pub logs: Vec<LogMatch>,
     /// Seconds to wait for the exit (default 60).
-    pub timeout: Option<f64>,
+    pub timeout: Option<Seconds>,
 }
 
 /// A named run under `jobs:`: a fresh container from the spec with `args` as its command.
@@ -174,12 +163,12 @@ pub struct JobRun {
     pub args: Vec<String>,
     pub exit_code: Option<i64>,
     #[serde(rename = "match", alias = "re.match")]
-    pub output_match: Option<String>,
+    pub output_match: Option<Pattern>,
     #[serde(default)]
     pub logs: Vec<LogMatch>,
     #[serde(default, alias = "gather_files")]
     pub files: Vec<String>,
-    pub timeout: Option<f64>,
+    pub timeout: Option<Seconds>,
 }
 
 /// A custom test variant under `tests:`.
@@ -200,7 +189,7 @@ pub struct CustomTest {
     #[serde(default)]
     pub capture_logs: bool,
     /// Seconds before the run is stopped (default 600).
-    pub timeout: Option<f64>,
+    pub timeout: Option<Seconds>,
     /// Expected exit code (default 0).
     pub exit_code: Option<i64>,
 }
@@ -217,8 +206,11 @@ mod tests {
         .unwrap();
         assert_eq!(d.checks.len(), 2);
         assert_eq!(d.checks[0].0, "port_open");
-        assert_eq!(d.checks[0].2.body_match.as_deref(), Some("happy"));
-        assert_eq!(d.checks[1].1, "GET");
+        assert_eq!(
+            d.checks[0].2.body_match.as_ref().map(Pattern::as_str),
+            Some("happy")
+        );
+        assert_eq!(d.checks[1].1, HttpMethod::GET);
     }
 
     #[test]
@@ -228,15 +220,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.checks[0].0, "0:GET");
-        assert_eq!(d.checks[0].2.body_match.as_deref(), Some("My git"));
+        assert_eq!(
+            d.checks[0].2.body_match.as_ref().map(Pattern::as_str),
+            Some("My git")
+        );
         assert_eq!(d.checks[1].0, "1:HEAD");
     }
 
     #[test]
     fn daemon_unknown_key_is_an_error() {
-        let err = serde_yaml_ng::from_str::<DaemonChecks>("- GET: {url: x, stauts: 200}\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            serde_yaml_ng::from_str::<DaemonChecks>("- GET: {url: 'http://x', stauts: 200}\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("unknown field `stauts`"), "{err}");
     }
 
@@ -246,6 +242,6 @@ mod tests {
             serde_yaml_ng::from_str("exit_code: 0\nlogs: [{re.match: Success}, 'done$']\n")
                 .unwrap();
         assert_eq!(j.logs.len(), 2);
-        assert_eq!(j.logs[1].0, "done$");
+        assert_eq!(j.logs[1].0.as_str(), "done$");
     }
 }

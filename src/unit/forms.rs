@@ -392,10 +392,11 @@ pub fn one_word<'de, D: Deserializer<'de>>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn read<T: for<'de> Deserialize<'de>>(yaml: &str) -> Result<T, String> {
+    /// Reads `yaml` into `T`, serde's message on failure.
+    pub(crate) fn read<T: for<'de> Deserialize<'de>>(yaml: &str) -> Result<T, String> {
         serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())
     }
 

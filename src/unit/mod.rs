@@ -6,6 +6,7 @@ pub mod checks;
 pub mod container;
 pub mod forms;
 pub mod order;
+pub mod values;
 
 use std::collections::BTreeSet;
 
@@ -55,8 +56,14 @@ impl TypedUnit {
     /// Types every container and order of `raw` and checks that the orders fit the containers.
     pub fn from_raw(raw: RawUnit) -> Result<Self, ConfigError> {
         if matches!(raw.base, BaseFile::Explicit(_)) && !raw.has_orders_document {
+            // The orders would follow the last line.
+            let last = raw.source.text.trim_end().lines().count().max(1);
             return Err(ConfigError::Invalid {
-                location: crate::error::Location::file(raw.base.path()),
+                location: crate::error::Location {
+                    file: raw.base.path().to_path_buf(),
+                    line: Some(last),
+                    column: None,
+                },
                 message: "this unit file has no orders document".into(),
                 hint: Some("after the containers, add a line `---` and the list of orders, like `- web: {command: start}`".into()),
             });

@@ -18,7 +18,6 @@ use stream::through_engine;
 
 use std::io::{self};
 use std::path::Path;
-use std::time::Duration;
 
 use crate::backup::plan::{BackupPlan, PlanArgs, PlanError, backup_plan};
 use crate::backup::store::Format;
@@ -30,9 +29,10 @@ use crate::execute::{OrderError, OrderResult, UnitRun, network_name, resolve_hos
 use crate::output;
 use crate::unit::order::Ready;
 use crate::unit::order::{BackupArgs, Compression, Order};
+use crate::unit::values::Seconds;
 
 /// Default seconds to wait for another run's lock.
-const LOCK_TIMEOUT_SECS: f64 = 600.0;
+const LOCK_TIMEOUT: Seconds = Seconds::from_secs(600);
 /// Seconds a container gets to stop for a consistent backup.
 const STOP_TIMEOUT: u32 = 10;
 
@@ -374,7 +374,7 @@ fn checked_sources(info: &ContainerInfo, given: &[String]) -> OrderResult<Vec<St
 }
 
 /// Takes the unit's lock on `dir` once for the whole run.
-async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<f64>) -> OrderResult {
+async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<Seconds>) -> OrderResult {
     // `.dstart-<unit>.lock`, with the unit spelt as in its network's name.
     let path = dir.join(format!(".{}.lock", network_name(&run.naming.unit_label)));
     let mut held = run.backup_locks.lock().await;
@@ -394,7 +394,7 @@ async fn name_lock(
     run: &UnitRun<'_>,
     dir: &Path,
     base: &str,
-    timeout: Option<f64>,
+    timeout: Option<Seconds>,
 ) -> OrderResult<lock::DirLock> {
     let path = dir.join(format!(".dstart-archive@{base}.lock"));
     take_lock(run, &path, timeout, true).await
@@ -404,15 +404,14 @@ async fn name_lock(
 async fn take_lock(
     run: &UnitRun<'_>,
     path: &Path,
-    timeout: Option<f64>,
+    timeout: Option<Seconds>,
     remove: bool,
 ) -> OrderResult<lock::DirLock> {
     let about = lock::describe_self(&format!(
         "{}/{}",
         run.unit.command.unit, run.unit.command.command
     ));
-    let secs = timeout.unwrap_or(LOCK_TIMEOUT_SECS);
-    let timeout = Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO);
+    let timeout = timeout.unwrap_or(LOCK_TIMEOUT).duration();
     let taken = if remove {
         lock::acquire_removed(path, &about, timeout, run.rt.interrupt.flag()).await
     } else {

@@ -30,6 +30,7 @@ use crate::generate::commands;
 use crate::unit::checks::{CustomTest, HttpCheck, JobCheck, JobRun};
 use crate::unit::container::{ContainerSpec, container_from_value, split_image};
 use crate::unit::order::{Action, Order, Step};
+use crate::unit::values::Seconds;
 use crate::unit::{Container, Unit};
 
 pub use crate::config::command::tempid;
@@ -39,11 +40,11 @@ pub use rename::{Renames, pseudo_image, rename_container_value, rename_order, re
 pub use selection::Selection;
 
 /// Seconds a daemon check retries by default.
-pub const DEFAULT_DAEMON_TIMEOUT: f64 = 10.0;
+pub const DEFAULT_DAEMON_TIMEOUT: Seconds = Seconds::from_secs(10);
 /// Seconds a `job:` check waits for its container to exit by default.
-pub const DEFAULT_JOB_TIMEOUT: f64 = 60.0;
+pub const DEFAULT_JOB_TIMEOUT: Seconds = Seconds::from_secs(60);
 /// Seconds a `jobs:` run or a custom test may take by default.
-pub const DEFAULT_RUN_TIMEOUT: f64 = 600.0;
+pub const DEFAULT_RUN_TIMEOUT: Seconds = Seconds::from_secs(600);
 
 /// A case that runs one order.
 #[derive(Debug, Clone)]
@@ -285,7 +286,7 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                         name: daemon_case_name(case, url),
                         key: key.clone(),
                         container: name.clone(),
-                        method: method.clone(),
+                        method: method.as_str().to_string(),
                         check: check.clone(),
                     });
                 }

@@ -108,7 +108,7 @@ fn renaming_rewrites_every_reference() {
     assert_eq!(web.ports[1].host_ip.as_deref(), Some("127.0.0.1"));
     let daemon = &web.tests.daemon.as_ref().unwrap().checks[0].2;
     assert_eq!(
-        daemon.url,
+        daemon.url.as_str(),
         format!(
             "http://127.0.0.1:[[port 80]]({})/x?h=[[ip]]({})",
             n("web"),

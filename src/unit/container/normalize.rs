@@ -16,24 +16,13 @@ use crate::text::valid_container_name;
 use crate::unit::forms::{
     EnvValue, ExtraHostsValue, LabelsValue, LinksValue, Scalar, Size, StringOrList, TmpfsValue,
 };
+use crate::unit::values::{Seconds, size_bytes};
 
 fn parse_size(origin: &Origin, key: &str, size: &Size) -> Result<i64, ConfigError> {
     match size {
         Size::Bytes(b) => Ok(*b),
         Size::Text(t) => {
-            let t = t.trim().to_ascii_lowercase();
-            let t = t.strip_suffix('b').unwrap_or(&t);
-            let (num, mult) = match t.chars().last() {
-                Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-                Some('m') => (&t[..t.len() - 1], 1i64 << 20),
-                Some('g') => (&t[..t.len() - 1], 1i64 << 30),
-                _ => (t, 1),
-            };
-            num.trim().parse::<i64>().map(|n| n * mult).map_err(|_| {
-                origin.key(key).invalid(format!(
-                    "`{key}`: invalid size `{t}` (use bytes or a number with k, m or g)"
-                ))
-            })
+            size_bytes(t).map_err(|e| origin.key(key).invalid(format!("`{key}`: {e}")))
         }
     }
 }
@@ -310,20 +299,23 @@ impl RawContainer {
                 .collect::<Result<_, _>>()?,
         };
 
-        let memory = pick(
-            origin,
-            ("creation.mem_limit", creation.mem_limit.clone()),
-            ("startup.mem_limit", startup.mem_limit.clone()),
-        )?
-        .map(|s| parse_size(origin, "mem_limit", &s))
-        .transpose()?;
-        let memory_swap = pick(
-            origin,
-            ("creation.memswap_limit", creation.memswap_limit.clone()),
-            ("startup.memswap_limit", startup.memswap_limit.clone()),
-        )?
-        .map(|s| parse_size(origin, "memswap_limit", &s))
-        .transpose()?;
+        // A size given in `creation` or `startup` (not both), parsed at the key that gave it.
+        let size = |key: &str, c: &Option<Size>, s: &Option<Size>| {
+            let at = if c.is_some() { &corigin } else { &sorigin };
+            pick(
+                origin,
+                (&format!("creation.{key}"), c.clone()),
+                (&format!("startup.{key}"), s.clone()),
+            )?
+            .map(|v| parse_size(at, key, &v))
+            .transpose()
+        };
+        let memory = size("mem_limit", &creation.mem_limit, &startup.mem_limit)?;
+        let memory_swap = size(
+            "memswap_limit",
+            &creation.memswap_limit,
+            &startup.memswap_limit,
+        )?;
         let cpu_shares = pick(
             origin,
             ("creation.cpu_shares", creation.cpu_shares),
@@ -335,7 +327,7 @@ impl RawContainer {
             ("startup.cpuset_cpus", startup.cpuset_cpus.clone()),
         )?;
         #[allow(clippy::cast_possible_truncation)]
-        let seconds_ns = |s: Option<f64>| s.map(|v| (v * 1e9).round() as i64);
+        let seconds_ns = |s: Option<Seconds>| s.map(|v| (v.get() * 1e9).round() as i64);
         let healthcheck = creation.healthcheck.as_ref().map(|h| Healthcheck {
             test: match &h.test {
                 StringOrList::One(s) => vec!["CMD-SHELL".into(), s.clone()],

@@ -9,6 +9,7 @@ use crate::unit::forms::{
     BindsValue, EnvValue, ExtraHostsValue, HostPortValue, LabelsValue, LinksValue, PortText,
     Scalar, Size, StrKey, StringOrList, TmpfsValue, UserText,
 };
+use crate::unit::values::Seconds;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,10 +63,10 @@ pub struct LogConfigValue {
 #[serde(deny_unknown_fields)]
 pub struct HealthcheckValue {
     pub test: StringOrList,
-    pub interval: Option<f64>,
-    pub timeout: Option<f64>,
+    pub interval: Option<Seconds>,
+    pub timeout: Option<Seconds>,
     pub retries: Option<i64>,
-    pub start_period: Option<f64>,
+    pub start_period: Option<Seconds>,
 }
 
 /// docker-py `create_container` arguments.

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::ready::Ready;
 use crate::unit::forms::StringOrList;
+use crate::unit::values::Seconds;
 
 /// What `start` does with an existing container whose configuration changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,7 +92,7 @@ pub struct BackupArgs {
     #[serde(default)]
     pub stop: bool,
     /// Seconds to wait for another run holding the lock (default 600).
-    pub lock_timeout: Option<f64>,
+    pub lock_timeout: Option<Seconds>,
     /// Seconds the stop of `stop: true` may take (default 10).
     pub timeout: Option<u32>,
     /// Globs of members left out of the archive.
@@ -123,7 +124,7 @@ pub struct RestoreArgs {
     #[serde(default)]
     pub stop: bool,
     /// Seconds to wait for another run holding the lock (default 600).
-    pub lock_timeout: Option<f64>,
+    pub lock_timeout: Option<Seconds>,
     /// Seconds the stop of `stop: true` may take (default 10).
     pub timeout: Option<u32>,
     /// Run in the running container before the restore.

@@ -13,6 +13,7 @@ mod tests;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::config::source::Origin;
+use crate::unit::values::Seconds;
 
 pub use args::{
     BackupArgs, CommitArgs, Compression, ExecType, ExecuteArgs, PushArgs, Recreate, RemoveArgs,
@@ -99,7 +100,7 @@ pub struct Order {
     pub container: String,
     pub action: Action,
     /// Seconds to sleep after the order succeeded.
-    pub wait: f64,
+    pub wait: Seconds,
     /// Tags selecting this order (ORIGINAL §5); empty = always.
     pub variants: Vec<String>,
     /// The arguments as written, without `variants` (what `--print-unit` shows).

@@ -12,6 +12,7 @@ use super::{
 use crate::config::source::{Origin, PathSeg};
 use crate::error::ConfigError;
 use crate::unit::forms::StringOrList;
+use crate::unit::values::Seconds;
 
 /// Keys every order accepts.
 const COMMON_KEYS: [&str; 4] = ["command", "timeout", "wait", "variants"];
@@ -95,14 +96,15 @@ fn deserialize_args<T: for<'de> Deserialize<'de>>(
         })
 }
 
-fn parse_wait(value: &Value, origin: &Origin) -> Result<f64, ConfigError> {
+fn parse_wait(value: &Value, origin: &Origin) -> Result<Seconds, ConfigError> {
     match value {
-        Value::Bool(true) => Ok(1.0),
-        Value::Bool(false) | Value::Null => Ok(0.0),
+        Value::Bool(true) => Ok(Seconds::from_secs(1)),
+        Value::Bool(false) | Value::Null => Ok(Seconds::default()),
         Value::Number(n) => n
             .as_f64()
-            .filter(|f| *f >= 0.0)
-            .ok_or_else(|| origin.invalid("`wait` must be a number of seconds")),
+            .ok_or_else(|| "expected a number of seconds".to_string())
+            .and_then(Seconds::new)
+            .map_err(|e| origin.invalid(format!("`wait`: {e}"))),
         _ => Err(origin.invalid("`wait` must be a number of seconds")),
     }
 }
@@ -170,7 +172,7 @@ pub fn order_from_value(
     };
     let mut args = Mapping::new();
     let mut command = None;
-    let mut wait = 0.0;
+    let mut wait = Seconds::default();
     let mut variants = Vec::new();
     let mut raw = Mapping::new();
     for (k, v) in map {

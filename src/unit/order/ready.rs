@@ -1,11 +1,13 @@
 //! `ready:` of a `start` order: when a started container counts as ready (an HTTP answer, a log
-//! line, or the engine's health status), each with a timeout. Regexes are checked here.
+//! line, or the engine's health status), each with a timeout. URLs, regexes and timeouts are
+//! checked here, by their types.
 
 use serde::Deserialize;
 
 use crate::config::source::Origin;
 use crate::error::ConfigError;
 use crate::unit::forms::HttpStatus;
+use crate::unit::values::{HttpUrl, Pattern, Seconds};
 
 /// When `start` considers a container ready.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,21 +15,21 @@ pub enum Ready {
     Http {
         url: String,
         status: u16,
-        body_match: Option<String>,
+        body_match: Option<Pattern>,
         cert: Option<String>,
-        timeout: f64,
+        timeout: Seconds,
     },
     Log {
-        pattern: String,
-        timeout: f64,
+        pattern: Pattern,
+        timeout: Seconds,
     },
     Healthy {
-        timeout: f64,
+        timeout: Seconds,
     },
 }
 
 impl Ready {
-    pub fn timeout(&self) -> f64 {
+    pub fn timeout(&self) -> Seconds {
         match self {
             Ready::Http { timeout, .. }
             | Ready::Log { timeout, .. }
@@ -36,7 +38,7 @@ impl Ready {
     }
 }
 
-const DEFAULT_READY_TIMEOUT: f64 = 60.0;
+const DEFAULT_READY_TIMEOUT: Seconds = Seconds::from_secs(60);
 
 /// `ready:` as written: the word `healthy`, or a mapping.
 #[derive(Debug, Clone)]
@@ -74,14 +76,14 @@ impl<'de> Deserialize<'de> for RawReady {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawReadyFull {
-    http: Option<String>,
-    log: Option<String>,
+    http: Option<HttpUrl>,
+    log: Option<Pattern>,
     healthy: Option<bool>,
     status: Option<HttpStatus>,
     #[serde(rename = "match", alias = "re.match")]
-    body_match: Option<String>,
+    body_match: Option<Pattern>,
     cert: Option<String>,
-    timeout: Option<f64>,
+    timeout: Option<Seconds>,
 }
 
 pub(super) fn ready_from(origin: &Origin, raw: RawReady) -> Result<Ready, ConfigError> {
@@ -107,21 +109,9 @@ pub(super) fn ready_from(origin: &Origin, raw: RawReady) -> Result<Ready, Config
                     here.invalid("`status`, `match` and `cert` belong to `ready: {http: ...}`")
                 );
             }
-            if let Some(p) = &f.log {
-                regex::Regex::new(p).map_err(|e| {
-                    here.key("log")
-                        .invalid(format!("`ready.log`: invalid regex: {e}"))
-                })?;
-            }
-            if let Some(p) = &f.body_match {
-                regex::Regex::new(p).map_err(|e| {
-                    here.key("match")
-                        .invalid(format!("`ready.match`: invalid regex: {e}"))
-                })?;
-            }
             Ok(match (f.http, f.log) {
                 (Some(url), _) => Ready::Http {
-                    url,
+                    url: url.as_str().to_string(),
                     status: f.status.map_or(200, |s| s.0),
                     body_match: f.body_match,
                     cert: f.cert,

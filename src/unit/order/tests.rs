@@ -50,7 +50,7 @@ fn start_defaults_and_arguments() {
     };
     assert!(s.restart);
     assert_eq!(s.recreate, Recreate::Never);
-    assert!((o.wait - 2.0).abs() < f64::EPSILON);
+    assert!((o.wait.get() - 2.0).abs() < f64::EPSILON);
     assert!(matches!(&s.ready, Some(Ready::Http { status: 204, .. })));
     let o = one("- web: {command: start, ready: healthy}\n");
     let Action::Start(s) = &o.action else {
