@@ -213,7 +213,8 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
             };
             match (reason, args.recreate) {
                 (Some(reason), _) => {
-                    Box::pin(recreate(run, spec, &info, &reason, args.timeout)).await?;
+                    let timeout = run.stop_timeout(name, args.timeout);
+                    Box::pin(recreate(run, spec, &info, &reason, timeout)).await?;
                     start_now(run, name, args).await?;
                     started = true;
                 }
@@ -237,7 +238,8 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                     after = if info.running {
                         // A restart is a stop and a start, as the engine does it; stopping
                         // first tells exactly where the output of the old run ends.
-                        run.engine().stop_container(name, args.timeout).await?;
+                        let timeout = run.stop_timeout(name, args.timeout);
+                        run.engine().stop_container(name, timeout).await?;
                         run.engine()
                             .container(name)
                             .await?
@@ -657,7 +659,7 @@ pub async fn remove(run: &UnitRun<'_>, name: &str, args: &RemoveArgs) -> OrderRe
     }
     if info.running {
         engine
-            .stop_container(name, args.timeout.unwrap_or(10))
+            .stop_container(name, run.stop_timeout(name, args.timeout))
             .await?;
         output::info(format!("Successfully stopped container {name}"));
     }

@@ -184,6 +184,19 @@ impl<'a> UnitRun<'a> {
         Ok(&self.container(name)?.spec)
     }
 
+    /// The seconds a stop of `name` waits before the engine kills it: the order's explicit
+    /// `timeout`, else the container's `stop_timeout`.
+    pub fn stop_timeout(&self, name: &str, explicit: Option<u32>) -> u32 {
+        explicit.unwrap_or_else(|| {
+            self.unit
+                .containers
+                .get(name)
+                .map_or(crate::unit::container::DEFAULT_STOP_TIMEOUT, |c| {
+                    c.spec.stop_timeout
+                })
+        })
+    }
+
     /// Creates the unit network once per run (again after the run removed it).
     pub async fn ensure_network(&self) -> OrderResult {
         let mut ready = self.network_ready.lock().await;
@@ -296,7 +309,9 @@ impl<'a> UnitRun<'a> {
             Action::Build => image::build_order(self, name).await,
             Action::Create => lifecycle::create(self, name).await.map(|_| ()),
             Action::Start(args) => Box::pin(lifecycle::start(self, name, args)).await,
-            Action::Stop(args) => lifecycle::stop(self, name, args.timeout.unwrap_or(10)).await,
+            Action::Stop(args) => {
+                lifecycle::stop(self, name, self.stop_timeout(name, args.timeout)).await
+            }
             Action::Remove(args) => lifecycle::remove(self, name, args).await,
             Action::RemoveImage(args) => image::remove_image(self, name, args).await,
             Action::Tag(args) => image::tag(self, name, args).await,
