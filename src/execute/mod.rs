@@ -7,6 +7,7 @@ pub mod context;
 pub mod image;
 pub mod interrupt;
 pub mod lifecycle;
+pub mod ownership;
 pub mod pull;
 pub mod run;
 pub mod substitute;
@@ -95,6 +96,8 @@ pub struct Runtime {
     pub pull: Option<crate::unit::container::PullPolicy>,
     /// SIGINT and SIGTERM: every long wait of the run races it.
     pub interrupt: interrupt::Interrupt,
+    /// What the run left alone because dstart did not make it for the unit (exit 1 at the end).
+    pub refusals: ownership::Refusals,
 }
 
 /// The names a unit's objects have on the engine.
