@@ -156,3 +156,51 @@ fn purge_leaves_a_foreign_container_of_the_units_name_and_its_volume() {
     assert_eq!(kept, "precious\n15");
     docker(&["rm", "-f", "-v", &db]);
 }
+
+/// The engine takes only absolute bind paths: a relative one (`./site`) resolves against the
+/// configuration directory made absolute, whatever the form of `-c`.
+#[test]
+fn relative_bind_paths_are_absolute_for_any_form_of_the_configuration_directory() {
+    let sb = Sandbox::new("sfbind");
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    sb.write("site/index.html", "the bound page\n");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{web}:\n  image: {}\n  command: [sh, -c, \"cat /site/index.html; trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  volumes: ['./site:/site:ro']\n---\n- {web}: {{command: start, ready: {{log: the bound page, timeout: 10}}}}\n",
+            base_image()
+        ),
+    );
+    let conf = std::fs::canonicalize(sb.conf()).unwrap();
+    let dir_name = conf.file_name().unwrap().to_string_lossy().into_owned();
+    let parent = conf.parent().unwrap().to_path_buf();
+    for (cwd, c) in [
+        (parent.clone(), dir_name.clone()),
+        (parent.clone(), format!("./{dir_name}")),
+        (conf.join("units"), format!("../../{dir_name}")),
+    ] {
+        for command in ["start", "purge"] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_dstart"))
+                .args(["-c", &c, "run", &format!("{id}/{command}")])
+                .env_remove("DOCKERSTRA_CONF")
+                .current_dir(&cwd)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "-c {c} {command}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if command == "start" {
+                let source = sb.inspect(&web, "{{range .Mounts}}{{.Source}}{{end}}");
+                assert_eq!(
+                    source.as_deref(),
+                    Some(conf.join("site").to_str().unwrap()),
+                    "-c {c}"
+                );
+            }
+        }
+    }
+}

@@ -356,6 +356,9 @@ pub fn resolve_host_path(rt: &Runtime, spec: Option<&ContainerSpec>, path: &str)
 /// [`resolve_host_path`] for the configuration directory `conf`, the current directory `cwd`
 /// and the container's `build.path`.
 pub fn host_path(conf: &Path, cwd: &Path, build: Option<&str>, path: &str) -> PathBuf {
+    // The engine takes only absolute bind paths (a relative one reads as a volume name),
+    // whatever the form of `-c`.
+    let conf = &absolute_dir(conf, cwd);
     let config_dir = build
         .map(|b| build_path(conf, cwd, b))
         .filter(|p| p.exists())
@@ -372,6 +375,15 @@ pub fn host_path(conf: &Path, cwd: &Path, build: Option<&str>, path: &str) -> Pa
     let joined = if p.is_absolute() { p } else { conf.join(p) };
     // `dir/./backups` reads as `dir/backups` (only `.` is dropped: `..` may cross a link).
     joined.components().collect()
+}
+
+/// `dir` made absolute against `cwd`; a relative one without its `.` and `..` (`-c ../x/conf`).
+fn absolute_dir(dir: &Path, cwd: &Path) -> PathBuf {
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    let joined = cwd.join(dir);
+    std::fs::canonicalize(&joined).unwrap_or(joined)
 }
 
 /// A build context directory: absolute, else relative to the configuration directory, else to
@@ -539,6 +551,26 @@ mod tests {
                 expected,
                 "{path} with build {build:?}"
             );
+        }
+    }
+
+    #[test]
+    fn bind_paths_are_absolute_whatever_the_form_of_the_configuration_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(tmp.path()).unwrap();
+        let cwd = base.join("work/here");
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::create_dir_all(cwd.join("conf")).unwrap();
+        std::fs::create_dir_all(base.join("work/x/conf")).unwrap();
+        for (conf, expected) in [
+            ("conf", cwd.join("conf/data")),
+            ("./conf", cwd.join("conf/data")),
+            ("../x/conf", base.join("work/x/conf/data")),
+            (".", cwd.join("data")),
+        ] {
+            let got = host_path(Path::new(conf), &cwd, None, "./data");
+            assert_eq!(got, expected, "-c {conf}");
+            assert!(got.is_absolute(), "-c {conf}: {}", got.display());
         }
     }
 
