@@ -50,6 +50,15 @@ fn current_log(container: &str) -> String {
     )
 }
 
+/// The files of a volume, read through a throwaway container.
+fn read_volume(volume: &str, files: &[&str]) -> String {
+    let mount = format!("{volume}:/v");
+    let paths: Vec<String> = files.iter().map(|f| format!("/v/{f}")).collect();
+    let mut args = vec!["run", "--rm", "-v", &mount, base_image(), "cat"];
+    args.extend(paths.iter().map(String::as_str));
+    docker(&args)
+}
+
 #[test]
 fn generated_stop_shuts_postgresql_down_cleanly() {
     let sb = Sandbox::new("sfstop");
@@ -143,16 +152,7 @@ fn purge_leaves_a_foreign_container_of_the_units_name_and_its_volume() {
     assert!(stderr.contains("dstart.unit"), "{stderr}");
     assert!(sb.exists(&db), "the foreign container is still there");
     assert!(!sb.exists(&app), "the unit's own container is removed");
-    let kept = docker(&[
-        "run",
-        "--rm",
-        "-v",
-        &format!("{volume}:/v"),
-        base_image(),
-        "cat",
-        "/v/theirs",
-        "/v/PG_VERSION",
-    ]);
+    let kept = read_volume(&volume, &["theirs", "PG_VERSION"]);
     assert_eq!(kept, "precious\n15");
     docker(&["rm", "-f", "-v", &db]);
 }
@@ -203,4 +203,39 @@ fn relative_bind_paths_are_absolute_for_any_form_of_the_configuration_directory(
             }
         }
     }
+}
+
+/// Data migrated into a named volume made by hand: the unit uses it, `purge` removes the
+/// unit's container but not the volume, and says so.
+#[test]
+fn purge_leaves_a_named_volume_made_by_hand() {
+    let sb = Sandbox::new("sfvolume");
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    let volume = format!("{id}-vol");
+    docker(&["volume", "create", &volume]);
+    docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/v"),
+        base_image(),
+        "sh",
+        "-c",
+        "echo migrated > /v/data",
+    ]);
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{web}:\n  image: {}\n  command: [sh, -c, \"cat /data/data; trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  volumes: ['{volume}:/data']\n---\n- {web}: {{command: start, ready: {{log: migrated, timeout: 10}}}}\n",
+            base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/purge")], 1);
+    assert!(stderr.contains(&format!("volume {volume}")), "{stderr}");
+    assert!(!sb.exists(&web), "the unit's container is removed");
+    let kept = read_volume(&volume, &["data"]);
+    assert_eq!(kept, "migrated");
 }
