@@ -306,11 +306,33 @@ fn with_engine(
             cwd,
             pull,
             interrupt,
+            refusals: execute::ownership::Refusals::default(),
         };
-        work(&rt).await
+        work(&rt).await?;
+        refused(&rt)
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result
+}
+
+/// Exit 1 when the run left alone something that dstart did not make for the unit (each was
+/// named in a warning when it was met).
+fn refused(rt: &Runtime) -> Result<(), Error> {
+    let list = rt.refusals.list();
+    if list.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Failed {
+        message: format!(
+            "left alone what dstart did not make for the unit: {}",
+            list.join(", ")
+        ),
+        hint: Some(
+            "dstart removes only what it made; remove or rename these by hand (docs/databases.md)"
+                .into(),
+        ),
+        source: None,
+    })
 }
 
 /// The engine of this run and why (SPEC "Command line"), and `DSTART_HTTP_TIMEOUT`: the

@@ -335,7 +335,7 @@ fn nested_unit_directories_are_listed_completed_and_helped() {
     );
     assert_eq!(
         orders_of(&env, "apps/shop/db/stop"),
-        yaml("[{shop-db: {command: stop, timeout: 0}}]")
+        yaml("[{shop-db: {command: stop, timeout: 10}}]")
     );
 }
 
@@ -460,7 +460,27 @@ fn generated_stop_prints_exactly() {
     let env = Env::fixture("basic");
     assert_eq!(
         env.dstart(&["run", "--print-unit", "gen/stop"]).ok(),
-        format!("{GEN_COMPOSITION}---\n- x2_with_build:\n    command: stop\n    timeout: 0\n")
+        format!("{GEN_COMPOSITION}---\n- x2_with_build:\n    command: stop\n    timeout: 10\n")
+    );
+}
+
+#[test]
+fn generated_stops_show_each_stop_timeout_and_restart_waits_for_ready() {
+    let env = Env::empty();
+    env.unit(
+        "db/start.yaml",
+        "db-pg: {image: postgres, stop_timeout: 60}\ndb-app: {image: busybox}\n---\n- db-pg: {command: start, ready: {log: ready to accept, timeout: 30}}\n- db-app: {command: start}\n",
+    );
+    assert_eq!(
+        orders_of(&env, "db/stop"),
+        yaml("[{db-app: {command: stop, timeout: 10}}, {db-pg: {command: stop, timeout: 60}}]")
+    );
+    assert_eq!(
+        orders_of(&env, "db/restart"),
+        yaml(
+            "[{db-pg: {command: start, restart: true, timeout: 60, ready: {log: ready to accept, timeout: 30}}},
+              {db-app: {command: start, restart: true, timeout: 10}}]"
+        )
     );
 }
 
@@ -468,23 +488,23 @@ fn generated_stop_prints_exactly() {
 fn generated_order_lists_of_original_section_4() {
     let env = Env::fixture("basic");
     let expected = [
-        ("stop", "[{x2_with_build: {command: stop, timeout: 0}}]"),
+        ("stop", "[{x2_with_build: {command: stop, timeout: 10}}]"),
         (
             "cleanup",
-            "[{x2_with_build: {command: stop, timeout: 0}},
+            "[{x2_with_build: {command: stop, timeout: 10}},
               {x2_with_build: {command: remove, v: false}},
               {x1_without_build: {command: remove, v: false}}]",
         ),
         (
             "purge",
-            "[{x2_with_build: {command: stop, timeout: 0}},
+            "[{x2_with_build: {command: stop, timeout: 10}},
               {x2_with_build: {command: remove, v: true}},
               {x1_without_build: {command: remove, v: true}},
               {x2_with_build: {command: remove_image}}]",
         ),
         (
             "restart",
-            "[{x2_with_build: {command: start, restart: true, timeout: 0}}]",
+            "[{x2_with_build: {command: start, restart: true, timeout: 10}}]",
         ),
         ("build", "[{x2_with_build: {command: build}}]"),
         (
@@ -567,7 +587,7 @@ fn an_explicit_file_overrides_a_generated_command() {
     assert_eq!(
         orders_of(&env, "over/cleanup"),
         yaml(
-            "[{web: {command: stop, timeout: 0}}, {db: {command: stop, timeout: 0}},
+            "[{web: {command: stop, timeout: 10}}, {db: {command: stop, timeout: 10}},
               {web: {command: remove, v: false}}, {db: {command: remove, v: false}}]"
         )
     );
@@ -582,7 +602,7 @@ fn a_flat_unit_file_runs_with_generated_commands() {
     );
     assert_eq!(
         orders_of(&env, "flat/purge"),
-        yaml("[{app: {command: stop, timeout: 0}}, {app: {command: remove, v: true}}]")
+        yaml("[{app: {command: stop, timeout: 10}}, {app: {command: remove, v: true}}]")
     );
 }
 
@@ -612,7 +632,7 @@ web: {image: busybox, startup: {links: {app: backend}}}
     assert_eq!(
         orders_of(&env, "dep/purge"),
         yaml(
-            "[{web: {command: stop, timeout: 0}}, {app: {command: stop, timeout: 0}},
+            "[{web: {command: stop, timeout: 10}}, {app: {command: stop, timeout: 10}},
               {web: {command: remove, v: true}}, {app: {command: remove, v: true}},
               {data: {command: remove, v: true}}]"
         )
@@ -1097,7 +1117,7 @@ fn generated_commands_use_the_start_and_global_arguments() {
         .ok();
     assert!(out.contains("FLAVOUR: fancy"), "{out}");
     assert!(
-        out.ends_with("---\n- vv:\n    command: stop\n    timeout: 0\n"),
+        out.ends_with("---\n- vv:\n    command: stop\n    timeout: 10\n"),
         "{out}"
     );
 }
@@ -1398,13 +1418,13 @@ fn generated_commands_derive_from_the_filtered_start_orders() {
     let env = Env::fixture("modes");
     assert_eq!(
         orders_of(&env, "web/stop:minimal"),
-        yaml("[{web: {command: stop, timeout: 0}}, {db: {command: stop, timeout: 0}}]")
+        yaml("[{web: {command: stop, timeout: 10}}, {db: {command: stop, timeout: 10}}]")
     );
     assert_eq!(
         orders_of(&env, "web/stop"),
         yaml(
-            "[{admin: {command: stop, timeout: 0}}, {web: {command: stop, timeout: 0}},
-              {cache: {command: stop, timeout: 0}}, {db: {command: stop, timeout: 0}}]"
+            "[{admin: {command: stop, timeout: 10}}, {web: {command: stop, timeout: 10}},
+              {cache: {command: stop, timeout: 10}}, {db: {command: stop, timeout: 10}}]"
         )
     );
 }
@@ -1682,6 +1702,14 @@ fn bad_form_of_a_value_says_which_forms_the_key_takes() {
             container("  build: 5\n"),
             "3:3: container `aa`: `build`: expected a mapping, found the number `5`",
         ),
+        (
+            container("  stop_timeout: -1\n"),
+            "3:3: container `aa`: `stop_timeout`: expected a non-negative number of seconds, found `-1`\nhint: the grace period between the stop signal and SIGKILL, such as `30`",
+        ),
+        (
+            container("  stop_timeout: soon\n"),
+            "3:3: container `aa`: `stop_timeout`: expected a number, found `soon`",
+        ),
     ];
     bad_units_fail_with(&cases);
 }
@@ -1909,7 +1937,7 @@ fn bad_utf8_names_the_line_of_the_first_bad_byte() {
 fn bad_unknown_key_in_a_container_lists_accepted_keys() {
     assert_eq!(
         bad_unit("aa:\n  image: busybox\n  imgae: x\n---\n- aa: {command: start}\n"),
-        "error: conf/units/bad/start.yaml:3:3: container `aa`: `imgae`: unknown key `imgae`, expected one of `build`, `creation`, `startup`, `image`, `command`, `entrypoint`, `env`, `ports`, `volumes`, `labels`, `working_dir`, `user`, `pull`, `daemon`, `job`, `jobs`, `tests`, `backup`, `restore`\n"
+        "error: conf/units/bad/start.yaml:3:3: container `aa`: `imgae`: unknown key `imgae`, expected one of `build`, `creation`, `startup`, `image`, `command`, `entrypoint`, `env`, `ports`, `volumes`, `labels`, `working_dir`, `user`, `pull`, `stop_timeout`, `daemon`, `job`, `jobs`, `tests`, `backup`, `restore`\n"
     );
 }
 
@@ -2503,7 +2531,7 @@ fn variant_table_is_what_dstart_prints() {
     );
     assert_eq!(
         orders("site/stop:minimal"),
-        yaml("[{site-web: {command: stop, timeout: 0}}, {site-db: {command: stop, timeout: 0}}]")
+        yaml("[{site-web: {command: stop, timeout: 10}}, {site-db: {command: stop, timeout: 10}}]")
     );
 }
 

@@ -48,8 +48,11 @@ impl Engine {
             .map_err(|e| classify(&call, "network", network, e))
     }
 
-    /// Names of the containers attached to a network; `None` if the network does not exist.
-    pub async fn network_containers(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
+    /// A network as the engine describes it; `None` if it does not exist.
+    async fn inspect_network(
+        &self,
+        name: &str,
+    ) -> Result<Option<bollard::models::NetworkInspect>, EngineError> {
         let inspect = self
             .within(
                 "inspecting a network",
@@ -58,13 +61,29 @@ impl Engine {
             )
             .await?
             .map_err(|e| classify("inspecting a network", "network", name, e));
-        Ok(optional(inspect)?.map(|n| {
+        optional(inspect)
+    }
+
+    /// Names of the containers attached to a network; `None` if the network does not exist.
+    pub async fn network_containers(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
+        Ok(self.inspect_network(name).await?.map(|n| {
             n.containers
                 .unwrap_or_default()
                 .into_values()
                 .filter_map(|c| c.name)
                 .collect()
         }))
+    }
+
+    /// The labels of a network; `None` if it does not exist.
+    pub async fn network_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<HashMap<String, String>>, EngineError> {
+        Ok(self
+            .inspect_network(name)
+            .await?
+            .map(|n| n.labels.unwrap_or_default()))
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {

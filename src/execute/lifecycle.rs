@@ -15,6 +15,7 @@ use crate::engine::convert::{
     self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
 };
 use crate::engine::{ContainerInfo, Created, EngineError, MountInfo};
+use crate::execute::ownership::Owner;
 use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, resolve_host_path};
 use crate::output;
 use crate::unit::container::{ContainerSpec, MountSpec};
@@ -161,7 +162,7 @@ async fn change_reason(
     info: &ContainerInfo,
     req: &CreateRequest,
 ) -> OrderResult<Option<String>> {
-    if !info.labels.contains_key(LABEL_UNIT) {
+    if !Owner::of(&info.labels, &run.naming.unit_label).is_unit() {
         return Ok(None);
     }
     if info.labels.get(LABEL_HASH) != Some(&req.hash) {
@@ -197,10 +198,15 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
             started = true;
         }
         Some(info) => {
-            if !info.labels.contains_key(LABEL_UNIT) {
-                output::debug(format!(
-                    "Container {name} was not created by dstart; it is never recreated"
-                ));
+            let owner = Owner::of(&info.labels, &run.naming.unit_label);
+            if !owner.is_unit() {
+                output::warn(
+                    "lifecycle",
+                    format!(
+                        "container {name} is started as it is: {}, so it cannot be kept in line with the unit (never recreated)",
+                        owner.why()
+                    ),
+                );
             }
             // `pull: always`: the newest image first, so that a changed one recreates below.
             if let Some(image) = &spec.image {
@@ -208,13 +214,15 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                 Box::pin(super::pull::refresh(run, spec, image)).await?;
             }
             let reason = match args.recreate {
+                _ if !owner.is_unit() => None,
                 Recreate::Never => None,
                 Recreate::Always => Some("`recreate: always` is set".to_string()),
                 Recreate::Auto => change_reason(run, spec, &info, &req).await?,
             };
             match (reason, args.recreate) {
                 (Some(reason), _) => {
-                    Box::pin(recreate(run, spec, &info, &reason, args.timeout)).await?;
+                    let timeout = run.stop_timeout(name, args.timeout);
+                    Box::pin(recreate(run, spec, &info, &reason, timeout)).await?;
                     start_now(run, name, args).await?;
                     started = true;
                 }
@@ -238,7 +246,8 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                     after = if info.running {
                         // A restart is a stop and a start, as the engine does it; stopping
                         // first tells exactly where the output of the old run ends.
-                        run.engine().stop_container(name, args.timeout).await?;
+                        let timeout = run.stop_timeout(name, args.timeout);
+                        run.engine().stop_container(name, timeout).await?;
                         run.engine()
                             .container(name)
                             .await?
@@ -648,6 +657,14 @@ pub async fn remove(run: &UnitRun<'_>, name: &str, args: &RemoveArgs) -> OrderRe
         ));
         return Ok(());
     };
+    let owner = Owner::of(&info.labels, &run.naming.unit_label);
+    if !owner.is_unit() {
+        // Nor its anonymous volumes: someone else's data.
+        run.rt
+            .refusals
+            .refuse("container", name, "removing", &owner);
+        return Ok(());
+    }
     let own = own_volumes(run, &info).await?;
     if !args.v && !own.is_empty() {
         output::info(format!(
@@ -657,7 +674,7 @@ pub async fn remove(run: &UnitRun<'_>, name: &str, args: &RemoveArgs) -> OrderRe
     }
     if info.running {
         engine
-            .stop_container(name, args.timeout.unwrap_or(10))
+            .stop_container(name, run.stop_timeout(name, args.timeout))
             .await?;
         output::info(format!("Successfully stopped container {name}"));
     }
@@ -688,8 +705,12 @@ async fn remove_unit_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderRe
         if m.kind != "volume" || m.is_anonymous_volume() {
             continue;
         }
-        let labels = engine.volume_labels(vol).await?;
-        if labels.as_ref().and_then(|l| l.get(LABEL_UNIT)) != Some(&run.naming.unit_label) {
+        let Some(labels) = engine.volume_labels(vol).await? else {
+            continue;
+        };
+        let owner = Owner::of(&labels, &run.naming.unit_label);
+        if !owner.is_unit() {
+            run.rt.refusals.refuse("volume", vol, "removing", &owner);
             continue;
         }
         match engine.remove_volume(vol).await {
@@ -730,29 +751,49 @@ pub async fn remove_network_if_unused(run: &UnitRun<'_>) {
         .containers_with_labels(&[(LABEL_UNIT, run.naming.unit_label.as_str())])
         .await
     {
-        Ok(left) if left.is_empty() => match engine.remove_network(net).await {
-            Ok(()) => {
-                run.forget_network().await;
-                output::debug(format!("Removed network {net}"));
+        Ok(left) if left.is_empty() => match network_owner(run).await {
+            Some(owner) if !owner.is_unit() => {
+                run.rt.refusals.refuse("network", net, "removing", &owner);
             }
-            Err(e) if e.is_not_found() => run.forget_network().await,
-            Err(e) => {
-                let users = if attached.is_empty() {
-                    String::new()
-                } else {
-                    format!(", which {} still uses", attached.join(", "))
-                };
-                output::warn(
-                    "lifecycle",
-                    format!("could not remove network {net}{users} (carrying on): {e}"),
-                );
-            }
+            _ => remove_network(run, &attached).await,
         },
         Ok(_) => {}
         Err(e) => output::warn(
             "lifecycle",
             format!("could not list the containers of {net}: {e}"),
         ),
+    }
+}
+
+/// Whose the unit network is; `None` when that cannot be told (the removal then says why).
+async fn network_owner(run: &UnitRun<'_>) -> Option<Owner> {
+    let labels = run
+        .engine()
+        .network_labels(&run.naming.network)
+        .await
+        .ok()??;
+    Some(Owner::of(&labels, &run.naming.unit_label))
+}
+
+async fn remove_network(run: &UnitRun<'_>, attached: &[String]) {
+    let net = &run.naming.network;
+    match run.engine().remove_network(net).await {
+        Ok(()) => {
+            run.forget_network().await;
+            output::debug(format!("Removed network {net}"));
+        }
+        Err(e) if e.is_not_found() => run.forget_network().await,
+        Err(e) => {
+            let users = if attached.is_empty() {
+                String::new()
+            } else {
+                format!(", which {} still uses", attached.join(", "))
+            };
+            output::warn(
+                "lifecycle",
+                format!("could not remove network {net}{users} (carrying on): {e}"),
+            );
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod context;
 pub mod image;
 pub mod interrupt;
 pub mod lifecycle;
+pub mod ownership;
 pub mod pull;
 pub mod run;
 pub mod substitute;
@@ -95,6 +96,8 @@ pub struct Runtime {
     pub pull: Option<crate::unit::container::PullPolicy>,
     /// SIGINT and SIGTERM: every long wait of the run races it.
     pub interrupt: interrupt::Interrupt,
+    /// What the run left alone because dstart did not make it for the unit (exit 1 at the end).
+    pub refusals: ownership::Refusals,
 }
 
 /// The names a unit's objects have on the engine.
@@ -182,6 +185,19 @@ impl<'a> UnitRun<'a> {
 
     pub fn spec(&self, name: &str) -> OrderResult<&'a ContainerSpec> {
         Ok(&self.container(name)?.spec)
+    }
+
+    /// The seconds a stop of `name` waits before the engine kills it: the order's explicit
+    /// `timeout`, else the container's `stop_timeout`.
+    pub fn stop_timeout(&self, name: &str, explicit: Option<u32>) -> u32 {
+        explicit.unwrap_or_else(|| {
+            self.unit
+                .containers
+                .get(name)
+                .map_or(crate::unit::container::DEFAULT_STOP_TIMEOUT, |c| {
+                    c.spec.stop_timeout
+                })
+        })
     }
 
     /// Creates the unit network once per run (again after the run removed it).
@@ -293,7 +309,9 @@ impl<'a> UnitRun<'a> {
             Action::Build => image::build_order(self, name).await,
             Action::Create => lifecycle::create(self, name).await.map(|_| ()),
             Action::Start(args) => Box::pin(lifecycle::start(self, name, args)).await,
-            Action::Stop(args) => lifecycle::stop(self, name, args.timeout.unwrap_or(10)).await,
+            Action::Stop(args) => {
+                lifecycle::stop(self, name, self.stop_timeout(name, args.timeout)).await
+            }
             Action::Remove(args) => lifecycle::remove(self, name, args).await,
             Action::RemoveImage(args) => image::remove_image(self, name, args).await,
             Action::Tag(args) => image::tag(self, name, args).await,
@@ -335,6 +353,9 @@ pub fn resolve_host_path(rt: &Runtime, spec: Option<&ContainerSpec>, path: &str)
 /// [`resolve_host_path`] for the configuration directory `conf`, the current directory `cwd`
 /// and the container's `build.path`.
 pub fn host_path(conf: &Path, cwd: &Path, build: Option<&str>, path: &str) -> PathBuf {
+    // The engine takes only absolute bind paths (a relative one reads as a volume name),
+    // whatever the form of `-c`.
+    let conf = &absolute_dir(conf, cwd);
     let config_dir = build
         .map(|b| build_path(conf, cwd, b))
         .filter(|p| p.exists())
@@ -351,6 +372,15 @@ pub fn host_path(conf: &Path, cwd: &Path, build: Option<&str>, path: &str) -> Pa
     let joined = if p.is_absolute() { p } else { conf.join(p) };
     // `dir/./backups` reads as `dir/backups` (only `.` is dropped: `..` may cross a link).
     joined.components().collect()
+}
+
+/// `dir` made absolute against `cwd`; a relative one without its `.` and `..` (`-c ../x/conf`).
+fn absolute_dir(dir: &Path, cwd: &Path) -> PathBuf {
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    let joined = cwd.join(dir);
+    std::fs::canonicalize(&joined).unwrap_or(joined)
 }
 
 /// A build context directory: absolute, else relative to the configuration directory, else to
@@ -518,6 +548,26 @@ mod tests {
                 expected,
                 "{path} with build {build:?}"
             );
+        }
+    }
+
+    #[test]
+    fn bind_paths_are_absolute_whatever_the_form_of_the_configuration_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(tmp.path()).unwrap();
+        let cwd = base.join("work/here");
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::create_dir_all(cwd.join("conf")).unwrap();
+        std::fs::create_dir_all(base.join("work/x/conf")).unwrap();
+        for (conf, expected) in [
+            ("conf", cwd.join("conf/data")),
+            ("./conf", cwd.join("conf/data")),
+            ("../x/conf", base.join("work/x/conf/data")),
+            (".", cwd.join("data")),
+        ] {
+            let got = host_path(Path::new(conf), &cwd, None, "./data");
+            assert_eq!(got, expected, "-c {conf}");
+            assert!(got.is_absolute(), "-c {conf}: {}", got.display());
         }
     }
 

@@ -191,6 +191,7 @@ pub fn bare_spec(name: &str, image: &str) -> ContainerSpec {
         host: crate::unit::container::HostSpec::default(),
         tests: crate::unit::container::TestSpec::default(),
         pull: crate::unit::container::PullPolicy::default(),
+        stop_timeout: crate::unit::container::DEFAULT_STOP_TIMEOUT,
         backup: None,
         restore: None,
     }

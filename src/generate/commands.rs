@@ -14,6 +14,7 @@ use crate::config::source::Origin;
 use crate::error::ConfigError;
 use crate::unit::Container;
 use crate::unit::backup::{Hook, Keep};
+use crate::unit::container::DEFAULT_STOP_TIMEOUT;
 use crate::unit::order::{Action, DEFAULT_PARALLEL, Order, Step, order_from_value};
 
 /// How many containers a generated teardown stops and removes at once. Measured with 30
@@ -142,14 +143,14 @@ fn wave_steps(
     Ok(steps)
 }
 
-/// The `ready:` of the first start order of `name`, as written: what a generated backup or
-/// restore that stops the container waits for when it starts it again.
+/// The `ready:` of the first start order of `name` that has one, as written: what a generated restart, and a
+/// generated backup or restore that stops the container, wait for when they start it again.
 fn start_ready(start: &[Step], name: &str) -> Option<Value> {
     start
         .iter()
         .flat_map(Step::orders)
-        .find(|o| o.container == name && matches!(o.action, Action::Start(_)))
-        .and_then(|o| o.raw.get("ready").cloned())
+        .filter(|o| o.container == name && matches!(o.action, Action::Start(_)))
+        .find_map(|o| o.raw.get("ready").cloned())
 }
 
 fn strings(list: &[String]) -> Value {
@@ -212,9 +213,10 @@ pub fn age_recipients(env: &Environment) -> Vec<String> {
 }
 
 /// The seconds a generated stop gives container `name` (its `stop_timeout`).
-// TODO(i17): the container spec's `stop_timeout`; the engine's default until it has one.
-fn stop_timeout(_containers: &IndexMap<String, Container>, _name: &str) -> u32 {
-    10
+fn stop_timeout(containers: &IndexMap<String, Container>, name: &str) -> u32 {
+    containers
+        .get(name)
+        .map_or(DEFAULT_STOP_TIMEOUT, |c| c.spec.stop_timeout)
 }
 
 /// The orders of generated command `command` from the start steps.
@@ -230,7 +232,10 @@ pub fn generate(
     let stop = |n: &str| {
         make(
             n,
-            &[("command", "stop".into()), ("timeout", 0.into())],
+            &[
+                ("command", "stop".into()),
+                ("timeout", stop_timeout(containers, n).into()),
+            ],
             &origin,
         )
     };
@@ -281,15 +286,16 @@ pub fn generate(
             Ok(steps)
         }
         "restart" => forward(&s.starts, &|n| {
-            make(
-                n,
-                &[
-                    ("command", "start".into()),
-                    ("restart", true.into()),
-                    ("timeout", 0.into()),
-                ],
-                &origin,
-            )
+            let mut args: Vec<(&str, Value)> = vec![
+                ("command", "start".into()),
+                ("restart", true.into()),
+                ("timeout", stop_timeout(containers, n).into()),
+            ];
+            // Every start waits for `ready:`: a restart as long as the start orders say.
+            if let Some(r) = start_ready(start, n) {
+                args.push(("ready", r));
+            }
+            make(n, &args, &origin)
         }),
         "build" => forward(&s.builds, &|n| {
             make(n, &[("command", "build".into())], &origin)
@@ -493,7 +499,7 @@ data: {image: busybox, volumes: [/data]}
         };
         assert_eq!(
             printed("stop"),
-            "- x2_with_build:\n    command: stop\n    timeout: 0\n"
+            "- x2_with_build:\n    command: stop\n    timeout: 10\n"
         );
         assert!(printed("purge").contains("command: remove\n    v: true\n"));
         // Without BACKUPDIR or BACKUP_DIR, backups go to `.`, timestamped, keeping 7.
@@ -508,5 +514,52 @@ data: {image: busybox, volumes: [/data]}
                 "    keep: 7",
             ]
         );
+    }
+
+    #[test]
+    fn generated_stops_give_each_container_its_stop_timeout() {
+        let text = "\
+db: {image: postgres, stop_timeout: 60}
+app: {image: busybox, stop_timeout: 2.5}
+web: {image: busybox}
+---
+- db: {command: start, ready: {log: ready to accept, timeout: 30}}
+- app: {command: start}
+- web: {command: start, ready: {http: http://localhost:80/}}
+";
+        let (containers, steps) = unit(text);
+        let env = Environment::from_map(serde_json::Map::new());
+        let timeouts = |command: &str| -> Vec<String> {
+            generate(command, "u", &steps, &containers, &env)
+                .unwrap()
+                .iter()
+                .flat_map(Step::orders)
+                .filter_map(|o| {
+                    let t = o.raw.get("timeout")?.as_u64()?;
+                    Some(format!("{}:{}:{t}", o.container, o.action.kind()))
+                })
+                .collect()
+        };
+        // Rounded up to whole seconds; the engine's 10 s when unset.
+        let stops = ["web:stop:10", "app:stop:3", "db:stop:60"];
+        assert_eq!(timeouts("stop"), stops);
+        assert_eq!(timeouts("cleanup"), stops);
+        assert_eq!(timeouts("purge"), stops);
+        assert_eq!(
+            timeouts("restart"),
+            ["db:start:60", "app:start:3", "web:start:10"]
+        );
+        assert_eq!(
+            timeouts("restore"),
+            ["db:restore:60", "app:restore:3", "web:restore:10"]
+        );
+        // A restart waits for the start orders' `ready:`.
+        let restart = generate("restart", "u", &steps, &containers, &env).unwrap();
+        let ready: Vec<bool> = restart
+            .iter()
+            .flat_map(Step::orders)
+            .map(|o| o.raw.get("ready").is_some())
+            .collect();
+        assert_eq!(ready, [true, false, true]);
     }
 }

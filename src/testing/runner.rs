@@ -13,6 +13,7 @@ use crate::checks::http::{HttpCheck, request_limit};
 use crate::engine::ContainerInfo;
 use crate::engine::convert::LABEL_UNIT;
 use crate::execute::lifecycle::{Probe, last_lines, probe};
+use crate::execute::ownership::Owner;
 use crate::execute::run::{remove_temporary, run_container_kept};
 use crate::execute::substitute::{lookup, substitute_args, substitute_text};
 use crate::execute::{Naming, OrderError, Runtime, UnitRun, network_name, resolve_host_path};
@@ -713,6 +714,14 @@ impl Tester<'_> {
         }
         for volume in self.plan.renames.volumes.values() {
             if !volume.ends_with(&suffix) {
+                continue;
+            }
+            let owner = match engine.volume_labels(volume).await? {
+                Some(labels) => Owner::of(&labels, &self.plan.unit_label),
+                None => continue,
+            };
+            if !owner.is_unit() {
+                run.rt.refusals.refuse("volume", volume, "removing", &owner);
                 continue;
             }
             match engine.remove_volume(volume).await {

@@ -33,8 +33,6 @@ use crate::unit::values::Seconds;
 
 /// Default seconds to wait for another run's lock.
 const LOCK_TIMEOUT: Seconds = Seconds::from_secs(600);
-/// Seconds a container gets to stop for a consistent backup.
-const STOP_TIMEOUT: u32 = 10;
 
 /// `backup`: locks, then decides ([`backup_plan`]), then carries the plan out.
 pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> OrderResult {
@@ -170,7 +168,7 @@ async fn write(
     making: &backup::Making,
 ) -> OrderResult<backup::Written> {
     let helper = helper_for_backup(run, making);
-    let stop = (args.stop && info.running).then(|| args.timeout.unwrap_or(STOP_TIMEOUT));
+    let stop = (args.stop && info.running).then(|| run.stop_timeout(name, args.timeout));
     while_stopped(
         run,
         name,

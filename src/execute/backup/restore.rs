@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use super::helper::{Counted, check_clean_tools, empty_volumes};
 use super::hooks::run_hook;
 use super::stream::Progress;
-use super::{STOP_TIMEOUT, default_sources, existing, hold_lock, name_lock, while_stopped};
+use super::{default_sources, existing, hold_lock, name_lock, while_stopped};
 use crate::backup::store::Format;
 use crate::backup::{self, Rejected, archive, store};
 use crate::engine::archive::UploadError;
@@ -166,7 +166,7 @@ pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> Or
         run_hook(run, name, "restore", "before", hook).await?;
     }
     crate::faults::point("restore:verified");
-    let stop = (args.stop && info.running).then(|| args.timeout.unwrap_or(STOP_TIMEOUT));
+    let stop = (args.stop && info.running).then(|| run.stop_timeout(name, args.timeout));
     if info.running && !args.stop {
         output::warn(
             "restore",

@@ -29,6 +29,9 @@ pub use raw::{
     RestartPolicyValue, UlimitValue,
 };
 
+/// The engine's own grace period between SIGTERM and SIGKILL, dstart's default `stop_timeout`.
+pub const DEFAULT_STOP_TIMEOUT: u32 = 10;
+
 /// How to build the image of a container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildSpec {
@@ -142,6 +145,9 @@ pub struct ContainerSpec {
     pub tests: TestSpec,
     /// When the image is pulled (an image that `build` makes is built, never pulled).
     pub pull: PullPolicy,
+    /// Seconds between SIGTERM and SIGKILL in every stop dstart makes (`stop_timeout`; an
+    /// order's explicit `timeout` wins).
+    pub stop_timeout: u32,
     /// How the generated backup archives it (`backup:`).
     pub backup: Option<crate::unit::backup::BackupSpec>,
     /// What the generated restore runs around the unpacking (`restore:`).

@@ -7,8 +7,8 @@ use super::mounts::mounts;
 use super::ports::ports;
 use super::raw::RawContainer;
 use super::{
-    BuildSpec, ContainerSpec, Healthcheck, HostSpec, RestartPolicy, TestSpec, Ulimit,
-    with_default_tag,
+    BuildSpec, ContainerSpec, DEFAULT_STOP_TIMEOUT, Healthcheck, HostSpec, RestartPolicy, TestSpec,
+    Ulimit, with_default_tag,
 };
 use crate::config::source::Origin;
 use crate::error::ConfigError;
@@ -97,6 +97,22 @@ fn label_pairs(
         out.insert(k, v);
     }
     Ok(out)
+}
+
+/// `stop_timeout`: a non-negative finite number of seconds, rounded up to whole seconds (the
+/// engine stops in whole seconds); the engine's default when unset.
+fn stop_timeout(origin: &Origin, name: &str, seconds: Option<f64>) -> Result<u32, ConfigError> {
+    match seconds {
+        None => Ok(DEFAULT_STOP_TIMEOUT),
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(s.ceil().min(f64::from(u32::MAX)) as u32)
+        }
+        Some(s) => Err(origin.key("stop_timeout").invalid_with_hint(
+            format!("container `{name}`: `stop_timeout`: expected a non-negative number of seconds, found `{s}`"),
+            "the grace period between the stop signal and SIGKILL, such as `30`",
+        )),
+    }
 }
 
 fn conflict(origin: &Origin, a: &str, b: &str) -> ConfigError {
@@ -445,6 +461,7 @@ impl RawContainer {
                 tests: self.tests.unwrap_or_default(),
             },
             pull: self.pull.unwrap_or_default(),
+            stop_timeout: stop_timeout(origin, name, self.stop_timeout)?,
             backup: self.backup,
             restore: self.restore,
         })

@@ -157,6 +157,8 @@ pub struct RawContainer {
     pub working_dir: Option<String>,
     pub user: Option<UserText>,
     pub pull: Option<PullPolicy>,
+    /// Seconds between SIGTERM and SIGKILL in every stop dstart makes.
+    pub stop_timeout: Option<f64>,
     pub daemon: Option<DaemonChecks>,
     pub job: Option<JobCheck>,
     pub jobs: Option<IndexMap<String, JobRun>>,

@@ -166,3 +166,25 @@ fn port_and_image_helpers() {
     );
     assert_eq!(split_image("a/b:2"), ("a/b".into(), "2".into()));
 }
+
+#[test]
+fn stop_timeout_is_checked_seconds() {
+    let ok: [(&str, u32); 5] = [
+        ("", DEFAULT_STOP_TIMEOUT),
+        ("stop_timeout: 0\n", 0),
+        ("stop_timeout: 30\n", 30),
+        ("stop_timeout: 2.5\n", 3),
+        ("stop_timeout: 600\n", 600),
+    ];
+    for (yaml, seconds) in ok {
+        let s = spec(&format!("image: busybox\n{yaml}")).unwrap();
+        assert_eq!(s.stop_timeout, seconds, "{yaml}");
+    }
+    for bad in ["-1", ".nan", ".inf", "-.inf", "soon", "[1]"] {
+        let err = spec(&format!("image: busybox\nstop_timeout: {bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("units/t/start.yaml:3:"), "{bad}: {err}");
+        assert!(err.contains("stop_timeout"), "{bad}: {err}");
+    }
+}

@@ -22,7 +22,8 @@ pub enum Recreate {
 pub struct StartArgs {
     pub restart: bool,
     pub attach: bool,
-    pub timeout: u32,
+    /// Seconds a restart or recreate waits for the old run to stop (else `stop_timeout`).
+    pub timeout: Option<u32>,
     pub ready: Option<Ready>,
     pub recreate: Recreate,
 }

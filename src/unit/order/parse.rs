@@ -236,7 +236,7 @@ pub fn order_from_value(
             Action::Start(StartArgs {
                 restart: r.restart.unwrap_or(false),
                 attach: r.attach.unwrap_or(false),
-                timeout: r.timeout.unwrap_or(10),
+                timeout: r.timeout,
                 ready: r.ready.map(|x| ready_from(&here, x)).transpose()?,
                 recreate: r.recreate.unwrap_or_default(),
             })

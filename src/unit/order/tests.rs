@@ -37,7 +37,7 @@ fn start_defaults_and_arguments() {
         Action::Start(StartArgs {
             restart: false,
             attach: false,
-            timeout: 10,
+            timeout: None,
             ready: None,
             recreate: Recreate::Auto
         })
