@@ -270,6 +270,29 @@ impl Sandbox {
                 let _ = docker_output(&["rmi", "-f", image]);
             }
         }
+        // Builds that lost their tag to a rebuild keep the repository in a label.
+        let out = docker_output(&["images", "-q", "--filter", "label=dstart.build-repository"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec![
+                "image",
+                "inspect",
+                "-f",
+                "{{.Id}} {{index .Config.Labels \"dstart.build-repository\"}}",
+            ];
+            args.extend(ids.iter().map(String::as_str));
+            let out = docker_output(&args);
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((id, repo)) = line.split_once(' ') {
+                    if repo.starts_with(&self.id) {
+                        let _ = docker_output(&["rmi", "-f", id]);
+                    }
+                }
+            }
+        }
     }
 
     /// `docker inspect -f FORMAT NAME`, or `None` if it does not exist.
