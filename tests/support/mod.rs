@@ -232,9 +232,25 @@ impl Sandbox {
         containers.sort();
         containers.dedup();
         if !containers.is_empty() {
+            // An anonymous volume a recreate carried over is mounted by name: `rm -v` keeps it.
+            let mut args = vec![
+                "inspect",
+                "-f",
+                "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+            ];
+            args.extend(containers.iter().map(String::as_str));
+            let out = docker_output(&args);
+            let anonymous: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_string)
+                .collect();
             let mut args = vec!["rm", "-f", "-v"];
             args.extend(containers.iter().map(String::as_str));
             let _ = docker_output(&args);
+            for volume in &anonymous {
+                let _ = docker_output(&["volume", "rm", volume]);
+            }
         }
         let out = docker_output(&[
             "volume",
