@@ -272,6 +272,13 @@ fn with_engine(
         PullWhen::Missing => PullPolicy::Missing,
         PullWhen::Never => PullPolicy::Never,
     });
+    let build_keep = execute::retention::build_keep(
+        &unit.environment,
+        &execute::retention::environment_files(
+            &conf.environments_dir(),
+            args.environment.as_deref(),
+        ),
+    )?;
     let (choice, timeout) = choose_engine(cli, Some(&unit.environment))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -305,6 +312,8 @@ fn with_engine(
             env,
             cwd,
             pull,
+            no_cache: args.no_cache,
+            build_keep,
             interrupt,
             refusals: execute::ownership::Refusals::default(),
         };

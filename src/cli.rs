@@ -156,6 +156,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "WHEN")]
     pub pull: Option<PullWhen>,
 
+    /// Rebuild every image this run builds, without the engine's build cache
+    #[arg(long)]
+    pub no_cache: bool,
+
     /// UNIT/COMMAND[:TOKEN...], then the arguments for the unit's own parser (globals.yaml
     /// `parser`); options of `run` go before UNIT/COMMAND
     #[arg(

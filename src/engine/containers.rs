@@ -54,6 +54,7 @@ impl Engine {
                     .map(|n| n.trim_start_matches('/').to_string())
                     .unwrap_or_default(),
                 labels: c.labels.unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
                 running: c.state.map(|s| s.to_string()).as_deref() == Some("running"),
             })
             .collect())

@@ -7,8 +7,8 @@ use futures_util::{Stream, StreamExt};
 use super::bounds::Activity;
 use super::registry::RegistryAuth;
 use super::{
-    BuildEvent, BuildParams, Engine, EngineError, ImageInfo, Progress, classify, label_filter,
-    optional,
+    BuildEvent, BuildParams, Engine, EngineError, ImageInfo, ImageSummary, Progress, classify,
+    label_filter, optional,
 };
 
 impl Engine {
@@ -224,6 +224,25 @@ impl Engine {
         &self,
         labels: &[(&str, &str)],
     ) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .image_summaries(labels)
+            .await?
+            .into_iter()
+            .flat_map(|i| {
+                if i.tags.is_empty() {
+                    vec![i.id]
+                } else {
+                    i.tags
+                }
+            })
+            .collect())
+    }
+
+    /// Images carrying all the given labels, dangling ones included.
+    pub async fn image_summaries(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<ImageSummary>, EngineError> {
         let opts = qp::ListImagesOptions {
             filters: Some(label_filter(labels)),
             ..Default::default()
@@ -234,14 +253,25 @@ impl Engine {
             .map_err(|e| classify("listing images", "image", "", e))?;
         Ok(list
             .into_iter()
-            .flat_map(|i| {
-                let tags: Vec<String> = i
+            .map(|i| ImageSummary {
+                id: i.id,
+                created: i.created,
+                tags: i
                     .repo_tags
                     .into_iter()
                     .filter(|t| t != "<none>:<none>")
-                    .collect();
-                if tags.is_empty() { vec![i.id] } else { tags }
+                    .collect(),
             })
+            .collect())
+    }
+
+    /// The IDs of the images of all containers (running or not).
+    pub async fn images_in_use(&self) -> Result<std::collections::HashSet<String>, EngineError> {
+        Ok(self
+            .containers_with_labels(&[])
+            .await?
+            .into_iter()
+            .map(|c| c.image_id)
             .collect())
     }
 

@@ -230,12 +230,24 @@ pub struct BuildParams {
     pub network_mode: Option<String>,
 }
 
+/// An image in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub id: String,
+    /// Seconds since the epoch.
+    pub created: i64,
+    /// `repo:tag` names (none for a dangling image).
+    pub tags: Vec<String>,
+}
+
 /// A summary of a container in a listing.
 #[derive(Debug, Clone)]
 pub struct ContainerSummary {
     pub id: String,
     pub name: String,
     pub labels: HashMap<String, String>,
+    /// The ID of the image the container runs.
+    pub image_id: String,
     pub running: bool,
 }
 

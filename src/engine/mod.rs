@@ -49,7 +49,7 @@ pub use error::EngineError;
 use error::{classify, from_status};
 pub use info::{
     BuildEvent, BuildParams, ByteStream, ContainerInfo, ContainerSummary, Created, ImageInfo,
-    MountInfo, OutputChunk, OutputStream, Progress,
+    ImageSummary, MountInfo, OutputChunk, OutputStream, Progress,
 };
 
 /// The oldest engine API dstart works with.

@@ -6,8 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::engine::{BuildEvent, BuildParams, ImageInfo};
+use crate::execute::buildhash::{
+    self, BuildDecision, BuildInputs, LABEL_BUILD_HASH, LABEL_BUILD_REPOSITORY,
+};
 use crate::execute::context::{ContextSpec, tar_stream};
-use crate::execute::{OrderError, OrderResult, UnitRun, pull, resolve_build_path};
+use crate::execute::{OrderError, OrderResult, UnitRun, pull, resolve_build_path, retention};
 use crate::output;
 use crate::unit::container::{ContainerSpec, PullPolicy, split_image, with_default_tag};
 use crate::unit::order::{CommitArgs, PushArgs, RemoveImageArgs, TagArgs};
@@ -21,17 +24,16 @@ fn image_of(spec: &ContainerSpec) -> OrderResult<String> {
         .ok_or_else(|| OrderError::failed(format!("container `{}` has no image", spec.name)))
 }
 
-/// `build`: builds (or pulls) the image unless it exists.
+/// `build`: builds the image when its inputs changed (`dstart.build-hash`), or pulls it
+/// unless it exists.
 pub async fn build_order(run: &UnitRun<'_>, name: &str) -> OrderResult {
     let spec = run.spec(name)?;
-    let image = spec
-        .build
-        .as_ref()
-        .and_then(|b| b.tag.clone())
-        .or_else(|| spec.image.clone());
-    match image {
+    match built_name(spec) {
         Some(img) => {
             let _guard = run.image_lock(&img).await;
+            if spec.build.is_some() {
+                return Box::pin(build_if_changed(run, spec, &img)).await;
+            }
             Box::pin(pull::refresh(run, spec, &img)).await?;
             if run.engine().image(&img).await?.is_some() {
                 output::debug(format!("Image {img} already exists. (skipped)"));
@@ -44,27 +46,79 @@ pub async fn build_order(run: &UnitRun<'_>, name: &str) -> OrderResult {
     }
 }
 
-/// The image of a container to be created, made if it is missing.
+/// The name `spec`'s image is built as (its `build.tag`, else its `image`).
+fn built_name(spec: &ContainerSpec) -> Option<String> {
+    spec.build
+        .as_ref()
+        .and_then(|b| b.tag.clone())
+        .or_else(|| spec.image.clone())
+}
+
+/// The image of a container to be created, made if it is missing (and rebuilt when it is
+/// built by the unit and its inputs changed).
 pub async fn ensure_image(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
     image: &str,
 ) -> OrderResult<ImageInfo> {
     let _guard = run.image_lock(image).await;
-    Box::pin(pull::refresh(run, spec, image)).await?;
-    if let Some(info) = run.engine().image(image).await? {
-        return Ok(info);
+    if spec.build.is_some() {
+        Box::pin(build_if_changed(run, spec, image)).await?;
+    } else {
+        Box::pin(pull::refresh(run, spec, image)).await?;
+        if let Some(info) = run.engine().image(image).await? {
+            return Ok(info);
+        }
+        output::debug(format!(
+            "The image {image} to create the container {} did not exist.  Trying to build it...",
+            spec.name
+        ));
+        Box::pin(make_image(run, spec, image)).await?;
     }
-    output::debug(format!(
-        "The image {image} to create the container {} did not exist.  Trying to build it...",
-        spec.name
-    ));
-    Box::pin(make_image(run, spec, image)).await?;
     run.engine().image(image).await?.ok_or_else(|| {
         OrderError::failed(format!(
             "the image `{image}` is still missing after it was made"
         ))
     })
+}
+
+/// Before `start` compares an existing container with its image: the image rebuilt when its
+/// inputs changed, or pulled with `pull: always`.
+pub async fn refresh(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> OrderResult {
+    let _guard = run.image_lock(image).await;
+    if spec.build.is_some() {
+        Box::pin(build_if_changed(run, spec, image)).await
+    } else {
+        Box::pin(pull::refresh(run, spec, image)).await
+    }
+}
+
+/// Builds `image` from `spec`'s build directory unless the image on the engine carries the
+/// build hash of the current inputs. Once per image and run. The caller holds the image lock.
+async fn build_if_changed(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> OrderResult {
+    if run.image_locks.built(image) {
+        output::debug(format!("Image {image} was built by this run already"));
+        return Ok(());
+    }
+    let prepared = prepare(run, spec)?;
+    let hash = input_hash(run, &prepared).await?;
+    let existing = run.engine().image(image).await?;
+    let label = existing
+        .as_ref()
+        .map(|i| i.labels.get(LABEL_BUILD_HASH).map(String::as_str));
+    match buildhash::decide(image, label, &hash, run.rt.no_cache) {
+        BuildDecision::Skip(why) => {
+            output::debug(why);
+            Ok(())
+        }
+        BuildDecision::Build(why) => {
+            output::debug(format!("Building because {why}"));
+            run_build(run, spec, prepared, Some(hash)).await?;
+            run.image_locks.note_built(image);
+            Box::pin(retention::after_build(run, image)).await;
+            Ok(())
+        }
+    }
 }
 
 /// Builds the missing image of `spec`, or pulls it unless its policy is `never`.
@@ -225,8 +279,14 @@ fn render_template(
     })
 }
 
-/// Builds the image of `spec`, streaming its context and showing progress.
-async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
+/// A build ready to hash and run: its context and the inputs besides the context files.
+struct Prepared {
+    ctx: ContextSpec,
+    inputs: BuildInputs,
+}
+
+/// Resolves the build directory of `spec` and renders its Dockerfile.
+fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult<Prepared> {
     let b = spec
         .build
         .as_ref()
@@ -240,11 +300,82 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
         )));
     }
     let ctx = rebase(run, dockerfile(run, spec, &dir)?)?;
+    let dockerfile = if let Some(bytes) = &ctx.rendered {
+        bytes.clone()
+    } else {
+        let path = ctx.dir.join(&ctx.dockerfile);
+        std::fs::read(&path).map_err(OrderError::io(format!("reading `{}`", path.display())))?
+    };
+    let inputs = BuildInputs {
+        dockerfile_path: ctx.dockerfile.clone(),
+        dockerfile,
+        buildargs: b.buildargs.clone().into_iter().collect(),
+        target: b.target.clone(),
+        labels: b.labels.clone().into_iter().collect(),
+        from_ids: std::collections::BTreeMap::new(),
+    };
+    Ok(Prepared { ctx, inputs })
+}
+
+/// The build hash of `prepared`: the IDs of the `FROM` images dstart built are looked up on
+/// the engine, the context is read on a blocking thread.
+async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<String> {
+    let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
+    let mut inputs = prepared.inputs.clone();
+    for from in buildhash::from_images(&text, &inputs.buildargs) {
+        if let Some(info) = run.engine().image(&from).await? {
+            if info.labels.contains_key(LABEL_BUILD_HASH) {
+                inputs.from_ids.insert(from, info.id);
+            }
+        }
+    }
+    let ctx = prepared.ctx.clone();
+    let what = ctx.dir.display().to_string();
+    tokio::task::spawn_blocking(move || buildhash::build_hash(&inputs, &ctx))
+        .await
+        .map_err(|e| OrderError::failed(format!("hashing the build context `{what}`: {e}")))?
+        .map_err(OrderError::io(format!(
+            "reading the build context `{what}`"
+        )))
+}
+
+/// Builds the image of `spec` whatever is on the engine (an untagged build).
+async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
+    let prepared = prepare(run, spec)?;
+    let hash = input_hash(run, &prepared).await?;
+    run_build(run, spec, prepared, Some(hash)).await
+}
+
+/// Builds the image of `spec`, streaming its context and showing progress. The image carries
+/// `hash` as its `dstart.build-hash` label.
+async fn run_build(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    prepared: Prepared,
+    hash: Option<String>,
+) -> OrderResult {
+    let b = spec
+        .build
+        .as_ref()
+        .ok_or_else(|| OrderError::failed(format!("container `{}` has no `build`", spec.name)))?;
+    let ctx = prepared.ctx;
+    let tag = built_name(spec).map(|t| with_default_tag(&t));
+    let mut labels: HashMap<String, String> = prepared.inputs.labels.into_iter().collect();
+    labels.insert(
+        crate::apidoc::LABEL_BUILD_PATH.to_string(),
+        b.path.trim_end_matches('/').to_string(),
+    );
+    if let Some(hash) = hash {
+        labels.insert(LABEL_BUILD_HASH.to_string(), hash);
+    }
+    if let Some(t) = &tag {
+        labels.insert(LABEL_BUILD_REPOSITORY.to_string(), split_image(t).0);
+    }
     let params = BuildParams {
-        tag: b.tag.clone().map(|t| with_default_tag(&t)),
+        tag: tag.clone(),
         dockerfile: ctx.dockerfile.clone(),
         rm: b.rm,
-        nocache: b.nocache,
+        nocache: b.nocache || run.rt.no_cache,
         pull: b.pull,
         forcerm: b.forcerm,
         buildargs: b
@@ -252,15 +383,7 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        labels: b
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(std::iter::once((
-                crate::apidoc::LABEL_BUILD_PATH.to_string(),
-                b.path.trim_end_matches('/').to_string(),
-            )))
-            .collect(),
+        labels,
         target: b.target.clone(),
         network_mode: b.network_mode.clone(),
     };
@@ -270,10 +393,7 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
             spec.name
         ));
     }
-    let what = b
-        .tag
-        .clone()
-        .unwrap_or_else(|| format!("the image for container {}", spec.name));
+    let what = built_name(spec).unwrap_or_else(|| format!("the image for container {}", spec.name));
     let progress = (output::show_progress() && output::verbosity() == 0).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -306,7 +426,7 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
     let result = result?;
     match result {
         Ok(_) => {
-            match &b.tag {
+            match built_name(spec) {
                 Some(t) => output::info(format!("Successfully built the image {t}")),
                 None => output::info(format!(
                     "Successfully built the image for container {}",
@@ -403,6 +523,7 @@ pub async fn push(run: &UnitRun<'_>, name: &str, args: &PushArgs) -> OrderResult
 pub struct ImageLocks {
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pulled: std::sync::Mutex<std::collections::HashSet<String>>,
+    built: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl ImageLocks {
@@ -412,6 +533,21 @@ impl ImageLocks {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(with_default_tag(image))
+    }
+
+    /// Whether this run built `image` already.
+    pub fn built(&self, image: &str) -> bool {
+        self.built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&with_default_tag(image))
+    }
+
+    pub fn note_built(&self, image: &str) {
+        self.built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(with_default_tag(image));
     }
 
     pub async fn lock(&self, image: &str) -> tokio::sync::OwnedMutexGuard<()> {

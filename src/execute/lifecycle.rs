@@ -208,10 +208,10 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                     ),
                 );
             }
-            // `pull: always`: the newest image first, so that a changed one recreates below.
+            // `pull: always`, or a build whose inputs changed: the newest image first, so
+            // that a changed one recreates below.
             if let Some(image) = &spec.image {
-                let _guard = run.image_lock(image).await;
-                Box::pin(super::pull::refresh(run, spec, image)).await?;
+                Box::pin(image::refresh(run, spec, image)).await?;
             }
             let reason = match args.recreate {
                 _ if !owner.is_unit() => None,

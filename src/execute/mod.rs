@@ -3,12 +3,14 @@
 //! generate stage could have made are taken here.
 
 pub mod backup;
+pub mod buildhash;
 pub mod context;
 pub mod image;
 pub mod interrupt;
 pub mod lifecycle;
 pub mod ownership;
 pub mod pull;
+pub mod retention;
 pub mod run;
 pub mod substitute;
 
@@ -94,6 +96,10 @@ pub struct Runtime {
     pub cwd: PathBuf,
     /// `run --pull`: the pull policy of every container in this run.
     pub pull: Option<crate::unit::container::PullPolicy>,
+    /// `run --no-cache`: every image this run builds is rebuilt without the engine's cache.
+    pub no_cache: bool,
+    /// `BUILD_KEEP`: how many images dstart built to keep per repository.
+    pub build_keep: usize,
     /// SIGINT and SIGTERM: every long wait of the run races it.
     pub interrupt: interrupt::Interrupt,
     /// What the run left alone because dstart did not make it for the unit (exit 1 at the end).

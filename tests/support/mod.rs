@@ -232,9 +232,25 @@ impl Sandbox {
         containers.sort();
         containers.dedup();
         if !containers.is_empty() {
+            // An anonymous volume a recreate carried over is mounted by name: `rm -v` keeps it.
+            let mut args = vec![
+                "inspect",
+                "-f",
+                "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+            ];
+            args.extend(containers.iter().map(String::as_str));
+            let out = docker_output(&args);
+            let anonymous: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_string)
+                .collect();
             let mut args = vec!["rm", "-f", "-v"];
             args.extend(containers.iter().map(String::as_str));
             let _ = docker_output(&args);
+            for volume in &anonymous {
+                let _ = docker_output(&["volume", "rm", volume]);
+            }
         }
         let out = docker_output(&[
             "volume",
@@ -268,6 +284,29 @@ impl Sandbox {
         for image in String::from_utf8_lossy(&out.stdout).lines() {
             if image.starts_with(&self.id) {
                 let _ = docker_output(&["rmi", "-f", image]);
+            }
+        }
+        // Builds that lost their tag to a rebuild keep the repository in a label.
+        let out = docker_output(&["images", "-q", "--filter", "label=dstart.build-repository"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec![
+                "image",
+                "inspect",
+                "-f",
+                "{{.Id}} {{index .Config.Labels \"dstart.build-repository\"}}",
+            ];
+            args.extend(ids.iter().map(String::as_str));
+            let out = docker_output(&args);
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((id, repo)) = line.split_once(' ') {
+                    if repo.starts_with(&self.id) {
+                        let _ = docker_output(&["rmi", "-f", id]);
+                    }
+                }
             }
         }
     }

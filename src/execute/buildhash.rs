@@ -1,0 +1,411 @@
+//! The `dstart.build-hash` label of the images dstart builds (SPEC "Images and build chains"),
+//! and the decision whether an existing image is rebuilt. The hash covers the rendered
+//! Dockerfile and its path, the build context after `.dockerignore` (paths, kinds, modes,
+//! contents, link targets), build args, target, labels, and the image ID of every `FROM` image
+//! that dstart built. File contents are streamed through the hasher, never held in memory.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+
+use sha2::{Digest, Sha256};
+
+use crate::execute::context::{ContextSpec, context_files};
+
+/// The label holding the hash of an image's inputs.
+pub const LABEL_BUILD_HASH: &str = "dstart.build-hash";
+/// The repository (name without tag) an image was built as: it stays when a rebuild takes
+/// the tag away, so that retention finds the dangling image.
+pub const LABEL_BUILD_REPOSITORY: &str = "dstart.build-repository";
+
+/// What, besides the context files, makes an image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BuildInputs {
+    /// The Dockerfile's path inside the context.
+    pub dockerfile_path: String,
+    /// The Dockerfile as sent (rendered from its template when there is one).
+    pub dockerfile: Vec<u8>,
+    pub buildargs: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// `FROM` image name → the ID of that image, for the images dstart built.
+    pub from_ids: BTreeMap<String, String>,
+}
+
+/// One context entry as the hash sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+/// Feeds length-prefixed fields into SHA-256, so that no two different inputs share a stream.
+struct Fields(Sha256);
+
+impl Fields {
+    fn field(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    fn map(&mut self, name: &str, map: &BTreeMap<String, String>) {
+        self.field(name.as_bytes());
+        self.field(&(map.len() as u64).to_le_bytes());
+        for (k, v) in map {
+            self.field(k.as_bytes());
+            self.field(v.as_bytes());
+        }
+    }
+
+    fn entry(&mut self, rel: &str, kind: Kind, mode: u32, content: &[u8]) {
+        self.field(rel.as_bytes());
+        self.field(&[kind as u8]);
+        self.field(&mode.to_le_bytes());
+        self.field(content);
+    }
+}
+
+/// The SHA-256 of a file's content, read in chunks.
+fn file_digest(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+    }
+    Ok(sha.finalize().into())
+}
+
+/// The build hash of `inputs` over the context `ctx` (the files the build would send), as
+/// `sha256:<hex>`.
+pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<String> {
+    let mut h = Fields(Sha256::new());
+    h.field(b"dstart build-hash 1");
+    h.field(inputs.dockerfile_path.as_bytes());
+    h.field(&inputs.dockerfile);
+    h.map("buildargs", &inputs.buildargs);
+    h.field(inputs.target.as_deref().unwrap_or_default().as_bytes());
+    h.field(&[u8::from(inputs.target.is_some())]);
+    h.map("labels", &inputs.labels);
+    h.map("from", &inputs.from_ids);
+    for (rel, path) in context_files(ctx)? {
+        let meta = std::fs::symlink_metadata(&path)?;
+        let mode = meta.permissions().mode() & 0o7777;
+        let kind = if meta.is_dir() {
+            Kind::Dir
+        } else if meta.is_file() {
+            Kind::File
+        } else if meta.file_type().is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        };
+        match kind {
+            Kind::File => h.entry(&rel, kind, mode, &file_digest(&path)?),
+            Kind::Symlink => {
+                let target = std::fs::read_link(&path)?;
+                h.entry(&rel, kind, mode, target.as_os_str().as_encoded_bytes());
+            }
+            Kind::Dir | Kind::Other => h.entry(&rel, kind, mode, &[]),
+        }
+    }
+    Ok(format!("sha256:{}", crate::text::hex(&h.0.finalize())))
+}
+
+/// The images the `FROM` lines of `dockerfile` name, with `$ARG` / `${ARG}` replaced from
+/// `buildargs` (else the `ARG` default before the first `FROM`); names of earlier stages and
+/// `scratch` are left out, as is a name with an argument that has no value.
+pub fn from_images(dockerfile: &str, buildargs: &BTreeMap<String, String>) -> Vec<String> {
+    let mut args = BTreeMap::new();
+    let mut stages: Vec<String> = Vec::new();
+    let mut images: Vec<String> = Vec::new();
+    let mut seen_from = false;
+    for line in dockerfile.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(first) = words.first() else {
+            continue;
+        };
+        if first.eq_ignore_ascii_case("ARG") && !seen_from {
+            if let Some(decl) = words.get(1) {
+                let (name, default) = decl.split_once('=').unwrap_or((decl, ""));
+                let value = buildargs.get(name).cloned().or_else(|| {
+                    (!default.is_empty()).then(|| default.trim_matches('"').to_string())
+                });
+                if let Some(v) = value {
+                    args.insert(name.to_string(), v);
+                }
+            }
+            continue;
+        }
+        if !first.eq_ignore_ascii_case("FROM") {
+            continue;
+        }
+        seen_from = true;
+        let rest: Vec<&str> = words[1..]
+            .iter()
+            .copied()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        let Some(name) = rest.first().and_then(|n| substitute(n, &args)) else {
+            continue;
+        };
+        let earlier_stage = stages.contains(&name.to_lowercase());
+        if let (Some(as_kw), Some(alias)) = (rest.get(1), rest.get(2)) {
+            if as_kw.eq_ignore_ascii_case("AS") {
+                stages.push(alias.to_lowercase());
+            }
+        }
+        if name != "scratch" && !earlier_stage && !images.contains(&name) {
+            images.push(name);
+        }
+    }
+    images
+}
+
+/// `$NAME` and `${NAME}` replaced from `args`; `None` when one has no value.
+fn substitute(word: &str, args: &BTreeMap<String, String>) -> Option<String> {
+    static ARG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+            .expect("a valid pattern")
+    });
+    let mut missing = false;
+    let out = ARG.replace_all(word, |c: &regex::Captures<'_>| {
+        let name = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str());
+        args.get(name).cloned().unwrap_or_else(|| {
+            missing = true;
+            String::new()
+        })
+    });
+    (!missing).then(|| out.into_owned())
+}
+
+/// Whether an image is (re)built, and why (shown at `-d`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildDecision {
+    Build(String),
+    Skip(String),
+}
+
+/// Decides for image `image` whose inputs hash to `hash`: `existing` is the `dstart.build-hash`
+/// label of the image on the engine (`Some(None)`: the image has no such label); `no_cache`
+/// (`--no-cache`) rebuilds whatever the labels say.
+pub fn decide(
+    image: &str,
+    existing: Option<Option<&str>>,
+    hash: &str,
+    no_cache: bool,
+) -> BuildDecision {
+    match existing {
+        None => BuildDecision::Build(format!("the image {image} does not exist")),
+        Some(_) if no_cache => BuildDecision::Build(format!(
+            "--no-cache rebuilds the image {image} without the engine's cache"
+        )),
+        Some(None) => BuildDecision::Build(format!(
+            "the image {image} has no {LABEL_BUILD_HASH} label (dstart did not build it)"
+        )),
+        Some(Some(old)) if old != hash => BuildDecision::Build(format!(
+            "the inputs of the image {image} changed ({LABEL_BUILD_HASH} {} → {})",
+            short(old),
+            short(hash)
+        )),
+        Some(Some(_)) => BuildDecision::Skip(format!(
+            "The image {image} is up to date with its build directory (skipped)"
+        )),
+    }
+}
+
+fn short(hash: &str) -> &str {
+    let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
+    &hex[..hex.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type InputChange = fn(&mut BuildInputs);
+    type DirChange = fn(&std::path::Path);
+
+    fn context(files: &[(&str, &str)]) -> (tempfile::TempDir, ContextSpec) {
+        let tmp = tempfile::tempdir().unwrap();
+        for (rel, text) in files {
+            let path = tmp.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let spec = ContextSpec {
+            dir: tmp.path().to_path_buf(),
+            dockerfile: "Dockerfile".into(),
+            rendered: None,
+            template: None,
+        };
+        (tmp, spec)
+    }
+
+    fn inputs() -> BuildInputs {
+        BuildInputs {
+            dockerfile_path: "Dockerfile".into(),
+            dockerfile: b"FROM base\nCOPY . /app\n".to_vec(),
+            buildargs: BTreeMap::from([("V".into(), "1".into())]),
+            target: None,
+            labels: BTreeMap::new(),
+            from_ids: BTreeMap::new(),
+        }
+    }
+
+    const FILES: &[(&str, &str)] = &[
+        ("Dockerfile", "FROM base\nCOPY . /app\n"),
+        (".dockerignore", "*.log\n"),
+        ("app/main.sh", "echo hi\n"),
+        ("debug.log", "noise\n"),
+    ];
+
+    #[test]
+    fn every_input_changes_the_hash() {
+        let (_tmp, ctx) = context(FILES);
+        let base = build_hash(&inputs(), &ctx).unwrap();
+        assert!(base.starts_with("sha256:") && base.len() == 71, "{base}");
+        assert_eq!(base, build_hash(&inputs(), &ctx).unwrap(), "deterministic");
+        let changes: &[(&str, InputChange)] = &[
+            ("dockerfile", |i| i.dockerfile.push(b'\n')),
+            ("dockerfile path", |i| {
+                i.dockerfile_path = "Dockerfile.prod".into();
+            }),
+            ("build arg value", |i| {
+                i.buildargs.insert("V".into(), "2".into());
+            }),
+            ("build arg added", |i| {
+                i.buildargs.insert("W".into(), String::new());
+            }),
+            ("target", |i| i.target = Some("prod".into())),
+            ("empty target", |i| i.target = Some(String::new())),
+            ("label", |i| {
+                i.labels.insert("a".into(), "b".into());
+            }),
+            ("FROM image id", |i| {
+                i.from_ids.insert("base".into(), "sha256:1".into());
+            }),
+        ];
+        for (what, change) in changes {
+            let mut changed = inputs();
+            change(&mut changed);
+            assert_ne!(build_hash(&changed, &ctx).unwrap(), base, "{what}");
+        }
+    }
+
+    #[test]
+    fn context_changes_change_the_hash_and_ignored_files_do_not() {
+        let (tmp, ctx) = context(FILES);
+        let base = build_hash(&inputs(), &ctx).unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("debug.log"), "other noise\n").unwrap();
+        std::fs::write(d.join("new.log"), "x").unwrap();
+        assert_eq!(
+            build_hash(&inputs(), &ctx).unwrap(),
+            base,
+            "a .dockerignored file"
+        );
+        let changes: &[(&str, DirChange)] = &[
+            ("content", |d| {
+                std::fs::write(d.join("app/main.sh"), "echo ho\n").unwrap();
+            }),
+            ("new file", |d| {
+                std::fs::write(d.join("app/more"), "").unwrap();
+            }),
+            ("empty dir", |d| {
+                std::fs::create_dir(d.join("empty")).unwrap();
+            }),
+            ("mode", |d| {
+                std::fs::set_permissions(
+                    d.join("app/main.sh"),
+                    std::fs::Permissions::from_mode(0o755),
+                )
+                .unwrap();
+            }),
+            ("rename", |d| {
+                std::fs::rename(d.join("app/main.sh"), d.join("app/main2.sh")).unwrap();
+            }),
+            ("symlink", |d| {
+                std::os::unix::fs::symlink("main.sh", d.join("app/link")).unwrap();
+            }),
+            (".dockerignore", |d| {
+                std::fs::write(d.join(".dockerignore"), "").unwrap();
+            }),
+        ];
+        for (what, change) in changes {
+            let (tmp, ctx) = context(FILES);
+            change(tmp.path());
+            assert_ne!(build_hash(&inputs(), &ctx).unwrap(), base, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_rendered_dockerfile_is_hashed_and_its_template_is_not_a_context_file() {
+        let (tmp, mut ctx) = context(&[("Dockerfile.tera", "FROM {{ B }}\n"), ("a", "x")]);
+        ctx.rendered = Some(b"FROM one\n".to_vec());
+        ctx.template = Some("Dockerfile.tera".into());
+        let mut i = inputs();
+        i.dockerfile = b"FROM one\n".to_vec();
+        let base = build_hash(&i, &ctx).unwrap();
+        std::fs::write(tmp.path().join("Dockerfile.tera"), "FROM {{ B }} \n").unwrap();
+        assert_eq!(build_hash(&i, &ctx).unwrap(), base);
+    }
+
+    #[test]
+    fn from_lines_name_images_but_not_stages() {
+        let args = BTreeMap::from([("TAG".to_string(), "2".to_string())]);
+        let cases: &[(&str, &[&str])] = &[
+            ("FROM me/base\nRUN x\n", &["me/base"]),
+            (
+                "from --platform=linux/amd64 me/base:1 AS b\nFROM b\n",
+                &["me/base:1"],
+            ),
+            (
+                "FROM a AS build\nFROM scratch\nCOPY --from=build / /\n",
+                &["a"],
+            ),
+            ("ARG TAG=1\nFROM me/base:${TAG}\n", &["me/base:2"]),
+            ("ARG OTHER=x\nFROM me/$OTHER\n", &["me/x"]),
+            ("FROM me/$UNSET\n", &[]),
+            ("FROM a\nFROM a\nFROM c AS a\n", &["a", "c"]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(from_images(text, &args), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        use BuildDecision::{Build, Skip};
+        let h = "sha256:aaaaaaaaaaaaaaaa";
+        let cases: &[(Option<Option<&str>>, bool, bool)] = &[
+            (None, false, true),
+            (None, true, true),
+            (Some(None), false, true),
+            (Some(Some("sha256:bbbb")), false, true),
+            (Some(Some(h)), false, false),
+            (Some(Some(h)), true, true),
+        ];
+        for (existing, no_cache, builds) in cases {
+            let d = decide("me/app:latest", *existing, h, *no_cache);
+            assert_eq!(
+                matches!(d, Build(_)),
+                *builds,
+                "{existing:?} {no_cache}: {d:?}"
+            );
+            assert!(matches!(d, Build(_) | Skip(_)));
+        }
+        assert_eq!(
+            decide("i", Some(Some("sha256:bbbb")), h, false),
+            Build(
+                "the inputs of the image i changed (dstart.build-hash bbbb → aaaaaaaaaaaa)".into()
+            )
+        );
+    }
+}
