@@ -3,12 +3,15 @@
 //!
 //! Info and debug lines go to stdout (or the `-i` file), warnings and errors to stderr (or the
 //! `-l` file). `-q` keeps only errors; `-d` adds debug lines (skips and automatic decisions).
+//! Every secret value registered with [`add_secrets`] is shown as `***` (SPEC "Secrets").
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
+
+use crate::secrets::Secrets;
 
 /// How chatty the output is, from the global flags.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +52,32 @@ struct Output {
 }
 
 static OUTPUT: OnceLock<Output> = OnceLock::new();
+
+/// The secret values of this run, masked in everything written.
+static SECRETS: RwLock<Secrets> = RwLock::new(Secrets::new());
+
+/// Registers secrets: from now on they are shown as `***`.
+pub fn add_secrets(update: impl FnOnce(&mut Secrets)) {
+    if let Ok(mut secrets) = SECRETS.write() {
+        update(&mut secrets);
+    }
+}
+
+/// `text` with the registered secrets masked.
+pub fn mask(text: &str) -> String {
+    match SECRETS.read() {
+        Ok(secrets) => secrets.mask(text).into_owned(),
+        Err(_) => text.to_string(),
+    }
+}
+
+/// `value` as YAML text with the registered secrets masked, valid YAML still.
+pub fn masked_yaml<T: serde::Serialize>(value: &T) -> String {
+    match SECRETS.read() {
+        Ok(secrets) => secrets.yaml(value),
+        Err(_) => String::new(),
+    }
+}
 
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
@@ -100,6 +129,7 @@ fn enabled(out: &Output, level: Level) -> bool {
 
 fn emit(level: Level, module: Option<&str>, message: &str) {
     let out = get();
+    let message = mask(message);
     let message = message.trim();
     if message.is_empty() {
         return;
@@ -165,7 +195,7 @@ pub fn error(module: &str, message: impl AsRef<str>) {
 /// Docker or process output, shown from verbosity `level` on (`-v` = 1, `-vv` = 2).
 pub fn output(level: u8, message: impl AsRef<str>) {
     let out = get();
-    let message = message.as_ref();
+    let message = &mask(message.as_ref());
     if let Ok(mut cap) = out.capture.lock() {
         if let Some(buf) = cap.as_mut() {
             for line in message.lines() {
@@ -246,8 +276,9 @@ pub fn quiet() -> bool {
 
 /// A result (listing, printed unit, report line) on stdout, never filtered or timestamped.
 pub fn result(text: impl AsRef<str>) {
+    let text = mask(text.as_ref());
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_ref().as_bytes());
+    let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
 }
 
@@ -284,6 +315,7 @@ pub fn stop_capture() -> Vec<String> {
 /// to stderr unchanged.
 pub fn fatal(module: &str, text: &str) {
     let out = get();
+    let text = &mask(text);
     match &out.err_file {
         Some(f) => {
             if let Ok(mut f) = f.lock() {

@@ -8,9 +8,11 @@ use std::fmt::Write as _;
 
 use crate::testing::report::Report;
 
-/// Escapes text for XML 1.0 content and attribute values; characters XML cannot hold (most
+/// Escapes text for XML 1.0 content and attribute values, secrets masked; characters XML cannot hold (most
 /// control characters, such as terminal escapes in container output) become `?`.
 pub fn escape(text: &str) -> String {
+    // Every text of the report passes here: secrets as `***` (SPEC "Secrets").
+    let text = crate::output::mask(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

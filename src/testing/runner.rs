@@ -526,7 +526,7 @@ impl Tester<'_> {
         }
         if test.capture_logs {
             if let Some(dir) = &files_dir {
-                if let Err(e) = std::fs::write(dir.join("logs.txt"), &out) {
+                if let Err(e) = std::fs::write(dir.join("logs.txt"), output::mask(&out)) {
                     output::warn("tests", format!("cannot keep logs.txt: {e}"));
                 }
             }
@@ -771,10 +771,9 @@ impl Tester<'_> {
         let Some(staging) = &self.staging else {
             return Ok(());
         };
-        let environment = serde_yaml_ng::to_string(&serde_json::Value::Object(
+        let environment = output::masked_yaml(&serde_json::Value::Object(
             self.run.unit.environment.without_osenv(),
-        ))
-        .unwrap_or_default();
+        ));
         staging
             .finish(&[("junit.xml", &xml), ("environment.yaml", &environment)])
             .map_err(|e| format!("cannot stage the test files: {e}"))?;

@@ -187,7 +187,7 @@ impl TestPlan {
             plan.insert("skipped".into(), orders_value(&self.skipped));
         }
 
-        let yaml = |v: &Value| serde_yaml_ng::to_string(v).unwrap_or_default();
+        let yaml = |v: &Value| crate::output::masked_yaml(v);
         format!(
             "{}---\n{}---\n# the test plan\n{}",
             yaml(&Value::Mapping(composition)),

