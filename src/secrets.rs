@@ -40,7 +40,10 @@ impl Secrets {
             candidates.extend(value.lines().map(str::trim));
         }
         for v in candidates {
-            if v.chars().count() >= MIN_LEN && !self.values.iter().any(|s| s == v) {
+            // `true` and `false` are switches, not secrets (`USE_KEY=true`), and masking them
+            // would break the YAML of `--print-unit`.
+            let switch = v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false");
+            if v.chars().count() >= MIN_LEN && !switch && !self.values.iter().any(|s| s == v) {
                 self.values.push(v.to_string());
             }
         }
@@ -168,6 +171,8 @@ mod tests {
         s.add("hunter22-and-more");
         s.add("abc");
         s.add("");
+        s.add("true");
+        s.add("False");
         s.add("-----BEGIN KEY-----\nline-two-of-key\n");
         for (text, masked) in [
             ("no secret here", "no secret here"),
@@ -175,6 +180,7 @@ mod tests {
             ("hunter22hunter22", "******"),
             ("x hunter22-and-more y", "x *** y"),
             ("abc is too short to mask", "abc is too short to mask"),
+            ("tty: true, init: False", "tty: true, init: False"),
             ("got line-two-of-key", "got ***"),
             ("-----BEGIN KEY-----\nline-two-of-key", "***"),
         ] {
