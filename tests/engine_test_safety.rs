@@ -129,3 +129,83 @@ fn secrets_are_masked_in_every_output() {
     leaks("archived junit.xml", &archived_junit);
     assert!(Path::new(&junit).exists());
 }
+
+/// `psql -tAc SQL` in the database container `db`.
+fn psql(db: &str, sql: &str) -> String {
+    support::docker(&["exec", db, "psql", "-U", "postgres", "-tAc", sql])
+}
+
+#[test]
+fn production_false_checks_never_write_into_the_live_database() {
+    let image = support::postgres_image();
+    let sb = Sandbox::new("tprodfalse");
+    let id = &sb.id;
+    let db = sb.name("db");
+    sb.write(
+        "environments/test-data.yaml",
+        &format!("TEST_DATA_CONTAINER: {}\n", sb.name("testdata")),
+    );
+    let url = format!("postgresql://postgres:pw@{db}/postgres");
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{db}:
+  image: {image}
+  env: {{POSTGRES_PASSWORD: pw}}
+  volumes: ['{id}-data:/var/lib/postgresql/data']
+  jobs:
+    insert:
+      args: [psql, '{url}', -c, "CREATE TABLE IF NOT EXISTS t (v text); INSERT INTO t VALUES ('from-test')"]
+      production: false
+    count: {{args: [psql, '{url}', -tAc, 'SELECT count(*) FROM t'], match: '^1\s*$'}}
+---
+- {db}: {{command: start, ready: {{log: database system is ready to accept connections, timeout: 60}}}}
+"#
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    psql(
+        &db,
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('live')",
+    );
+
+    let junit = sb.conf().join("production.xml");
+    let stdout = sb.ok(&[
+        "run",
+        "--production",
+        "--junit",
+        junit.to_str().unwrap(),
+        &format!("{id}/test"),
+    ]);
+    assert!(
+        stdout.contains(&format!("SKIP {db}_jobs {db}:insert (`production: false`")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {db}_jobs {db}:count (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("1 passed, 0 failed, 1 skipped\n"),
+        "{stdout}"
+    );
+    assert_eq!(psql(&db, "SELECT string_agg(v, ',') FROM t"), "live");
+    let report = std::fs::read_to_string(&junit).expect("junit");
+    assert!(
+        report.contains("<skipped message=\"`production: false`"),
+        "{report}"
+    );
+
+    // Against a test copy the check runs: the copy's empty database gets the row.
+    let stdout = sb.ok(&["run", &format!("{id}/test:check")]);
+    assert!(
+        stdout.contains(&format!("PASS {db}_jobs {db}:insert (")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {db}_jobs {db}:count (")),
+        "{stdout}"
+    );
+    assert_eq!(psql(&db, "SELECT string_agg(v, ',') FROM t"), "live");
+}

@@ -93,6 +93,7 @@ async fn timed(
             classname: classname.to_string(),
             secs: start.elapsed().as_secs_f64(),
             failure,
+            skipped: None,
             log,
         },
         interrupted,
@@ -213,6 +214,7 @@ impl Tester<'_> {
                     classname: classname.to_string(),
                     secs: 0.0,
                     failure: Some(Failure::from_text(format!("setup failed\n{reason}"))),
+                    skipped: None,
                     log: Vec::new(),
                 },
                 false,
@@ -550,6 +552,11 @@ impl Tester<'_> {
                 if self.interrupted {
                     return;
                 }
+                if let Some(why) = &case.skip {
+                    let skipped = CaseResult::skipped(&case.name, &suite.classname, why);
+                    self.record(&suite.name, (skipped, false));
+                    continue;
+                }
                 if self.blocked.is_some() {
                     self.record_blocked(&suite.name, &case.name, &suite.classname);
                     continue;
@@ -568,6 +575,11 @@ impl Tester<'_> {
             for case in &suite.cases {
                 if self.interrupted {
                     return;
+                }
+                if let Some(why) = &case.skip {
+                    let skipped = CaseResult::skipped(&case.name, &suite.classname, why);
+                    self.record(&suite.name, (skipped, false));
+                    continue;
                 }
                 if self.blocked.is_some() {
                     self.record_blocked(&suite.name, &case.name, &suite.classname);
@@ -901,6 +913,7 @@ pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
                     failure: Some(Failure::from_text(format!(
                         "dstart failed internally: {why}"
                     ))),
+                    skipped: None,
                     log: Vec::new(),
                 },
                 false,

@@ -63,6 +63,8 @@ pub struct DaemonCase {
     pub method: String,
     /// The check with its references renamed.
     pub check: HttpCheck,
+    /// Why the case is reported as skipped instead of run.
+    pub skip: Option<String>,
 }
 
 /// What a job case does.
@@ -83,6 +85,15 @@ pub struct JobCase {
     pub key: String,
     pub container: String,
     pub kind: JobKind,
+    /// Why the case is reported as skipped instead of run.
+    pub skip: Option<String>,
+}
+
+/// Why a check is skipped: one marked `production: false` (it changes data) in a run against
+/// the live unit.
+pub fn skip_reason(production_run: bool, check_production: bool) -> Option<String> {
+    (production_run && !check_production)
+        .then(|| "`production: false`: not run against the live unit".to_string())
 }
 
 /// A custom test variant on one container.
@@ -287,6 +298,7 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                         container: name.clone(),
                         method: method.clone(),
                         check: check.clone(),
+                        skip: skip_reason(selection.production, check.production),
                     });
                 }
                 daemon.push(suite);
@@ -298,6 +310,7 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                     key: key.clone(),
                     container: name.clone(),
                     kind: JobKind::Wait(job.clone()),
+                    skip: skip_reason(selection.production, job.production),
                 });
             }
             for (job_name, run) in &tests.jobs {
@@ -313,6 +326,7 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                         spec: Box::new(spec),
                         run: run.clone(),
                     },
+                    skip: skip_reason(selection.production, run.production),
                 });
             }
             if !suite.cases.is_empty() {

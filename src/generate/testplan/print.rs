@@ -38,6 +38,11 @@ fn suite_value<C>(suite: &Suite<C>, cases: Value) -> Value {
     Value::Mapping(m)
 }
 
+/// `skipped (<why>)` for a skipped case, else what it checks.
+fn skipped_or(skip: Option<&str>, describe: impl FnOnce() -> String) -> String {
+    skip.map_or_else(describe, |why| format!("skipped ({why})"))
+}
+
 fn describe_check(method: &str, c: &HttpCheck) -> String {
     use std::fmt::Write as _;
     let mut out = format!("{method} {}", c.url);
@@ -133,7 +138,9 @@ impl TestPlan {
                     let mut m = Mapping::new();
                     m.insert(
                         Value::String(c.name.clone()),
-                        Value::String(describe_check(&c.method, &c.check)),
+                        Value::String(skipped_or(c.skip.as_deref(), || {
+                            describe_check(&c.method, &c.check)
+                        })),
                     );
                     Value::Mapping(m)
                 })
@@ -148,7 +155,7 @@ impl TestPlan {
                     let mut m = Mapping::new();
                     m.insert(
                         Value::String(c.name.clone()),
-                        Value::String(describe_job(&c.kind)),
+                        Value::String(skipped_or(c.skip.as_deref(), || describe_job(&c.kind))),
                     );
                     Value::Mapping(m)
                 })

@@ -393,3 +393,55 @@ fn plan_prints_as_three_documents() {
     assert!(docs[2].contains("suite: web_daemon"), "{text}");
     assert!(docs[2].contains("answers 200"), "{text}");
 }
+
+#[test]
+fn production_false_checks_are_skipped_only_against_the_live_unit() {
+    for (production_run, check_production, skipped) in [
+        (true, false, true),
+        (true, true, false),
+        (false, false, false),
+        (false, true, false),
+    ] {
+        assert_eq!(
+            skip_reason(production_run, check_production).is_some(),
+            skipped,
+            "{production_run} {check_production}"
+        );
+    }
+    let text = r#"
+web:
+  image: me/web
+  daemon:
+    - POST: {url: "http://x/", production: false}
+    - GET: {url: "http://x/"}
+  job: {production: false}
+  jobs:
+    write: {args: [w], production: false}
+    read: {args: [r]}
+---
+- web: {command: start}
+"#;
+    for (command, flag, skips) in [
+        ("u/test:production", false, [true, false, true, true, false]),
+        ("u/test:check", true, [true, false, true, true, false]),
+        ("u/test:check", false, [false; 5]),
+    ] {
+        let p = plan(&unit(command, text), flag).unwrap();
+        let got: Vec<bool> = p.daemon[0]
+            .cases
+            .iter()
+            .map(|c| c.skip.is_some())
+            .chain(p.jobs[0].cases.iter().map(|c| c.skip.is_some()))
+            .collect();
+        assert_eq!(got, skips, "{command} --production={flag}");
+    }
+    let printed = plan(&unit("u/test:production", text), false)
+        .unwrap()
+        .to_yaml();
+    assert!(
+        printed.contains(
+            "- 0:POST http://x/: 'skipped (`production: false`: not run against the live unit)'"
+        ),
+        "{printed}"
+    );
+}
