@@ -216,7 +216,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         execute::pull::check_never(&run, &unit.steps)
             .await
             .map_err(|e| order_error(e, rt))?;
-        Box::pin(run.run_steps(&unit.steps))
+        Box::pin(run.run_unit())
             .await
             .map_err(|e| order_error(e, rt))
     })

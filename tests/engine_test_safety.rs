@@ -209,3 +209,88 @@ fn production_false_checks_never_write_into_the_live_database() {
     );
     assert_eq!(psql(&db, "SELECT string_agg(v, ',') FROM t"), "live");
 }
+
+/// A unit `unit` whose job container prints `Success`.
+fn job_unit(sb: &Sandbox, unit: &str) {
+    sb.unit(
+        unit,
+        "start",
+        &format!(
+            "{unit}-job:\n  image: {}\n  command: [echo, Success]\n  job: {{logs: [Success]}}\n---\n- {unit}-job: {{command: start}}\n",
+            base_image()
+        ),
+    );
+}
+
+#[test]
+fn each_unit_has_its_own_test_data_container_and_its_purge_removes_it() {
+    let sb = Sandbox::new("ttdata");
+    let (a, b) = (sb.id.clone(), sb.name("b"));
+    job_unit(&sb, &a);
+    job_unit(&sb, &b);
+    sb.ok(&["run", &format!("{a}/test:check")]);
+    sb.ok(&["run", &format!("{b}/test:check")]);
+    let (data_a, data_b) = (format!("{a}_test_data"), format!("{b}_test_data"));
+    for (unit, data) in [(&a, &data_a), (&b, &data_b)] {
+        assert_eq!(
+            sb.inspect(
+                data,
+                "{{.Config.Image}} {{index .Config.Labels \"dstart.test-data\"}}"
+            ),
+            Some(format!("dstart/test-data:1 {unit}")),
+            "its own container, from dstart's image, labelled"
+        );
+        assert!(
+            read_test_data(&sb, data, &format!("/tests/check/{unit}-job/junit.xml"))
+                .contains("testsuite")
+        );
+    }
+    assert_eq!(
+        support::docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Config.Volumes}}",
+            "dstart/test-data:1"
+        ]),
+        "map[]",
+        "no volume of the image's own"
+    );
+    let volumes = sb
+        .inspect(&data_a, "{{range .Mounts}}{{.Name}} {{end}}")
+        .expect("mounts");
+    let volumes: Vec<&str> = volumes.split_whitespace().collect();
+    assert_eq!(volumes.len(), 2, "/archives and /tests only: {volumes:?}");
+
+    let stdout = sb.ok(&["run", &format!("{a}/purge")]);
+    assert!(
+        stdout.contains(&format!("Removed the test data container {data_a}")),
+        "{stdout}"
+    );
+    assert!(!sb.exists(&data_a));
+    for v in volumes {
+        assert!(
+            !docker_output(&["volume", "inspect", v]).status.success(),
+            "volume {v} is removed with it"
+        );
+    }
+    assert!(sb.exists(&data_b), "the other unit's stays");
+
+    // A container of someone else under the name is neither removed nor written into.
+    sb.ok(&["run", &format!("{b}/purge")]);
+    support::docker(&["create", "--name", &data_b, base_image(), "true"]);
+    let out = sb.dstart(&["run", &format!("{b}/purge")]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains(&format!("kept the container {data_b}")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(sb.exists(&data_b));
+    let out = sb.dstart(&["run", &format!("{b}/test:check")]);
+    assert!(
+        text(&out.stderr).contains("is no test data container"),
+        "{}",
+        text(&out.stderr)
+    );
+}

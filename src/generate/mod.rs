@@ -120,6 +120,10 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
         Vec::new()
     };
     let steps = variants::filter_steps(steps, &raw.active, raw.filtering);
+    let purge_test_data =
+        matches!(&raw.base, BaseFile::Generated { command, .. } if command == "purge")
+            .then(|| testplan::own_test_data(&raw.command.unit, &raw.environment))
+            .flatten();
     let steps = match &raw.base {
         BaseFile::Explicit(_) => steps,
         BaseFile::Generated { command, .. } if command == "test" => steps,
@@ -139,5 +143,6 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
         active: raw.active,
         test_variants: raw.test_variants,
         custom_tests,
+        purge_test_data,
     })
 }

@@ -26,7 +26,7 @@ use crate::testing::files;
 use crate::testing::junit;
 use crate::testing::report::{CaseResult, Failure, Report};
 use crate::unit::checks::LogMatch;
-use crate::unit::container::{ContainerSpec, StringOrList, split_image};
+use crate::unit::container::{ContainerSpec, StringOrList};
 
 /// How a test run ended.
 #[derive(Debug)]
@@ -632,7 +632,7 @@ impl Tester<'_> {
         let _ = self.files_dir(variant, key);
     }
 
-    /// Makes sure the test data container exists while the unit's images still do.
+    /// Makes sure the test data container exists.
     async fn prepare_test_data(&mut self) {
         if self.staging.as_ref().is_none_or(Staging::is_empty) || self.test_data_ready {
             return;
@@ -653,48 +653,9 @@ impl Tester<'_> {
     }
 
     async fn create_test_data(&self) -> Result<(), String> {
-        let run = &self.run;
-        let engine = run.engine();
-        let name = &self.test_data;
-        if engine
-            .container(name)
+        archive::ensure(&self.run, &self.test_data, &self.plan.unit.command.unit)
             .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let helper = run
-            .unit
-            .environment
-            .get_str("HELPER_IMAGE")
-            .filter(|s| !s.is_empty());
-        let tempid = self.plan.tempid.as_str();
-        let (mut stable, mut pseudo): (Vec<String>, Vec<String>) = run
-            .unit
-            .containers
-            .values()
-            .filter_map(|c| c.spec.image.clone())
-            .partition(|i| !split_image(i).1.ends_with(tempid));
-        stable.insert(0, helper.unwrap_or_default());
-        stable.retain(|s| !s.is_empty());
-        // Only the test's own images may exist (`full` on a fresh machine).
-        pseudo.dedup();
-        for image in stable.iter().chain(&pseudo) {
-            if engine.image(image).await.ok().flatten().is_some() {
-                // Made from a tag of its own, the container holds on to no tag of the unit: the
-                // unit's purge and a `full` teardown still remove theirs.
-                let repo = archive::image_repo(name);
-                engine
-                    .tag_image(image, &repo, "latest")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return archive::ensure(run, name, &format!("{repo}:latest"))
-                    .await
-                    .map_err(|e| e.to_string());
-            }
-        }
-        Err("no image to make it from: set HELPER_IMAGE in an environment file".into())
+            .map_err(|e| e.to_string())
     }
 
     async fn lifecycle_suite(&mut self, suite: &crate::generate::testplan::Suite<OrderCase>) {
@@ -848,12 +809,7 @@ pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
             None
         }
     };
-    let test_data = plan
-        .unit
-        .environment
-        .get_str("TEST_DATA_CONTAINER")
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| archive::DEFAULT_NAME.to_string());
+    let test_data = plan.test_data.clone();
     let mut t = Tester {
         run,
         plan,

@@ -41,6 +41,8 @@ pub struct Unit {
     pub test_variants: Vec<String>,
     /// Custom test variants requested (`test` only).
     pub custom_tests: Vec<String>,
+    /// The unit's own test data container, which the generated `purge` removes last.
+    pub purge_test_data: Option<String>,
 }
 
 /// A unit as read from its base file: typed, not yet filtered or generated.

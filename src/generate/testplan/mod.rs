@@ -25,6 +25,7 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
+use crate::config::environment::Environment;
 use crate::error::ConfigError;
 use crate::generate::commands;
 use crate::unit::checks::{CustomTest, HttpCheck, JobCheck, JobRun};
@@ -89,6 +90,25 @@ pub struct JobCase {
     pub skip: Option<String>,
 }
 
+/// The label of a test data container: the unit whose test runs made it.
+pub const LABEL_TEST_DATA: &str = "dstart.test-data";
+
+/// The test data container of `unit`'s test runs (SPEC "Tests"): `TEST_DATA_CONTAINER` from
+/// the environment (which units may share), else the unit's own, `<unit>_test_data`.
+pub fn test_data_name(unit: &str, env: &Environment) -> String {
+    env.get_str("TEST_DATA_CONTAINER")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{}_test_data", crate::text::docker_name(unit)))
+}
+
+/// The unit's own test data container, which its purge removes; none when the environment
+/// names one (it may be shared).
+pub fn own_test_data(unit: &str, env: &Environment) -> Option<String> {
+    env.get_str("TEST_DATA_CONTAINER")
+        .is_none_or(|s| s.is_empty())
+        .then(|| test_data_name(unit, env))
+}
+
 /// Why a check is skipped: one marked `production: false` (it changes data) in a run against
 /// the live unit.
 pub fn skip_reason(production_run: bool, check_production: bool) -> Option<String> {
@@ -150,6 +170,8 @@ pub struct TestPlan {
     pub custom: Vec<Suite<CustomCase>>,
     pub stop: Suite<OrderCase>,
     pub teardown: Suite<OrderCase>,
+    /// The container the run's files are kept in ([`test_data_name`]).
+    pub test_data: String,
 }
 
 /// Keeps the teardown orders that only touch what the test created: containers whose name ends
@@ -368,5 +390,6 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
         custom,
         stop,
         teardown,
+        test_data: test_data_name(&unit.command.unit, &unit.environment),
     })
 }

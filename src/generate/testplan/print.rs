@@ -118,6 +118,7 @@ impl TestPlan {
         );
         plan.insert("production".into(), Value::Bool(self.selection.production));
         plan.insert("unit label".into(), Value::String(self.unit_label.clone()));
+        plan.insert("test data".into(), Value::String(self.test_data.clone()));
         if !self.selection.production {
             let mut renamed = Mapping::new();
             renamed.insert("containers".into(), string_map(&self.renames.containers));

@@ -33,6 +33,7 @@ pub(super) fn unit(command: &str, text: &str) -> Unit {
         active: std::collections::BTreeSet::new(),
         test_variants: builtins,
         custom_tests: custom,
+        purge_test_data: None,
     }
 }
 
@@ -444,4 +445,25 @@ web:
         ),
         "{printed}"
     );
+}
+
+#[test]
+fn every_unit_has_its_own_test_data_container_unless_one_is_named() {
+    let env = |named: Option<&str>| {
+        let mut e = Environment::default();
+        if let Some(n) = named {
+            e.set("TEST_DATA_CONTAINER", serde_json::Value::String(n.into()));
+        }
+        e
+    };
+    for (unit, named, name, own) in [
+        ("web", None, "web_test_data", Some("web_test_data")),
+        ("db", None, "db_test_data", Some("db_test_data")),
+        ("web", Some(""), "web_test_data", Some("web_test_data")),
+        ("web", Some("shared"), "shared", None),
+    ] {
+        let e = env(named);
+        assert_eq!(test_data_name(unit, &e), name, "{unit} {named:?}");
+        assert_eq!(own_test_data(unit, &e).as_deref(), own, "{unit} {named:?}");
+    }
 }
