@@ -294,3 +294,44 @@ fn each_unit_has_its_own_test_data_container_and_its_purge_removes_it() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn files_gathered_from_a_job_are_never_written_through_its_links() {
+    let sb = Sandbox::new("tlinks");
+    let id = &sb.id;
+    let host = tempfile::tempdir().expect("tempdir");
+    let host_dir = host.path().display().to_string();
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-app:
+  image: {base}
+  command: ["true"]
+  jobs:
+    links:
+      args: [sh, -c, "mkdir -p /out {host_dir} && echo inside > {host_dir}/f && ln -s {host_dir} /out/link && ln -s /etc /out/etc && echo kept > /out/plain.txt"]
+      files: ["/out/", "/out/link/", "/out/link/f", "/out/plain.txt"]
+---
+- {id}-app: {{command: create}}
+"#,
+            base = base_image()
+        ),
+    );
+    // `-v`: the notes of a case reach the console too.
+    let out = sb.dstart(&["-v", "run", &format!("{id}/test:check")]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
+    assert!(stderr.contains("leaves the volume"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(host.path()).expect("host dir").count(),
+        0,
+        "nothing written into the host directory the link names"
+    );
+    let data = format!("{id}_test_data");
+    assert_eq!(
+        read_test_data(&sb, &data, &format!("/tests/check/{id}-app/out/plain.txt")),
+        "kept\n",
+        "a safe pattern is kept"
+    );
+}

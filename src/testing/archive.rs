@@ -42,6 +42,24 @@ fn element(name: &str) -> String {
     }
 }
 
+/// Writes `text` to `path` as a new file: whatever a container left there (a symlink to a host
+/// path) is replaced, never written through.
+pub fn write_new(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.is_dir() {
+            std::fs::remove_dir_all(path)?;
+        } else {
+            std::fs::remove_file(path)?;
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?
+        .write_all(text)
+}
+
 /// What a run archives, staged in a local directory until it is uploaded.
 pub struct Staging {
     dir: tempfile::TempDir,
@@ -107,7 +125,7 @@ impl Staging {
                 .join(container)
                 .join(&self.timestamp);
             for (name, text) in files {
-                std::fs::write(dir.join(name), text)?;
+                write_new(&dir.join(name), text.as_bytes())?;
             }
             let links = self.dir.path().join("tests").join(variant);
             std::fs::create_dir_all(&links)?;
@@ -247,6 +265,20 @@ mod tests {
         assert!(files[0].1.starts_with("FROM scratch\n"), "{}", files[0].1);
         assert!(!files[0].1.contains("VOLUME"), "no volume of its own");
         assert_eq!(files[1], ("README".to_string(), README.to_string()));
+    }
+
+    #[test]
+    fn files_of_the_run_replace_links_a_container_left() {
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("victim");
+        std::fs::write(&target, "host file").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.txt");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        write_new(&path, b"log").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "host file");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "log");
+        assert!(!path.is_symlink());
     }
 
     #[test]

@@ -528,7 +528,9 @@ impl Tester<'_> {
         }
         if test.capture_logs {
             if let Some(dir) = &files_dir {
-                if let Err(e) = std::fs::write(dir.join("logs.txt"), output::mask(&out)) {
+                if let Err(e) =
+                    archive::write_new(&dir.join("logs.txt"), output::mask(&out).as_bytes())
+                {
                     output::warn("tests", format!("cannot keep logs.txt: {e}"));
                 }
             }
