@@ -335,3 +335,44 @@ fn files_gathered_from_a_job_are_never_written_through_its_links() {
         "a safe pattern is kept"
     );
 }
+
+#[test]
+fn a_job_whose_logs_cannot_be_read_fails_with_the_reason() {
+    let sb = Sandbox::new("tlogerr");
+    let id = &sb.id;
+    sb.unit(
+        id,
+        "start",
+        &format!(
+            r#"{id}-quiet:
+  image: {base}
+  command: [sh, -c, "echo Success"]
+  startup: {{log_config: {{type: none}}}}
+  job: {{logs: [Success]}}
+{id}-code:
+  image: {base}
+  command: [sh, -c, "echo Success"]
+  startup: {{log_config: {{type: none}}}}
+  job: {{exit_code: 0}}
+---
+- {id}-quiet: {{command: start}}
+- {id}-code: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let (stdout, _) = sb.fails(&["run", &format!("{id}/test:check")], 1);
+    let quiet = format!("FAIL {id}-quiet_jobs {id}-quiet:job (");
+    let at = stdout.find(&quiet).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        stdout[at..]
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("could not be read to its end")),
+        "the reason, not a mismatch of empty output:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("PASS {id}-code_jobs {id}-code:job (")),
+        "only the exit code is judged there: {stdout}"
+    );
+}

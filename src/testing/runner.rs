@@ -123,14 +123,21 @@ async fn not_running(
     }
 }
 
-/// The whole output of a container so far.
-async fn all_output(run: &UnitRun<'_>, name: &str) -> String {
+/// The whole output of a container so far; an error when the engine's log stream breaks (a
+/// check must not judge truncated output).
+async fn all_output(run: &UnitRun<'_>, name: &str) -> Result<String, CaseError> {
     let mut stream = run.engine().logs(name, false, 0, None);
     let mut out = Vec::new();
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            CaseError::fail(format!(
+                "the output of `{name}` could not be read to its end ({} bytes read): {e}",
+                out.len()
+            ))
+        })?;
         out.extend_from_slice(&chunk.data);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// The last `n` lines of `text`, indented, for a failure message.
@@ -371,7 +378,12 @@ impl Tester<'_> {
             )));
         };
         let code = code?;
-        let out = all_output(run, name).await;
+        let out = match all_output(run, name).await {
+            Ok(out) => out,
+            // Only the exit code is judged: unread output costs the message its last lines.
+            Err(e) if job.logs.is_empty() => format!("({})", e.text),
+            Err(e) => return Err(e),
+        };
         let problems = mismatches(
             job.exit_code.unwrap_or(0),
             code,
