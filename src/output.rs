@@ -44,8 +44,8 @@ impl Level {
 
 struct Output {
     config: OutputConfig,
-    info_file: Option<Mutex<File>>,
-    err_file: Option<Mutex<File>>,
+    info_file: Option<LogFile>,
+    err_file: Option<LogFile>,
     capture: Mutex<Option<Vec<String>>>,
     /// While capturing a test case, log lines go only to the capture (unless `-v`).
     capture_only: AtomicBool,
@@ -83,14 +83,65 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// A `-l` or `-i` file.
+struct LogFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: Mutex::new(open_append(path)?),
+        })
+    }
+
+    /// Appends `text`; the first failure of the run is said on stderr at once and kept for
+    /// the exit status ([`log_file_failure`]): a cron run on a full disk must not lose its only
+    /// error record silently.
+    fn write(&self, text: &str) -> bool {
+        let written = match self.file.lock() {
+            Ok(mut f) => f.write_all(text.as_bytes()),
+            Err(_) => Err(std::io::Error::other("the log file's lock is poisoned")),
+        };
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                let message = format!(
+                    "cannot write to the log file `{}`: {e}",
+                    self.path.display()
+                );
+                if let Ok(mut first) = LOG_FILE_FAILURE.lock() {
+                    if first.is_none() {
+                        let _ = std::io::stderr().lock().write_all(
+                            format!("{}: ERROR: output: {message}\n", timestamp()).as_bytes(),
+                        );
+                        *first = Some(message);
+                    }
+                }
+                false
+            }
+        }
+    }
+}
+
+/// The first failed write to a `-l` or `-i` file.
+static LOG_FILE_FAILURE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Why a write to a `-l` or `-i` file failed, if one did: the run then exits 1.
+pub fn log_file_failure() -> Option<String> {
+    LOG_FILE_FAILURE.lock().ok().and_then(|f| f.clone())
+}
+
 /// Sets up the output once per process. Later calls are ignored.
 pub fn init(config: OutputConfig) -> std::io::Result<()> {
     let info_file = match &config.infofile {
-        Some(p) => Some(Mutex::new(open_append(p)?)),
+        Some(p) => Some(LogFile::open(p)?),
         None => None,
     };
     let err_file = match &config.errfile {
-        Some(p) => Some(Mutex::new(open_append(p)?)),
+        Some(p) => Some(LogFile::open(p)?),
         None => None,
     };
     let _ = OUTPUT.set(Output {
@@ -150,9 +201,7 @@ fn emit(level: Level, module: Option<&str>, message: &str) {
     if level >= Level::Warning {
         match &out.err_file {
             Some(f) => {
-                if let Ok(mut f) = f.lock() {
-                    let _ = f.write_all(line.as_bytes());
-                }
+                f.write(&line);
             }
             None => {
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -161,9 +210,7 @@ fn emit(level: Level, module: Option<&str>, message: &str) {
     } else {
         match &out.info_file {
             Some(f) => {
-                if let Ok(mut f) = f.lock() {
-                    let _ = f.write_all(line.as_bytes());
-                }
+                f.write(&line);
             }
             None => {
                 let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -254,9 +301,7 @@ fn emit_uncaptured(level: Level, message: &str) {
     );
     match &out.info_file {
         Some(f) => {
-            if let Ok(mut f) = f.lock() {
-                let _ = f.write_all(line.as_bytes());
-            }
+            f.write(&line);
         }
         None => {
             let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -316,15 +361,13 @@ pub fn stop_capture() -> Vec<String> {
 pub fn fatal(module: &str, text: &str) {
     let out = get();
     let text = &mask(text);
-    match &out.err_file {
-        Some(f) => {
-            if let Ok(mut f) = f.lock() {
-                let _ = f.write_all(fatal_record(&timestamp(), module, text).as_bytes());
-            }
-        }
-        None => {
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
-        }
+    // Where the `-l` file cannot take it, the error goes to stderr after all.
+    let written = out
+        .err_file
+        .as_ref()
+        .is_some_and(|f| f.write(&fatal_record(&timestamp(), module, text)));
+    if !written {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }
 

@@ -376,3 +376,22 @@ fn a_job_whose_logs_cannot_be_read_fails_with_the_reason() {
         "only the exit code is judged there: {stdout}"
     );
 }
+
+#[test]
+fn an_invalid_dockerignore_pattern_is_a_configuration_error() {
+    let sb = Sandbox::new("tignore");
+    let id = &sb.id;
+    sb.write("img/Dockerfile", &format!("FROM {}\n", base_image()));
+    sb.write("img/.dockerignore", "*.log\nsecrets/[\n");
+    sb.unit(
+        id,
+        "start",
+        &format!("{id}-app:\n  build: {{path: img, tag: \"{id}/app\"}}\n---\n- {id}-app: {{command: start}}\n"),
+    );
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/build")], 2);
+    assert!(
+        stderr.contains("img/.dockerignore:2: invalid pattern `secrets/[`"),
+        "{stderr}"
+    );
+    assert!(!sb.exists(&format!("{id}/app")), "nothing was built");
+}

@@ -284,6 +284,8 @@ async fn build(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
         bar.set_message(format!("building {what}"));
         bar
     });
+    // Checked before the engine is asked: a bad pattern is the configuration's error (exit 2).
+    crate::execute::context::Ignore::read(&ctx.dir)?;
     let mut last_lines = crate::execute::Tail::new(10);
     let build = run
         .engine()
