@@ -395,3 +395,30 @@ fn an_invalid_dockerignore_pattern_is_a_configuration_error() {
     );
     assert!(!sb.exists(&format!("{id}/app")), "nothing was built");
 }
+
+#[test]
+fn quiet_test_runs_print_only_failures() {
+    let sb = Sandbox::new("tquiet");
+    let (good, bad) = (sb.id.clone(), sb.name("bad"));
+    job_unit(&sb, &good);
+    sb.unit(
+        &bad,
+        "start",
+        &format!(
+            "{bad}-job:\n  image: {}\n  command: [echo, Success]\n  job: {{logs: [Nope]}}\n---\n- {bad}-job: {{command: start}}\n",
+            base_image()
+        ),
+    );
+    let out = sb.dstart(&["-q", "run", &format!("{good}/test:check")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "", "a successful run prints nothing");
+    assert_eq!(text(&out.stderr), "");
+
+    let (stdout, _) = sb.fails(&["-q", "run", &format!("{bad}/test:check")], 1);
+    assert!(!stdout.contains("PASS"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("FAIL {bad}-job_jobs {bad}-job:job (")),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with(" passed, 1 failed\n"), "{stdout}");
+}

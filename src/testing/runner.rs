@@ -204,8 +204,12 @@ struct Tester<'a> {
 
 impl Tester<'_> {
     fn record(&mut self, suite: &str, (case, interrupted): (CaseResult, bool)) {
+        let failed = case.failure.is_some();
         let line = self.report.add(suite, case);
-        output::result(line);
+        // `-q`: only failures are printed (SPEC "Command line", Output).
+        if failed || !output::quiet() {
+            output::result(line);
+        }
         if interrupted {
             self.interrupted = true;
         }
@@ -898,7 +902,9 @@ pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
     if let Err(e) = t.write_results(junit).await {
         output::error("tests", e);
     }
-    output::result(format!("{}\n", t.report.summary()));
+    if t.report.failed() > 0 || !output::quiet() {
+        output::result(format!("{}\n", t.report.summary()));
+    }
     Outcome {
         interrupted: t.interrupted || rt.interrupt.is_set(),
         report: t.report,
