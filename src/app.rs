@@ -24,6 +24,15 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         infofile: cli.infofile.clone(),
     })
     .map_err(|e| Error::Usage(format!("cannot open a log file: {e}")))?;
+    let result = dispatch(cli);
+    // A run whose log file lost lines did not succeed (SPEC: errors are not swallowed).
+    match (result, output::log_file_failure()) {
+        (Ok(()), Some(why)) => Err(Error::failed(why)),
+        (result, _) => result,
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Init => init(cli),
         Command::List(args) => list(cli, args),
@@ -216,7 +225,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         execute::pull::check_never(&run, &unit.steps)
             .await
             .map_err(|e| order_error(e, rt))?;
-        Box::pin(run.run_steps(&unit.steps))
+        Box::pin(run.run_unit())
             .await
             .map_err(|e| order_error(e, rt))
     })
@@ -287,6 +296,7 @@ fn with_engine(
         .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
     let cwd = std::env::current_dir()
         .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
+    execute::context::check_ignores(conf.root(), &cwd, unit)?;
     let result = runtime.block_on(async {
         let interrupt = execute::interrupt::Interrupt::default();
         interrupt.listen();

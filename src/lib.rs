@@ -13,7 +13,7 @@
 //! app       → dispatch of the subcommands
 //! ```
 //!
-//! A stage imports only the stages above it; `text`, `output` and `error` serve them all.
+//! A stage imports only the stages above it; `text`, `secrets`, `output` and `error` serve them all.
 
 pub mod apidoc;
 pub mod app;
@@ -26,6 +26,7 @@ pub mod error;
 pub mod faults;
 pub mod generate;
 pub mod output;
+pub mod secrets;
 pub mod testing;
 pub mod text;
 pub mod unit;

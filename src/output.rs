@@ -3,12 +3,15 @@
 //!
 //! Info and debug lines go to stdout (or the `-i` file), warnings and errors to stderr (or the
 //! `-l` file). `-q` keeps only errors; `-d` adds debug lines (skips and automatic decisions).
+//! Every secret value registered with [`add_secrets`] is shown as `***` (SPEC "Secrets").
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
+
+use crate::secrets::Secrets;
 
 /// How chatty the output is, from the global flags.
 #[derive(Debug, Clone, Default)]
@@ -41,8 +44,8 @@ impl Level {
 
 struct Output {
     config: OutputConfig,
-    info_file: Option<Mutex<File>>,
-    err_file: Option<Mutex<File>>,
+    info_file: Option<LogFile>,
+    err_file: Option<LogFile>,
     capture: Mutex<Option<Vec<String>>>,
     /// While capturing a test case, log lines go only to the capture (unless `-v`).
     capture_only: AtomicBool,
@@ -50,18 +53,95 @@ struct Output {
 
 static OUTPUT: OnceLock<Output> = OnceLock::new();
 
+/// The secret values of this run, masked in everything written.
+static SECRETS: RwLock<Secrets> = RwLock::new(Secrets::new());
+
+/// Registers secrets: from now on they are shown as `***`.
+pub fn add_secrets(update: impl FnOnce(&mut Secrets)) {
+    if let Ok(mut secrets) = SECRETS.write() {
+        update(&mut secrets);
+    }
+}
+
+/// `text` with the registered secrets masked.
+pub fn mask(text: &str) -> String {
+    match SECRETS.read() {
+        Ok(secrets) => secrets.mask(text).into_owned(),
+        Err(_) => text.to_string(),
+    }
+}
+
+/// `value` as YAML text with the registered secrets masked, valid YAML still.
+pub fn masked_yaml<T: serde::Serialize>(value: &T) -> String {
+    match SECRETS.read() {
+        Ok(secrets) => secrets.yaml(value),
+        Err(_) => String::new(),
+    }
+}
+
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// A `-l` or `-i` file.
+struct LogFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: Mutex::new(open_append(path)?),
+        })
+    }
+
+    /// Appends `text`; the first failure of the run is said on stderr at once and kept for
+    /// the exit status ([`log_file_failure`]): a cron run on a full disk must not lose its only
+    /// error record silently.
+    fn write(&self, text: &str) -> bool {
+        let written = match self.file.lock() {
+            Ok(mut f) => f.write_all(text.as_bytes()),
+            Err(_) => Err(std::io::Error::other("the log file's lock is poisoned")),
+        };
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                let message = format!(
+                    "cannot write to the log file `{}`: {e}",
+                    self.path.display()
+                );
+                if let Ok(mut first) = LOG_FILE_FAILURE.lock() {
+                    if first.is_none() {
+                        let _ = std::io::stderr().lock().write_all(
+                            format!("{}: ERROR: output: {message}\n", timestamp()).as_bytes(),
+                        );
+                        *first = Some(message);
+                    }
+                }
+                false
+            }
+        }
+    }
+}
+
+/// The first failed write to a `-l` or `-i` file.
+static LOG_FILE_FAILURE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Why a write to a `-l` or `-i` file failed, if one did: the run then exits 1.
+pub fn log_file_failure() -> Option<String> {
+    LOG_FILE_FAILURE.lock().ok().and_then(|f| f.clone())
 }
 
 /// Sets up the output once per process. Later calls are ignored.
 pub fn init(config: OutputConfig) -> std::io::Result<()> {
     let info_file = match &config.infofile {
-        Some(p) => Some(Mutex::new(open_append(p)?)),
+        Some(p) => Some(LogFile::open(p)?),
         None => None,
     };
     let err_file = match &config.errfile {
-        Some(p) => Some(Mutex::new(open_append(p)?)),
+        Some(p) => Some(LogFile::open(p)?),
         None => None,
     };
     let _ = OUTPUT.set(Output {
@@ -100,6 +180,7 @@ fn enabled(out: &Output, level: Level) -> bool {
 
 fn emit(level: Level, module: Option<&str>, message: &str) {
     let out = get();
+    let message = mask(message);
     let message = message.trim();
     if message.is_empty() {
         return;
@@ -120,9 +201,7 @@ fn emit(level: Level, module: Option<&str>, message: &str) {
     if level >= Level::Warning {
         match &out.err_file {
             Some(f) => {
-                if let Ok(mut f) = f.lock() {
-                    let _ = f.write_all(line.as_bytes());
-                }
+                f.write(&line);
             }
             None => {
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -131,9 +210,7 @@ fn emit(level: Level, module: Option<&str>, message: &str) {
     } else {
         match &out.info_file {
             Some(f) => {
-                if let Ok(mut f) = f.lock() {
-                    let _ = f.write_all(line.as_bytes());
-                }
+                f.write(&line);
             }
             None => {
                 let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -165,7 +242,7 @@ pub fn error(module: &str, message: impl AsRef<str>) {
 /// Docker or process output, shown from verbosity `level` on (`-v` = 1, `-vv` = 2).
 pub fn output(level: u8, message: impl AsRef<str>) {
     let out = get();
-    let message = message.as_ref();
+    let message = &mask(message.as_ref());
     if let Ok(mut cap) = out.capture.lock() {
         if let Some(buf) = cap.as_mut() {
             for line in message.lines() {
@@ -224,9 +301,7 @@ fn emit_uncaptured(level: Level, message: &str) {
     );
     match &out.info_file {
         Some(f) => {
-            if let Ok(mut f) = f.lock() {
-                let _ = f.write_all(line.as_bytes());
-            }
+            f.write(&line);
         }
         None => {
             let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -246,8 +321,9 @@ pub fn quiet() -> bool {
 
 /// A result (listing, printed unit, report line) on stdout, never filtered or timestamped.
 pub fn result(text: impl AsRef<str>) {
+    let text = mask(text.as_ref());
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_ref().as_bytes());
+    let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
 }
 
@@ -284,15 +360,14 @@ pub fn stop_capture() -> Vec<String> {
 /// to stderr unchanged.
 pub fn fatal(module: &str, text: &str) {
     let out = get();
-    match &out.err_file {
-        Some(f) => {
-            if let Ok(mut f) = f.lock() {
-                let _ = f.write_all(fatal_record(&timestamp(), module, text).as_bytes());
-            }
-        }
-        None => {
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
-        }
+    let text = &mask(text);
+    // Where the `-l` file cannot take it, the error goes to stderr after all.
+    let written = out
+        .err_file
+        .as_ref()
+        .is_some_and(|f| f.write(&fatal_record(&timestamp(), module, text)));
+    if !written {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }
 

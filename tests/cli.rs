@@ -228,6 +228,45 @@ fn errfile_takes_a_configuration_error_as_one_record() {
     assert!(!log.contains("error: "), "no second prefix: {log}");
 }
 
+#[test]
+fn a_log_file_that_cannot_be_written_is_said_once_and_fails_the_run() {
+    // /dev/full takes the open and refuses every write (no space left on device).
+    let env = Env::fixture("basic");
+    let out = env.dstart(&["-d", "-i", "/dev/full", "list"]).output();
+    out.expect_code(1);
+    assert_eq!(out.stdout, BASIC_UNITS, "the result itself is not lost");
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("cannot write to the log file `/dev/full`"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        2,
+        "once when it happened, once as the run's error:\n{}",
+        out.stderr
+    );
+    assert!(starts_with_log_time(said[0], "ERROR"), "{}", out.stderr);
+    assert!(said[1].starts_with("error: "), "{}", out.stderr);
+
+    // The -l file: the warnings and the final error it cannot take reach stderr.
+    let out = env
+        .dstart(&["-l", "/dev/full", "run", "--print-unit", "nosuch/start"])
+        .output();
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("cannot write to the log file `/dev/full`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("error: "),
+        "the error itself: {}",
+        out.stderr
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // list and help
 

@@ -418,10 +418,12 @@ fn test_restore_proves_the_newest_backup_restores_into_a_working_service() {
     let test = format!("{id}/test:restore");
     let junit = sb.conf().join("restore.xml");
     let junit_arg = junit.to_string_lossy().into_owned();
+    // The unit's test data container stays (its purge removes it).
+    let test_data = format!("{id}_test_data");
     let left = || -> Vec<String> {
         docker(&["ps", "-a", "--format", "{{.Names}}"])
             .lines()
-            .filter(|n| n.starts_with(id.as_str()) && *n != web)
+            .filter(|n| n.starts_with(id.as_str()) && *n != web && *n != test_data)
             .map(str::to_string)
             .collect()
     };

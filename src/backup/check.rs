@@ -250,10 +250,29 @@ pub fn check(input: impl Read, volumes: &[String]) -> Result<Checked, Refusal> {
     Ok(checked)
 }
 
+/// A tar of `(name, type, link target)` members with empty contents, names written into the
+/// header by hand: the tar crate refuses `..` itself (tests of unsafe archives).
+#[cfg(test)]
+pub(crate) fn raw_tar(members: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, link) in members {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+    }
+    out.extend_from_slice(&[0; 1024]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tar::{EntryType, Header};
+    use tar::EntryType;
 
     #[test]
     fn archive_text_is_printed_safely() {
@@ -267,25 +286,10 @@ mod tests {
         assert!(!r.to_string().contains('\u{7}'));
     }
 
+    use super::raw_tar;
+
     /// A member of [`raw_tar`]: name, type, link target.
     type Raw<'a> = (&'a str, EntryType, &'a str);
-
-    fn raw_tar(members: &[Raw]) -> Vec<u8> {
-        // Names are written into the header by hand: the tar crate refuses `..` itself.
-        let mut out = Vec::new();
-        for (name, kind, link) in members {
-            let mut h = Header::new_gnu();
-            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-            h.set_entry_type(*kind);
-            h.set_mode(0o644);
-            h.set_size(0);
-            h.set_cksum();
-            out.extend_from_slice(h.as_bytes());
-        }
-        out.extend_from_slice(&[0; 1024]);
-        out
-    }
 
     #[test]
     fn unsafe_members_are_refused() {

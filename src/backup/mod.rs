@@ -8,7 +8,7 @@
 //! into a [`store::Pending`] file, in constant memory whatever the volume size.
 
 pub mod archive;
-mod check;
+pub(crate) mod check;
 pub mod complete;
 pub mod compress;
 pub mod encrypt;

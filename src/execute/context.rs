@@ -104,10 +104,11 @@ fn clean(pattern: &str) -> String {
 }
 
 impl Ignore {
-    /// Parses the text of a `.dockerignore` file.
-    pub fn parse(text: &str) -> Self {
+    /// Parses the text of a `.dockerignore` file; an invalid pattern is an error with its line
+    /// number (1-based), never dropped: it would send what the user meant to keep out.
+    pub fn parse(text: &str) -> Result<Self, (usize, String)> {
         let mut patterns = Vec::new();
-        for line in text.lines() {
+        for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -120,11 +121,32 @@ impl Ignore {
             if cleaned.is_empty() {
                 continue;
             }
-            if let Some(regex) = pattern_regex(&cleaned) {
-                patterns.push(Pattern { regex, exception });
-            }
+            let regex = pattern_regex(&cleaned).ok_or_else(|| (n + 1, pat.to_string()))?;
+            patterns.push(Pattern { regex, exception });
         }
-        Ignore { patterns }
+        Ok(Ignore { patterns })
+    }
+
+    /// The rules of the `.dockerignore` file in `dir` (none without one).
+    pub fn read(dir: &Path) -> Result<Self, crate::error::ConfigError> {
+        use crate::error::{ConfigError, Location};
+        let path = dir.join(".dockerignore");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ignore::default()),
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        Ignore::parse(&text).map_err(|(line, pattern)| ConfigError::Invalid {
+            location: Location {
+                file: path,
+                line: Some(line),
+                column: None,
+            },
+            message: format!("invalid pattern `{pattern}`"),
+            hint: Some(
+                "a `[` opens a character class that a `]` must close; `\\[` is a `[` itself".into(),
+            ),
+        })
     }
 
     /// Whether `rel` (a `/`-separated path relative to the context) is excluded.
@@ -155,6 +177,32 @@ impl Ignore {
     }
 }
 
+/// Reads the `.dockerignore` of every build that `unit`'s orders may run, before anything runs:
+/// an invalid pattern is the configuration's error (exit 2), not a failed order.
+pub fn check_ignores(
+    conf: &Path,
+    cwd: &Path,
+    unit: &crate::unit::Unit,
+) -> Result<(), crate::error::ConfigError> {
+    use crate::unit::order::Action;
+    for order in unit.orders() {
+        if matches!(
+            order.action,
+            Action::Stop(_) | Action::Remove(_) | Action::RemoveImage(_)
+        ) {
+            continue;
+        }
+        let build = unit
+            .containers
+            .get(&order.container)
+            .and_then(|c| c.spec.build.as_ref());
+        if let Some(b) = build {
+            Ignore::read(&crate::execute::build_path(conf, cwd, &b.path))?;
+        }
+    }
+    Ok(())
+}
+
 /// What goes into a build context.
 #[derive(Debug, Clone)]
 pub struct ContextSpec {
@@ -169,11 +217,8 @@ pub struct ContextSpec {
 
 /// Files of the context, sorted, as (relative path, absolute path).
 pub fn context_files(spec: &ContextSpec) -> std::io::Result<Vec<(String, PathBuf)>> {
-    let ignore = match std::fs::read_to_string(spec.dir.join(".dockerignore")) {
-        Ok(text) => Ignore::parse(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
-        Err(e) => return Err(e),
-    };
+    let ignore = Ignore::read(&spec.dir)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     let mut out = Vec::new();
     walk(&spec.dir, "", &ignore, spec, &mut out)?;
     Ok(out)
@@ -313,7 +358,8 @@ mod tests {
     fn dockerignore_rules() {
         let ig = Ignore::parse(
             "# comment\n*.log\n/tmp\nbuild/**\n!build/keep.txt\n**/secret*\ndocs/?.md\n",
-        );
+        )
+        .unwrap();
         assert!(ig.excluded("a.log"));
         assert!(!ig.excluded("sub/a.log"), "`*.log` is anchored at the root");
         assert!(ig.excluded("tmp"));
@@ -328,6 +374,29 @@ mod tests {
         assert!(ig.excluded("docs/a.md"));
         assert!(!ig.excluded("docs/ab.md"));
         assert!(!ig.excluded("src/main.rs"));
+    }
+
+    #[test]
+    fn invalid_patterns_are_errors_naming_the_line() {
+        for (text, line, pattern) in [
+            ("ok\n[unclosed\n", 2, "[unclosed"),
+            ("# c\n\n!a[b\n", 3, "a[b"),
+            ("a\\[b\n[x\n", 2, "[x"),
+        ] {
+            assert_eq!(
+                Ignore::parse(text).unwrap_err(),
+                (line, pattern.to_string()),
+                "{text}"
+            );
+        }
+        assert!(Ignore::parse("a\\[b\n[ab]\n").is_ok());
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(".dockerignore"), "*.log\nbuild/[\n").unwrap();
+        let err = Ignore::read(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with(".dockerignore:2: invalid pattern `build/[`"),
+            "{err}"
+        );
     }
 
     #[test]

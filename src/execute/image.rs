@@ -404,6 +404,8 @@ async fn run_build(
         bar.set_message(format!("building {what}"));
         bar
     });
+    // Checked before the engine is asked: a bad pattern is the configuration's error (exit 2).
+    crate::execute::context::Ignore::read(&ctx.dir)?;
     let mut last_lines = crate::execute::Tail::new(10);
     let build = run
         .engine()

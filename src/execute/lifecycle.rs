@@ -403,11 +403,27 @@ async fn attach(
 pub async fn last_lines(run: &UnitRun<'_>, name: &str, n: usize) -> String {
     let mut stream = run.engine().logs(name, false, 0, Some(n));
     let mut tail = Tail::new(n);
-    while let Some(Ok(chunk)) = stream.next().await {
-        tail.push(&chunk.data);
+    let mut broken = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                tail.push(&chunk.data);
+            }
+            // Said, not swallowed: the lines shown may not be the last ones.
+            Err(e) => {
+                broken = Some(e);
+                break;
+            }
+        }
     }
     tail.finish();
-    tail.render()
+    match broken {
+        Some(e) => format!(
+            "{}\n(the logs could not be read to their end: {e})",
+            tail.render()
+        ),
+        None => tail.render(),
+    }
 }
 
 /// Resolves once `name` no longer runs (it is checked twice a second), with its last state

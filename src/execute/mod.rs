@@ -253,6 +253,45 @@ impl<'a> UnitRun<'a> {
 
     /// Runs all steps. Stops at the first failure; inside a `parallel` block, the orders already
     /// running finish first.
+    /// Runs the unit command: its steps, then, for the generated `purge`, the removal of the
+    /// unit's test data container.
+    pub async fn run_unit(&self) -> OrderResult {
+        self.run_steps(&self.unit.steps).await?;
+        if let Some(name) = &self.unit.purge_test_data {
+            self.remove_test_data(name).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes `name` with its volumes if it is this unit's test data container (labelled
+    /// so); a container of another owner under that name is kept, with a warning.
+    async fn remove_test_data(&self, name: &str) -> OrderResult {
+        use crate::generate::testplan::LABEL_TEST_DATA;
+        let Some(info) = self.engine().container(name).await? else {
+            output::debug(format!("No test data container {name} (skipped)"));
+            return Ok(());
+        };
+        let unit = &self.unit.command.unit;
+        if info.labels.get(LABEL_TEST_DATA) != Some(unit) {
+            output::warn(
+                "execute",
+                format!(
+                    "kept the container {name}: it is not the test data container of {unit} \
+                     (no label {LABEL_TEST_DATA}={unit})"
+                ),
+            );
+            return Ok(());
+        }
+        match self.engine().remove_container(name, true, true).await {
+            Ok(()) => {
+                output::info(format!("Removed the test data container {name}"));
+                Ok(())
+            }
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(OrderError::Engine(e)),
+        }
+    }
+
     pub async fn run_steps(&self, steps: &[Step]) -> OrderResult {
         for step in steps {
             self.rt.interrupt.check()?;

@@ -27,6 +27,13 @@ async fn credentials(run: &UnitRun<'_>, image: &str) -> OrderResult<Found> {
     let found = registry::credentials(&dir, image, run.engine().timeout())
         .await
         .map_err(OrderError::failed)?;
+    if let Some(auth) = &found.auth {
+        output::add_secrets(|s| {
+            for value in [&auth.password, &auth.identity_token].into_iter().flatten() {
+                s.add(value);
+            }
+        });
+    }
     output::debug(match &found.auth {
         Some(_) => format!(
             "Sending the credentials for {} from {}",

@@ -460,7 +460,7 @@ pub async fn unit(run: &UnitRun<'_>, args: &UnitArgs) -> OrderResult {
     let mut stack = run.stack.clone();
     stack.push(key.clone());
     let child = UnitRun::new(run.rt, &unit, Naming::plain(&uc.unit), stack);
-    Box::pin(child.run_steps(&unit.steps)).await?;
+    Box::pin(child.run_unit()).await?;
     output::info(format!("Finished unit command {key}"));
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::config::discover::ConfigDir;
 use crate::config::environment::Environment;
 use crate::config::loader::{BaseFile, Loaded, Loader, UnitCommand};
 use crate::error::ConfigError;
+use crate::secrets::Secrets;
 use crate::unit::{TypedUnit, Unit};
 
 /// Reads, validates and resolves a unit command: the whole pipeline up to the unit to run.
@@ -20,13 +21,29 @@ pub fn load_unit(
     argv: &[String],
     substitutions_only: bool,
 ) -> Result<Result<Unit, Loaded>, ConfigError> {
+    crate::output::add_secrets(|s| s.add_json(env.vars()));
     let loader = Loader { conf, env };
     match loader.load(unit_command, argv, substitutions_only)? {
         Loaded::Unit(raw) => {
             let typed = TypedUnit::from_raw(*raw)?;
-            resolve(typed).map(Ok)
+            let unit = resolve(typed)?;
+            crate::output::add_secrets(|s| add_secrets(&unit, s));
+            Ok(Ok(unit))
         }
         other => Ok(Err(other)),
+    }
+}
+
+/// Adds the secrets of `unit` (SPEC "Secrets"): those of its environment (globals
+/// included) and the values of its containers' environment variables and build arguments
+/// whose names are secrets' names.
+pub fn add_secrets(unit: &Unit, secrets: &mut Secrets) {
+    secrets.add_json(unit.environment.vars());
+    for c in unit.containers.values() {
+        let env = c.spec.env.iter();
+        let args = c.spec.build.iter().flat_map(|b| b.buildargs.iter());
+        secrets.add_named(env.map(|(k, v)| (k.as_str(), v.as_str())));
+        secrets.add_named(args.map(|(k, v)| (k.as_str(), v.as_str())));
     }
 }
 
@@ -103,6 +120,10 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
         Vec::new()
     };
     let steps = variants::filter_steps(steps, &raw.active, raw.filtering);
+    let purge_test_data =
+        matches!(&raw.base, BaseFile::Generated { command, .. } if command == "purge")
+            .then(|| testplan::own_test_data(&raw.command.unit, &raw.environment))
+            .flatten();
     let steps = match &raw.base {
         BaseFile::Explicit(_) => steps,
         BaseFile::Generated { command, .. } if command == "test" => steps,
@@ -122,5 +143,6 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
         active: raw.active,
         test_variants: raw.test_variants,
         custom_tests,
+        purge_test_data,
     })
 }

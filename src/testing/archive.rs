@@ -1,27 +1,33 @@
-//! The `test_data` container (ORIGINAL §6.4): a data container with the volumes `/archives` and
-//! `/tests` that keeps what test runs leave behind. A run writes
+//! The test data container (ORIGINAL §6.4, SPEC "Tests"): a data container with the volumes
+//! `/archives` and `/tests` that keeps what test runs leave behind. A run writes
 //! `/archives/<variant>/<container>/<TIMESTAMP>/` (gathered files, `logs.txt`,
 //! `environment.yaml`, `junit.xml`) and points `/tests/<variant>/<container>` at the newest.
 //!
-//! The container is created on demand, never started and never removed by a teardown. Its name
-//! is `TEST_DATA_CONTAINER` from the environment, else `test_data`; its image is `HELPER_IMAGE`
-//! from the environment, else the first image of the unit that exists, preferring those that
-//! are no pseudo-tagged test image (any image will do: the container never runs, and files
-//! reach its volumes through the engine's archive endpoint, so no registry, shell or tar is
-//! needed). It is made from a tag of its own ([`image_repo`]), so no tag of the unit is held.
+//! Each unit has its own, `<unit>_test_data` (`TEST_DATA_CONTAINER` from the environment names
+//! a shared one instead), labelled `dstart.test-data=<unit>` and removed by the unit's
+//! generated `purge`. It is created on demand and never started, from [`IMAGE`]: a tiny image
+//! dstart builds from its own files (a README, no shell, no volume of its own), so no image
+//! of the unit is held and none needs to be pulled. Files reach its volumes through the
+//! engine's archive endpoint.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::engine::BuildParams;
 use crate::engine::convert::{self, ConvertInput};
 use crate::execute::run::bare_spec;
 use crate::execute::{OrderError, OrderResult, UnitRun};
+use crate::generate::testplan::LABEL_TEST_DATA;
 use crate::unit::container::MountSpec;
 
-/// The default name of the test data container.
-pub const DEFAULT_NAME: &str = "test_data";
+/// The image of every test data container.
+pub const IMAGE: &str = "dstart/test-data:1";
+
+/// What the image holds: this text, for whoever finds it.
+const README: &str = "This image is dstart's test data container: it never runs. Its \
+container keeps the files of test runs in the volumes /archives and /tests.\n";
 
 /// A path element from a variant or container name.
 fn element(name: &str) -> String {
@@ -36,30 +42,22 @@ fn element(name: &str) -> String {
     }
 }
 
-/// The repository the test data container's image is tagged as: its name, made a valid image
-/// name (lower case; other characters than `a-z0-9._-` as `-`).
-pub fn image_repo(name: &str) -> String {
-    let mapped: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' => c,
-            _ => '-',
-        })
-        .collect();
-    let mut repo = String::new();
-    // Separators only between letters and digits, one at a time.
-    for (i, part) in mapped.split('-').filter(|p| !p.is_empty()).enumerate() {
-        if i > 0 {
-            repo.push('-');
+/// Writes `text` to `path` as a new file: whatever a container left there (a symlink to a host
+/// path) is replaced, never written through.
+pub fn write_new(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.is_dir() {
+            std::fs::remove_dir_all(path)?;
+        } else {
+            std::fs::remove_file(path)?;
         }
-        repo.push_str(part);
     }
-    if repo.is_empty() {
-        DEFAULT_NAME.replace('_', "-")
-    } else {
-        repo
-    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?
+        .write_all(text)
 }
 
 /// What a run archives, staged in a local directory until it is uploaded.
@@ -127,7 +125,7 @@ impl Staging {
                 .join(container)
                 .join(&self.timestamp);
             for (name, text) in files {
-                std::fs::write(dir.join(name), text)?;
+                write_new(&dir.join(name), text.as_bytes())?;
             }
             let links = self.dir.path().join("tests").join(variant);
             std::fs::create_dir_all(&links)?;
@@ -159,13 +157,60 @@ impl Staging {
     }
 }
 
-/// Creates the test data container unless it exists.
-pub async fn ensure(run: &UnitRun<'_>, name: &str, image: &str) -> OrderResult {
+/// The build context of [`IMAGE`]: a Dockerfile and the README.
+fn image_context() -> std::io::Result<Vec<u8>> {
+    let dockerfile = format!("FROM scratch\nCOPY README /README\nLABEL {LABEL_TEST_DATA}=image\n");
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, text) in [("Dockerfile", dockerfile.as_str()), ("README", README)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, text.as_bytes())?;
+    }
+    builder.into_inner()
+}
+
+/// Builds [`IMAGE`] unless the engine has it.
+async fn ensure_image(run: &UnitRun<'_>) -> OrderResult {
     let engine = run.engine();
-    if engine.container(name).await?.is_some() {
+    let _guard = run.image_lock(IMAGE).await;
+    if engine.image(IMAGE).await?.is_some() {
         return Ok(());
     }
-    let mut spec = bare_spec(name, image);
+    let context = image_context().map_err(OrderError::io("packing the test data image"))?;
+    let params = BuildParams {
+        tag: Some(IMAGE.to_string()),
+        dockerfile: "Dockerfile".into(),
+        rm: true,
+        nocache: false,
+        pull: false,
+        forcerm: true,
+        buildargs: HashMap::new(),
+        labels: HashMap::new(),
+        target: None,
+        network_mode: None,
+    };
+    let body = futures_util::stream::once(async move { Ok(Bytes::from(context)) });
+    engine.build(&params, body, |_| {}).await?;
+    crate::output::info(format!("Built the test data image {IMAGE}"));
+    Ok(())
+}
+
+/// Creates the test data container `name` of `unit` unless it exists; an existing container
+/// without the test data label is someone else's and is refused.
+pub async fn ensure(run: &UnitRun<'_>, name: &str, unit: &str) -> OrderResult {
+    let engine = run.engine();
+    if let Some(info) = engine.container(name).await? {
+        if info.labels.contains_key(LABEL_TEST_DATA) {
+            return Ok(());
+        }
+        return Err(OrderError::failed(format!(
+            "the container `{name}` exists and is no test data container (no label \
+             `{LABEL_TEST_DATA}`): dstart does not write into it"
+        )));
+    }
+    ensure_image(run).await?;
+    let mut spec = bare_spec(name, IMAGE);
     spec.command = Some(vec!["true".into()]);
     spec.entrypoint = Some(Vec::new());
     spec.mounts = ["/archives", "/tests"]
@@ -175,13 +220,11 @@ pub async fn ensure(run: &UnitRun<'_>, name: &str, image: &str) -> OrderResult {
         })
         .collect();
     spec.host.network_mode = Some("none".into());
-    spec.labels.insert("dstart.test-data".into(), "true".into());
+    spec.labels.insert(LABEL_TEST_DATA.into(), unit.into());
     let req = convert::create_request(&spec, &ConvertInput::default());
     match engine.create_container(name, req).await {
         Ok(_) => {
-            crate::output::info(format!(
-                "Created the test data container {name} from {image}"
-            ));
+            crate::output::info(format!("Created the test data container {name}"));
             Ok(())
         }
         // Created meanwhile by another run.
@@ -205,14 +248,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn image_repo_is_a_valid_image_name() {
-        assert_eq!(image_repo("test_data"), "test-data");
-        assert_eq!(
-            image_repo("dstart-it-x-1-testdata"),
-            "dstart-it-x-1-testdata"
-        );
-        assert_eq!(image_repo("My Data.v2"), "my-data-v2");
-        assert_eq!(image_repo("--__--"), "test-data");
+    fn the_image_context_is_a_dockerfile_and_a_readme() {
+        let tar = image_context().unwrap();
+        let mut files: Vec<(String, String)> = tar::Archive::new(tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+                (e.path().unwrap().display().to_string(), text)
+            })
+            .collect();
+        files.sort();
+        assert_eq!(files[0].0, "Dockerfile");
+        assert!(files[0].1.starts_with("FROM scratch\n"), "{}", files[0].1);
+        assert!(!files[0].1.contains("VOLUME"), "no volume of its own");
+        assert_eq!(files[1], ("README".to_string(), README.to_string()));
+    }
+
+    #[test]
+    fn files_of_the_run_replace_links_a_container_left() {
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("victim");
+        std::fs::write(&target, "host file").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.txt");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        write_new(&path, b"log").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "host file");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "log");
+        assert!(!path.is_symlink());
     }
 
     #[test]

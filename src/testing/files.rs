@@ -5,6 +5,12 @@
 //! path in the destination; an absolute one keeps its full path. A glob (`*`, `?`, `[...]`,
 //! `**`) is matched by reading the directory above its first wildcard, so keep globbed files in
 //! a small directory.
+//!
+//! What a container under test hands over is unpacked with restore's rules (SPEC "Tests",
+//! [`crate::backup::archive::check`]): no absolute paths, no `..`, no link that leaves the
+//! downloaded directory, nothing below a link of the archive; and, on the host, nothing is
+//! written through a link (one an earlier pattern left in the destination included) and no hard
+//! link is made.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -89,14 +95,45 @@ fn destination(dest: &Path, root: &str, path: &str) -> Option<PathBuf> {
     Some(dest.join(rel))
 }
 
+/// The first element of the members of the engine's tar of `base`: its last element
+/// (`/app/out` → `out`); `None` for `/`.
+fn top_of(base: &str) -> Option<&str> {
+    base.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+}
+
+fn refused(text: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, text)
+}
+
+/// The first path from `dest` (exclusive) to `target` (inclusive) that is a symlink on the host.
+fn link_on_the_way(dest: &Path, target: &Path) -> Option<PathBuf> {
+    let rel = target.strip_prefix(dest).ok()?;
+    let mut at = dest.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some(at);
+        }
+    }
+    None
+}
+
 /// Unpacks the tar of `req.base` (its entries start with the base's last element) into `dest`,
-/// keeping what matches. Returns how many entries were written.
+/// keeping what matches; an archive that breaks restore's rules is refused whole (an error).
+/// Returns how many entries were written.
 fn unpack(
     tar_path: &Path,
     req: &Request,
     matcher: Option<&Regex>,
     dest: &Path,
 ) -> std::io::Result<usize> {
+    if let Some(top) = top_of(&req.base) {
+        crate::backup::archive::check(std::fs::File::open(tar_path)?, &[format!("/{top}")])
+            .map_err(|r| refused(r.to_string()))?;
+    }
     let file = std::fs::File::open(tar_path)?;
     let mut archive = tar::Archive::new(file);
     let parent = match req.base.rsplit_once('/') {
@@ -144,6 +181,15 @@ fn unpack(
         let Some(target) = destination(dest, &req.root, &full) else {
             continue;
         };
+        if entry.header().entry_type().is_hard_link() {
+            return Err(refused(format!("`{full}`: hard links are not kept")));
+        }
+        if let Some(link) = link_on_the_way(dest, &target) {
+            return Err(refused(format!(
+                "`{full}` would be written through the link `{}`",
+                link.strip_prefix(dest).unwrap_or(&link).display()
+            )));
+        }
         if let Some(p) = target.parent() {
             std::fs::create_dir_all(p)?;
         }
@@ -302,6 +348,58 @@ mod tests {
         }
         b.finish().unwrap();
         tmp
+    }
+
+    /// [`crate::backup::check::raw_tar`] in a file.
+    fn raw_tar(members: &[(&str, tar::EntryType, &str)]) -> tempfile::NamedTempFile {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), crate::backup::check::raw_tar(members)).unwrap();
+        tmp
+    }
+
+    #[test]
+    fn unsafe_members_are_refused_and_nothing_is_written_outside() {
+        use tar::EntryType::{Directory, Link, Regular, Symlink};
+        let outside = tempfile::tempdir().unwrap();
+        let host_dir = outside.path().display().to_string();
+        let cases: Vec<Vec<(&str, tar::EntryType, &str)>> = vec![
+            vec![("out/../escaped", Regular, "")],
+            vec![("/out/escaped", Regular, "")],
+            vec![("elsewhere/escaped", Regular, "")],
+            vec![("out/link", Symlink, &host_dir)],
+            vec![("out/link", Symlink, "../../escaped")],
+            vec![
+                ("out/link", Symlink, "sub"),
+                ("out/link/escaped", Regular, ""),
+            ],
+            vec![("out/hard", Link, "out/x")],
+        ];
+        let req = request("/", "/out/").unwrap();
+        for members in cases {
+            let dest = tempfile::tempdir().unwrap();
+            let tar = raw_tar(&members);
+            let err = unpack(tar.path(), &req, None, dest.path()).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{members:?}");
+            assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        }
+        // A link left by an earlier pattern is not written through by a later one.
+        let dest = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dest.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dest.path().join("out/link")).unwrap();
+        let tar = raw_tar(&[("link/", Directory, ""), ("link/escaped", Regular, "")]);
+        let req = request("/", "/out/link/").unwrap();
+        let err = unpack(tar.path(), &req, None, dest.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("through the link `out/link`"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        // Links inside the directory are kept as links.
+        let dest = tempfile::tempdir().unwrap();
+        let tar = raw_tar(&[("out/a", Regular, ""), ("out/l", Symlink, "a")]);
+        let req = request("/", "/out/").unwrap();
+        assert_eq!(unpack(tar.path(), &req, None, dest.path()).unwrap(), 2);
+        assert!(dest.path().join("out/l").is_symlink());
     }
 
     #[test]

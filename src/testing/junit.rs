@@ -8,9 +8,11 @@ use std::fmt::Write as _;
 
 use crate::testing::report::Report;
 
-/// Escapes text for XML 1.0 content and attribute values; characters XML cannot hold (most
+/// Escapes text for XML 1.0 content and attribute values, secrets masked; characters XML cannot hold (most
 /// control characters, such as terminal escapes in container output) become `?`.
 pub fn escape(text: &str) -> String {
+    // Every text of the report passes here: secrets as `***` (SPEC "Secrets").
+    let text = crate::output::mask(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -51,17 +53,18 @@ pub fn to_xml(report: &Report) -> String {
         out,
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" time=\"{}\">",
         attr(&report.command),
-        report.passed() + report.failed(),
+        report.passed() + report.failed() + report.skipped(),
         report.failed(),
         secs(total_time)
     );
     for (n, suite) in report.suites.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\" time=\"{}\" timestamp=\"{}\" hostname=\"{}\" id=\"{}\" package=\"{}\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\" timestamp=\"{}\" hostname=\"{}\" id=\"{}\" package=\"{}\">",
             attr(&suite.name),
             suite.cases.len(),
             suite.failures(),
+            suite.skipped(),
             secs(suite.secs()),
             suite.timestamp.format("%Y-%m-%dT%H:%M:%S"),
             attr(&report.hostname),
@@ -88,11 +91,14 @@ pub fn to_xml(report: &Report) -> String {
                 attr(&case.classname),
                 secs(case.secs)
             );
-            if case.failure.is_none() && case.log.is_empty() {
+            if case.failure.is_none() && case.skipped.is_none() && case.log.is_empty() {
                 out.push_str("/>\n");
                 continue;
             }
             out.push_str(">\n");
+            if let Some(why) = &case.skipped {
+                let _ = writeln!(out, "      <skipped message=\"{}\"/>", attr(why));
+            }
             if let Some(f) = &case.failure {
                 let _ = writeln!(
                     out,
@@ -140,6 +146,7 @@ mod tests {
                 classname: "setup".into(),
                 secs: 0.5,
                 failure: None,
+                skipped: None,
                 log: Vec::new(),
             },
         );
@@ -152,12 +159,17 @@ mod tests {
                 failure: Some(Failure::from_text(
                     "expected status 200, got 404\nbody: <html>",
                 )),
+                skipped: None,
                 log: vec!["INFO: one".into(), "OUTPUT: two".into()],
             },
         );
+        r.add(
+            "web_daemon",
+            CaseResult::skipped("1:POST", "daemon", "`production: false`"),
+        );
         let xml = to_xml(&r);
-        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"web/test:check\" tests=\"2\" failures=\"1\" errors=\"0\" time=\"1.750\">"), "{xml}");
-        assert!(xml.contains("<testsuite name=\"web_daemon\" tests=\"1\" failures=\"1\" errors=\"0\" skipped=\"0\" time=\"1.250\" timestamp=\""), "{xml}");
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"web/test:check\" tests=\"3\" failures=\"1\" errors=\"0\" time=\"1.750\">"), "{xml}");
+        assert!(xml.contains("<testsuite name=\"web_daemon\" tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"1\" time=\"1.250\" timestamp=\""), "{xml}");
         assert!(
             xml.contains("hostname=\"box\" id=\"web/test:check_0123456789_1\""),
             "{xml}"
@@ -174,6 +186,10 @@ mod tests {
         assert!(xml.contains("<failure message=\"expected status 200, got 404\" type=\"failure\">expected status 200, got 404\nbody: &lt;html&gt;</failure>"), "{xml}");
         assert!(
             xml.contains("<system-out>INFO: one\nOUTPUT: two</system-out>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<testcase name=\"1:POST\" classname=\"daemon\" time=\"0.000\">\n      <skipped message=\"`production: false`\"/>\n    </testcase>"),
             "{xml}"
         );
         assert!(xml.ends_with("</testsuites>\n"));

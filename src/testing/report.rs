@@ -28,8 +28,24 @@ pub struct CaseResult {
     pub classname: String,
     pub secs: f64,
     pub failure: Option<Failure>,
+    /// Why the case was not run (reported as skipped).
+    pub skipped: Option<String>,
     /// The log lines captured while the case ran.
     pub log: Vec<String>,
+}
+
+impl CaseResult {
+    /// A case that was not run, and why.
+    pub fn skipped(name: &str, classname: &str, why: &str) -> Self {
+        CaseResult {
+            name: name.to_string(),
+            classname: classname.to_string(),
+            secs: 0.0,
+            failure: None,
+            skipped: Some(why.to_string()),
+            log: Vec::new(),
+        }
+    }
 }
 
 /// One suite, run.
@@ -44,6 +60,10 @@ pub struct SuiteResult {
 impl SuiteResult {
     pub fn failures(&self) -> usize {
         self.cases.iter().filter(|c| c.failure.is_some()).count()
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.cases.iter().filter(|c| c.skipped.is_some()).count()
     }
 
     pub fn secs(&self) -> f64 {
@@ -79,7 +99,13 @@ impl Report {
     }
 
     pub fn passed(&self) -> usize {
-        self.cases().filter(|c| c.failure.is_none()).count()
+        self.cases()
+            .filter(|c| c.failure.is_none() && c.skipped.is_none())
+            .count()
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.cases().filter(|c| c.skipped.is_some()).count()
     }
 
     pub fn failed(&self) -> usize {
@@ -100,14 +126,22 @@ impl Report {
         line
     }
 
-    /// `N passed, M failed`.
+    /// `N passed, M failed`, and `, K skipped` when cases were skipped.
     pub fn summary(&self) -> String {
-        format!("{} passed, {} failed", self.passed(), self.failed())
+        let mut out = format!("{} passed, {} failed", self.passed(), self.failed());
+        if self.skipped() > 0 {
+            let _ = write!(out, ", {} skipped", self.skipped());
+        }
+        out
     }
 }
 
-/// `PASS <suite> <case> (<secs>s)`, and for a failure its text indented below.
+/// `PASS <suite> <case> (<secs>s)`, and for a failure its text indented below;
+/// `SKIP <suite> <case> (<why>)` for a case not run.
 pub fn console_line(suite: &str, case: &CaseResult) -> String {
+    if let Some(why) = &case.skipped {
+        return format!("SKIP {suite} {} ({why})\n", case.name);
+    }
     let mut out = format!(
         "{} {suite} {} ({:.2}s)\n",
         if case.failure.is_some() {
@@ -146,6 +180,7 @@ mod tests {
             classname: "setup".into(),
             secs: 1.234,
             failure: failure.map(Failure::from_text),
+            skipped: None,
             log: Vec::new(),
         }
     }
@@ -167,6 +202,12 @@ mod tests {
         assert_eq!(r.suites.len(), 2);
         assert_eq!(r.suites[0].cases.len(), 2);
         assert_eq!(r.summary(), "2 passed, 1 failed");
+        let skip = r.add(
+            "web_daemon",
+            CaseResult::skipped("1:POST", "daemon", "`production: false`"),
+        );
+        assert_eq!(skip, "SKIP web_daemon 1:POST (`production: false`)\n");
+        assert_eq!(r.summary(), "2 passed, 1 failed, 1 skipped");
         assert_eq!(
             r.suites[1].cases[0].failure.as_ref().unwrap().message,
             "expected status 200, got 404"

@@ -27,7 +27,7 @@ use crate::testing::files;
 use crate::testing::junit;
 use crate::testing::report::{CaseResult, Failure, Report};
 use crate::unit::checks::LogMatch;
-use crate::unit::container::{ContainerSpec, StringOrList, split_image};
+use crate::unit::container::{ContainerSpec, StringOrList};
 use crate::unit::values::{Pattern, Seconds};
 
 /// How a test run ended.
@@ -95,6 +95,7 @@ async fn timed(
             classname: classname.to_string(),
             secs: start.elapsed().as_secs_f64(),
             failure,
+            skipped: None,
             log,
         },
         interrupted,
@@ -124,14 +125,21 @@ async fn not_running(
     }
 }
 
-/// The whole output of a container so far.
-async fn all_output(run: &UnitRun<'_>, name: &str) -> String {
+/// The whole output of a container so far; an error when the engine's log stream breaks (a
+/// check must not judge truncated output).
+async fn all_output(run: &UnitRun<'_>, name: &str) -> Result<String, CaseError> {
     let mut stream = run.engine().logs(name, false, 0, None);
     let mut out = Vec::new();
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            CaseError::fail(format!(
+                "the output of `{name}` could not be read to its end ({} bytes read): {e}",
+                out.len()
+            ))
+        })?;
         out.extend_from_slice(&chunk.data);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// The last `n` lines of `text`, indented, for a failure message.
@@ -196,8 +204,12 @@ struct Tester<'a> {
 
 impl Tester<'_> {
     fn record(&mut self, suite: &str, (case, interrupted): (CaseResult, bool)) {
+        let failed = case.failure.is_some();
         let line = self.report.add(suite, case);
-        output::result(line);
+        // `-q`: only failures are printed (SPEC "Command line", Output).
+        if failed || !output::quiet() {
+            output::result(line);
+        }
         if interrupted {
             self.interrupted = true;
         }
@@ -213,6 +225,7 @@ impl Tester<'_> {
                     classname: classname.to_string(),
                     secs: 0.0,
                     failure: Some(Failure::from_text(format!("setup failed\n{reason}"))),
+                    skipped: None,
                     log: Vec::new(),
                 },
                 false,
@@ -366,7 +379,12 @@ impl Tester<'_> {
             )));
         };
         let code = code?;
-        let out = all_output(run, name).await;
+        let out = match all_output(run, name).await {
+            Ok(out) => out,
+            // Only the exit code is judged: unread output costs the message its last lines.
+            Err(e) if job.logs.is_empty() => format!("({})", e.text),
+            Err(e) => return Err(e),
+        };
         let problems = mismatches(
             job.exit_code.unwrap_or(0),
             code,
@@ -522,7 +540,9 @@ impl Tester<'_> {
         }
         if test.capture_logs {
             if let Some(dir) = &files_dir {
-                if let Err(e) = std::fs::write(dir.join("logs.txt"), &out) {
+                if let Err(e) =
+                    archive::write_new(&dir.join("logs.txt"), output::mask(&out).as_bytes())
+                {
                     output::warn("tests", format!("cannot keep logs.txt: {e}"));
                 }
             }
@@ -546,6 +566,11 @@ impl Tester<'_> {
                 if self.interrupted {
                     return;
                 }
+                if let Some(why) = &case.skip {
+                    let skipped = CaseResult::skipped(&case.name, &suite.classname, why);
+                    self.record(&suite.name, (skipped, false));
+                    continue;
+                }
                 if self.blocked.is_some() {
                     self.record_blocked(&suite.name, &case.name, &suite.classname);
                     continue;
@@ -564,6 +589,11 @@ impl Tester<'_> {
             for case in &suite.cases {
                 if self.interrupted {
                     return;
+                }
+                if let Some(why) = &case.skip {
+                    let skipped = CaseResult::skipped(&case.name, &suite.classname, why);
+                    self.record(&suite.name, (skipped, false));
+                    continue;
                 }
                 if self.blocked.is_some() {
                     self.record_blocked(&suite.name, &case.name, &suite.classname);
@@ -616,7 +646,7 @@ impl Tester<'_> {
         let _ = self.files_dir(variant, key);
     }
 
-    /// Makes sure the test data container exists while the unit's images still do.
+    /// Makes sure the test data container exists.
     async fn prepare_test_data(&mut self) {
         if self.staging.as_ref().is_none_or(Staging::is_empty) || self.test_data_ready {
             return;
@@ -637,48 +667,9 @@ impl Tester<'_> {
     }
 
     async fn create_test_data(&self) -> Result<(), String> {
-        let run = &self.run;
-        let engine = run.engine();
-        let name = &self.test_data;
-        if engine
-            .container(name)
+        archive::ensure(&self.run, &self.test_data, &self.plan.unit.command.unit)
             .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let helper = run
-            .unit
-            .environment
-            .get_str("HELPER_IMAGE")
-            .filter(|s| !s.is_empty());
-        let tempid = self.plan.tempid.as_str();
-        let (mut stable, mut pseudo): (Vec<String>, Vec<String>) = run
-            .unit
-            .containers
-            .values()
-            .filter_map(|c| c.spec.image.clone())
-            .partition(|i| !split_image(i).1.ends_with(tempid));
-        stable.insert(0, helper.unwrap_or_default());
-        stable.retain(|s| !s.is_empty());
-        // Only the test's own images may exist (`full` on a fresh machine).
-        pseudo.dedup();
-        for image in stable.iter().chain(&pseudo) {
-            if engine.image(image).await.ok().flatten().is_some() {
-                // Made from a tag of its own, the container holds on to no tag of the unit: the
-                // unit's purge and a `full` teardown still remove theirs.
-                let repo = archive::image_repo(name);
-                engine
-                    .tag_image(image, &repo, "latest")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return archive::ensure(run, name, &format!("{repo}:latest"))
-                    .await
-                    .map_err(|e| e.to_string());
-            }
-        }
-        Err("no image to make it from: set HELPER_IMAGE in an environment file".into())
+            .map_err(|e| e.to_string())
     }
 
     async fn lifecycle_suite(&mut self, suite: &crate::generate::testplan::Suite<OrderCase>) {
@@ -775,10 +766,9 @@ impl Tester<'_> {
         let Some(staging) = &self.staging else {
             return Ok(());
         };
-        let environment = serde_yaml_ng::to_string(&serde_json::Value::Object(
+        let environment = output::masked_yaml(&serde_json::Value::Object(
             self.run.unit.environment.without_osenv(),
-        ))
-        .unwrap_or_default();
+        ));
         staging
             .finish(&[("junit.xml", &xml), ("environment.yaml", &environment)])
             .map_err(|e| format!("cannot stage the test files: {e}"))?;
@@ -841,12 +831,7 @@ pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
             None
         }
     };
-    let test_data = plan
-        .unit
-        .environment
-        .get_str("TEST_DATA_CONTAINER")
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| archive::DEFAULT_NAME.to_string());
+    let test_data = plan.test_data.clone();
     let mut t = Tester {
         run,
         plan,
@@ -906,6 +891,7 @@ pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
                     failure: Some(Failure::from_text(format!(
                         "dstart failed internally: {why}"
                     ))),
+                    skipped: None,
                     log: Vec::new(),
                 },
                 false,
@@ -920,7 +906,9 @@ pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
     if let Err(e) = t.write_results(junit).await {
         output::error("tests", e);
     }
-    output::result(format!("{}\n", t.report.summary()));
+    if t.report.failed() > 0 || !output::quiet() {
+        output::result(format!("{}\n", t.report.summary()));
+    }
     Outcome {
         interrupted: t.interrupted || rt.interrupt.is_set(),
         report: t.report,

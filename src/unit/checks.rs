@@ -34,6 +34,14 @@ pub struct HttpCheck {
     pub body: Option<String>,
     /// Seconds to retry until the check passes (default 10).
     pub timeout: Option<Seconds>,
+    /// `false`: the check changes data (a POST that writes), so it runs only against a test
+    /// copy and is skipped in `--production` runs (SPEC "Tests").
+    #[serde(default = "yes")]
+    pub production: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `daemon:` in either form: `{name: check}` or `[{METHOD: check}, ...]`.
@@ -145,7 +153,7 @@ impl<'de> Deserialize<'de> for LogMatch {
 }
 
 /// `job:` on a container started by the unit: wait for it to exit, then check.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobCheck {
     pub exit_code: Option<i64>,
@@ -153,10 +161,13 @@ pub struct JobCheck {
     pub logs: Vec<LogMatch>,
     /// Seconds to wait for the exit (default 60).
     pub timeout: Option<Seconds>,
+    /// `false`: skipped in `--production` runs (see [`HttpCheck::production`]).
+    #[serde(default = "yes")]
+    pub production: bool,
 }
 
 /// A named run under `jobs:`: a fresh container from the spec with `args` as its command.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobRun {
     #[serde(default)]
@@ -169,6 +180,9 @@ pub struct JobRun {
     #[serde(default, alias = "gather_files")]
     pub files: Vec<String>,
     pub timeout: Option<Seconds>,
+    /// `false`: skipped in `--production` runs (see [`HttpCheck::production`]).
+    #[serde(default = "yes")]
+    pub production: bool,
 }
 
 /// A custom test variant under `tests:`.
@@ -234,6 +248,37 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("unknown field `stauts`"), "{err}");
+    }
+
+    #[test]
+    fn production_false_marks_checks_that_change_data() {
+        let d: DaemonChecks = serde_yaml_ng::from_str(
+            "- POST: {url: x, production: false}
+- GET: {url: x}
+",
+        )
+        .unwrap();
+        assert!(!d.checks[0].2.production);
+        assert!(d.checks[1].2.production, "the default");
+        let j: JobCheck = serde_yaml_ng::from_str(
+            "production: false
+",
+        )
+        .unwrap();
+        assert!(!j.production);
+        let r: JobRun = serde_yaml_ng::from_str(
+            "args: [x]
+",
+        )
+        .unwrap();
+        assert!(r.production);
+        let err = serde_yaml_ng::from_str::<JobRun>(
+            "production: sometimes
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("production"), "{err}");
     }
 
     #[test]

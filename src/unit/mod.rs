@@ -42,6 +42,8 @@ pub struct Unit {
     pub test_variants: Vec<String>,
     /// Custom test variants requested (`test` only).
     pub custom_tests: Vec<String>,
+    /// The unit's own test data container, which the generated `purge` removes last.
+    pub purge_test_data: Option<String>,
 }
 
 /// A unit as read from its base file: typed, not yet filtered or generated.
@@ -170,8 +172,9 @@ impl Unit {
         for (name, c) in &self.containers {
             composition.insert(Value::String(name.clone()), c.raw.clone());
         }
-        let first = serde_yaml_ng::to_string(&Value::Mapping(composition)).unwrap_or_default();
-        let second = serde_yaml_ng::to_string(&steps_to_value(&self.steps)).unwrap_or_default();
+        // Secrets as `***` (SPEC "Secrets"), in a document that stays valid YAML.
+        let first = crate::output::masked_yaml(&Value::Mapping(composition));
+        let second = crate::output::masked_yaml(&steps_to_value(&self.steps));
         format!("{first}---\n{second}")
     }
 

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
+use crate::config::environment::Environment;
 use crate::error::ConfigError;
 use crate::generate::commands;
 use crate::unit::checks::{CustomTest, HttpCheck, JobCheck, JobRun};
@@ -64,6 +65,8 @@ pub struct DaemonCase {
     pub method: String,
     /// The check with its references renamed.
     pub check: HttpCheck,
+    /// Why the case is reported as skipped instead of run.
+    pub skip: Option<String>,
 }
 
 /// What a job case does.
@@ -84,6 +87,34 @@ pub struct JobCase {
     pub key: String,
     pub container: String,
     pub kind: JobKind,
+    /// Why the case is reported as skipped instead of run.
+    pub skip: Option<String>,
+}
+
+/// The label of a test data container: the unit whose test runs made it.
+pub const LABEL_TEST_DATA: &str = "dstart.test-data";
+
+/// The test data container of `unit`'s test runs (SPEC "Tests"): `TEST_DATA_CONTAINER` from
+/// the environment (which units may share), else the unit's own, `<unit>_test_data`.
+pub fn test_data_name(unit: &str, env: &Environment) -> String {
+    env.get_str("TEST_DATA_CONTAINER")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{}_test_data", crate::text::docker_name(unit)))
+}
+
+/// The unit's own test data container, which its purge removes; none when the environment
+/// names one (it may be shared).
+pub fn own_test_data(unit: &str, env: &Environment) -> Option<String> {
+    env.get_str("TEST_DATA_CONTAINER")
+        .is_none_or(|s| s.is_empty())
+        .then(|| test_data_name(unit, env))
+}
+
+/// Why a check is skipped: one marked `production: false` (it changes data) in a run against
+/// the live unit.
+pub fn skip_reason(production_run: bool, check_production: bool) -> Option<String> {
+    (production_run && !check_production)
+        .then(|| "`production: false`: not run against the live unit".to_string())
 }
 
 /// A custom test variant on one container.
@@ -140,6 +171,8 @@ pub struct TestPlan {
     pub custom: Vec<Suite<CustomCase>>,
     pub stop: Suite<OrderCase>,
     pub teardown: Suite<OrderCase>,
+    /// The container the run's files are kept in ([`test_data_name`]).
+    pub test_data: String,
 }
 
 /// Keeps the teardown orders that only touch what the test created: containers whose name ends
@@ -288,6 +321,7 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                         container: name.clone(),
                         method: method.as_str().to_string(),
                         check: check.clone(),
+                        skip: skip_reason(selection.production, check.production),
                     });
                 }
                 daemon.push(suite);
@@ -299,6 +333,7 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                     key: key.clone(),
                     container: name.clone(),
                     kind: JobKind::Wait(job.clone()),
+                    skip: skip_reason(selection.production, job.production),
                 });
             }
             for (job_name, run) in &tests.jobs {
@@ -314,6 +349,7 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                         spec: Box::new(spec),
                         run: run.clone(),
                     },
+                    skip: skip_reason(selection.production, run.production),
                 });
             }
             if !suite.cases.is_empty() {
@@ -355,5 +391,6 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
         custom,
         stop,
         teardown,
+        test_data: test_data_name(&unit.command.unit, &unit.environment),
     })
 }

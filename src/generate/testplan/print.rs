@@ -38,6 +38,11 @@ fn suite_value<C>(suite: &Suite<C>, cases: Value) -> Value {
     Value::Mapping(m)
 }
 
+/// `skipped (<why>)` for a skipped case, else what it checks.
+fn skipped_or(skip: Option<&str>, describe: impl FnOnce() -> String) -> String {
+    skip.map_or_else(describe, |why| format!("skipped ({why})"))
+}
+
 fn describe_check(method: &str, c: &HttpCheck) -> String {
     use std::fmt::Write as _;
     let mut out = format!("{method} {}", c.url);
@@ -113,6 +118,7 @@ impl TestPlan {
         );
         plan.insert("production".into(), Value::Bool(self.selection.production));
         plan.insert("unit label".into(), Value::String(self.unit_label.clone()));
+        plan.insert("test data".into(), Value::String(self.test_data.clone()));
         if !self.selection.production {
             let mut renamed = Mapping::new();
             renamed.insert("containers".into(), string_map(&self.renames.containers));
@@ -133,7 +139,9 @@ impl TestPlan {
                     let mut m = Mapping::new();
                     m.insert(
                         Value::String(c.name.clone()),
-                        Value::String(describe_check(&c.method, &c.check)),
+                        Value::String(skipped_or(c.skip.as_deref(), || {
+                            describe_check(&c.method, &c.check)
+                        })),
                     );
                     Value::Mapping(m)
                 })
@@ -148,7 +156,7 @@ impl TestPlan {
                     let mut m = Mapping::new();
                     m.insert(
                         Value::String(c.name.clone()),
-                        Value::String(describe_job(&c.kind)),
+                        Value::String(skipped_or(c.skip.as_deref(), || describe_job(&c.kind))),
                     );
                     Value::Mapping(m)
                 })
@@ -187,7 +195,7 @@ impl TestPlan {
             plan.insert("skipped".into(), orders_value(&self.skipped));
         }
 
-        let yaml = |v: &Value| serde_yaml_ng::to_string(v).unwrap_or_default();
+        let yaml = |v: &Value| crate::output::masked_yaml(v);
         format!(
             "{}---\n{}---\n# the test plan\n{}",
             yaml(&Value::Mapping(composition)),

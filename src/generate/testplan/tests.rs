@@ -33,6 +33,7 @@ pub(super) fn unit(command: &str, text: &str) -> Unit {
         active: std::collections::BTreeSet::new(),
         test_variants: builtins,
         custom_tests: custom,
+        purge_test_data: None,
     }
 }
 
@@ -392,4 +393,77 @@ fn plan_prints_as_three_documents() {
     assert!(docs[1].contains(&format!("- web_{}:", p.tempid)), "{text}");
     assert!(docs[2].contains("suite: web_daemon"), "{text}");
     assert!(docs[2].contains("answers 200"), "{text}");
+}
+
+#[test]
+fn production_false_checks_are_skipped_only_against_the_live_unit() {
+    for (production_run, check_production, skipped) in [
+        (true, false, true),
+        (true, true, false),
+        (false, false, false),
+        (false, true, false),
+    ] {
+        assert_eq!(
+            skip_reason(production_run, check_production).is_some(),
+            skipped,
+            "{production_run} {check_production}"
+        );
+    }
+    let text = r#"
+web:
+  image: me/web
+  daemon:
+    - POST: {url: "http://x/", production: false}
+    - GET: {url: "http://x/"}
+  job: {production: false}
+  jobs:
+    write: {args: [w], production: false}
+    read: {args: [r]}
+---
+- web: {command: start}
+"#;
+    for (command, flag, skips) in [
+        ("u/test:production", false, [true, false, true, true, false]),
+        ("u/test:check", true, [true, false, true, true, false]),
+        ("u/test:check", false, [false; 5]),
+    ] {
+        let p = plan(&unit(command, text), flag).unwrap();
+        let got: Vec<bool> = p.daemon[0]
+            .cases
+            .iter()
+            .map(|c| c.skip.is_some())
+            .chain(p.jobs[0].cases.iter().map(|c| c.skip.is_some()))
+            .collect();
+        assert_eq!(got, skips, "{command} --production={flag}");
+    }
+    let printed = plan(&unit("u/test:production", text), false)
+        .unwrap()
+        .to_yaml();
+    assert!(
+        printed.contains(
+            "- 0:POST http://x/: 'skipped (`production: false`: not run against the live unit)'"
+        ),
+        "{printed}"
+    );
+}
+
+#[test]
+fn every_unit_has_its_own_test_data_container_unless_one_is_named() {
+    let env = |named: Option<&str>| {
+        let mut e = Environment::default();
+        if let Some(n) = named {
+            e.set("TEST_DATA_CONTAINER", serde_json::Value::String(n.into()));
+        }
+        e
+    };
+    for (unit, named, name, own) in [
+        ("web", None, "web_test_data", Some("web_test_data")),
+        ("db", None, "db_test_data", Some("db_test_data")),
+        ("web", Some(""), "web_test_data", Some("web_test_data")),
+        ("web", Some("shared"), "shared", None),
+    ] {
+        let e = env(named);
+        assert_eq!(test_data_name(unit, &e), name, "{unit} {named:?}");
+        assert_eq!(own_test_data(unit, &e).as_deref(), own, "{unit} {named:?}");
+    }
 }
