@@ -253,8 +253,8 @@ mod tests {
     #[test]
     fn production_false_marks_checks_that_change_data() {
         let d: DaemonChecks = serde_yaml_ng::from_str(
-            "- POST: {url: x, production: false}
-- GET: {url: x}
+            "- POST: {url: 'http://x/', production: false}
+- GET: {url: 'http://x/'}
 ",
         )
         .unwrap();
