@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use crate::checks::http::{HttpCheck, request_limit};
-use crate::engine::convert::{
-    self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
-};
+use crate::engine::convert::{self, ConvertInput, CreateRequest, LABEL_UNIT, ResolvedBind};
 use crate::engine::{ContainerInfo, Created, EngineError, MountInfo};
 use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, resolve_host_path};
 use crate::output;
+use crate::plan::{self, Decision, Drift, Next, Observed, Wanted};
 use crate::unit::container::{ContainerSpec, MountSpec};
-use crate::unit::order::{Ready, Recreate, RemoveArgs, StartArgs};
+use crate::unit::order::{Ready, RemoveArgs, StartArgs};
 
 /// The create request of `spec`, with bind paths resolved and checked.
 #[allow(clippy::implicit_hasher)]
@@ -153,98 +152,122 @@ pub fn log_created(name: &str, created: &Created) {
     }
 }
 
-/// Whether the container was created from another configuration or image.
-async fn change_reason(
+/// The ID the image reference of `spec` names now (`None`: no image, or not on the engine).
+pub async fn current_image_id(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
-    info: &ContainerInfo,
-    req: &CreateRequest,
 ) -> OrderResult<Option<String>> {
-    if !info.labels.contains_key(LABEL_UNIT) {
+    let Some(image_name) = &spec.image else {
         return Ok(None);
-    }
-    if info.labels.get(LABEL_HASH) != Some(&req.hash) {
-        return Ok(Some("its configuration changed".into()));
-    }
-    if let Some(image_name) = &spec.image {
-        if let Some(img) = run.engine().image(image_name).await? {
-            if img.id != info.image_id {
-                return Ok(Some(format!("its image `{image_name}` changed")));
-            }
-        }
-    }
-    Ok(None)
+    };
+    Ok(run.engine().image(image_name).await?.map(|i| i.id))
 }
 
-/// `start`.
+/// Why a container is recreated, as the log line says it.
+fn because(drift: &Drift, spec: &ContainerSpec) -> String {
+    match drift {
+        Drift::Config(keys) if keys.is_empty() => "its configuration changed".into(),
+        Drift::Config(keys) => format!("its configuration changed ({})", keys.join(", ")),
+        Drift::Image => format!(
+            "its image `{}` changed",
+            spec.image.as_deref().unwrap_or_default()
+        ),
+        Drift::Always => "`recreate: always` is set".into(),
+        Drift::Foreign => "it was not created by dstart".into(),
+    }
+}
+
+/// `start`: inspects, decides ([`plan::decide`]), then carries the decision out.
 pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResult {
     let spec = run.spec(name)?;
     let req = request(run, spec, HashMap::new())?;
     let existing = run.engine().container(name).await?;
+    let mut image_id = None;
+    if existing.is_some() {
+        // `pull: always`: the newest image first, so that a changed one recreates below.
+        if let Some(image) = &spec.image {
+            let _guard = run.image_lock(image).await;
+            Box::pin(super::pull::refresh(run, spec, image)).await?;
+        }
+        image_id = current_image_id(run, spec).await?;
+    }
+    let decision = plan::decide(
+        &Observed {
+            container: existing.as_ref(),
+            image_id: image_id.as_deref(),
+        },
+        &Wanted {
+            hash: &req.hash,
+            keys: &req.keys,
+            recreate: args.recreate,
+            restart: args.restart,
+        },
+    );
     let mut started = false;
     // Where the output of the run this order starts (or finds) begins; `None`: a container
     // that never ran, all of its output.
     let mut after = None;
-    match existing {
-        None => {
+    let next = match (&decision, &existing) {
+        (Decision::Create, _) | (_, None) => {
             output::debug(format!(
                 "Cannot start the container {name}.  Trying to create it."
             ));
             create_with(run, spec, req).await?;
             output::info(format!("Successfully created the container {name}."));
+            None
+        }
+        (Decision::Recreate(why), Some(info)) => {
+            let reason = why
+                .iter()
+                .map(|d| because(d, spec))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            Box::pin(recreate(run, spec, info, &reason, args.timeout)).await?;
+            None
+        }
+        (Decision::Existing { next, kept }, Some(_)) => {
+            if !kept.is_empty() {
+                output::debug(format!(
+                    "Container {name} differs from its spec, but `recreate: never` keeps it"
+                ));
+            }
+            Some(*next)
+        }
+        (Decision::Foreign(next), Some(_)) => {
+            output::debug(format!(
+                "Container {name} was not created by dstart; it is never recreated"
+            ));
+            Some(*next)
+        }
+    };
+    match (next, existing) {
+        (None, _) | (_, None) => {
             start_now(run, name, args).await?;
             started = true;
         }
-        Some(info) => {
-            if !info.labels.contains_key(LABEL_UNIT) {
-                output::debug(format!(
-                    "Container {name} was not created by dstart; it is never recreated"
-                ));
-            }
-            // `pull: always`: the newest image first, so that a changed one recreates below.
-            if let Some(image) = &spec.image {
-                let _guard = run.image_lock(image).await;
-                Box::pin(super::pull::refresh(run, spec, image)).await?;
-            }
-            let reason = match args.recreate {
-                Recreate::Never => None,
-                Recreate::Always => Some("`recreate: always` is set".to_string()),
-                Recreate::Auto => change_reason(run, spec, &info, &req).await?,
-            };
-            match (reason, args.recreate) {
-                (Some(reason), _) => {
-                    Box::pin(recreate(run, spec, &info, &reason, args.timeout)).await?;
-                    start_now(run, name, args).await?;
-                    started = true;
-                }
-                (None, Recreate::Never) => {
-                    if change_reason(run, spec, &info, &req).await?.is_some() {
-                        output::debug(format!(
-                            "Container {name} differs from its spec, but `recreate: never` keeps it"
-                        ));
-                    }
-                }
-                (None, _) => {}
-            }
-            if !started {
-                join_unit_network(run, spec, &info).await?;
-                if info.running && !args.restart {
+        (Some(next), Some(info)) => {
+            join_unit_network(run, spec, &info).await?;
+            match next {
+                Next::Keep => {
                     output::debug(format!(
                         "Container {name} is already started. (skipped)  Add 'restart: true' to the order to restart it."
                     ));
                     after = previous_run_end(&info);
-                } else {
-                    after = if info.running {
-                        // A restart is a stop and a start, as the engine does it; stopping
-                        // first tells exactly where the output of the old run ends.
-                        run.engine().stop_container(name, args.timeout).await?;
-                        run.engine()
-                            .container(name)
-                            .await?
-                            .and_then(|i| previous_run_end(&i))
-                    } else {
-                        previous_run_end(&info)
-                    };
+                }
+                Next::Restart => {
+                    // A restart is a stop and a start, as the engine does it; stopping first
+                    // tells exactly where the output of the old run ends.
+                    run.engine().stop_container(name, args.timeout).await?;
+                    after = run
+                        .engine()
+                        .container(name)
+                        .await?
+                        .and_then(|i| previous_run_end(&i));
+                    start_now(run, name, args).await?;
+                    started = true;
+                }
+                Next::Start => {
+                    after = previous_run_end(&info);
                     start_now(run, name, args).await?;
                     started = true;
                 }
