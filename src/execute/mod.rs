@@ -7,6 +7,8 @@ pub mod context;
 pub mod image;
 pub mod interrupt;
 pub mod lifecycle;
+pub mod logs;
+pub mod preview;
 pub mod pull;
 pub mod run;
 pub mod substitute;
