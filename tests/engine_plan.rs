@@ -250,3 +250,25 @@ fn logs_interleave_the_containers_in_time_order() {
     let (_, err) = sb.fails(&["logs", &id, "nope"], 2);
     assert!(err.contains("`nope` is no container"), "{err}");
 }
+
+#[test]
+fn logs_follow_until_the_containers_stop() {
+    let sb = Sandbox::new("logsf");
+    let id = sb.id.clone();
+    let job = format!("{id}-job");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{job}:\n  image: {base}\n  command: [sh, -c, 'sleep 1; for i in 1 2 3; do echo x$i; sleep 0.3; done']\n---\n- {job}: {{command: start}}\n",
+            base = base_image()
+        ),
+    );
+    sb.ok(&["run", &format!("{id}/start")]);
+    let out = sb.ok(&["logs", "-f", &id]);
+    assert_eq!(
+        out,
+        format!("{job} | x1\n{job} | x2\n{job} | x3\n"),
+        "-f printed the lines as they came and ended with the container"
+    );
+}
