@@ -1,6 +1,8 @@
 //! Dispatch of the subcommands: each one a thin wrapper around the stages.
 
-use crate::cli::{Cli, Command, HelpArgs, ListArgs, PullWhen, RunArgs};
+use crate::cli::{
+    Cli, Command, Format, HelpArgs, ListArgs, LogsArgs, PullWhen, RunArgs, StatusArgs, TableFormat,
+};
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
 use crate::config::environment::Environment;
@@ -13,6 +15,7 @@ use crate::output::{self, OutputConfig};
 use crate::testing::runner;
 use crate::unit::Unit;
 use crate::unit::container::PullPolicy;
+use std::path::Path;
 
 /// Runs one `dstart` invocation.
 pub fn run(cli: &Cli) -> Result<(), Error> {
@@ -38,6 +41,8 @@ fn dispatch(cli: &Cli) -> Result<(), Error> {
         Command::List(args) => list(cli, args),
         Command::Help(args) => help(cli, args),
         Command::Run(args) => run_unit(cli, args),
+        Command::Status(args) => status(cli, args),
+        Command::Logs(args) => logs(cli, args),
         Command::Completions { shell } => {
             output::result(crate::completion::script(*shell));
             Ok(())
@@ -88,6 +93,17 @@ fn list(cli: &Cli, args: &ListArgs) -> Result<(), Error> {
     let want_units = args.units || !args.services;
     let units = want_units.then(|| conf.unit_commands());
     let services = args.services.then(|| conf.services());
+    if args.format == Format::Json {
+        let mut out = serde_json::Map::new();
+        if let Some(u) = units {
+            out.insert("units".into(), u.into());
+        }
+        if let Some(s) = services {
+            out.insert("services".into(), s.into());
+        }
+        output::result(format!("{}\n", serde_json::Value::Object(out)));
+        return Ok(());
+    }
     output::result(catalog::format_listing(
         units.as_deref(),
         services.as_deref(),
@@ -196,6 +212,12 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         Err(Loaded::Unit(_)) => unreachable!("load_unit resolves units"),
     };
     if unit.command.command == "test" {
+        if args.plan {
+            return Err(Error::Usage(format!(
+                "--plan applies to unit commands, not to the test run `{}`",
+                unit.command
+            )));
+        }
         return test_unit(cli, args, conf, env, &unit);
     }
     if args.production || args.junit.is_some() {
@@ -214,7 +236,26 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         return Ok(());
     }
     crate::generate::check_nested(&conf, &env, &unit, &mut vec![unit.command.to_string()])?;
-    with_engine(cli, args, conf, env, &unit, async |rt| {
+    if args.plan {
+        let format = args.format;
+        return with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {
+            let run = UnitRun::new(
+                rt,
+                &unit,
+                Naming::plain(&unit.command.unit),
+                vec![unit.command.to_string()],
+            );
+            let lines = execute::preview::plan_steps(&run, &unit.steps)
+                .await
+                .map_err(|e| order_error(e, rt))?;
+            output::result(match format {
+                Format::Json => format!("{}\n", serde_json::to_string(&lines).unwrap_or_default()),
+                Format::Text => lines.iter().map(|l| l.text() + "\n").collect(),
+            });
+            Ok(())
+        });
+    }
+    with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {
         let run = UnitRun::new(
             rt,
             &unit,
@@ -226,6 +267,92 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
             .await
             .map_err(|e| order_error(e, rt))?;
         Box::pin(run.run_unit())
+            .await
+            .map_err(|e| order_error(e, rt))
+    })
+}
+
+/// The containers of `unit` as its `start` command composes them.
+fn load_start(conf: &ConfigDir, env: &Environment, unit: &str) -> Result<Unit, Error> {
+    let command = UnitCommand::parse(&format!("{unit}/start"))?;
+    match crate::generate::load_unit(conf, env, &command, &[], false)? {
+        Ok(unit) => Ok(unit),
+        Err(_) => Err(Error::Usage(format!("`{unit}/start` gives no unit"))),
+    }
+}
+
+/// `dstart status [UNIT...]`.
+fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Error> {
+    let conf = config_dir(cli)?;
+    let env = Environment::load(&conf, None)?;
+    let names = if args.units.is_empty() {
+        conf.unit_commands()
+            .iter()
+            .filter_map(|c| c.strip_suffix("/start").map(str::to_string))
+            .collect()
+    } else {
+        args.units.clone()
+    };
+    let units = names
+        .iter()
+        .map(|u| load_start(&conf, &env, u))
+        .collect::<Result<Vec<Unit>, Error>>()?;
+    let Some(first) = units.first() else {
+        return Ok(());
+    };
+    let format = args.format;
+    with_engine(cli, RunChoices::default(), conf, env, first, async |rt| {
+        let runs: Vec<UnitRun<'_>> = units
+            .iter()
+            .map(|u| UnitRun::new(rt, u, Naming::plain(&u.command.unit), Vec::new()))
+            .collect();
+        let all = futures_util::future::join_all(runs.iter().map(execute::preview::status)).await;
+        let mut lines = Vec::new();
+        for result in all {
+            lines.extend(result.map_err(|e| order_error(e, rt))?);
+        }
+        output::result(match format {
+            TableFormat::Json => format!("{}\n", serde_json::to_string(&lines).unwrap_or_default()),
+            TableFormat::Table => execute::preview::status_table(&lines),
+        });
+        Ok(())
+    })
+}
+
+/// `dstart logs UNIT [CONTAINER...]`.
+fn logs(cli: &Cli, args: &LogsArgs) -> Result<(), Error> {
+    let since = match &args.since {
+        Some(t) => execute::logs::parse_since(t).map_err(Error::Usage)?,
+        None => 0,
+    };
+    let conf = config_dir(cli)?;
+    let env = Environment::load(&conf, None)?;
+    let unit = load_start(&conf, &env, &args.unit)?;
+    let available: Vec<String> = unit.containers.keys().cloned().collect();
+    let chosen = if args.containers.is_empty() {
+        available.clone()
+    } else {
+        for c in &args.containers {
+            if !unit.containers.contains_key(c) {
+                return Err(Error::Usage(format!(
+                    "`{c}` is no container of `{}` (it has {})",
+                    args.unit,
+                    available.join(", ")
+                )));
+            }
+        }
+        args.containers.clone()
+    };
+    let req = execute::logs::LogsRequest {
+        containers: chosen.iter().map(|c| (c.clone(), c.clone())).collect(),
+        follow: args.follow,
+        since,
+        tail: args.tail,
+        timestamps: args.timestamps,
+    };
+    with_engine(cli, RunChoices::default(), conf, env, &unit, async |rt| {
+        let run = UnitRun::new(rt, &unit, Naming::plain(&unit.command.unit), Vec::new());
+        execute::logs::logs(&run, &req)
             .await
             .map_err(|e| order_error(e, rt))
     })
@@ -248,7 +375,7 @@ fn test_unit(
         .junit
         .clone()
         .unwrap_or_else(|| runner::default_junit_path(&plan));
-    with_engine(cli, args, conf, env, unit, async |rt| {
+    with_engine(cli, RunChoices::of(args), conf, env, unit, async |rt| {
         let outcome = Box::pin(runner::run(rt, &plan, &junit)).await;
         if outcome.interrupted {
             Err(interrupted(rt))
@@ -266,27 +393,44 @@ fn test_unit(
     })
 }
 
+/// What a `run` chose on its command line that the run's [`Runtime`] carries (`status` and
+/// `logs` choose none of it).
+#[derive(Default, Clone, Copy)]
+struct RunChoices<'a> {
+    pull: Option<PullWhen>,
+    no_cache: bool,
+    /// `-e FILE`.
+    environment: Option<&'a Path>,
+}
+
+impl<'a> RunChoices<'a> {
+    fn of(args: &'a RunArgs) -> RunChoices<'a> {
+        RunChoices {
+            pull: args.pull,
+            no_cache: args.no_cache,
+            environment: args.environment.as_deref(),
+        }
+    }
+}
+
 /// Connects to the engine of `unit` and runs `work` on it, inside the async runtime. `env` is
 /// the environment before the unit's globals (for nested `unit` orders).
 fn with_engine(
     cli: &Cli,
-    args: &RunArgs,
+    choices: RunChoices<'_>,
     conf: ConfigDir,
     env: Environment,
     unit: &Unit,
     work: impl AsyncFnOnce(&Runtime) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let pull = args.pull.map(|p| match p {
+    let pull = choices.pull.map(|p| match p {
         PullWhen::Always => PullPolicy::Always,
         PullWhen::Missing => PullPolicy::Missing,
         PullWhen::Never => PullPolicy::Never,
     });
     let build_keep = execute::retention::build_keep(
         &unit.environment,
-        &execute::retention::environment_files(
-            &conf.environments_dir(),
-            args.environment.as_deref(),
-        ),
+        &execute::retention::environment_files(&conf.environments_dir(), choices.environment),
     )?;
     let (choice, timeout) = choose_engine(cli, Some(&unit.environment))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -322,7 +466,7 @@ fn with_engine(
             env,
             cwd,
             pull,
-            no_cache: args.no_cache,
+            no_cache: choices.no_cache,
             build_keep,
             interrupt,
             refusals: execute::ownership::Refusals::default(),

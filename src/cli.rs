@@ -78,6 +78,10 @@ pub enum Command {
     Help(HelpArgs),
     /// Run a unit command: UNIT/COMMAND[:TOKEN...] [ARGS...]
     Run(RunArgs),
+    /// Show the containers of units: state, health, image, ports and drift from their specs
+    Status(StatusArgs),
+    /// Show the output of a unit's containers, each line prefixed with its container
+    Logs(LogsArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -109,6 +113,55 @@ pub struct ListArgs {
     /// List the services (directories under services/ with a Dockerfile)
     #[arg(long)]
     pub services: bool,
+    /// Output format
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub format: Format,
+}
+
+/// `--format` of `run --plan` and `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// `--format` of `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
+    pub format: TableFormat,
+    /// The units (default: every unit with a `start` command)
+    #[arg(value_name = "UNIT")]
+    pub units: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow new output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only output since this time (RFC 3339, or a UNIX time in seconds)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only the last N lines of each container
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Keep the engine's timestamp at the start of each line
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// The unit
+    #[arg(value_name = "UNIT")]
+    pub unit: String,
+    /// Its containers (default: all of them)
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +192,14 @@ pub struct RunArgs {
     /// Print the unit file after template substitution and exit
     #[arg(long)]
     pub print_substitutions: bool,
+
+    /// Print what the orders would do and why, asking the engine only (it changes nothing)
+    #[arg(long)]
+    pub plan: bool,
+
+    /// Output format of --plan
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub format: Format,
 
     /// Run tests against the live containers (same as the `:production` token)
     #[arg(long)]

@@ -314,6 +314,14 @@ fn analyze(before: &[String], cur: &str) -> (Typed, Slot) {
         (None, Some("run")) if positionals == 0 && (only_positionals || !cur.starts_with('-')) => {
             Slot::UnitCommand
         }
+        (None, Some("status")) if only_positionals || !cur.starts_with('-') => Slot::UnitName {
+            prefix: String::new(),
+        },
+        (None, Some("logs")) if positionals == 0 && (only_positionals || !cur.starts_with('-')) => {
+            Slot::UnitName {
+                prefix: String::new(),
+            }
+        }
         _ => Slot::Other,
     };
     (typed, slot)
@@ -401,6 +409,13 @@ mod tests {
         assert_eq!(slot(&["run", "web/start", "-c", ""]).1, Slot::Other);
         assert_eq!(slot(&["run", "-e", ""]).1, Slot::Other);
         assert_eq!(slot(&["list", ""]).1, Slot::Other);
+        let unit_name = Slot::UnitName {
+            prefix: String::new(),
+        };
+        assert_eq!(slot(&["status", "a", ""]).1, unit_name);
+        assert_eq!(slot(&["logs", ""]).1, unit_name);
+        assert_eq!(slot(&["logs", "--tail", "3", "we"]).1, unit_name);
+        assert_eq!(slot(&["logs", "web", ""]).1, Slot::Other);
         assert_eq!(slot(&[""]).1, Slot::Other);
         assert_eq!(slot(&["frob", ""]).1, Slot::Other);
     }

@@ -8,6 +8,7 @@
 //! config    → configuration directory, environment, templates, YAML, imports   (RawUnit)
 //! unit      → typed, validated containers and orders                           (TypedUnit)
 //! generate  → variant filtering, generated commands and test plans, pure        (Unit)
+//! plan      → decisions from what the engine reports and what the unit says, pure
 //! execute   → orders against the engine
 //! testing   → test runs: cases, reports, kept files
 //! app       → dispatch of the subcommands
@@ -26,6 +27,7 @@ pub mod error;
 pub mod faults;
 pub mod generate;
 pub mod output;
+pub mod plan;
 pub mod secrets;
 pub mod testing;
 pub mod text;

@@ -330,6 +330,37 @@ fn list_both_uses_titled_blocks() {
 }
 
 #[test]
+fn list_json_parses_and_holds_the_same_names() {
+    let env = Env::fixture("basic");
+    let out = env
+        .dstart(&["list", "--units", "--services", "--format", "json"])
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let units: Vec<String> = BASIC_UNITS.lines().map(str::to_string).collect();
+    assert_eq!(
+        json,
+        serde_json::json!({"units": units, "services": ["cgit", "tmpl"]})
+    );
+}
+
+#[test]
+fn plan_status_and_logs_refuse_bad_input_before_the_engine() {
+    let env = Env::fixture("basic");
+    let err = env.dstart(&["run", "--plan", "over/test"]).fails();
+    assert!(err.contains("--plan applies to unit commands"), "{err}");
+    let err = env.dstart(&["logs", "--since", "soon", "over"]).fails();
+    assert!(err.contains("`--since soon`"), "{err}");
+    let err = env.dstart(&["logs", "over", "nope"]).fails();
+    assert!(err.contains("`nope` is no container of `over`"), "{err}");
+    let err = env.dstart(&["status", "missing-unit"]).fails();
+    assert!(err.contains("missing-unit"), "{err}");
+    let err = env
+        .dstart(&["run", "--plan", "--format", "yaml", "over/start"])
+        .fails();
+    assert!(err.contains("yaml"), "{err}");
+}
+
+#[test]
 fn list_of_an_empty_directory_is_empty() {
     let env = Env::empty();
     assert_eq!(env.dstart(&["list"]).ok(), "\n");

@@ -122,7 +122,7 @@ fn changed_spec_recreates_and_keeps_anonymous_volume_data() {
     let out = sb.ok(&["run", &format!("{id}/start")]);
     assert!(
         out.contains(&format!(
-            "Recreated container {name} because its configuration changed"
+            "Recreated container {name} because its configuration changed (env.GREETING)"
         )),
         "{out}"
     );

@@ -20,6 +20,9 @@ use crate::unit::container::{ContainerSpec, MountSpec};
 pub const LABEL_UNIT: &str = "dstart.unit";
 pub const LABEL_CONTAINER: &str = "dstart.container";
 pub const LABEL_HASH: &str = "dstart.config-hash";
+/// A JSON object of short digests per configuration key (`env.NAME`, `ports`, `image`, ...),
+/// so that a changed configuration can be named key by key. Digests only: no value in clear.
+pub const LABEL_KEYS: &str = "dstart.config-keys";
 
 /// A bind with its host path resolved (absolute).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,8 @@ pub struct ConvertInput {
 pub struct CreateRequest {
     pub(super) body: ContainerCreateBody,
     pub hash: String,
+    /// The digest of each configuration key (see [`LABEL_KEYS`]).
+    pub keys: BTreeMap<String, String>,
 }
 
 /// The create request of a unit network, for [`Engine::ensure_network`](super::Engine).
@@ -303,7 +308,7 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
     // The hash covers the container's own configuration, not which unit runs it: a container
     // imported into a second unit is the same container there (it joins that unit's network
     // as well instead of being recreated).
-    let hash = {
+    let (hash, keys) = {
         let mut own = body.clone();
         if input.network.is_some() && host.network_mode.is_none() {
             // Links are the container's own: they stay, under a fixed network name. (Containers
@@ -328,7 +333,7 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
                 h.network_mode = None;
             }
         }
-        config_hash(&own)
+        (config_hash(&own), key_digests(&own))
     };
     // A container of no unit (the test data container) carries no unit label.
     if !input.unit.is_empty() {
@@ -352,8 +357,76 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
         }
     }
     labels.insert(LABEL_HASH.into(), hash.clone());
+    labels.insert(
+        LABEL_KEYS.into(),
+        serde_json::to_string(&keys).unwrap_or_default(),
+    );
     body.labels = Some(labels);
-    CreateRequest { body, hash }
+    CreateRequest { body, hash, keys }
+}
+
+/// The configuration keys of a create request and a short digest of each value: `env.NAME`
+/// per variable, `labels.NAME` per label, `ports` (exposed and published), `image`, and the
+/// other fields of the request and of its host config in snake case (`cmd`, `restart_policy`).
+/// The digest is 16 hex digits of a SHA-256, so no value (a password) is readable from it.
+fn key_digests(own: &impl serde::Serialize) -> BTreeMap<String, String> {
+    let value = serde_json::to_value(own).unwrap_or(serde_json::Value::Null);
+    let mut parts: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut add =
+        |key: String, v: &serde_json::Value| parts.entry(key).or_default().push(v.clone());
+    let fields = value.as_object().cloned().unwrap_or_default();
+    for (field, v) in &fields {
+        match field.as_str() {
+            "Env" => {
+                for item in v.as_array().into_iter().flatten() {
+                    let text = item.as_str().unwrap_or_default();
+                    let name = text.split_once('=').map_or(text, |(k, _)| k);
+                    add(format!("env.{name}"), item);
+                }
+            }
+            "Labels" => {
+                for (k, l) in v.as_object().into_iter().flatten() {
+                    add(format!("labels.{k}"), l);
+                }
+            }
+            "HostConfig" => {
+                for (k, h) in v.as_object().into_iter().flatten() {
+                    let key = match k.as_str() {
+                        "PortBindings" | "PublishAllPorts" => "ports".to_string(),
+                        other => snake_case(other),
+                    };
+                    add(key, h);
+                }
+            }
+            "ExposedPorts" => add("ports".into(), v),
+            other => add(snake_case(other), v),
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(key, values)| {
+            let text = serde_json::to_string(&canonicalize(&serde_json::Value::Array(values)))
+                .unwrap_or_default();
+            let digest = Sha256::digest(format!("{key}\0{text}").as_bytes());
+            (key, crate::text::hex(&digest)[..16].to_string())
+        })
+        .collect()
+}
+
+/// `RestartPolicy` → `restart_policy`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The labels dstart puts on a network or volume it creates. The hash covers the request
@@ -508,6 +581,38 @@ mod tests {
         );
         assert_ne!(a.hash, c.hash);
         assert_eq!(a.hash.len(), 64);
+    }
+
+    #[test]
+    fn key_digests_name_what_changed_and_hide_values() {
+        let changed = |a: &str, b: &str| -> Vec<String> {
+            let (a, b) = (
+                create_request(&spec(a), &input()).keys,
+                create_request(&spec(b), &input()).keys,
+            );
+            let mut keys: Vec<String> = a.keys().chain(b.keys()).cloned().collect();
+            keys.sort();
+            keys.dedup();
+            keys.retain(|k| a.get(k) != b.get(k));
+            keys
+        };
+        let base = "image: busybox\nenv: {A: '1', SECRET_TOKEN: hunter2}\nports: ['8080:80']\n";
+        assert!(changed(base, base).is_empty());
+        assert_eq!(
+            changed(
+                base,
+                "image: busybox\nenv: {A: '2', SECRET_TOKEN: hunter2}\nports: ['8081:80']\n"
+            ),
+            ["env.A", "ports"]
+        );
+        assert_eq!(
+            changed(base, "image: other\nenv: {A: '1'}\nports: ['8080:80']\n"),
+            ["env.SECRET_TOKEN", "image"]
+        );
+        let r = create_request(&spec(base), &input());
+        let label = &r.body.labels.unwrap()[LABEL_KEYS];
+        assert!(!label.contains("hunter2"), "{label}");
+        assert!(label.contains("\"env.SECRET_TOKEN\":"), "{label}");
     }
 
     #[test]

@@ -14,6 +14,18 @@ impl Engine {
         self.logs_with(name, follow, since, tail, false)
     }
 
+    /// The container's output as [`Engine::logs`] gives it, each line starting with the
+    /// engine's timestamp (RFC 3339 with nanoseconds) and a space.
+    pub fn logs_stamped(
+        &self,
+        name: &str,
+        follow: bool,
+        since: i64,
+        tail: Option<usize>,
+    ) -> OutputStream {
+        self.logs_with(name, follow, since, tail, true)
+    }
+
     /// The container's output logged after the instant `after` (all of it when `None`),
     /// following new output when `follow`. The engine's `since` counts whole seconds, so the
     /// lines are read with their timestamps and those up to `after` are dropped here.

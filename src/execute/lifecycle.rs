@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use crate::checks::http::{HttpCheck, request_limit};
-use crate::engine::convert::{
-    self, ConvertInput, CreateRequest, LABEL_HASH, LABEL_UNIT, ResolvedBind,
-};
+use crate::engine::convert::{self, ConvertInput, CreateRequest, LABEL_UNIT, ResolvedBind};
 use crate::engine::{ContainerInfo, Created, EngineError, MountInfo};
 use crate::execute::ownership::Owner;
 use crate::execute::{OrderError, OrderResult, Tail, UnitRun, image, resolve_host_path};
 use crate::output;
+use crate::plan::{self, Decision, Drift, Next, Observed, Wanted};
 use crate::unit::container::{ContainerSpec, MountSpec};
-use crate::unit::order::{Ready, Recreate, RemoveArgs, StartArgs};
+use crate::unit::order::{Ready, RemoveArgs, StartArgs};
 
 /// The create request of `spec`, with bind paths resolved and checked.
 #[allow(clippy::implicit_hasher)]
@@ -155,106 +154,130 @@ pub fn log_created(name: &str, created: &Created) {
     }
 }
 
-/// Whether the container was created from another configuration or image.
-async fn change_reason(
+/// The ID the image reference of `spec` names now (`None`: no image, or not on the engine).
+pub async fn current_image_id(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
-    info: &ContainerInfo,
-    req: &CreateRequest,
 ) -> OrderResult<Option<String>> {
-    if !Owner::of(&info.labels, &run.naming.unit_label).is_unit() {
+    let Some(image_name) = &spec.image else {
         return Ok(None);
-    }
-    if info.labels.get(LABEL_HASH) != Some(&req.hash) {
-        return Ok(Some("its configuration changed".into()));
-    }
-    if let Some(image_name) = &spec.image {
-        if let Some(img) = run.engine().image(image_name).await? {
-            if img.id != info.image_id {
-                return Ok(Some(format!("its image `{image_name}` changed")));
-            }
-        }
-    }
-    Ok(None)
+    };
+    Ok(run.engine().image(image_name).await?.map(|i| i.id))
 }
 
-/// `start`.
+/// Why a container is recreated, as the log line says it.
+fn because(drift: &Drift, spec: &ContainerSpec) -> String {
+    match drift {
+        Drift::Config(keys) if keys.is_empty() => "its configuration changed".into(),
+        Drift::Config(keys) => format!("its configuration changed ({})", keys.join(", ")),
+        Drift::Image => format!(
+            "its image `{}` changed",
+            spec.image.as_deref().unwrap_or_default()
+        ),
+        Drift::Always => "`recreate: always` is set".into(),
+        Drift::Foreign => "it was not created by dstart".into(),
+    }
+}
+
+/// `start`: inspects, decides ([`plan::decide`]), then carries the decision out.
 pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResult {
     let spec = run.spec(name)?;
     let req = request(run, spec, HashMap::new())?;
     let existing = run.engine().container(name).await?;
+    let mut image_id = None;
+    if existing.is_some() {
+        // `pull: always`, or a build whose inputs changed: the newest image first, so that a
+        // changed one recreates below.
+        if let Some(image) = &spec.image {
+            Box::pin(image::refresh(run, spec, image)).await?;
+        }
+        image_id = current_image_id(run, spec).await?;
+    }
+    let decision = plan::decide(
+        &Observed {
+            container: existing.as_ref(),
+            image_id: image_id.as_deref(),
+        },
+        &Wanted {
+            hash: &req.hash,
+            keys: &req.keys,
+            unit_label: &run.naming.unit_label,
+            recreate: args.recreate,
+            restart: args.restart,
+        },
+    );
     let mut started = false;
     // Where the output of the run this order starts (or finds) begins; `None`: a container
     // that never ran, all of its output.
     let mut after = None;
-    match existing {
-        None => {
+    let next = match (&decision, &existing) {
+        (Decision::Create, _) | (_, None) => {
             output::debug(format!(
                 "Cannot start the container {name}.  Trying to create it."
             ));
             create_with(run, spec, req).await?;
             output::info(format!("Successfully created the container {name}."));
+            None
+        }
+        (Decision::Recreate(why), Some(info)) => {
+            let reason = why
+                .iter()
+                .map(|d| because(d, spec))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let timeout = run.stop_timeout(name, args.timeout);
+            Box::pin(recreate(run, spec, info, &reason, timeout)).await?;
+            None
+        }
+        (Decision::Existing { next, kept }, Some(_)) => {
+            if !kept.is_empty() {
+                output::debug(format!(
+                    "Container {name} differs from its spec, but `recreate: never` keeps it"
+                ));
+            }
+            Some(*next)
+        }
+        (Decision::Foreign(next), Some(info)) => {
+            let owner = Owner::of(&info.labels, &run.naming.unit_label);
+            output::warn(
+                "lifecycle",
+                format!(
+                    "container {name} is started as it is: {}, so it cannot be kept in line with the unit (never recreated)",
+                    owner.why()
+                ),
+            );
+            Some(*next)
+        }
+    };
+    match (next, existing) {
+        (None, _) | (_, None) => {
             start_now(run, name, args).await?;
             started = true;
         }
-        Some(info) => {
-            let owner = Owner::of(&info.labels, &run.naming.unit_label);
-            if !owner.is_unit() {
-                output::warn(
-                    "lifecycle",
-                    format!(
-                        "container {name} is started as it is: {}, so it cannot be kept in line with the unit (never recreated)",
-                        owner.why()
-                    ),
-                );
-            }
-            // `pull: always`, or a build whose inputs changed: the newest image first, so
-            // that a changed one recreates below.
-            if let Some(image) = &spec.image {
-                Box::pin(image::refresh(run, spec, image)).await?;
-            }
-            let reason = match args.recreate {
-                _ if !owner.is_unit() => None,
-                Recreate::Never => None,
-                Recreate::Always => Some("`recreate: always` is set".to_string()),
-                Recreate::Auto => change_reason(run, spec, &info, &req).await?,
-            };
-            match (reason, args.recreate) {
-                (Some(reason), _) => {
-                    let timeout = run.stop_timeout(name, args.timeout);
-                    Box::pin(recreate(run, spec, &info, &reason, timeout)).await?;
-                    start_now(run, name, args).await?;
-                    started = true;
-                }
-                (None, Recreate::Never) => {
-                    if change_reason(run, spec, &info, &req).await?.is_some() {
-                        output::debug(format!(
-                            "Container {name} differs from its spec, but `recreate: never` keeps it"
-                        ));
-                    }
-                }
-                (None, _) => {}
-            }
-            if !started {
-                join_unit_network(run, spec, &info).await?;
-                if info.running && !args.restart {
+        (Some(next), Some(info)) => {
+            join_unit_network(run, spec, &info).await?;
+            match next {
+                Next::Keep => {
                     output::debug(format!(
                         "Container {name} is already started. (skipped)  Add 'restart: true' to the order to restart it."
                     ));
                     after = previous_run_end(&info);
-                } else {
-                    after = if info.running {
-                        // A restart is a stop and a start, as the engine does it; stopping
-                        // first tells exactly where the output of the old run ends.
-                        let timeout = run.stop_timeout(name, args.timeout);
-                        run.engine().stop_container(name, timeout).await?;
-                        run.engine()
-                            .container(name)
-                            .await?
-                            .and_then(|i| previous_run_end(&i))
-                    } else {
-                        previous_run_end(&info)
-                    };
+                }
+                Next::Restart => {
+                    // A restart is a stop and a start, as the engine does it; stopping first
+                    // tells exactly where the output of the old run ends.
+                    let timeout = run.stop_timeout(name, args.timeout);
+                    run.engine().stop_container(name, timeout).await?;
+                    after = run
+                        .engine()
+                        .container(name)
+                        .await?
+                        .and_then(|i| previous_run_end(&i));
+                    start_now(run, name, args).await?;
+                    started = true;
+                }
+                Next::Start => {
+                    after = previous_run_end(&info);
                     start_now(run, name, args).await?;
                     started = true;
                 }
