@@ -56,7 +56,7 @@ impl std::fmt::Display for Drift {
             Drift::Config(keys) => write!(f, "configuration changed: {}", keys.join(", ")),
             Drift::Image => write!(f, "image changed"),
             Drift::Always => write!(f, "recreate: always"),
-            Drift::Foreign => write!(f, "not created by dstart for this unit"),
+            Drift::Foreign => write!(f, "not created by dstart"),
         }
     }
 }
