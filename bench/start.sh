@@ -11,6 +11,8 @@
 # usage: bench/start.sh [N...]        (default: 10 30)
 #   RUNS=5        rounds: every case runs once per round, the rounds interleave the cases
 #   CASES=REGEX   only the cases whose name matches (e.g. 'raw-seq|dstart-seq')
+#   BASELINE=BIN  also run every dstart case with this binary (the previous release) in the
+#                 same rounds, as base-*, and print dstart / baseline (issue 14: within 1.05x)
 # Writes the times under bench/results/start-N/ and prints Markdown tables: medians with their
 # range, the issue's targets (met or not), and the CPU steal during the run.
 set -euo pipefail
@@ -181,6 +183,16 @@ for n in "${sizes[@]}"; do
     case_add compose-noop "clean_all; $compose up -d" "$compose up -d"
     case_add dstart-stop "$start" "$D -c $conf -q run seq/stop"
     case_add dstart-cleanup "$start" "$D -c $conf -q run seq/cleanup"
+    if [ -n "${BASELINE:-}" ]; then
+        # The same cases with the previous binary; containers it left are started by $D's
+        # `start` where a case needs them running (both write the same labels).
+        B=$BASELINE
+        case_add base-seq clean_all "$B -c $conf -q run seq/start"
+        for p in 2 3 4 5; do case_add "base-par$p" clean_all "$B -c $conf -q run par$p/start"; done
+        case_add base-noop "clean_all; $B -c $conf -q run seq/start" "$B -c $conf -q run seq/start"
+        case_add base-stop "clean_all; $B -c $conf -q run seq/start" "$B -c $conf -q run seq/stop"
+        case_add base-cleanup "clean_all; $B -c $conf -q run seq/start" "$B -c $conf -q run seq/cleanup"
+    fi
     # The 20.10 engine now and then refuses to remove a network whose containers are gone ("has
     # active endpoints"); compose down then exits 1 after doing all its work. That run's time
     # counts (dstart warns and carries on in the same case).
@@ -221,6 +233,12 @@ for n in "${sizes[@]}"; do
     target "$n: (for information) docker-compose down / raw API stop" "$(ratio "$n" compose-down raw-stop)" ge 2
     target "$n: (for information) dstart stop / raw API stop" "$(ratio "$n" dstart-stop raw-stop)" le 1.1
     target "$n: (for information) docker-compose up -d / raw parallel (best)" "$(ratio "$n" compose-up "$best_raw")" ge 1.5
+    if [ -n "${BASELINE:-}" ]; then
+        for c in seq par2 par3 par4 par5 noop stop cleanup; do
+            row "baseline ($BASELINE): $c" "$n" "base-$c"
+            target "$n: dstart $c / baseline $c" "$(ratio "$n" "dstart-$c" "base-$c")" le 1.05
+        done
+    fi
 done
 
 # 200 units: list and print-unit (no engine involved; hyperfine's warm-up and statistics).
