@@ -4,34 +4,19 @@
 
 mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use support::{Sandbox, base_image, docker};
 
-/// Seconds since the epoch, with fractions (what `docker events --since` takes).
-fn now() -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
-}
-
 /// The engine's image events between `since` and now that name `repo`.
-fn image_events(since: &str, repo: &str) -> Vec<String> {
-    let until = now();
-    let out = docker(&[
-        "events",
-        "--since",
+fn image_events(since: f64, repo: &str) -> Vec<String> {
+    support::events(
         since,
-        "--until",
-        &until,
-        "--filter",
-        "type=image",
-        "--format",
+        support::epoch_now(),
+        &["type=image"],
         "{{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}",
-    ]);
-    out.lines()
-        .filter(|l| l.contains(repo))
-        .map(str::to_string)
-        .collect()
+    )
+    .into_iter()
+    .filter(|l| l.contains(repo))
+    .collect()
 }
 
 /// A build directory `img` (an app file, a `.dockerignore` leaving out `*.log`, a `VOLUME`)
@@ -91,7 +76,7 @@ fn an_edited_app_file_rebuilds_and_recreates_keeping_volume_data() {
         if let Some(rel) = change {
             sb.write(rel, "other noise\n");
         }
-        let since = now();
+        let since = support::epoch_now();
         let out = sb.ok(&["-d", "run", &start]);
         assert!(
             out.contains(&format!(
@@ -99,7 +84,7 @@ fn an_edited_app_file_rebuilds_and_recreates_keeping_volume_data() {
             )),
             "{change:?}: {out}"
         );
-        assert_eq!(image_events(&since, &id), Vec::<String>::new(), "{out}");
+        assert_eq!(image_events(since, &id), Vec::<String>::new(), "{out}");
         assert_eq!(image_id(&image), first_image);
         assert_eq!(sb.inspect(&name, "{{.Id}}").unwrap(), first);
     }

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use support::{Sandbox, base_image};
 
 /// A unit with one long-running container `{id}-web` with `GREETING` and a published port.
@@ -22,34 +20,22 @@ fn write_web(sb: &Sandbox, greeting: &str, port: &str) -> String {
     web
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 /// Runs `dstart ARGS` and returns its output with the engine events about the sandbox's
 /// objects that happened meanwhile.
 fn watched(sb: &Sandbox, args: &[&str]) -> (String, Vec<String>) {
-    let since = now();
+    let since = support::epoch_now();
     let out = sb.ok(args);
-    let until = now() + 0.5;
+    let until = support::epoch_now() + 0.5;
     std::thread::sleep(std::time::Duration::from_millis(600));
-    let events = support::docker(&[
-        "events",
-        "--since",
-        &format!("{since:.6}"),
-        "--until",
-        &format!("{until:.6}"),
-        "--format",
+    let ours = support::events(
+        since,
+        until,
+        &[],
         "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}",
-    ]);
-    let ours = events
-        .lines()
-        .filter(|l| l.contains(&sb.id))
-        .map(str::to_string)
-        .collect();
+    )
+    .into_iter()
+    .filter(|l| l.contains(&sb.id))
+    .collect();
     (out, ours)
 }
 

@@ -43,6 +43,27 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Seconds since the epoch, with fractions: what `docker events --since/--until` take.
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs_f64()
+}
+
+/// The engine's events between `since` and `until` (seconds since the epoch), with the
+/// `--filter`s given, one line per event in the Go template `format`.
+pub fn events(since: f64, until: f64, filters: &[&str], format: &str) -> Vec<String> {
+    let (since, until) = (format!("{since:.6}"), format!("{until:.6}"));
+    let mut args = vec![
+        "events", "--since", &since, "--until", &until, "--format", format,
+    ];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    docker(&args).lines().map(str::to_string).collect()
+}
+
 /// Runs a docker CLI command, returning its output whatever the status.
 pub fn docker_output(args: &[&str]) -> Output {
     Command::new("docker")
