@@ -7,18 +7,22 @@
 //! once (no registry can be reached). An unreachable engine fails the test; it never skips.
 //!
 //! Shared fixtures for real services: [`postgres_image`] (a database image from Debian
-//! packages), [`Registry`] (with or without htpasswd auth) and [`Sshd`] (an `ssh://` engine).
+//! packages), [`Registry`] (with or without htpasswd auth), [`Sshd`] (an `ssh://` engine) and
+//! [`Swarm`] (a one-node swarm, one test at a time, left again on drop).
 
 #![allow(dead_code, clippy::unused_self)]
 
 mod registry;
 mod sshd;
+mod swarm;
 
 // Each test binary uses some of the fixtures.
 #[allow(unused_imports)]
 pub use registry::{Registry, Tags};
 #[allow(unused_imports)]
 pub use sshd::Sshd;
+#[allow(unused_imports)]
+pub use swarm::{Swarm, swarm_state};
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
