@@ -1,7 +1,8 @@
 //! Dispatch of the subcommands: each one a thin wrapper around the stages.
 
 use crate::cli::{
-    Cli, Command, Format, HelpArgs, ListArgs, LogsArgs, PullWhen, RunArgs, StatusArgs, TableFormat,
+    BuildArgs, Cli, Command, Format, HelpArgs, ListArgs, LogsArgs, PullWhen, RunArgs, StatusArgs,
+    TableFormat,
 };
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
@@ -42,6 +43,7 @@ fn dispatch(cli: &Cli) -> Result<(), Error> {
         Command::Help(args) => help(cli, args),
         Command::Run(args) => run_unit(cli, args),
         Command::Status(args) => status(cli, args),
+        Command::Build(args) => build(cli, args),
         Command::Logs(args) => logs(cli, args),
         Command::Completions { shell } => {
             output::result(crate::completion::script(*shell));
@@ -236,9 +238,16 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         return Ok(());
     }
     crate::generate::check_nested(&conf, &env, &unit, &mut vec![unit.command.to_string()])?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
+    let chain = std::sync::Arc::new(execute::chain::Chain::for_run(&conf, &env, &cwd, &unit)?);
+    let choices = RunChoices {
+        chain: Some(&chain),
+        ..RunChoices::of(args)
+    };
     if args.plan {
         let format = args.format;
-        return with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {
+        return with_engine(cli, choices, conf, env, &unit, async |rt| {
             let run = UnitRun::new(
                 rt,
                 &unit,
@@ -255,7 +264,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
             Ok(())
         });
     }
-    with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {
+    with_engine(cli, choices, conf, env, &unit, async |rt| {
         let run = UnitRun::new(
             rt,
             &unit,
@@ -316,6 +325,40 @@ fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Error> {
             TableFormat::Table => execute::preview::status_table(&lines),
         });
         Ok(())
+    })
+}
+
+/// `dstart build [UNIT...]`: the builds of the units and the bases they need, resolved (and
+/// checked: templates, `.dockerignore`, `FROM` cycles) before the engine is asked.
+fn build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
+    let conf = config_dir(cli)?;
+    let env = Environment::load(&conf, args.environment.as_deref())?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
+    let (chain, order) = execute::chain::Chain::for_units(&conf, &env, &cwd, &args.units)?;
+    for &i in &order {
+        execute::context::Ignore::read(&chain.builds[i].ctx.dir)?;
+    }
+    let Some(first) = order.first().map(|&i| &chain.units[chain.builds[i].unit]) else {
+        output::info("No unit builds an image");
+        return Ok(());
+    };
+    let options = execute::builder::Options {
+        push: args.push,
+        pull: args.pull.map(pull_policy),
+    };
+    let unit = first.clone();
+    let chain = std::sync::Arc::new(chain);
+    let choices = RunChoices {
+        pull: None,
+        no_cache: args.no_cache,
+        environment: args.environment.as_deref(),
+        chain: Some(&chain),
+    };
+    with_engine(cli, choices, conf, env, &unit, async |rt| {
+        execute::builder::build_all(rt, &chain, &order, options)
+            .await
+            .map_err(|e| order_error(e, rt))
     })
 }
 
@@ -401,6 +444,8 @@ struct RunChoices<'a> {
     no_cache: bool,
     /// `-e FILE`.
     environment: Option<&'a Path>,
+    /// The builds the run's builds may be built from.
+    chain: Option<&'a std::sync::Arc<execute::chain::Chain>>,
 }
 
 impl<'a> RunChoices<'a> {
@@ -409,7 +454,17 @@ impl<'a> RunChoices<'a> {
             pull: args.pull,
             no_cache: args.no_cache,
             environment: args.environment.as_deref(),
+            chain: None,
         }
+    }
+}
+
+/// `--pull WHEN` as a pull policy.
+fn pull_policy(when: PullWhen) -> PullPolicy {
+    match when {
+        PullWhen::Always => PullPolicy::Always,
+        PullWhen::Missing => PullPolicy::Missing,
+        PullWhen::Never => PullPolicy::Never,
     }
 }
 
@@ -423,11 +478,7 @@ fn with_engine(
     unit: &Unit,
     work: impl AsyncFnOnce(&Runtime) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let pull = choices.pull.map(|p| match p {
-        PullWhen::Always => PullPolicy::Always,
-        PullWhen::Missing => PullPolicy::Missing,
-        PullWhen::Never => PullPolicy::Never,
-    });
+    let pull = choices.pull.map(pull_policy);
     let build_keep = execute::retention::build_keep(
         &unit.environment,
         &execute::retention::environment_files(&conf.environments_dir(), choices.environment),
@@ -470,6 +521,7 @@ fn with_engine(
             build_keep,
             interrupt,
             refusals: execute::ownership::Refusals::default(),
+            chain: choices.chain.cloned().unwrap_or_default(),
         };
         work(&rt).await?;
         refused(&rt)

@@ -122,11 +122,19 @@ pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<St
 /// `buildargs` (else the `ARG` default before the first `FROM`); names of earlier stages and
 /// `scratch` are left out, as is a name with an argument that has no value.
 pub fn from_images(dockerfile: &str, buildargs: &BTreeMap<String, String>) -> Vec<String> {
+    from_lines(dockerfile, buildargs)
+        .into_iter()
+        .map(|(image, _)| image)
+        .collect()
+}
+
+/// [`from_images`] with the (1-based) line of the first `FROM` naming each.
+pub fn from_lines(dockerfile: &str, buildargs: &BTreeMap<String, String>) -> Vec<(String, usize)> {
     let mut args = BTreeMap::new();
     let mut stages: Vec<String> = Vec::new();
-    let mut images: Vec<String> = Vec::new();
+    let mut images: Vec<(String, usize)> = Vec::new();
     let mut seen_from = false;
-    for line in dockerfile.lines() {
+    for (number, line) in dockerfile.lines().enumerate() {
         let words: Vec<&str> = line.split_whitespace().collect();
         let Some(first) = words.first() else {
             continue;
@@ -161,8 +169,8 @@ pub fn from_images(dockerfile: &str, buildargs: &BTreeMap<String, String>) -> Ve
                 stages.push(alias.to_lowercase());
             }
         }
-        if name != "scratch" && !earlier_stage && !images.contains(&name) {
-            images.push(name);
+        if name != "scratch" && !earlier_stage && !images.iter().any(|(i, _)| *i == name) {
+            images.push((name, number + 1));
         }
     }
     images

@@ -9,6 +9,7 @@ use crate::engine::{BuildEvent, BuildParams, ImageInfo};
 use crate::execute::buildhash::{
     self, BuildDecision, BuildInputs, LABEL_BUILD_HASH, LABEL_BUILD_REPOSITORY,
 };
+use crate::execute::chain::{self, built_name};
 use crate::execute::context::{ContextSpec, tar_stream};
 use crate::execute::{OrderError, OrderResult, UnitRun, pull, resolve_build_path, retention};
 use crate::output;
@@ -44,14 +45,6 @@ pub async fn build_order(run: &UnitRun<'_>, name: &str) -> OrderResult {
         // An untagged build: always build (nothing names the result).
         None => build(run, spec).await,
     }
-}
-
-/// The name `spec`'s image is built as (its `build.tag`, else its `image`).
-fn built_name(spec: &ContainerSpec) -> Option<String> {
-    spec.build
-        .as_ref()
-        .and_then(|b| b.tag.clone())
-        .or_else(|| spec.image.clone())
 }
 
 /// The image of a container to be created, made if it is missing (and rebuilt when it is
@@ -94,13 +87,38 @@ pub async fn refresh(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> Or
 }
 
 /// Builds `image` from `spec`'s build directory unless the image on the engine carries the
-/// build hash of the current inputs. Once per image and run. The caller holds the image lock.
+/// build hash of the current inputs, after the bases of the chain it is built from. Once per
+/// image and run. The caller holds the image lock.
 async fn build_if_changed(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> OrderResult {
     if run.image_locks.built(image) {
         output::debug(format!("Image {image} was built by this run already"));
         return Ok(());
     }
     let prepared = prepare(run, spec)?;
+    Box::pin(ensure_bases(run, image, &prepared)).await?;
+    build_prepared(run, spec, image, prepared, None)
+        .await
+        .map(|_| ())
+}
+
+/// What [`build_prepared`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Built,
+    Unchanged,
+}
+
+/// Builds `image` from `prepared` unless the image on the engine carries the build hash of
+/// these inputs (`--no-cache` rebuilds); old builds go as `BUILD_KEEP` says. `base_of`: the
+/// image this one is the base of, when it is built first for it (said at info level). The
+/// caller holds the image lock.
+pub async fn build_prepared(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    image: &str,
+    prepared: Prepared,
+    base_of: Option<&str>,
+) -> OrderResult<Outcome> {
     let hash = input_hash(run, &prepared).await?;
     let existing = run.engine().image(image).await?;
     let label = existing
@@ -109,16 +127,52 @@ async fn build_if_changed(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) 
     match buildhash::decide(image, label, &hash, run.rt.no_cache) {
         BuildDecision::Skip(why) => {
             output::debug(why);
-            Ok(())
+            Ok(Outcome::Unchanged)
         }
         BuildDecision::Build(why) => {
-            output::debug(format!("Building because {why}"));
+            match base_of {
+                Some(of) => output::info(format!(
+                    "Building the base image {image} of {of} first: {why}"
+                )),
+                None => output::debug(format!("Building because {why}")),
+            }
             run_build(run, spec, prepared, Some(hash)).await?;
             run.image_locks.note_built(image);
             Box::pin(retention::after_build(run, image)).await;
-            Ok(())
+            Ok(Outcome::Built)
         }
     }
+}
+
+/// Before `image` is built from `prepared`: every `FROM` image that another build of the
+/// configuration directory makes is brought up to date first (its own bases before it).
+async fn ensure_bases(run: &UnitRun<'_>, image: &str, prepared: &Prepared) -> OrderResult {
+    let chain = &run.rt.chain;
+    if chain.is_empty() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
+    let own = with_default_tag(image);
+    for from in buildhash::from_images(&text, &prepared.inputs.buildargs) {
+        let Some(base) = chain.find(&from) else {
+            continue;
+        };
+        if base.tag == own {
+            continue;
+        }
+        let _guard = run.image_lock(&base.tag).await;
+        if run.image_locks.built(&base.tag) {
+            continue;
+        }
+        let base_prepared = Prepared::of(base);
+        Box::pin(ensure_bases(run, &base.tag, &base_prepared)).await?;
+        output::debug(format!(
+            "{own} is built from {}, which unit {} builds",
+            base.tag, chain.units[base.unit].command.unit
+        ));
+        build_prepared(run, &base.spec, &base.tag, base_prepared, Some(&own)).await?;
+    }
+    Ok(())
 }
 
 /// Builds the missing image of `spec`, or pulls it unless its policy is `never`.
@@ -192,97 +246,20 @@ fn rebase(run: &UnitRun<'_>, mut ctx: ContextSpec) -> OrderResult<ContextSpec> {
     Ok(ctx)
 }
 
-/// Renders `Dockerfile.tera` / `Dockerfile.j2` when the build directory has one.
-fn dockerfile(
-    run: &UnitRun<'_>,
-    spec: &ContainerSpec,
-    dir: &std::path::Path,
-) -> OrderResult<ContextSpec> {
-    let build = spec.build.as_ref().expect("called with a build spec");
-    if let Some(explicit) = &build.dockerfile {
-        let path = dir.join(explicit);
-        if !path.is_file() {
-            return Err(OrderError::failed(format!(
-                "the Dockerfile `{}` does not exist",
-                path.display()
-            )));
-        }
-        let is_template = std::path::Path::new(explicit)
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("tera") || e.eq_ignore_ascii_case("j2"));
-        if !is_template {
-            return Ok(ContextSpec {
-                dir: dir.to_path_buf(),
-                dockerfile: explicit.clone(),
-                rendered: None,
-                template: None,
-            });
-        }
-        return render_template(run, spec, dir, explicit);
-    }
-    let templates: Vec<&str> = ["Dockerfile.tera", "Dockerfile.j2"]
-        .into_iter()
-        .filter(|t| dir.join(t).is_file())
-        .collect();
-    match (templates.as_slice(), dir.join("Dockerfile").is_file()) {
-        ([], true) => Ok(ContextSpec {
-            dir: dir.to_path_buf(),
-            dockerfile: "Dockerfile".into(),
-            rendered: None,
-            template: None,
-        }),
-        ([t], false) => render_template(run, spec, dir, t),
-        ([], false) => Err(OrderError::failed(format!(
-            "`{}` has no Dockerfile (nor Dockerfile.tera / Dockerfile.j2)",
-            dir.display()
-        ))),
-        _ => Err(OrderError::failed(format!(
-            "`{}` has more than one of Dockerfile, Dockerfile.tera and Dockerfile.j2; keep one",
-            dir.display()
-        ))),
-    }
-}
-
-fn render_template(
-    run: &UnitRun<'_>,
-    spec: &ContainerSpec,
-    dir: &std::path::Path,
-    template: &str,
-) -> OrderResult<ContextSpec> {
-    let path = dir.join(template);
-    let text = std::fs::read_to_string(&path)
-        .map_err(OrderError::io(format!("reading `{}`", path.display())))?;
-    let mut ctx = run.unit.environment.vars().clone();
-    if let Some(image) = spec
-        .image
-        .as_ref()
-        .or(spec.build.as_ref().and_then(|b| b.tag.as_ref()))
-    {
-        ctx.insert("IMAGE".into(), serde_json::Value::String(image.clone()));
-    }
-    ctx.insert(
-        "CONTAINER".into(),
-        serde_json::Value::String(spec.name.clone()),
-    );
-    let dirs = crate::config::template::TemplateDirs {
-        dirs: vec![dir.to_path_buf(), run.rt.conf.units_dir()],
-    };
-    let rendered =
-        crate::config::template::render(&path, &text, &serde_json::Value::Object(ctx), &dirs)
-            .map_err(|e| OrderError::Config(e.into()))?;
-    output::debug(format!("Rendered {} into the Dockerfile", path.display()));
-    Ok(ContextSpec {
-        dir: dir.to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        rendered: Some(rendered.into_bytes()),
-        template: Some(template.to_string()),
-    })
-}
-
 /// A build ready to hash and run: its context and the inputs besides the context files.
-struct Prepared {
-    ctx: ContextSpec,
-    inputs: BuildInputs,
+pub struct Prepared {
+    pub ctx: ContextSpec,
+    pub inputs: BuildInputs,
+}
+
+impl Prepared {
+    /// A build of the chain, resolved before the run.
+    pub fn of(build: &chain::Build) -> Self {
+        Prepared {
+            ctx: build.ctx.clone(),
+            inputs: build.inputs.clone(),
+        }
+    }
 }
 
 /// Resolves the build directory of `spec` and renders its Dockerfile.
@@ -299,21 +276,20 @@ fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult<Prepared> {
             spec.name
         )));
     }
-    let ctx = rebase(run, dockerfile(run, spec, &dir)?)?;
-    let dockerfile = if let Some(bytes) = &ctx.rendered {
-        bytes.clone()
-    } else {
-        let path = ctx.dir.join(&ctx.dockerfile);
-        std::fs::read(&path).map_err(OrderError::io(format!("reading `{}`", path.display())))?
-    };
-    let inputs = BuildInputs {
-        dockerfile_path: ctx.dockerfile.clone(),
-        dockerfile,
-        buildargs: b.buildargs.clone().into_iter().collect(),
-        target: b.target.clone(),
-        labels: b.labels.clone().into_iter().collect(),
-        from_ids: std::collections::BTreeMap::new(),
-    };
+    let ctx = chain::dockerfile(
+        run.unit.environment.vars(),
+        &run.rt.conf.units_dir(),
+        spec,
+        &dir,
+    )?;
+    if let Some(t) = &ctx.template {
+        output::debug(format!(
+            "Rendered {} into the Dockerfile",
+            dir.join(t).display()
+        ));
+    }
+    let ctx = rebase(run, ctx)?;
+    let inputs = chain::inputs(spec, &ctx)?;
     Ok(Prepared { ctx, inputs })
 }
 
