@@ -256,3 +256,65 @@ fn push_sends_what_was_built_to_the_registry() {
     assert!(out.contains(&format!("unchanged {tag} (")), "{out}");
     assert!(!out.contains("Pushing"), "{out}");
 }
+
+#[test]
+fn plan_says_which_input_changed_and_builds_nothing() {
+    let sb = Sandbox::new("chainplan");
+    let id = sb.id.clone();
+    let (base, site) = base_and_site(&sb);
+    let (base_unit, site_unit) = (format!("{id}-base"), format!("{id}-site"));
+    sb.ok(&["run", &format!("{site_unit}/start")]);
+    let plan = |command: &str| {
+        let since = support::epoch_now();
+        let out = sb.ok(&["run", "--plan", command]);
+        assert_eq!(image_events(since, &id), Vec::<String>::new(), "{out}");
+        out
+    };
+
+    let out = plan(&format!("{base_unit}/build"));
+    assert_eq!(out, format!("keep {base} (unchanged)\n"));
+    let out = plan(&format!("{site_unit}/start"));
+    assert!(!out.contains("build "), "{out}");
+
+    sb.write("services/site/site.txt", "v2\n");
+    let out = plan(&format!("{site_unit}/start"));
+    assert!(
+        out.starts_with(&format!("build {site} (context changed)\n")),
+        "{out}"
+    );
+    sb.write("services/site/site.txt", "v1\n");
+
+    sb.write(
+        "services/base/Dockerfile",
+        &format!("FROM {}\nCOPY base.txt /base.txt\nENV B=2\n", base_image()),
+    );
+    let out = plan(&format!("{base_unit}/build"));
+    assert_eq!(out, format!("build {base} (Dockerfile changed)\n"));
+    let out = plan(&format!("{site_unit}/start"));
+    assert!(
+        out.starts_with(&format!("build {site} (base {base} changed)\n")),
+        "{out}"
+    );
+    let json = sb.ok(&[
+        "run",
+        "--plan",
+        "--format",
+        "json",
+        &format!("{site_unit}/start"),
+    ]);
+    assert!(
+        json.contains(&format!(
+            "{{\"order\":\"start\",\"container\":\"{site_unit}\",\"action\":\"build\",\"reasons\":[\"base {base} changed\"]}}"
+        )),
+        "{json}"
+    );
+
+    // Built by another run (`dstart build` of the base alone): the site's recorded base ID
+    // is now another one.
+    sb.ok(&["build", &base_unit]);
+    let out = plan(&format!("{site_unit}/start"));
+    assert!(
+        out.starts_with(&format!("build {site} (base {base} changed)\n")),
+        "{out}"
+    );
+}

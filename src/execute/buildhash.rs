@@ -82,17 +82,81 @@ fn file_digest(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     Ok(sha.finalize().into())
 }
 
+/// The label holding what the build hash is made of, so that `run --plan` can say which input
+/// changed: `{"dockerfile": …, "context": …, "from": {IMAGE: ID}}` (digests, never contents).
+pub const LABEL_BUILD_PARTS: &str = "dstart.build-parts";
+
+/// The build hash of an image and the digests it is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildHash {
+    /// `sha256:<hex>`: the `dstart.build-hash` label.
+    pub full: String,
+    /// The Dockerfile, its path, build args, target and labels.
+    pub dockerfile: String,
+    /// The context files after `.dockerignore`.
+    pub context: String,
+    /// `FROM` image → its ID, for the images dstart built.
+    pub from: BTreeMap<String, String>,
+}
+
+impl BuildHash {
+    /// The value of the `dstart.build-parts` label.
+    pub fn parts_label(&self) -> String {
+        serde_json::json!({
+            "dockerfile": self.dockerfile,
+            "context": self.context,
+            "from": self.from,
+        })
+        .to_string()
+    }
+}
+
+/// Which inputs differ between the `dstart.build-parts` label `old` and `new`: `base IMAGE
+/// changed` for each `FROM` image whose ID differs, `Dockerfile changed`, `context changed`;
+/// empty when the label cannot be read.
+pub fn changed_parts(old: &str, new: &BuildHash) -> Vec<String> {
+    let Ok(old) = serde_json::from_str::<serde_json::Value>(old) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let old_from = old.get("from").and_then(serde_json::Value::as_object);
+    for (image, id) in &new.from {
+        let was = old_from.and_then(|f| f.get(image)).and_then(|v| v.as_str());
+        if was != Some(id.as_str()) {
+            out.push(format!("base {image} changed"));
+        }
+    }
+    let differs = |key: &str, now: &str| old.get(key).and_then(|v| v.as_str()) != Some(now);
+    if differs("dockerfile", &new.dockerfile) {
+        out.push("Dockerfile changed".into());
+    }
+    if differs("context", &new.context) {
+        out.push("context changed".into());
+    }
+    out
+}
+
 /// The build hash of `inputs` over the context `ctx` (the files the build would send), as
 /// `sha256:<hex>`.
 pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<String> {
+    build_hash_parts(inputs, ctx).map(|h| h.full)
+}
+
+/// [`build_hash`] and the digests of its parts. The parts are digests of their own; the full
+/// hash is one stream over all inputs (as it always was, so that no image rebuilds for it).
+pub fn build_hash_parts(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<BuildHash> {
     let mut h = Fields(Sha256::new());
+    let mut df = Fields(Sha256::new());
+    let mut cx = Fields(Sha256::new());
     h.field(b"dstart build-hash 1");
-    h.field(inputs.dockerfile_path.as_bytes());
-    h.field(&inputs.dockerfile);
-    h.map("buildargs", &inputs.buildargs);
-    h.field(inputs.target.as_deref().unwrap_or_default().as_bytes());
-    h.field(&[u8::from(inputs.target.is_some())]);
-    h.map("labels", &inputs.labels);
+    for f in [&mut h, &mut df] {
+        f.field(inputs.dockerfile_path.as_bytes());
+        f.field(&inputs.dockerfile);
+        f.map("buildargs", &inputs.buildargs);
+        f.field(inputs.target.as_deref().unwrap_or_default().as_bytes());
+        f.field(&[u8::from(inputs.target.is_some())]);
+        f.map("labels", &inputs.labels);
+    }
     h.map("from", &inputs.from_ids);
     for (rel, path) in context_files(ctx)? {
         let meta = std::fs::symlink_metadata(&path)?;
@@ -106,16 +170,27 @@ pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<St
         } else {
             Kind::Other
         };
-        match kind {
-            Kind::File => h.entry(&rel, kind, mode, &file_digest(&path)?),
-            Kind::Symlink => {
-                let target = std::fs::read_link(&path)?;
-                h.entry(&rel, kind, mode, target.as_os_str().as_encoded_bytes());
-            }
-            Kind::Dir | Kind::Other => h.entry(&rel, kind, mode, &[]),
+        let content: Vec<u8> = match kind {
+            Kind::File => file_digest(&path)?.to_vec(),
+            Kind::Symlink => std::fs::read_link(&path)?
+                .as_os_str()
+                .as_encoded_bytes()
+                .to_vec(),
+            Kind::Dir | Kind::Other => Vec::new(),
+        };
+        h.entry(&rel, kind, mode, &content);
+        // The Dockerfile is a context file, but its change is the Dockerfile's.
+        if rel != inputs.dockerfile_path {
+            cx.entry(&rel, kind, mode, &content);
         }
     }
-    Ok(format!("sha256:{}", crate::text::hex(&h.0.finalize())))
+    let digest = |f: Fields| format!("sha256:{}", &crate::text::hex(&f.0.finalize())[..16]);
+    Ok(BuildHash {
+        full: format!("sha256:{}", crate::text::hex(&h.0.finalize())),
+        dockerfile: digest(df),
+        context: digest(cx),
+        from: inputs.from_ids.clone(),
+    })
 }
 
 /// The images the `FROM` lines of `dockerfile` name, with `$ARG` / `${ARG}` replaced from
@@ -386,6 +461,37 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(from_images(text, &args), *want, "{text}");
         }
+    }
+
+    #[test]
+    fn the_parts_name_what_changed() {
+        let (tmp, ctx) = context(FILES);
+        let mut i = inputs();
+        i.from_ids.insert("base".into(), "sha256:1".into());
+        let old = build_hash_parts(&i, &ctx).unwrap();
+        assert_eq!(old.full, build_hash(&i, &ctx).unwrap());
+        let label = old.parts_label();
+        assert!(!label.contains("echo hi"), "digests only: {label}");
+        assert_eq!(changed_parts(&label, &old), Vec::<String>::new());
+        std::fs::write(tmp.path().join("app/main.sh"), "echo ho\n").unwrap();
+        i.from_ids.insert("base".into(), "sha256:2".into());
+        let new = build_hash_parts(&i, &ctx).unwrap();
+        assert_eq!(
+            changed_parts(&label, &new),
+            ["base base changed", "context changed"]
+        );
+        i.dockerfile.push(b'\n');
+        let new = build_hash_parts(&i, &ctx).unwrap();
+        assert_eq!(changed_parts(&label, &new).len(), 3);
+        std::fs::write(tmp.path().join("Dockerfile"), "FROM other\n").unwrap();
+        i.dockerfile = b"FROM other\n".to_vec();
+        let only = build_hash_parts(&i, &ctx).unwrap();
+        assert_eq!(
+            only.context, new.context,
+            "the Dockerfile is not the context's"
+        );
+        assert_ne!(only.dockerfile, new.dockerfile);
+        assert_eq!(changed_parts("not json", &new), Vec::<String>::new());
     }
 
     #[test]

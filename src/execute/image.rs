@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::engine::{BuildEvent, BuildParams, ImageInfo};
 use crate::execute::buildhash::{
-    self, BuildDecision, BuildInputs, LABEL_BUILD_HASH, LABEL_BUILD_REPOSITORY,
+    self, BuildDecision, BuildHash, BuildInputs, LABEL_BUILD_HASH, LABEL_BUILD_PARTS,
+    LABEL_BUILD_REPOSITORY,
 };
 use crate::execute::chain::{self, built_name};
 use crate::execute::context::{ContextSpec, tar_stream};
@@ -124,7 +125,7 @@ pub async fn build_prepared(
     let label = existing
         .as_ref()
         .map(|i| i.labels.get(LABEL_BUILD_HASH).map(String::as_str));
-    match buildhash::decide(image, label, &hash, run.rt.no_cache) {
+    match buildhash::decide(image, label, &hash.full, run.rt.no_cache) {
         BuildDecision::Skip(why) => {
             output::debug(why);
             Ok(Outcome::Unchanged)
@@ -173,6 +174,77 @@ async fn ensure_bases(run: &UnitRun<'_>, image: &str, prepared: &Prepared) -> Or
         build_prepared(run, &base.spec, &base.tag, base_prepared, Some(&own)).await?;
     }
     Ok(())
+}
+
+/// Why `run --plan` says `image` would be built from `spec` (empty: it is up to date): its
+/// bases in the chain first (`base IMAGE changed` when one would be built), then its own build
+/// hash against the image's labels (`absent`, `not built by dstart`, `Dockerfile changed`,
+/// `context changed`, `base IMAGE changed`, `inputs changed`). Read only; `memo` keeps the
+/// answers per image.
+#[allow(clippy::implicit_hasher)]
+pub async fn plan_build(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    image: &str,
+    memo: &mut HashMap<String, Vec<String>>,
+) -> OrderResult<Vec<String>> {
+    let prepared = prepare(run, spec)?;
+    plan_prepared(run, image, prepared, memo).await
+}
+
+async fn plan_prepared(
+    run: &UnitRun<'_>,
+    image: &str,
+    prepared: Prepared,
+    memo: &mut HashMap<String, Vec<String>>,
+) -> OrderResult<Vec<String>> {
+    let own = with_default_tag(image);
+    if let Some(known) = memo.get(&own) {
+        return Ok(known.clone());
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
+    for from in buildhash::from_images(&text, &prepared.inputs.buildargs) {
+        let Some(base) = run.rt.chain.find(&from) else {
+            continue;
+        };
+        if base.tag == own {
+            continue;
+        }
+        let base_reasons =
+            Box::pin(plan_prepared(run, &base.tag, Prepared::of(base), memo)).await?;
+        if !base_reasons.is_empty() {
+            reasons.push(format!("base {from} changed"));
+        }
+    }
+    let hash = input_hash(run, &prepared).await?;
+    match run.engine().image(image).await? {
+        None => reasons = vec!["absent".into()],
+        Some(info) => match info.labels.get(LABEL_BUILD_HASH) {
+            None => reasons.push("not built by dstart".into()),
+            Some(old) if *old == hash.full => {}
+            Some(_) => {
+                let parts = info
+                    .labels
+                    .get(LABEL_BUILD_PARTS)
+                    .map(|l| buildhash::changed_parts(l, &hash))
+                    .unwrap_or_default();
+                for p in parts {
+                    if !reasons.contains(&p) {
+                        reasons.push(p);
+                    }
+                }
+                if reasons.is_empty() {
+                    reasons.push("inputs changed".into());
+                }
+            }
+        },
+    }
+    if reasons.is_empty() && run.rt.no_cache {
+        reasons.push("--no-cache".into());
+    }
+    memo.insert(own, reasons.clone());
+    Ok(reasons)
 }
 
 /// Builds the missing image of `spec`, or pulls it unless its policy is `never`.
@@ -295,7 +367,7 @@ fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult<Prepared> {
 
 /// The build hash of `prepared`: the IDs of the `FROM` images dstart built are looked up on
 /// the engine, the context is read on a blocking thread.
-async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<String> {
+async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<BuildHash> {
     let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
     let mut inputs = prepared.inputs.clone();
     for from in buildhash::from_images(&text, &inputs.buildargs) {
@@ -307,7 +379,7 @@ async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<Strin
     }
     let ctx = prepared.ctx.clone();
     let what = ctx.dir.display().to_string();
-    tokio::task::spawn_blocking(move || buildhash::build_hash(&inputs, &ctx))
+    tokio::task::spawn_blocking(move || buildhash::build_hash_parts(&inputs, &ctx))
         .await
         .map_err(|e| OrderError::failed(format!("hashing the build context `{what}`: {e}")))?
         .map_err(OrderError::io(format!(
@@ -328,7 +400,7 @@ async fn run_build(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
     prepared: Prepared,
-    hash: Option<String>,
+    hash: Option<BuildHash>,
 ) -> OrderResult {
     let b = spec
         .build
@@ -342,7 +414,8 @@ async fn run_build(
         b.path.trim_end_matches('/').to_string(),
     );
     if let Some(hash) = hash {
-        labels.insert(LABEL_BUILD_HASH.to_string(), hash);
+        labels.insert(LABEL_BUILD_PARTS.to_string(), hash.parts_label());
+        labels.insert(LABEL_BUILD_HASH.to_string(), hash.full);
     }
     if let Some(t) = &tag {
         labels.insert(LABEL_BUILD_REPOSITORY.to_string(), split_image(t).0);
