@@ -136,6 +136,80 @@ pub fn changed_parts(old: &str, new: &BuildHash) -> Vec<String> {
     out
 }
 
+/// Per hashing thread: (index into the entries, digest) of the files it read.
+type Digests = std::io::Result<Vec<(usize, [u8; 32])>>;
+
+/// One context entry as hashed: its path, kind, permission bits and content (a file's SHA-256,
+/// a link's target, nothing for a directory).
+type Entry = (String, Kind, u32, Vec<u8>);
+
+/// The entries of the context `ctx`, in order. Files are digested by a few threads at once
+/// (the digests, not the contents, go into the hash, so the order they finish in is no
+/// matter): a large context is read at the speed of the disk and the CPUs, not of one core.
+fn context_entries(ctx: &ContextSpec) -> std::io::Result<Vec<Entry>> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut files: Vec<(usize, std::path::PathBuf)> = Vec::new();
+    for (rel, path) in context_files(ctx)? {
+        let meta = std::fs::symlink_metadata(&path)?;
+        let mode = meta.permissions().mode() & 0o7777;
+        let kind = if meta.is_dir() {
+            Kind::Dir
+        } else if meta.is_file() {
+            Kind::File
+        } else if meta.file_type().is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        };
+        let content = match kind {
+            Kind::File => {
+                files.push((entries.len(), path));
+                Vec::new()
+            }
+            Kind::Symlink => std::fs::read_link(&path)?
+                .as_os_str()
+                .as_encoded_bytes()
+                .to_vec(),
+            Kind::Dir | Kind::Other => Vec::new(),
+        };
+        entries.push((rel, kind, mode, content));
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+        .min(files.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let digests: Vec<Digests> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((at, path)) = files.get(i) else {
+                            return Ok(out);
+                        };
+                        out.push((*at, file_digest(path)?));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a hashing thread panicked")))
+            })
+            .collect()
+    });
+    for part in digests {
+        for (at, digest) in part? {
+            entries[at].3 = digest.to_vec();
+        }
+    }
+    Ok(entries)
+}
+
 /// The build hash of `inputs` over the context `ctx` (the files the build would send), as
 /// `sha256:<hex>`.
 pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<String> {
@@ -158,26 +232,7 @@ pub fn build_hash_parts(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Res
         f.map("labels", &inputs.labels);
     }
     h.map("from", &inputs.from_ids);
-    for (rel, path) in context_files(ctx)? {
-        let meta = std::fs::symlink_metadata(&path)?;
-        let mode = meta.permissions().mode() & 0o7777;
-        let kind = if meta.is_dir() {
-            Kind::Dir
-        } else if meta.is_file() {
-            Kind::File
-        } else if meta.file_type().is_symlink() {
-            Kind::Symlink
-        } else {
-            Kind::Other
-        };
-        let content: Vec<u8> = match kind {
-            Kind::File => file_digest(&path)?.to_vec(),
-            Kind::Symlink => std::fs::read_link(&path)?
-                .as_os_str()
-                .as_encoded_bytes()
-                .to_vec(),
-            Kind::Dir | Kind::Other => Vec::new(),
-        };
+    for (rel, kind, mode, content) in context_entries(ctx)? {
         h.entry(&rel, kind, mode, &content);
         // The Dockerfile is a context file, but its change is the Dockerfile's.
         if rel != inputs.dockerfile_path {
