@@ -318,3 +318,70 @@ fn plan_says_which_input_changed_and_builds_nothing() {
         "{out}"
     );
 }
+
+#[test]
+fn pull_fetches_the_from_images_the_directory_does_not_build() {
+    let registry = Registry::start();
+    let mut names = Tags(Vec::new());
+    let sb = Sandbox::new("chainpull");
+    let id = sb.id.clone();
+    let from = format!("{}/{id}/from:1", registry.address());
+    names.0.push(from.clone());
+    docker(&["tag", base_image(), &from]);
+    docker(&["push", &from]);
+    docker(&["rmi", &from]);
+    let (base, site) = (format!("{id}/base:1"), format!("{id}/site:1"));
+    built_unit(
+        &sb,
+        "base",
+        &base,
+        &format!("FROM {from}\nCOPY base.txt /base.txt\n"),
+    );
+    built_unit(
+        &sb,
+        "site",
+        &site,
+        &format!("FROM {base}\nCOPY site.txt /site.txt\n"),
+    );
+
+    // --pull=missing pulls the missing FROM image (once), never the base the directory builds.
+    let out = sb.ok(&["build", "--pull=missing"]);
+    assert_eq!(out.matches("Pulling the image").count(), 1, "{out}");
+    assert!(out.contains(&format!("Pulling the image {from}")), "{out}");
+    assert!(out.contains(&format!("built {site} (")), "{out}");
+    let out = sb.ok(&["build", "--pull=missing"]);
+    assert!(!out.contains("Pulling"), "{out}");
+    assert_eq!(lines(&out).len(), 2, "{out}");
+    assert!(
+        lines(&out).iter().all(|l| l.starts_with("unchanged ")),
+        "{out}"
+    );
+
+    // The registry gets another image under that name: `build` alone does not look, a bare
+    // `--pull` pulls it, and the base and the site rebuild from it.
+    let other = sb.write(
+        "other/Dockerfile",
+        &format!("FROM {}\nLABEL v=2\n", base_image()),
+    );
+    let old_id = image_id(&from);
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        &from,
+        other.parent().unwrap().to_str().unwrap(),
+    ]);
+    docker(&["push", &from]);
+    docker(&["tag", &old_id, &from]);
+    let out = sb.ok(&["build"]);
+    assert!(
+        lines(&out).iter().all(|l| l.starts_with("unchanged ")),
+        "{out}"
+    );
+    let out = sb.ok(&["build", "--pull"]);
+    assert_eq!(out.matches("Pulling the image").count(), 1, "{out}");
+    assert_ne!(image_id(&from), old_id);
+    let got = lines(&out);
+    assert!(got[0].starts_with(&format!("built {base} (")), "{out}");
+    assert!(got[1].starts_with(&format!("built {site} (")), "{out}");
+}

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use crate::execute::chain::{Build, Chain};
-use crate::execute::image::{self, ImageLocks, Outcome, Prepared};
+use crate::execute::image::{self, Asked, ImageLocks, Outcome, Prepared};
 use crate::execute::{Naming, OrderError, OrderResult, Runtime, UnitRun, pull};
 use crate::output;
 use crate::unit::container::{PullPolicy, split_image};
@@ -49,6 +49,8 @@ pub async fn build_all(
         .iter()
         .map(|u| UnitRun::new(rt, u, Naming::plain(&u.command.unit), Vec::new()))
         .collect();
+    // Per `FROM` image: one pull at a time, pulled once (`always`), and whether the pull
+    // brought another image than the engine had (noted as "built").
     let pulls = ImageLocks::default();
     let mut states: HashMap<usize, State> = order.iter().map(|&i| (i, State::Waiting)).collect();
     let mut running = FuturesUnordered::new();
@@ -136,25 +138,37 @@ async fn one(
     options: Options,
     pulls: &ImageLocks,
 ) -> OrderResult<Outcome> {
+    let mut pulled_anew: Option<&str> = None;
     if let Some(policy) = options.pull {
         for (from, _) in &build.froms {
             if chain.find(from).is_some() {
                 continue;
             }
             let _guard = pulls.lock(from).await;
+            let before = run.engine().image(from).await?.map(|i| i.id);
             let wanted = match policy {
                 PullPolicy::Always => pulls.first_pull(from),
-                PullPolicy::Missing => run.engine().image(from).await?.is_none(),
+                PullPolicy::Missing => before.is_none(),
                 PullPolicy::Never => false,
             };
             if wanted {
                 pull::pull(run, &build.spec, from).await?;
+                let after = run.engine().image(from).await?.map(|i| i.id);
+                if before.is_some() && after != before {
+                    pulls.note_built(from);
+                }
+            }
+            // Another image under this name since this run began (also when another build
+            // of the run pulled it): the builds from it rebuild.
+            if pulls.built(from) {
+                pulled_anew = Some(from);
             }
         }
     }
+    let asked = pulled_anew.map_or(Asked::Own, Asked::Pulled);
     let _guard = run.image_lock(&build.tag).await;
     let outcome =
-        image::build_prepared(run, &build.spec, &build.tag, Prepared::of(build), None).await?;
+        image::build_prepared(run, &build.spec, &build.tag, Prepared::of(build), asked).await?;
     if outcome == Outcome::Built && options.push {
         let (repo, tag) = split_image(&build.tag);
         pull::push(run, &repo, &tag).await?;

@@ -97,7 +97,7 @@ async fn build_if_changed(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) 
     }
     let prepared = prepare(run, spec)?;
     Box::pin(ensure_bases(run, image, &prepared)).await?;
-    build_prepared(run, spec, image, prepared, None)
+    build_prepared(run, spec, image, prepared, Asked::Own)
         .await
         .map(|_| ())
 }
@@ -109,33 +109,53 @@ pub enum Outcome {
     Unchanged,
 }
 
+/// Why a build is looked at, besides its own inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked<'a> {
+    /// An order or `dstart build` asks for it.
+    Own,
+    /// It is the base of this image, built first (said at info level).
+    BaseOf(&'a str),
+    /// `dstart build --pull` just pulled another image under this `FROM` name: it rebuilds
+    /// whatever its hash says (the hash holds the IDs of the bases dstart built only).
+    Pulled(&'a str),
+}
+
 /// Builds `image` from `prepared` unless the image on the engine carries the build hash of
-/// these inputs (`--no-cache` rebuilds); old builds go as `BUILD_KEEP` says. `base_of`: the
-/// image this one is the base of, when it is built first for it (said at info level). The
-/// caller holds the image lock.
+/// these inputs (`--no-cache` rebuilds); old builds go as `BUILD_KEEP` says. The caller holds
+/// the image lock.
 pub async fn build_prepared(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
     image: &str,
     prepared: Prepared,
-    base_of: Option<&str>,
+    asked: Asked<'_>,
 ) -> OrderResult<Outcome> {
     let hash = input_hash(run, &prepared).await?;
     let existing = run.engine().image(image).await?;
     let label = existing
         .as_ref()
         .map(|i| i.labels.get(LABEL_BUILD_HASH).map(String::as_str));
-    match buildhash::decide(image, label, &hash.full, run.rt.no_cache) {
+    let decision = match (
+        buildhash::decide(image, label, &hash.full, run.rt.no_cache),
+        asked,
+    ) {
+        (BuildDecision::Skip(_), Asked::Pulled(from)) => {
+            BuildDecision::Build(format!("another image was pulled as its FROM image {from}"))
+        }
+        (decision, _) => decision,
+    };
+    match decision {
         BuildDecision::Skip(why) => {
             output::debug(why);
             Ok(Outcome::Unchanged)
         }
         BuildDecision::Build(why) => {
-            match base_of {
-                Some(of) => output::info(format!(
+            match asked {
+                Asked::BaseOf(of) => output::info(format!(
                     "Building the base image {image} of {of} first: {why}"
                 )),
-                None => output::debug(format!("Building because {why}")),
+                Asked::Own | Asked::Pulled(_) => output::debug(format!("Building because {why}")),
             }
             run_build(run, spec, prepared, Some(hash)).await?;
             run.image_locks.note_built(image);
@@ -171,7 +191,14 @@ async fn ensure_bases(run: &UnitRun<'_>, image: &str, prepared: &Prepared) -> Or
             "{own} is built from {}, which unit {} builds",
             base.tag, chain.units[base.unit].command.unit
         ));
-        build_prepared(run, &base.spec, &base.tag, base_prepared, Some(&own)).await?;
+        build_prepared(
+            run,
+            &base.spec,
+            &base.tag,
+            base_prepared,
+            Asked::BaseOf(&own),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -379,12 +406,15 @@ async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<Build
     }
     let ctx = prepared.ctx.clone();
     let what = ctx.dir.display().to_string();
-    tokio::task::spawn_blocking(move || buildhash::build_hash_parts(&inputs, &ctx))
-        .await
-        .map_err(|e| OrderError::failed(format!("hashing the build context `{what}`: {e}")))?
-        .map_err(OrderError::io(format!(
-            "reading the build context `{what}`"
-        )))
+    let cache = crate::execute::hashcache::default_dir();
+    tokio::task::spawn_blocking(move || {
+        buildhash::build_hash_cached(&inputs, &ctx, cache.as_deref())
+    })
+    .await
+    .map_err(|e| OrderError::failed(format!("hashing the build context `{what}`: {e}")))?
+    .map_err(OrderError::io(format!(
+        "reading the build context `{what}`"
+    )))
 }
 
 /// Builds the image of `spec` whatever is on the engine (an untagged build).
