@@ -4,13 +4,14 @@
 //! contents, link targets), build args, target, labels, and the image ID of every `FROM` image
 //! that dstart built. File contents are streamed through the hasher, never held in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 
 use sha2::{Digest, Sha256};
 
 use crate::execute::context::{ContextSpec, context_files};
+use crate::execute::hashcache::{HashCache, Stamp};
 
 /// The label holding the hash of an image's inputs.
 pub const LABEL_BUILD_HASH: &str = "dstart.build-hash";
@@ -146,9 +147,9 @@ type Entry = (String, Kind, u32, Vec<u8>);
 /// The entries of the context `ctx`, in order. Files are digested by a few threads at once
 /// (the digests, not the contents, go into the hash, so the order they finish in is no
 /// matter): a large context is read at the speed of the disk and the CPUs, not of one core.
-fn context_entries(ctx: &ContextSpec) -> std::io::Result<Vec<Entry>> {
+fn context_entries(ctx: &ContextSpec, cache: &mut HashCache) -> std::io::Result<Vec<Entry>> {
     let mut entries: Vec<Entry> = Vec::new();
-    let mut files: Vec<(usize, std::path::PathBuf)> = Vec::new();
+    let mut files: Vec<(usize, std::path::PathBuf, Stamp)> = Vec::new();
     for (rel, path) in context_files(ctx)? {
         let meta = std::fs::symlink_metadata(&path)?;
         let mode = meta.permissions().mode() & 0o7777;
@@ -163,8 +164,13 @@ fn context_entries(ctx: &ContextSpec) -> std::io::Result<Vec<Entry>> {
         };
         let content = match kind {
             Kind::File => {
-                files.push((entries.len(), path));
-                Vec::new()
+                let stamp = Stamp::of(&meta);
+                if let Some(digest) = cache.get(&rel, &stamp) {
+                    digest.to_vec()
+                } else {
+                    files.push((entries.len(), path, stamp));
+                    Vec::new()
+                }
             }
             Kind::Symlink => std::fs::read_link(&path)?
                 .as_os_str()
@@ -186,7 +192,7 @@ fn context_entries(ctx: &ContextSpec) -> std::io::Result<Vec<Entry>> {
                     let mut out = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((at, path)) = files.get(i) else {
+                        let Some((at, path, _)) = files.get(i) else {
                             return Ok(out);
                         };
                         out.push((*at, file_digest(path)?));
@@ -202,11 +208,17 @@ fn context_entries(ctx: &ContextSpec) -> std::io::Result<Vec<Entry>> {
             })
             .collect()
     });
+    let stamps: HashMap<usize, Stamp> = files.iter().map(|(at, _, s)| (*at, *s)).collect();
     for part in digests {
         for (at, digest) in part? {
+            if let Some(stamp) = stamps.get(&at) {
+                cache.put(&entries[at].0, *stamp, &digest);
+            }
             entries[at].3 = digest.to_vec();
         }
     }
+    let keep: std::collections::HashSet<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    cache.retain(&keep);
     Ok(entries)
 }
 
@@ -219,6 +231,16 @@ pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<St
 /// [`build_hash`] and the digests of its parts. The parts are digests of their own; the full
 /// hash is one stream over all inputs (as it always was, so that no image rebuilds for it).
 pub fn build_hash_parts(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<BuildHash> {
+    build_hash_cached(inputs, ctx, None)
+}
+
+/// [`build_hash_parts`] with the file digests remembered in `cache_dir` ([`HashCache`]).
+pub fn build_hash_cached(
+    inputs: &BuildInputs,
+    ctx: &ContextSpec,
+    cache_dir: Option<&std::path::Path>,
+) -> std::io::Result<BuildHash> {
+    let mut cache = HashCache::open(cache_dir, &ctx.dir);
     let mut h = Fields(Sha256::new());
     let mut df = Fields(Sha256::new());
     let mut cx = Fields(Sha256::new());
@@ -232,7 +254,9 @@ pub fn build_hash_parts(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Res
         f.map("labels", &inputs.labels);
     }
     h.map("from", &inputs.from_ids);
-    for (rel, kind, mode, content) in context_entries(ctx)? {
+    let entries = context_entries(ctx, &mut cache)?;
+    cache.save();
+    for (rel, kind, mode, content) in entries {
         h.entry(&rel, kind, mode, &content);
         // The Dockerfile is a context file, but its change is the Dockerfile's.
         if rel != inputs.dockerfile_path {
@@ -516,6 +540,29 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(from_images(text, &args), *want, "{text}");
         }
+    }
+
+    #[test]
+    fn remembered_digests_give_the_same_hash_and_never_hide_a_change() {
+        let (tmp, ctx) = context(FILES);
+        let cache = tmp.path().join(".cache");
+        std::fs::write(tmp.path().join(".dockerignore"), "*.log\n.cache\n").unwrap();
+        // Files are remembered once their times are older than the racy window.
+        std::thread::sleep(crate::execute::hashcache::RACY + std::time::Duration::from_millis(100));
+        let plain = build_hash_parts(&inputs(), &ctx).unwrap();
+        let first = build_hash_cached(&inputs(), &ctx, Some(&cache)).unwrap();
+        assert!(cache.read_dir().unwrap().next().is_some(), "a cache file");
+        let second = build_hash_cached(&inputs(), &ctx, Some(&cache)).unwrap();
+        assert_eq!((&first, &second), (&plain, &plain));
+
+        // The same size and modification time, other content: seen.
+        crate::execute::hashcache::rewrite_keeping_mtime(
+            &tmp.path().join("app/main.sh"),
+            "echo HI\n",
+        );
+        let changed = build_hash_cached(&inputs(), &ctx, Some(&cache)).unwrap();
+        assert_ne!(changed.full, plain.full);
+        assert_eq!(changed, build_hash_parts(&inputs(), &ctx).unwrap());
     }
 
     #[test]
