@@ -32,8 +32,11 @@ export XDG_CACHE_HOME=$work/cache
 results=$root/bench/results/build
 conf=$work/conf
 # Every image of this benchmark (dstart's, docker build's, compose's) carries this label.
+# An image that is another's parent goes in a later pass.
 clean() {
-    docker images -q --filter 'label=dstart.bench=build' | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+    for _ in 1 2 3; do
+        docker images -q --filter 'label=dstart.bench=build' | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+    done
 }
 trap 'clean; rm -rf "$work"' EXIT
 clean

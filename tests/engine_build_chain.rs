@@ -327,7 +327,20 @@ fn pull_fetches_the_from_images_the_directory_does_not_build() {
     let id = sb.id.clone();
     let from = format!("{}/{id}/from:1", registry.address());
     names.0.push(from.clone());
-    docker(&["tag", base_image(), &from]);
+    // An image of the test's own under that name (a pushed image keeps the registry's digest
+    // as a name: the shared base image must not get one).
+    let first = sb.write(
+        "first/Dockerfile",
+        &format!("FROM {}\nLABEL v=1\n", base_image()),
+    );
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        &from,
+        first.parent().unwrap().to_str().unwrap(),
+    ]);
+    names.0.push(image_id(&from));
     docker(&["push", &from]);
     docker(&["rmi", &from]);
     let (base, site) = (format!("{id}/base:1"), format!("{id}/site:1"));
@@ -372,6 +385,7 @@ fn pull_fetches_the_from_images_the_directory_does_not_build() {
         other.parent().unwrap().to_str().unwrap(),
     ]);
     docker(&["push", &from]);
+    names.0.push(image_id(&from));
     docker(&["tag", &old_id, &from]);
     let out = sb.ok(&["build"]);
     assert!(
