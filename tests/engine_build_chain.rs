@@ -184,6 +184,13 @@ fn a_failed_base_skips_its_dependents_and_exits_1() {
     );
     assert!(err.contains("2 of 3 images were not built"), "{err}");
     assert!(!exists(&base) && !exists(&site));
+
+    // `-q`: only what failed (the other image is unchanged now), no log lines.
+    let (out, _) = sb.fails(&["-q", "build"], 1);
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), 2, "{out}");
+    assert!(got[0].starts_with(&format!("failed {base} (")), "{out}");
+    assert_eq!(got[1], format!("skipped {site} (its base {base} failed)"));
     assert!(
         !image_events(since, &id).iter().any(|e| e.contains("site")),
         "the site was not attempted"
