@@ -272,81 +272,6 @@ pub fn build_hash_cached(
     })
 }
 
-/// The images the `FROM` lines of `dockerfile` name, with `$ARG` / `${ARG}` replaced from
-/// `buildargs` (else the `ARG` default before the first `FROM`); names of earlier stages and
-/// `scratch` are left out, as is a name with an argument that has no value.
-pub fn from_images(dockerfile: &str, buildargs: &BTreeMap<String, String>) -> Vec<String> {
-    from_lines(dockerfile, buildargs)
-        .into_iter()
-        .map(|(image, _)| image)
-        .collect()
-}
-
-/// [`from_images`] with the (1-based) line of the first `FROM` naming each.
-pub fn from_lines(dockerfile: &str, buildargs: &BTreeMap<String, String>) -> Vec<(String, usize)> {
-    let mut args = BTreeMap::new();
-    let mut stages: Vec<String> = Vec::new();
-    let mut images: Vec<(String, usize)> = Vec::new();
-    let mut seen_from = false;
-    for (number, line) in dockerfile.lines().enumerate() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(first) = words.first() else {
-            continue;
-        };
-        if first.eq_ignore_ascii_case("ARG") && !seen_from {
-            if let Some(decl) = words.get(1) {
-                let (name, default) = decl.split_once('=').unwrap_or((decl, ""));
-                let value = buildargs.get(name).cloned().or_else(|| {
-                    (!default.is_empty()).then(|| default.trim_matches('"').to_string())
-                });
-                if let Some(v) = value {
-                    args.insert(name.to_string(), v);
-                }
-            }
-            continue;
-        }
-        if !first.eq_ignore_ascii_case("FROM") {
-            continue;
-        }
-        seen_from = true;
-        let rest: Vec<&str> = words[1..]
-            .iter()
-            .copied()
-            .filter(|w| !w.starts_with("--"))
-            .collect();
-        let Some(name) = rest.first().and_then(|n| substitute(n, &args)) else {
-            continue;
-        };
-        let earlier_stage = stages.contains(&name.to_lowercase());
-        if let (Some(as_kw), Some(alias)) = (rest.get(1), rest.get(2)) {
-            if as_kw.eq_ignore_ascii_case("AS") {
-                stages.push(alias.to_lowercase());
-            }
-        }
-        if name != "scratch" && !earlier_stage && !images.iter().any(|(i, _)| *i == name) {
-            images.push((name, number + 1));
-        }
-    }
-    images
-}
-
-/// `$NAME` and `${NAME}` replaced from `args`; `None` when one has no value.
-fn substitute(word: &str, args: &BTreeMap<String, String>) -> Option<String> {
-    static ARG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-            .expect("a valid pattern")
-    });
-    let mut missing = false;
-    let out = ARG.replace_all(word, |c: &regex::Captures<'_>| {
-        let name = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str());
-        args.get(name).cloned().unwrap_or_else(|| {
-            missing = true;
-            String::new()
-        })
-    });
-    (!missing).then(|| out.into_owned())
-}
-
 /// Whether an image is (re)built, and why (shown at `-d`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildDecision {
@@ -517,29 +442,6 @@ mod tests {
         let base = build_hash(&i, &ctx).unwrap();
         std::fs::write(tmp.path().join("Dockerfile.tera"), "FROM {{ B }} \n").unwrap();
         assert_eq!(build_hash(&i, &ctx).unwrap(), base);
-    }
-
-    #[test]
-    fn from_lines_name_images_but_not_stages() {
-        let args = BTreeMap::from([("TAG".to_string(), "2".to_string())]);
-        let cases: &[(&str, &[&str])] = &[
-            ("FROM me/base\nRUN x\n", &["me/base"]),
-            (
-                "from --platform=linux/amd64 me/base:1 AS b\nFROM b\n",
-                &["me/base:1"],
-            ),
-            (
-                "FROM a AS build\nFROM scratch\nCOPY --from=build / /\n",
-                &["a"],
-            ),
-            ("ARG TAG=1\nFROM me/base:${TAG}\n", &["me/base:2"]),
-            ("ARG OTHER=x\nFROM me/$OTHER\n", &["me/x"]),
-            ("FROM me/$UNSET\n", &[]),
-            ("FROM a\nFROM a\nFROM c AS a\n", &["a", "c"]),
-        ];
-        for (text, want) in cases {
-            assert_eq!(from_images(text, &args), *want, "{text}");
-        }
     }
 
     #[test]

@@ -5,21 +5,19 @@
 //! another build of the configuration directory (any unit) is built after it. A `FROM` cycle
 //! is a configuration error (exit 2). Reads files, never the engine.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-use serde_json::{Map, Value};
-
 use crate::config::command::UnitCommand;
 use crate::config::discover::ConfigDir;
 use crate::config::environment::Environment;
 use crate::error::{ConfigError, Location};
-use crate::execute::buildhash::{self, BuildInputs};
+use crate::execute::buildhash::BuildInputs;
 use crate::execute::context::ContextSpec;
-use crate::execute::{OrderError, OrderResult, build_path};
+use crate::execute::dockerfile::{self, dockerfile, inputs};
+use crate::execute::{OrderError, build_path};
 use crate::output;
 use crate::unit::Unit;
 use crate::unit::container::{ContainerSpec, with_default_tag};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// One build of the configuration directory, ready to hash and run.
 #[derive(Debug, Clone)]
@@ -54,113 +52,6 @@ pub fn built_name(spec: &ContainerSpec) -> Option<String> {
         .as_ref()
         .and_then(|b| b.tag.clone())
         .or_else(|| spec.image.clone())
-}
-
-/// The Dockerfile of the build `spec` in `dir`: the file, or `Dockerfile.tera` /
-/// `Dockerfile.j2` rendered with `vars` (`IMAGE` and `CONTAINER` added). A template error is
-/// the configuration's (exit 2); a missing Dockerfile fails the build.
-pub fn dockerfile(
-    vars: &Map<String, Value>,
-    units_dir: &Path,
-    spec: &ContainerSpec,
-    dir: &Path,
-) -> OrderResult<ContextSpec> {
-    let build = spec.build.as_ref().expect("called with a build spec");
-    let plain = |file: &str| ContextSpec {
-        dir: dir.to_path_buf(),
-        dockerfile: file.to_string(),
-        rendered: None,
-        template: None,
-    };
-    if let Some(explicit) = &build.dockerfile {
-        let path = dir.join(explicit);
-        if !path.is_file() {
-            return Err(OrderError::failed(format!(
-                "the Dockerfile `{}` does not exist",
-                path.display()
-            )));
-        }
-        let is_template = Path::new(explicit)
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("tera") || e.eq_ignore_ascii_case("j2"));
-        if !is_template {
-            return Ok(plain(explicit));
-        }
-        return render_template(vars, units_dir, spec, dir, explicit);
-    }
-    let templates: Vec<&str> = ["Dockerfile.tera", "Dockerfile.j2"]
-        .into_iter()
-        .filter(|t| dir.join(t).is_file())
-        .collect();
-    match (templates.as_slice(), dir.join("Dockerfile").is_file()) {
-        ([], true) => Ok(plain("Dockerfile")),
-        ([t], false) => render_template(vars, units_dir, spec, dir, t),
-        ([], false) => Err(OrderError::failed(format!(
-            "`{}` has no Dockerfile (nor Dockerfile.tera / Dockerfile.j2)",
-            dir.display()
-        ))),
-        _ => Err(OrderError::failed(format!(
-            "`{}` has more than one of Dockerfile, Dockerfile.tera and Dockerfile.j2; keep one",
-            dir.display()
-        ))),
-    }
-}
-
-fn render_template(
-    vars: &Map<String, Value>,
-    units_dir: &Path,
-    spec: &ContainerSpec,
-    dir: &Path,
-    template: &str,
-) -> OrderResult<ContextSpec> {
-    let path = dir.join(template);
-    let text = std::fs::read_to_string(&path)
-        .map_err(OrderError::io(format!("reading `{}`", path.display())))?;
-    let mut ctx = vars.clone();
-    if let Some(image) = spec
-        .image
-        .as_ref()
-        .or(spec.build.as_ref().and_then(|b| b.tag.as_ref()))
-    {
-        ctx.insert("IMAGE".into(), Value::String(image.clone()));
-    }
-    ctx.insert("CONTAINER".into(), Value::String(spec.name.clone()));
-    let dirs = crate::config::template::TemplateDirs {
-        dirs: vec![dir.to_path_buf(), units_dir.to_path_buf()],
-    };
-    let rendered = crate::config::template::render(&path, &text, &Value::Object(ctx), &dirs)
-        .map_err(|e| OrderError::Config(e.into()))?;
-    Ok(ContextSpec {
-        dir: dir.to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        rendered: Some(rendered.into_bytes()),
-        template: Some(template.to_string()),
-    })
-}
-
-/// The Dockerfile of `ctx` as sent.
-pub fn dockerfile_bytes(ctx: &ContextSpec) -> OrderResult<Vec<u8>> {
-    if let Some(bytes) = &ctx.rendered {
-        return Ok(bytes.clone());
-    }
-    let path = ctx.dir.join(&ctx.dockerfile);
-    std::fs::read(&path).map_err(OrderError::io(format!("reading `{}`", path.display())))
-}
-
-/// The inputs of the build `spec` with context `ctx`, besides the context files.
-pub fn inputs(spec: &ContainerSpec, ctx: &ContextSpec) -> OrderResult<BuildInputs> {
-    let b = spec
-        .build
-        .as_ref()
-        .ok_or_else(|| OrderError::failed(format!("container `{}` has no `build`", spec.name)))?;
-    Ok(BuildInputs {
-        dockerfile_path: ctx.dockerfile.clone(),
-        dockerfile: dockerfile_bytes(ctx)?,
-        buildargs: b.buildargs.clone().into_iter().collect(),
-        target: b.target.clone(),
-        labels: b.labels.clone().into_iter().collect(),
-        from_ids: std::collections::BTreeMap::new(),
-    })
 }
 
 /// Why a unit's build was left out of the chain.
@@ -212,7 +103,7 @@ fn resolve(index: usize, unit: &Unit, conf: &Path, cwd: &Path) -> Vec<Result<Bui
             }
         };
         let text = String::from_utf8_lossy(&inputs.dockerfile).into_owned();
-        let froms = buildhash::from_lines(&text, &inputs.buildargs)
+        let froms = dockerfile::from_lines(&text, &inputs.buildargs)
             .into_iter()
             .map(|(image, line)| (with_default_tag(&image), line))
             .collect();

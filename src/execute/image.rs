@@ -12,6 +12,7 @@ use crate::execute::buildhash::{
 };
 use crate::execute::chain::{self, built_name};
 use crate::execute::context::{ContextSpec, tar_stream};
+use crate::execute::dockerfile;
 use crate::execute::{OrderError, OrderResult, UnitRun, pull, resolve_build_path, retention};
 use crate::output;
 use crate::unit::container::{ContainerSpec, PullPolicy, split_image, with_default_tag};
@@ -174,7 +175,7 @@ async fn ensure_bases(run: &UnitRun<'_>, image: &str, prepared: &Prepared) -> Or
     }
     let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
     let own = with_default_tag(image);
-    for from in buildhash::from_images(&text, &prepared.inputs.buildargs) {
+    for from in dockerfile::from_images(&text, &prepared.inputs.buildargs) {
         let Some(base) = chain.find(&from) else {
             continue;
         };
@@ -231,7 +232,7 @@ async fn plan_prepared(
     }
     let mut reasons: Vec<String> = Vec::new();
     let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
-    for from in buildhash::from_images(&text, &prepared.inputs.buildargs) {
+    for from in dockerfile::from_images(&text, &prepared.inputs.buildargs) {
         let Some(base) = run.rt.chain.find(&from) else {
             continue;
         };
@@ -375,7 +376,7 @@ fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult<Prepared> {
             spec.name
         )));
     }
-    let ctx = chain::dockerfile(
+    let ctx = dockerfile::dockerfile(
         run.unit.environment.vars(),
         &run.rt.conf.units_dir(),
         spec,
@@ -388,7 +389,7 @@ fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult<Prepared> {
         ));
     }
     let ctx = rebase(run, ctx)?;
-    let inputs = chain::inputs(spec, &ctx)?;
+    let inputs = dockerfile::inputs(spec, &ctx)?;
     Ok(Prepared { ctx, inputs })
 }
 
@@ -397,7 +398,7 @@ fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult<Prepared> {
 async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<BuildHash> {
     let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
     let mut inputs = prepared.inputs.clone();
-    for from in buildhash::from_images(&text, &inputs.buildargs) {
+    for from in dockerfile::from_images(&text, &inputs.buildargs) {
         if let Some(info) = run.engine().image(&from).await? {
             if info.labels.contains_key(LABEL_BUILD_HASH) {
                 inputs.from_ids.insert(from, info.id);

@@ -7,6 +7,7 @@ pub mod builder;
 pub mod buildhash;
 pub mod chain;
 pub mod context;
+pub mod dockerfile;
 pub mod hashcache;
 pub mod image;
 pub mod interrupt;
