@@ -2728,3 +2728,27 @@ fn dstart_build_refuses_bad_input_before_the_engine() {
         );
     }
 }
+
+#[test]
+fn a_broken_unit_that_is_not_asked_for_does_not_stop_a_build() {
+    let env = Env::empty();
+    two_builds(&env, "scratch", "scratch");
+    env.write(
+        "conf/services/b/Dockerfile.tera",
+        "FROM scratch\nLABEL a={{ nope }}\n",
+    );
+    std::fs::remove_file(env.conf().join("services/b/Dockerfile")).unwrap();
+    // `a` alone: b's template error is no concern of it; the run goes on to the engine
+    // (which is not there: exit 1, not 2).
+    let out = env.dstart(&["-d", "build", "a"]).output();
+    out.expect_code(1);
+    assert!(
+        out.stdout
+            .contains("Not looking at a build of b/start for build chains"),
+        "{}",
+        out.stdout
+    );
+    // Without units, b is asked for.
+    let err = env.dstart(&["build"]).fails();
+    assert!(err.contains("services/b/Dockerfile.tera:2"), "{err}");
+}
