@@ -206,7 +206,8 @@ impl Chain {
     }
 
     /// The chain of a `run` of `unit`: its builds (a template error is returned) and those of
-    /// the rest of the directory, when `unit` builds anything. A `FROM` cycle through the
+    /// the rest of the directory, when an order of `unit` may build (`build`, `create`,
+    /// `start` of a container with `build`). A `FROM` cycle through the
     /// unit's builds is an error.
     pub fn for_run(
         conf: &ConfigDir,
@@ -214,8 +215,17 @@ impl Chain {
         cwd: &Path,
         unit: &Unit,
     ) -> Result<Chain, ConfigError> {
+        use crate::unit::order::Action;
         let mut chain = Chain::default();
-        if !unit.containers.values().any(|c| c.spec.build.is_some()) {
+        // Only orders that may build look at the chain (a `stop` or `backup` needs none of it).
+        let builds = unit.orders().any(|o| {
+            matches!(o.action, Action::Build | Action::Create | Action::Start(_))
+                && unit
+                    .containers
+                    .get(&o.container)
+                    .is_some_and(|c| c.spec.build.is_some())
+        });
+        if !builds {
             return Ok(chain);
         }
         chain.add(unit.clone(), conf.root(), cwd, true)?;
