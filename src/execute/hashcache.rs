@@ -7,7 +7,8 @@
 //! [`RACY`] of a run is not remembered (a write in the same clock tick would keep its
 //! times): it is read again next time. The cache is one JSON file per context directory under
 //! `$XDG_CACHE_HOME/dstart/contexts/` (else `~/.cache/…`); it holds paths, times and digests,
-//! never contents. Any error reading or writing it only means reading the files.
+//! never contents. Any error reading or writing it only means reading the files. A file not
+//! written for [`FORGET`] is removed.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -176,6 +177,30 @@ impl HashCache {
                 path.display()
             ));
         }
+        prune(dir, FORGET);
+    }
+}
+
+/// How long the digests of a context that no run changed are kept.
+pub const FORGET: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Removes the cache files in `dir` not written for `age` (contexts gone, or unchanged for so
+/// long that reading them once more costs nothing worth keeping a file for).
+fn prune(dir: &Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|e| e > age);
+        if old && path.extension().is_some_and(|e| e == "json") {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 
@@ -232,6 +257,28 @@ mod tests {
         assert_eq!(now.size, s.size);
         assert_eq!(now.mtime_ns, s.mtime_ns);
         assert_eq!(c.get("a", &now), None);
+    }
+
+    #[test]
+    fn old_cache_files_are_forgotten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = tmp.path().join("old.json");
+        let new = tmp.path().join("new.json");
+        let other = tmp.path().join("other.txt");
+        for p in [&old, &new, &other] {
+            std::fs::write(p, "{}").unwrap();
+        }
+        let month_ago = std::time::SystemTime::now() - FORGET - Duration::from_secs(60);
+        for p in [&old, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(month_ago)
+                .unwrap();
+        }
+        prune(tmp.path(), FORGET);
+        assert!(!old.exists() && new.exists() && other.exists());
     }
 
     #[test]
