@@ -145,11 +145,19 @@ pub fn resolve(conf: &Path, cwd: &Path, unit: &Unit) -> Resolved {
 /// Writes `text` to `path` whole or not at all: a temporary file beside it, renamed over it.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // A temporary file is private (0600); the file keeps the mode it had, else gets 0644 like
+    // any file a shell redirection writes.
+    let mode = std::fs::metadata(path).map_or_else(
+        |_| std::fs::Permissions::from_mode(0o644),
+        |m| m.permissions(),
+    );
+    tmp.as_file().set_permissions(mode)?;
     tmp.write_all(text.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
