@@ -1,7 +1,8 @@
 //! Dispatch of the subcommands: each one a thin wrapper around the stages.
 
 use crate::cli::{
-    Cli, Command, Format, HelpArgs, ListArgs, LogsArgs, PullWhen, RunArgs, StatusArgs, TableFormat,
+    Cli, Command, ExportArgs, ExportFormat, Format, HelpArgs, ListArgs, LogsArgs, PullWhen,
+    RunArgs, StatusArgs, TableFormat,
 };
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
@@ -43,6 +44,7 @@ fn dispatch(cli: &Cli) -> Result<(), Error> {
         Command::Run(args) => run_unit(cli, args),
         Command::Status(args) => status(cli, args),
         Command::Logs(args) => logs(cli, args),
+        Command::Export(args) => export(cli, args),
         Command::Completions { shell } => {
             output::result(crate::completion::script(*shell));
             Ok(())
@@ -356,6 +358,58 @@ fn logs(cli: &Cli, args: &LogsArgs) -> Result<(), Error> {
             .await
             .map_err(|e| order_error(e, rt))
     })
+}
+
+/// `dstart export UNIT[/COMMAND] [ARGS...]`: the unit command as a Compose file.
+fn export(cli: &Cli, args: &ExportArgs) -> Result<(), Error> {
+    let conf = config_dir(cli)?;
+    let typed = args.command.first().map_or("", String::as_str);
+    // `UNIT` alone (also a unit `a/b` in a subdirectory) means its `start` command.
+    let (base, tokens) = typed.split_once(':').map_or((typed, ""), |(b, t)| (b, t));
+    let text = if !base.contains('/') || conf.unit_names().iter().any(|u| u == base) {
+        let tokens = if tokens.is_empty() {
+            String::new()
+        } else {
+            format!(":{tokens}")
+        };
+        format!("{base}/start{tokens}")
+    } else {
+        typed.to_string()
+    };
+    let unit_command = UnitCommand::parse(&text)?;
+    let env = Environment::load(&conf, args.environment.as_deref())?;
+    let unit = match crate::generate::load_unit(
+        &conf,
+        &env,
+        &unit_command,
+        args.command.get(1..).unwrap_or(&[]),
+        false,
+    )? {
+        Ok(unit) => unit,
+        Err(Loaded::Help(text)) => {
+            output::result(text);
+            return Ok(());
+        }
+        Err(_) => return Err(Error::Usage(format!("`{unit_command}` gives no unit"))),
+    };
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
+    let resolved = crate::export::resolve(conf.root(), &cwd, &unit);
+    let text = match args.format {
+        ExportFormat::Compose => crate::export::compose::compose(&unit, &resolved),
+    }
+    .map_err(|e| Error::UsageHint {
+        hint: e.hint(),
+        message: e.to_string(),
+    })?;
+    // The file holds `${NAME}` references instead of secrets; masking is the last guard.
+    let text = output::mask(&text);
+    match &args.output {
+        None => output::result(text),
+        Some(path) => crate::export::write_atomically(path, &text)
+            .map_err(|e| Error::failed(format!("cannot write `{}`: {e}", path.display())))?,
+    }
+    Ok(())
 }
 
 /// `UNIT/test[:VARIANTS]`: plan the run, then run it (or print the plan).
