@@ -7,7 +7,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::ready::{RawReady, ready_from};
 use super::{
     Action, BackupArgs, DEFAULT_PARALLEL, ExecType, ExecuteArgs, HOST, KINDS, Order, PARALLEL,
-    Recreate, RestoreArgs, RunCommand, StartArgs, Step, UnitArgs,
+    Recreate, RestoreArgs, RunCommand, StartArgs, Step, TestRun, TestsArgs, UnitArgs, UpgradeArgs,
 };
 use crate::config::source::{Origin, PathSeg};
 use crate::error::ConfigError;
@@ -59,6 +59,42 @@ struct RawExecute {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct NoArgs {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTests {
+    tests: StringOrList,
+}
+
+/// The test runs of a `tests` order: each `UNIT/test[:VARIANT...]`, then the unit's arguments.
+fn test_runs(raw: &RawTests, here: &Origin) -> Result<TestsArgs, ConfigError> {
+    let list = here.key("tests");
+    let entries = raw.tests.to_vec();
+    if entries.is_empty() {
+        return Err(
+            list.invalid_with_hint("`tests` lists no test run", "tests: [\"web/test:check\"]")
+        );
+    }
+    let mut tests = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let at = list.child(PathSeg::Index(i));
+        let mut words = entry.split_whitespace().map(str::to_string);
+        let command = words.next().unwrap_or_default();
+        let is_test =
+            crate::config::command::UnitCommand::parse(&command).is_ok_and(|c| c.command == "test");
+        if !is_test {
+            return Err(at.invalid_with_hint(
+                format!("`{entry}` is not a test run"),
+                "a test run is `UNIT/test[:VARIANT...]`, e.g. `web/test:check`, then the unit's arguments",
+            ));
+        }
+        tests.push(TestRun {
+            command,
+            args: words.collect(),
+        });
+    }
+    Ok(TestsArgs { tests })
+}
 
 /// The keys `kind` accepts: its own (`own`) plus the keys every order accepts.
 fn accepted_keys(kind: &str, own: &[String]) -> String {
@@ -333,6 +369,19 @@ pub fn order_from_value(
             }
             Action::Unit(u)
         }
+        "tests" => {
+            let raw: RawTests = deserialize_args("tests", container, &args, &here)?;
+            Action::Tests(test_runs(&raw, &here)?)
+        }
+        "upgrade" => {
+            let u: UpgradeArgs = deserialize_args("upgrade", container, &args, &here)?;
+            if u.unit.is_empty() || u.unit.contains(':') || u.unit.starts_with('/') {
+                return Err(here
+                    .key("unit")
+                    .invalid(format!("`unit: {}` is not a unit name", u.unit)));
+            }
+            Action::Upgrade(u)
+        }
         other => {
             return Err(corigin.invalid_with_hint(
                 format!("unknown order `{other}` on `{container}`"),
@@ -340,10 +389,16 @@ pub fn order_from_value(
             ));
         }
     };
+    if container != HOST && matches!(action, Action::Tests(_) | Action::Upgrade(_)) {
+        return Err(corigin.invalid_with_hint(
+            format!("`{command}` runs on `host`, not on `{container}`"),
+            format!("write it as `- host: {{command: {command}, ...}}`"),
+        ));
+    }
     if container == HOST && !action.runs_on_host() {
         return Err(corigin.invalid_with_hint(
             format!("`{command}` cannot run on `host`"),
-            "the `host` pseudo-container takes `execute` and `unit` orders",
+            "the `host` pseudo-container takes `execute`, `unit`, `tests` and `upgrade` orders",
         ));
     }
     Ok(Order {
