@@ -50,14 +50,14 @@ fn printed_upgrade_goes_through_every_unit_with_a_start() {
 #[test]
 fn a_test_run_that_cannot_load_stops_the_update_before_any_order() {
     let env = units();
-    // A variant that does not exist: nothing runs, the error names the order's line.
+    // A variant that does not exist: nothing runs, the error names the entry's line.
     env.unit(
         "web/update.yaml",
         "web: {image: busybox}\n---\n- host: {command: execute, run: 'touch ran'}\n- host: {command: tests, tests: [web/test:check, db/test:nosuch]}\n",
     );
     let err = env.dstart(&["run", "web/update"]).output().config_error();
     assert!(
-        err.starts_with("error: conf/units/web/update.yaml:4:3: the `tests` order runs `db/test:nosuch`, which cannot run\n"),
+        err.starts_with("error: conf/units/web/update.yaml:4:50: the `tests` order runs `db/test:nosuch`, which cannot run\n"),
         "{err}"
     );
     assert!(err.contains("nosuch"), "{err}");
@@ -81,7 +81,7 @@ fn an_upgrade_of_a_unit_without_start_is_a_configuration_error() {
     );
     let err = env.dstart(&["run", "web/upgrade"]).output().config_error();
     assert!(
-        err.starts_with("error: conf/units/web/upgrade.yaml:3:3: the `upgrade` order runs `tools`, which cannot run\n"),
+        err.starts_with("error: conf/units/web/upgrade.yaml:3:28: the `upgrade` order runs `tools`, which cannot run\n"),
         "{err}"
     );
 }

@@ -107,11 +107,12 @@ fn check_host_order(
     env: &Environment,
     order: &crate::unit::order::Order,
 ) -> Result<(), ConfigError> {
+    use crate::config::source::{Origin, PathSeg};
     use crate::unit::order::Action;
-    let wrap = |kind: &'static str, target: String| {
-        let location = order.origin.location();
+    // The error names the entry's own line (`tests[1]`, `unit`).
+    let wrap = |kind: &'static str, at: Origin, target: String| {
         move |source: ConfigError| ConfigError::HostOrder {
-            location,
+            location: at.location(),
             kind,
             target,
             source: Box::new(source),
@@ -119,12 +120,14 @@ fn check_host_order(
     };
     match &order.action {
         Action::Tests(args) => {
-            for test in &args.tests {
-                test_run_plan(conf, env, test).map_err(wrap("tests", test.to_string()))?;
+            for (i, test) in args.tests.iter().enumerate() {
+                let at = order.origin.key("tests").child(PathSeg::Index(i));
+                test_run_plan(conf, env, test).map_err(wrap("tests", at, test.to_string()))?;
             }
         }
         Action::Upgrade(args) => {
-            load_start(conf, env, &args.unit).map_err(wrap("upgrade", args.unit.clone()))?;
+            let at = order.origin.key("unit");
+            load_start(conf, env, &args.unit).map_err(wrap("upgrade", at, args.unit.clone()))?;
         }
         _ => {}
     }
