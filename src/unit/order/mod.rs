@@ -5,6 +5,7 @@
 //! tags that select it, ORIGINAL §5). Unknown arguments are errors listing the accepted ones.
 
 mod args;
+mod host;
 mod parse;
 mod ready;
 #[cfg(test)]

@@ -4,10 +4,11 @@
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
+use super::host::{RawTests, checked_upgrade, test_runs};
 use super::ready::{RawReady, ready_from};
 use super::{
     Action, BackupArgs, DEFAULT_PARALLEL, ExecType, ExecuteArgs, HOST, KINDS, Order, PARALLEL,
-    Recreate, RestoreArgs, RunCommand, StartArgs, Step, TestRun, TestsArgs, UnitArgs, UpgradeArgs,
+    Recreate, RestoreArgs, RunCommand, StartArgs, Step, UnitArgs, UpgradeArgs,
 };
 use crate::config::source::{Origin, PathSeg};
 use crate::error::ConfigError;
@@ -59,42 +60,6 @@ struct RawExecute {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct NoArgs {}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTests {
-    tests: StringOrList,
-}
-
-/// The test runs of a `tests` order: each `UNIT/test[:VARIANT...]`, then the unit's arguments.
-fn test_runs(raw: &RawTests, here: &Origin) -> Result<TestsArgs, ConfigError> {
-    let list = here.key("tests");
-    let entries = raw.tests.to_vec();
-    if entries.is_empty() {
-        return Err(
-            list.invalid_with_hint("`tests` lists no test run", "tests: [\"web/test:check\"]")
-        );
-    }
-    let mut tests = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let at = list.child(PathSeg::Index(i));
-        let mut words = entry.split_whitespace().map(str::to_string);
-        let command = words.next().unwrap_or_default();
-        let is_test =
-            crate::config::command::UnitCommand::parse(&command).is_ok_and(|c| c.command == "test");
-        if !is_test {
-            return Err(at.invalid_with_hint(
-                format!("`{entry}` is not a test run"),
-                "a test run is `UNIT/test[:VARIANT...]`, e.g. `web/test:check`, then the unit's arguments",
-            ));
-        }
-        tests.push(TestRun {
-            command,
-            args: words.collect(),
-        });
-    }
-    Ok(TestsArgs { tests })
-}
 
 /// The keys `kind` accepts: its own (`own`) plus the keys every order accepts.
 fn accepted_keys(kind: &str, own: &[String]) -> String {
@@ -375,12 +340,7 @@ pub fn order_from_value(
         }
         "upgrade" => {
             let u: UpgradeArgs = deserialize_args("upgrade", container, &args, &here)?;
-            if u.unit.is_empty() || u.unit.contains(':') || u.unit.starts_with('/') {
-                return Err(here
-                    .key("unit")
-                    .invalid(format!("`unit: {}` is not a unit name", u.unit)));
-            }
-            Action::Upgrade(u)
+            Action::Upgrade(checked_upgrade(u, &here)?)
         }
         other => {
             return Err(corigin.invalid_with_hint(
