@@ -93,6 +93,22 @@ fn update_with_a_passing_check_moves_latest() {
     let second = image_id(&latest);
     assert_ne!(second, first, "latest moved");
     assert_eq!(second, image_id(&candidate), "to the tested candidate");
+
+    // From cron: silent on success, the test runs' lines included.
+    sb.write("img/app.txt", "good v3\n");
+    let out = sb.dstart(&["-q", "run", &update]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "-q prints nothing"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "-q prints nothing"
+    );
+    assert_ne!(image_id(&latest), second, "latest moved again");
 }
 
 /// Builds `image` from the base image with `/version` holding `version`.
