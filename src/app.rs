@@ -276,11 +276,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
 
 /// The containers of `unit` as its `start` command composes them.
 fn load_start(conf: &ConfigDir, env: &Environment, unit: &str) -> Result<Unit, Error> {
-    let command = UnitCommand::parse(&format!("{unit}/start"))?;
-    match crate::generate::load_unit(conf, env, &command, &[], false)? {
-        Ok(unit) => Ok(unit),
-        Err(_) => Err(Error::Usage(format!("`{unit}/start` gives no unit"))),
-    }
+    Ok(crate::generate::load_start(conf, env, unit)?)
 }
 
 /// `dstart status [UNIT...]`.
@@ -288,10 +284,7 @@ fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Error> {
     let conf = config_dir(cli)?;
     let env = Environment::load(&conf, None)?;
     let names = if args.units.is_empty() {
-        conf.unit_commands()
-            .iter()
-            .filter_map(|c| c.strip_suffix("/start").map(str::to_string))
-            .collect()
+        conf.started_units()
     } else {
         args.units.clone()
     };

@@ -2036,7 +2036,7 @@ fn bad_unknown_key_in_an_order_lists_accepted_keys() {
 fn bad_unknown_order_kind() {
     assert_eq!(
         bad_unit("aa:\n  image: busybox\n---\n- aa: {command: strat}\n"),
-        "error: conf/units/bad/start.yaml:4:8: unknown order `strat` on `aa`\nhint: orders are build, create, start, stop, remove, remove_image, backup, restore, execute, tag, commit, push, unit\n"
+        "error: conf/units/bad/start.yaml:4:8: unknown order `strat` on `aa`\nhint: orders are build, create, start, stop, remove, remove_image, backup, restore, execute, tag, commit, push, unit, tests, upgrade\n"
     );
 }
 

@@ -15,6 +15,8 @@ pub mod pull;
 pub mod retention;
 pub mod run;
 pub mod substitute;
+pub mod test_runs;
+pub mod upgrade;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -366,6 +368,8 @@ impl<'a> UnitRun<'a> {
             Action::Push(args) => image::push(self, name, args).await,
             Action::Execute(args) => Box::pin(run::execute(self, name, args)).await,
             Action::Unit(args) => run::unit(self, args).await,
+            Action::Tests(args) => Box::pin(test_runs::tests(self, args)).await,
+            Action::Upgrade(args) => Box::pin(upgrade::upgrade(self, args)).await,
             Action::Backup(args) => backup::backup(self, order, args).await,
             Action::Restore(args) => backup::restore(self, order, args).await,
         }

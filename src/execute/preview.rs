@@ -243,6 +243,13 @@ fn plan_order(
             nested.subject.clone_from(&args.unit);
             lines.push(nested);
         }
+        Action::Tests(args) => {
+            for test in &args.tests {
+                let mut run = line("test", &["not planned: a test run"]);
+                run.subject = test.to_string();
+                lines.push(run);
+            }
+        }
         other => lines.push(line(other.kind(), &[])),
     }
     Ok(lines)
@@ -259,6 +266,10 @@ pub async fn plan_steps(run: &UnitRun<'_>, steps: &[Step]) -> OrderResult<Vec<Pl
     let mut state = inspect(run, &names).await?;
     let mut lines = Vec::new();
     for order in orders {
+        if let Action::Upgrade(args) = &order.action {
+            lines.extend(Box::pin(crate::execute::upgrade::plan_lines(run, args)).await?);
+            continue;
+        }
         lines.extend(plan_order(run, order, &mut state)?);
     }
     Ok(lines)

@@ -26,7 +26,14 @@ pub fn load_unit(
     match loader.load(unit_command, argv, substitutions_only)? {
         Loaded::Unit(raw) => {
             let typed = TypedUnit::from_raw(*raw)?;
-            let unit = resolve(typed)?;
+            let upgrade = matches!(&typed.raw.base,
+                BaseFile::Generated { command, .. } if command == "upgrade");
+            let units = if upgrade {
+                conf.started_units()
+            } else {
+                Vec::new()
+            };
+            let unit = resolve(typed, &units)?;
             crate::output::add_secrets(|s| add_secrets(&unit, s));
             Ok(Ok(unit))
         }
@@ -57,6 +64,7 @@ pub fn check_nested(
 ) -> Result<(), ConfigError> {
     use crate::unit::order::Action;
     for order in unit.orders() {
+        check_host_order(conf, env, order)?;
         let Action::Unit(args) = &order.action else {
             continue;
         };
@@ -92,9 +100,74 @@ pub fn check_nested(
     Ok(())
 }
 
+/// Checks, before anything runs, that every test run of a `tests` order and the unit of an
+/// `upgrade` order load.
+fn check_host_order(
+    conf: &ConfigDir,
+    env: &Environment,
+    order: &crate::unit::order::Order,
+) -> Result<(), ConfigError> {
+    use crate::config::source::{Origin, PathSeg};
+    use crate::unit::order::Action;
+    // The error names the entry's own line (`tests[1]`, `unit`).
+    let wrap = |kind: &'static str, at: Origin, target: String| {
+        move |source: ConfigError| ConfigError::HostOrder {
+            location: at.location(),
+            kind,
+            target,
+            source: Box::new(source),
+        }
+    };
+    match &order.action {
+        Action::Tests(args) => {
+            for (i, test) in args.tests.iter().enumerate() {
+                let at = order.origin.key("tests").child(PathSeg::Index(i));
+                test_run_plan(conf, env, test).map_err(wrap("tests", at, test.to_string()))?;
+            }
+        }
+        Action::Upgrade(args) => {
+            let at = order.origin.key("unit");
+            load_start(conf, env, &args.unit).map_err(wrap("upgrade", at, args.unit.clone()))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The plan of one test run of a `tests` order, read as `dstart run` reads it.
+pub fn test_run_plan(
+    conf: &ConfigDir,
+    env: &Environment,
+    test: &crate::unit::order::TestRun,
+) -> Result<testplan::TestPlan, ConfigError> {
+    let command = UnitCommand::parse(&test.command)?;
+    match load_unit(conf, env, &command, &test.args, false)? {
+        Ok(unit) => testplan::plan(&unit, false),
+        Err(_) => Err(ConfigError::UnitArguments {
+            file: None,
+            message: format!("the arguments of `{test}` ask for help"),
+            hint: None,
+        }),
+    }
+}
+
+/// The containers and start orders of `unit` (its `start` command).
+pub fn load_start(conf: &ConfigDir, env: &Environment, unit: &str) -> Result<Unit, ConfigError> {
+    let command = UnitCommand::parse(&format!("{unit}/start"))?;
+    match load_unit(conf, env, &command, &[], false)? {
+        Ok(unit) => Ok(unit),
+        Err(_) => Err(ConfigError::UnitArguments {
+            file: None,
+            message: format!("`{unit}/start` gives no unit without arguments"),
+            hint: None,
+        }),
+    }
+}
+
 /// Resolves a typed unit into the unit command to run: checks the requested tokens, filters the
-/// orders by variant, and derives generated commands from the start orders.
-pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
+/// orders by variant, and derives generated commands from the start orders. `units` are the
+/// units of the configuration directory with a `start` command (what `upgrade` goes through).
+pub fn resolve(typed: TypedUnit, units: &[String]) -> Result<Unit, ConfigError> {
     let TypedUnit {
         raw,
         containers,
@@ -127,6 +200,9 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
     let steps = match &raw.base {
         BaseFile::Explicit(_) => steps,
         BaseFile::Generated { command, .. } if command == "test" => steps,
+        BaseFile::Generated { command, .. } if command == "upgrade" => {
+            commands::upgrade(&raw.command.unit, units)?
+        }
         BaseFile::Generated { command, .. } => commands::generate(
             command,
             &raw.command.unit,

@@ -253,7 +253,9 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
         for order in renamed.steps.iter().flat_map(Step::orders) {
             match order.action {
                 Action::Stop(_) | Action::Remove(_) | Action::RemoveImage(_) => {}
-                Action::Unit(_) => skipped.push(order_case(order.clone(), &display)),
+                Action::Unit(_) | Action::Tests(_) | Action::Upgrade(_) => {
+                    skipped.push(order_case(order.clone(), &display));
+                }
                 // `test:restore`: a container's archive goes in right after it is created,
                 // before it first starts.
                 Action::Create => {
