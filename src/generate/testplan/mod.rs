@@ -37,7 +37,7 @@ use crate::unit::{Container, Unit};
 pub use crate::config::command::tempid;
 pub use overrides::apply_overrides;
 use overrides::temporary;
-pub use rename::{Renames, pseudo_image, rename_container_value, rename_order, rename_unit};
+pub use rename::{Renames, pseudo_image, rename_order, rename_spec, rename_unit};
 pub use selection::Selection;
 
 /// Seconds a daemon check retries by default.
@@ -231,7 +231,7 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
         )
     } else {
         let r = Renames::new(unit, &tempid, selection.full);
-        let renamed = rename_unit(unit, &r)?;
+        let renamed = rename_unit(unit, &r);
         (r, renamed, format!("{}_{tempid}", unit.command.unit))
     };
     let display: HashMap<String, String> = renames
@@ -361,8 +361,13 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                 continue;
             };
             let temp_name = format!("{key}_{variant}_{tempid}");
-            let value = apply_overrides(&c.raw, test);
-            let spec = container_from_value(&temp_name, &value, &c.origin)?;
+            // The written spec with the test's changes, then renamed like every container of
+            // the copy (the changes may name containers too).
+            let value = apply_overrides(&original.raw, test);
+            let mut spec = container_from_value(key, &value, &original.origin)?;
+            if !selection.production {
+                rename_spec(&mut spec, &renames);
+            }
             let mut suite = Suite::new(format!("{key}_{variant}"), variant.clone());
             suite.cases.push(CustomCase {
                 name: format!("{key}:{variant}"),
