@@ -235,7 +235,10 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         output::result(unit.to_yaml());
         return Ok(());
     }
-    crate::generate::check_nested(&conf, &env, &unit, &mut vec![unit.command.to_string()])?;
+    // The whole run is loaded before the first engine call: nested `unit` orders too.
+    let mut unit = unit;
+    let mut stack = vec![unit.command.to_string()];
+    crate::generate::resolve_nested(&conf, &env, &mut unit, &mut stack)?;
     if args.plan {
         let format = args.format;
         return with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {

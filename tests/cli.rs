@@ -855,6 +855,45 @@ fn an_import_cycle_names_the_cycle_and_the_file() {
 }
 
 #[test]
+fn a_cycle_of_nested_unit_orders_names_the_cycle_before_the_engine() {
+    let env = Env::empty();
+    env.unit(
+        "a/start.yaml",
+        "{}\n---\n- host: {command: unit, unit: b/start}\n",
+    );
+    env.unit(
+        "b/start.yaml",
+        "{}\n---\n- host: {command: execute, run: [touch, ran]}\n- host: {command: unit, unit: a/start}\n",
+    );
+    let err = env.dstart(&["run", "a/start"]).output().config_error();
+    assert!(
+        err.contains("`unit` orders form a cycle: a/start → b/start → a/start"),
+        "{err}"
+    );
+    assert!(err.contains("conf/units/a/start.yaml:3"), "{err}");
+    assert!(err.contains("conf/units/b/start.yaml:4"), "{err}");
+    assert!(!env.conf().join("ran").exists(), "nothing ran");
+}
+
+#[test]
+fn a_nested_unit_with_a_bad_value_names_its_file_and_line() {
+    let env = Env::empty();
+    env.unit(
+        "outer/start.yaml",
+        "{}\n---\n- host: {command: execute, run: [touch, ran]}\n- host: {command: unit, unit: inner/start}\n",
+    );
+    env.unit(
+        "inner/start.yaml",
+        "ii:\n  image: busybox\n  stop_timeout: -1\n---\n- ii: {command: start}\n",
+    );
+    let err = env.dstart(&["run", "outer/start"]).output().config_error();
+    assert!(err.contains("conf/units/outer/start.yaml:4"), "{err}");
+    assert!(err.contains("conf/units/inner/start.yaml:3"), "{err}");
+    assert!(err.contains("stop_timeout"), "{err}");
+    assert!(!env.conf().join("ran").exists(), "nothing ran");
+}
+
+#[test]
 fn a_missing_import_is_an_error() {
     let env = Env::empty();
     env.unit(

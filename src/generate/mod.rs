@@ -47,26 +47,32 @@ pub fn add_secrets(unit: &Unit, secrets: &mut Secrets) {
     }
 }
 
-/// Checks, before anything runs, that every nested `unit` order of `unit` names a unit command
-/// that loads (recursively) and that they form no cycle. `stack` holds the unit commands above.
-pub fn check_nested(
+/// Loads, before anything runs, the unit command of every nested `unit` order of `unit`
+/// (recursively, each distinct one once) into [`Unit::nested`], so that a nested unit that
+/// does not load, or a cycle of them, costs nothing already done. `stack` holds the unit
+/// commands above.
+pub fn resolve_nested(
     conf: &ConfigDir,
     env: &Environment,
-    unit: &Unit,
+    unit: &mut Unit,
     stack: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     use crate::unit::order::Action;
+    let mut nested: Vec<crate::unit::NestedUnit> = Vec::new();
     for order in unit.orders() {
         let Action::Unit(args) = &order.action else {
             continue;
         };
+        if nested.iter().any(|n| n.args == *args) {
+            continue;
+        }
         let location = order.origin.location();
-        let nested = |source: ConfigError| ConfigError::Nested {
+        let wrap = |source: ConfigError| ConfigError::Nested {
             location: location.clone(),
             unit_command: args.unit.clone(),
             source: Box::new(source),
         };
-        let uc = UnitCommand::parse(&args.unit).map_err(nested)?;
+        let uc = UnitCommand::parse(&args.unit).map_err(wrap)?;
         let key = uc.to_string();
         if uc.command == "test" {
             return Err(order
@@ -80,15 +86,20 @@ pub fn check_nested(
                 .origin
                 .invalid(format!("`unit` orders form a cycle: {}", chain.join(" → "))));
         }
-        let Ok(child) = load_unit(conf, env, &uc, &args.args, false).map_err(nested)? else {
+        let Ok(mut child) = load_unit(conf, env, &uc, &args.args, false).map_err(wrap)? else {
             return Err(order
                 .origin
                 .invalid(format!("`{key}`: its arguments ask for help")));
         };
         stack.push(key);
-        check_nested(conf, env, &child, stack).map_err(nested)?;
+        resolve_nested(conf, env, &mut child, stack).map_err(wrap)?;
         stack.pop();
+        nested.push(crate::unit::NestedUnit {
+            args: args.clone(),
+            unit: child,
+        });
     }
+    unit.nested = nested;
     Ok(())
 }
 
@@ -144,5 +155,6 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
         test_variants: raw.test_variants,
         custom_tests,
         purge_test_data,
+        nested: Vec::new(),
     })
 }

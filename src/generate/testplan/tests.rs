@@ -32,6 +32,7 @@ pub(super) fn unit(command: &str, text: &str) -> Unit {
         test_variants: builtins,
         custom_tests: custom,
         purge_test_data: None,
+        nested: Vec::new(),
     }
 }
 
