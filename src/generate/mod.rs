@@ -2,6 +2,7 @@
 //! commands. A typed unit in, the unit command to run out.
 
 pub mod commands;
+pub mod defaults;
 pub mod testplan;
 pub mod variants;
 
@@ -130,7 +131,9 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
     } else {
         Vec::new()
     };
-    let steps = variants::filter_steps(steps, &raw.active, raw.filtering);
+    let mut containers = containers;
+    let mut steps = variants::filter_steps(steps, &raw.active, raw.filtering);
+    defaults::apply(&mut containers, &mut steps);
     let purge_test_data =
         matches!(&raw.base, BaseFile::Generated { command, .. } if command == "purge")
             .then(|| testplan::own_test_data(&raw.command.unit, &raw.environment))
@@ -138,13 +141,17 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
     let steps = match &raw.base {
         BaseFile::Explicit(_) => steps,
         BaseFile::Generated { command, .. } if command == "test" => steps,
-        BaseFile::Generated { command, .. } => commands::generate(
-            command,
-            &raw.command.unit,
-            &steps,
-            &containers,
-            &raw.environment,
-        )?,
+        BaseFile::Generated { command, .. } => {
+            let mut generated = commands::generate(
+                command,
+                &raw.command.unit,
+                &steps,
+                &containers,
+                &raw.environment,
+            )?;
+            defaults::apply(&mut containers, &mut generated);
+            generated
+        }
     };
     Ok(Unit {
         command: raw.command,
