@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::engine::ContainerInfo;
 use crate::engine::convert::{LABEL_HASH, LABEL_KEYS, LABEL_UNIT};
-use crate::execute::{Naming, OrderError, OrderResult, UnitRun, lifecycle};
+use crate::execute::{OrderError, OrderResult, UnitRun, lifecycle};
 use crate::plan::{self, Decision, Observed, Wanted};
 use crate::unit::order::{Action, HOST, Order, Recreate, Step, UnitArgs};
 
@@ -292,7 +292,7 @@ async fn plan_nested(run: &UnitRun<'_>, args: &UnitArgs) -> OrderResult<Vec<Plan
     let key = unit.command.to_string();
     let mut stack = run.stack.clone();
     stack.push(key.clone());
-    let child = UnitRun::new(run.rt, unit, Naming::plain(&unit.command.unit), stack);
+    let child = UnitRun::new(run.rt, unit, stack);
     let mut lines = plan_steps(&child, &unit.steps).await?;
     for line in &mut lines {
         // A deeper unit keeps its own name.

@@ -11,8 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::engine::OutputChunk;
 use crate::execute::substitute::substitute_args;
 use crate::execute::{
-    Naming, OrderError, OrderResult, Tail, UnitRun, lifecycle, resolve_build_path,
-    resolve_host_path,
+    OrderError, OrderResult, Tail, UnitRun, lifecycle, resolve_build_path, resolve_host_path,
 };
 use crate::output;
 use crate::text::replace_unless;
@@ -441,7 +440,7 @@ pub async fn unit(run: &UnitRun<'_>, args: &UnitArgs) -> OrderResult {
     output::info(format!("Running unit command {key}"));
     let mut stack = run.stack.clone();
     stack.push(key.clone());
-    let child = UnitRun::new(run.rt, unit, Naming::plain(&unit.command.unit), stack);
+    let child = UnitRun::new(run.rt, unit, stack);
     Box::pin(child.run_unit()).await?;
     output::info(format!("Finished unit command {key}"));
     Ok(())

@@ -154,6 +154,8 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
         }
     };
     Ok(Unit {
+        // Before `command` moves: fields are evaluated in written order.
+        naming: crate::unit::naming::Naming::plain(&raw.command.unit),
         command: raw.command,
         containers,
         steps,

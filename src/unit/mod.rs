@@ -5,6 +5,7 @@ pub mod backup;
 pub mod checks;
 pub mod container;
 pub mod forms;
+pub mod naming;
 pub mod order;
 pub mod values;
 
@@ -49,6 +50,9 @@ pub struct Unit {
     /// The unit commands its `unit` orders run, loaded with it before the first engine call
     /// (`generate::resolve_nested`); empty until then.
     pub nested: Vec<NestedUnit>,
+    /// What its objects are called on the engine, decided while loading (a test copy's by its
+    /// renaming).
+    pub naming: naming::Naming,
 }
 
 /// The unit command a `unit` order runs, resolved.

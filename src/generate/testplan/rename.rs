@@ -1,5 +1,6 @@
 //! Pseudonames (ORIGINAL §6.2): a test copy's containers, volumes and built images renamed with
-//! the tempid, and every reference to them in the written unit rewritten to match.
+//! the tempid, and every reference to them rewritten to match, field by field on the typed unit
+//! ([`rename_spec`], [`rename_order`]); the copy's [`Naming`] ([`Renames::naming`]).
 
 use std::sync::LazyLock;
 
@@ -10,6 +11,7 @@ use serde_yaml_ng::{Mapping, Value};
 use crate::unit::container::{
     ContainerSpec, MountSpec, StringOrList, split_image, strip_mode, with_default_tag,
 };
+use crate::unit::naming::{Naming, network_name};
 use crate::unit::order::{Action, HOST, Order, Ready, RunCommand, Step};
 use crate::unit::{Container, Unit};
 
@@ -64,6 +66,27 @@ impl Renames {
             name.to_string()
         } else {
             format!("{name}{}", self.suffix())
+        }
+    }
+
+    /// What the test copy of `unit` is called on the engine: `<unit>_<tempid>` as its label and
+    /// in its network's name, each container answering to its key, the built images' pseudo
+    /// tags.
+    pub fn naming(&self, unit: &str) -> Naming {
+        let label = format!("{unit}_{}", self.tempid);
+        Naming {
+            network: network_name(&label),
+            unit_label: label,
+            display: self
+                .containers
+                .iter()
+                .map(|(key, name)| (name.clone(), key.clone()))
+                .collect(),
+            images: self
+                .images
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 
@@ -256,6 +279,7 @@ pub fn rename_unit(unit: &Unit, r: &Renames) -> Unit {
     Unit {
         containers,
         steps,
+        naming: r.naming(&unit.command.unit),
         ..unit.clone()
     }
 }
@@ -523,6 +547,17 @@ other:
         assert_eq!(spec.name, "web");
         assert_eq!(spec.host.volumes_from, ["db:ro", "db"]);
         assert_eq!(spec.image.as_deref(), Some("me/web:1.0"));
+    }
+
+    #[test]
+    fn a_test_copy_is_labelled_and_networked_under_its_tempid() {
+        let u = crate::generate::testplan::tests::unit("shop/test:full", UNIT);
+        let naming = Renames::new(&u, T, true).naming("shop/x");
+        assert_eq!(naming.unit_label, format!("shop/x_{T}"));
+        assert_eq!(naming.network, format!("dstart-shop-x_{T}"));
+        assert_eq!(naming.display(&n("web")), "web");
+        assert_eq!(naming.display("other"), "other");
+        assert_eq!(naming.images["me/web:1.0"], format!("me/web:1.0_{T}"));
     }
 
     #[test]
