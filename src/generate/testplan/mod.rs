@@ -25,7 +25,7 @@ use indexmap::IndexMap;
 
 use crate::config::environment::Environment;
 use crate::error::ConfigError;
-use crate::generate::commands;
+use crate::generate::{commands, defaults};
 use crate::unit::checks::{CustomTest, HttpCheck, JobCheck, JobRun};
 use crate::unit::container::{ContainerSpec, container_from_value, split_image};
 use crate::unit::naming::Naming;
@@ -271,11 +271,16 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                 &renamed.containers,
                 &renamed.environment,
             )?;
-            Ok(safe_teardown(
+            let mut orders = safe_teardown(
                 steps.iter().flat_map(Step::orders).cloned().collect(),
                 &tempid,
                 &renamed.containers,
-            ))
+            );
+            // With their effective timeouts, like every generated command.
+            for o in &mut orders {
+                defaults::order(o, &renamed.containers);
+            }
+            Ok(orders)
         };
         stop.cases = generated("stop")?
             .into_iter()
