@@ -10,7 +10,7 @@ use crate::config::environment::Environment;
 use crate::config::loader::{Loaded, UnitCommand};
 use crate::engine;
 use crate::error::{ConfigError, Error, Signal, render};
-use crate::execute::{self, Naming, OrderError, Runtime, UnitRun};
+use crate::execute::{self, OrderError, Runtime, UnitRun};
 use crate::generate::testplan;
 use crate::output::{self, OutputConfig};
 use crate::testing::runner;
@@ -237,16 +237,14 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         output::result(unit.to_yaml());
         return Ok(());
     }
-    crate::generate::check_nested(&conf, &env, &unit, &mut vec![unit.command.to_string()])?;
+    // The whole run is loaded before the first engine call: nested `unit` orders too.
+    let mut unit = unit;
+    let mut stack = vec![unit.command.to_string()];
+    crate::generate::resolve_nested(&conf, &env, &mut unit, &mut stack)?;
     if args.plan {
         let format = args.format;
         return with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {
-            let run = UnitRun::new(
-                rt,
-                &unit,
-                Naming::plain(&unit.command.unit),
-                vec![unit.command.to_string()],
-            );
+            let run = UnitRun::new(rt, &unit, vec![unit.command.to_string()]);
             let lines = execute::preview::plan_steps(&run, &unit.steps)
                 .await
                 .map_err(|e| order_error(e, rt))?;
@@ -258,12 +256,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         });
     }
     with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {
-        let run = UnitRun::new(
-            rt,
-            &unit,
-            Naming::plain(&unit.command.unit),
-            vec![unit.command.to_string()],
-        );
+        let run = UnitRun::new(rt, &unit, vec![unit.command.to_string()]);
         // A `pull: never` image that is missing fails the run before any order ran.
         execute::pull::check_never(&run, &unit.steps)
             .await
@@ -299,7 +292,7 @@ fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Error> {
     with_engine(cli, RunChoices::default(), conf, env, first, async |rt| {
         let runs: Vec<UnitRun<'_>> = units
             .iter()
-            .map(|u| UnitRun::new(rt, u, Naming::plain(&u.command.unit), Vec::new()))
+            .map(|u| UnitRun::new(rt, u, Vec::new()))
             .collect();
         let all = futures_util::future::join_all(runs.iter().map(execute::preview::status)).await;
         let mut lines = Vec::new();
@@ -346,7 +339,7 @@ fn logs(cli: &Cli, args: &LogsArgs) -> Result<(), Error> {
         timestamps: args.timestamps,
     };
     with_engine(cli, RunChoices::default(), conf, env, &unit, async |rt| {
-        let run = UnitRun::new(rt, &unit, Naming::plain(&unit.command.unit), Vec::new());
+        let run = UnitRun::new(rt, &unit, Vec::new());
         execute::logs::logs(&run, &req)
             .await
             .map_err(|e| order_error(e, rt))

@@ -43,7 +43,7 @@ fn printed_upgrade_goes_through_every_unit_with_a_start() {
     let printed = env.dstart(&["run", "--print-unit", "web/upgrade"]).ok();
     assert_eq!(
         printed,
-        "web:\n  image: busybox\n---\n- host:\n    command: upgrade\n    unit: db\n- host:\n    command: upgrade\n    unit: web\n"
+        "web:\n  image: busybox\n  stop_timeout: 10\n---\n- host:\n    command: upgrade\n    unit: db\n- host:\n    command: upgrade\n    unit: web\n"
     );
 }
 

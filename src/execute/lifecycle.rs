@@ -53,7 +53,6 @@ pub fn request(
         unit: run.naming.unit_label.clone(),
         network: spec.on_unit_network().then(|| run.naming.network.clone()),
         binds,
-        volume_names: run.naming.volumes.clone(),
         carried_volumes: carried,
         alias: run.naming.display.get(&spec.name).cloned(),
     };
@@ -67,8 +66,7 @@ async fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
     }
     for m in &spec.mounts {
         if let MountSpec::Named { name, .. } = m {
-            let engine_name = run.naming.volumes.get(name).unwrap_or(name);
-            run.ensure_volume(engine_name, &spec.name).await?;
+            run.ensure_volume(name, &spec.name).await?;
         }
     }
     Ok(())

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::execute::preview::{PlanLine, inspect};
-use crate::execute::{Naming, OrderError, OrderResult, UnitRun, lifecycle};
+use crate::execute::{OrderError, OrderResult, UnitRun, lifecycle};
 use crate::generate::commands::creations;
 use crate::output;
 use crate::plan::{self, Upgrade};
@@ -45,7 +45,7 @@ async fn decisions(child: &UnitRun<'_>) -> OrderResult<Vec<(String, Upgrade)>> {
 /// `upgrade`.
 pub async fn upgrade(run: &UnitRun<'_>, args: &UpgradeArgs) -> OrderResult {
     let unit = crate::generate::load_start(&run.rt.conf, &run.rt.env, &args.unit)?;
-    let child = UnitRun::new(run.rt, &unit, Naming::plain(&args.unit), run.stack.clone());
+    let child = UnitRun::new(run.rt, &unit, run.stack.clone());
     let mut recreated = 0;
     for (name, decision) in decisions(&child).await? {
         run.rt.interrupt.check()?;
@@ -94,7 +94,7 @@ pub async fn upgrade(run: &UnitRun<'_>, args: &UpgradeArgs) -> OrderResult {
 /// `run --plan` of an `upgrade` order: one line per container of the unit.
 pub async fn plan_lines(run: &UnitRun<'_>, args: &UpgradeArgs) -> OrderResult<Vec<PlanLine>> {
     let unit = crate::generate::load_start(&run.rt.conf, &run.rt.env, &args.unit)?;
-    let child = UnitRun::new(run.rt, &unit, Naming::plain(&args.unit), Vec::new());
+    let child = UnitRun::new(run.rt, &unit, Vec::new());
     Ok(decisions(&child)
         .await?
         .into_iter()
@@ -103,6 +103,7 @@ pub async fn plan_lines(run: &UnitRun<'_>, args: &UpgradeArgs) -> OrderResult<Ve
             container: name.clone(),
             action: d.action().into(),
             reasons: vec![d.reason()],
+            unit: None,
             subject: name,
         })
         .collect())

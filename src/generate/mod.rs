@@ -2,6 +2,7 @@
 //! commands. A typed unit in, the unit command to run out.
 
 pub mod commands;
+pub mod defaults;
 pub mod testplan;
 pub mod variants;
 
@@ -54,27 +55,33 @@ pub fn add_secrets(unit: &Unit, secrets: &mut Secrets) {
     }
 }
 
-/// Checks, before anything runs, that every nested `unit` order of `unit` names a unit command
-/// that loads (recursively) and that they form no cycle. `stack` holds the unit commands above.
-pub fn check_nested(
+/// Loads, before anything runs, the unit command of every nested `unit` order of `unit`
+/// (recursively, each distinct one once) into [`Unit::nested`], so that a nested unit that
+/// does not load, or a cycle of them, costs nothing already done. `stack` holds the unit
+/// commands above.
+pub fn resolve_nested(
     conf: &ConfigDir,
     env: &Environment,
-    unit: &Unit,
+    unit: &mut Unit,
     stack: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     use crate::unit::order::Action;
+    let mut nested: Vec<crate::unit::NestedUnit> = Vec::new();
     for order in unit.orders() {
         check_host_order(conf, env, order)?;
         let Action::Unit(args) = &order.action else {
             continue;
         };
+        if nested.iter().any(|n| n.args == *args) {
+            continue;
+        }
         let location = order.origin.location();
-        let nested = |source: ConfigError| ConfigError::Nested {
+        let wrap = |source: ConfigError| ConfigError::Nested {
             location: location.clone(),
             unit_command: args.unit.clone(),
             source: Box::new(source),
         };
-        let uc = UnitCommand::parse(&args.unit).map_err(nested)?;
+        let uc = UnitCommand::parse(&args.unit).map_err(wrap)?;
         let key = uc.to_string();
         if uc.command == "test" {
             return Err(order
@@ -88,15 +95,20 @@ pub fn check_nested(
                 .origin
                 .invalid(format!("`unit` orders form a cycle: {}", chain.join(" → "))));
         }
-        let Ok(child) = load_unit(conf, env, &uc, &args.args, false).map_err(nested)? else {
+        let Ok(mut child) = load_unit(conf, env, &uc, &args.args, false).map_err(wrap)? else {
             return Err(order
                 .origin
                 .invalid(format!("`{key}`: its arguments ask for help")));
         };
         stack.push(key);
-        check_nested(conf, env, &child, stack).map_err(nested)?;
+        resolve_nested(conf, env, &mut child, stack).map_err(wrap)?;
         stack.pop();
+        nested.push(crate::unit::NestedUnit {
+            args: args.clone(),
+            unit: child,
+        });
     }
+    unit.nested = nested;
     Ok(())
 }
 
@@ -192,7 +204,9 @@ pub fn resolve(typed: TypedUnit, units: &[String]) -> Result<Unit, ConfigError> 
     } else {
         Vec::new()
     };
-    let steps = variants::filter_steps(steps, &raw.active, raw.filtering);
+    let mut containers = containers;
+    let mut steps = variants::filter_steps(steps, &raw.active, raw.filtering);
+    defaults::apply(&mut containers, &mut steps);
     let purge_test_data =
         matches!(&raw.base, BaseFile::Generated { command, .. } if command == "purge")
             .then(|| testplan::own_test_data(&raw.command.unit, &raw.environment))
@@ -203,15 +217,21 @@ pub fn resolve(typed: TypedUnit, units: &[String]) -> Result<Unit, ConfigError> 
         BaseFile::Generated { command, .. } if command == "upgrade" => {
             commands::upgrade(&raw.command.unit, units)?
         }
-        BaseFile::Generated { command, .. } => commands::generate(
-            command,
-            &raw.command.unit,
-            &steps,
-            &containers,
-            &raw.environment,
-        )?,
+        BaseFile::Generated { command, .. } => {
+            let mut generated = commands::generate(
+                command,
+                &raw.command.unit,
+                &steps,
+                &containers,
+                &raw.environment,
+            )?;
+            defaults::apply(&mut containers, &mut generated);
+            generated
+        }
     };
     Ok(Unit {
+        // Before `command` moves: fields are evaluated in written order.
+        naming: crate::unit::naming::Naming::plain(&raw.command.unit),
         command: raw.command,
         containers,
         steps,
@@ -220,5 +240,6 @@ pub fn resolve(typed: TypedUnit, units: &[String]) -> Result<Unit, ConfigError> 
         test_variants: raw.test_variants,
         custom_tests,
         purge_test_data,
+        nested: Vec::new(),
     })
 }
