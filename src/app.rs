@@ -1,8 +1,8 @@
 //! Dispatch of the subcommands: each one a thin wrapper around the stages.
 
 use crate::cli::{
-    BuildArgs, Cli, Command, Format, HelpArgs, ListArgs, LogsArgs, PullWhen, RunArgs, StatusArgs,
-    TableFormat,
+    BuildArgs, Cli, Command, ExportArgs, ExportFormat, Format, HelpArgs, ListArgs, LogsArgs,
+    PullWhen, RunArgs, StatusArgs, TableFormat,
 };
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
@@ -10,7 +10,7 @@ use crate::config::environment::Environment;
 use crate::config::loader::{Loaded, UnitCommand};
 use crate::engine;
 use crate::error::{ConfigError, Error, Signal, render};
-use crate::execute::{self, Naming, OrderError, Runtime, UnitRun};
+use crate::execute::{self, OrderError, Runtime, UnitRun};
 use crate::generate::testplan;
 use crate::output::{self, OutputConfig};
 use crate::testing::runner;
@@ -45,6 +45,7 @@ fn dispatch(cli: &Cli) -> Result<(), Error> {
         Command::Status(args) => status(cli, args),
         Command::Build(args) => build(cli, args),
         Command::Logs(args) => logs(cli, args),
+        Command::Export(args) => export(cli, args),
         Command::Completions { shell } => {
             output::result(crate::completion::script(*shell));
             Ok(())
@@ -237,7 +238,11 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         output::result(unit.to_yaml());
         return Ok(());
     }
-    crate::generate::check_nested(&conf, &env, &unit, &mut vec![unit.command.to_string()])?;
+    // The whole run is loaded before the first engine call: nested `unit` orders too, and the
+    // builds of the configuration directory that its builds may be built from.
+    let mut unit = unit;
+    let mut stack = vec![unit.command.to_string()];
+    crate::generate::resolve_nested(&conf, &env, &mut unit, &mut stack)?;
     let cwd = std::env::current_dir()
         .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
     let chain = std::sync::Arc::new(execute::chain::Chain::for_run(&conf, &env, &cwd, &unit)?);
@@ -248,12 +253,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
     if args.plan {
         let format = args.format;
         return with_engine(cli, choices, conf, env, &unit, async |rt| {
-            let run = UnitRun::new(
-                rt,
-                &unit,
-                Naming::plain(&unit.command.unit),
-                vec![unit.command.to_string()],
-            );
+            let run = UnitRun::new(rt, &unit, vec![unit.command.to_string()]);
             let lines = execute::preview::plan_steps(&run, &unit.steps)
                 .await
                 .map_err(|e| order_error(e, rt))?;
@@ -265,12 +265,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         });
     }
     with_engine(cli, choices, conf, env, &unit, async |rt| {
-        let run = UnitRun::new(
-            rt,
-            &unit,
-            Naming::plain(&unit.command.unit),
-            vec![unit.command.to_string()],
-        );
+        let run = UnitRun::new(rt, &unit, vec![unit.command.to_string()]);
         // A `pull: never` image that is missing fails the run before any order ran.
         execute::pull::check_never(&run, &unit.steps)
             .await
@@ -283,11 +278,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
 
 /// The containers of `unit` as its `start` command composes them.
 fn load_start(conf: &ConfigDir, env: &Environment, unit: &str) -> Result<Unit, Error> {
-    let command = UnitCommand::parse(&format!("{unit}/start"))?;
-    match crate::generate::load_unit(conf, env, &command, &[], false)? {
-        Ok(unit) => Ok(unit),
-        Err(_) => Err(Error::Usage(format!("`{unit}/start` gives no unit"))),
-    }
+    Ok(crate::generate::load_start(conf, env, unit)?)
 }
 
 /// `dstart status [UNIT...]`.
@@ -295,10 +286,7 @@ fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Error> {
     let conf = config_dir(cli)?;
     let env = Environment::load(&conf, None)?;
     let names = if args.units.is_empty() {
-        conf.unit_commands()
-            .iter()
-            .filter_map(|c| c.strip_suffix("/start").map(str::to_string))
-            .collect()
+        conf.started_units()
     } else {
         args.units.clone()
     };
@@ -313,7 +301,7 @@ fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Error> {
     with_engine(cli, RunChoices::default(), conf, env, first, async |rt| {
         let runs: Vec<UnitRun<'_>> = units
             .iter()
-            .map(|u| UnitRun::new(rt, u, Naming::plain(&u.command.unit), Vec::new()))
+            .map(|u| UnitRun::new(rt, u, Vec::new()))
             .collect();
         let all = futures_util::future::join_all(runs.iter().map(execute::preview::status)).await;
         let mut lines = Vec::new();
@@ -394,11 +382,63 @@ fn logs(cli: &Cli, args: &LogsArgs) -> Result<(), Error> {
         timestamps: args.timestamps,
     };
     with_engine(cli, RunChoices::default(), conf, env, &unit, async |rt| {
-        let run = UnitRun::new(rt, &unit, Naming::plain(&unit.command.unit), Vec::new());
+        let run = UnitRun::new(rt, &unit, Vec::new());
         execute::logs::logs(&run, &req)
             .await
             .map_err(|e| order_error(e, rt))
     })
+}
+
+/// `dstart export UNIT[/COMMAND] [ARGS...]`: the unit command as a Compose file.
+fn export(cli: &Cli, args: &ExportArgs) -> Result<(), Error> {
+    let conf = config_dir(cli)?;
+    let typed = args.command.first().map_or("", String::as_str);
+    // `UNIT` alone (also a unit `a/b` in a subdirectory) means its `start` command.
+    let (base, tokens) = typed.split_once(':').map_or((typed, ""), |(b, t)| (b, t));
+    let text = if !base.contains('/') || conf.unit_names().iter().any(|u| u == base) {
+        let tokens = if tokens.is_empty() {
+            String::new()
+        } else {
+            format!(":{tokens}")
+        };
+        format!("{base}/start{tokens}")
+    } else {
+        typed.to_string()
+    };
+    let unit_command = UnitCommand::parse(&text)?;
+    let env = Environment::load(&conf, args.environment.as_deref())?;
+    let unit = match crate::generate::load_unit(
+        &conf,
+        &env,
+        &unit_command,
+        args.command.get(1..).unwrap_or(&[]),
+        false,
+    )? {
+        Ok(unit) => unit,
+        Err(Loaded::Help(text)) => {
+            output::result(text);
+            return Ok(());
+        }
+        Err(_) => return Err(Error::Usage(format!("`{unit_command}` gives no unit"))),
+    };
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
+    let resolved = crate::export::resolve(conf.root(), &cwd, &unit);
+    let text = match args.format {
+        ExportFormat::Compose => crate::export::compose::compose(&unit, &resolved),
+    }
+    .map_err(|e| Error::UsageHint {
+        hint: e.hint(),
+        message: e.to_string(),
+    })?;
+    // The file holds `${NAME}` references instead of secrets; masking is the last guard.
+    let text = output::mask(&text);
+    match &args.output {
+        None => output::result(text),
+        Some(path) => crate::export::write_atomically(path, &text)
+            .map_err(|e| Error::failed(format!("cannot write `{}`: {e}", path.display())))?,
+    }
+    Ok(())
 }
 
 /// `UNIT/test[:VARIANTS]`: plan the run, then run it (or print the plan).

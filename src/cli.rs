@@ -84,6 +84,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Show the output of a unit's containers, each line prefixed with its container
     Logs(LogsArgs),
+    /// Write a unit command as a Compose file: the containers its start orders start
+    Export(ExportArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -191,6 +193,39 @@ pub struct LogsArgs {
     /// Its containers (default: all of them)
     #[arg(value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The file format
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "compose")]
+    pub format: ExportFormat,
+
+    /// Write to FILE (replaced whole, never half-written) instead of stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Extra environment file (YAML mapping), merged over the environment files
+    #[arg(short = 'e', long = "environment", value_name = "FILE")]
+    pub environment: Option<PathBuf>,
+
+    /// UNIT[/COMMAND[:TOKEN...]] (default command: `start`), then the arguments for the unit's
+    /// own parser
+    #[arg(
+        value_name = "UNIT[/COMMAND] [ARGS]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..
+    )]
+    pub command: Vec<String>,
+}
+
+/// `export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A Compose file (spec 3.8) for docker-compose and `docker stack deploy`
+    Compose,
 }
 
 #[derive(Debug, Args)]

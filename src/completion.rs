@@ -245,7 +245,7 @@ fn analyze(before: &[String], cur: &str) -> (Typed, Slot) {
             record(&id, word, &mut typed);
             continue;
         }
-        if sub.as_deref() == Some("run") && positionals > 0 {
+        if matches!(sub.as_deref(), Some("run" | "export")) && positionals > 0 {
             // Everything after UNIT/COMMAND belongs to the unit's own parser.
             return (typed, Slot::Other);
         }
@@ -311,7 +311,9 @@ fn analyze(before: &[String], cur: &str) -> (Typed, Slot) {
         (None, Some("help")) if cur.starts_with("--service=") => Slot::ServiceName {
             prefix: "--service=".into(),
         },
-        (None, Some("run")) if positionals == 0 && (only_positionals || !cur.starts_with('-')) => {
+        (None, Some("run" | "export"))
+            if positionals == 0 && (only_positionals || !cur.starts_with('-')) =>
+        {
             Slot::UnitCommand
         }
         (None, Some("status" | "build")) if only_positionals || !cur.starts_with('-') => {
@@ -407,6 +409,11 @@ mod tests {
             Slot::UnitCommand
         );
         assert_eq!(slot(&["run", "-"]).1, Slot::Other);
+        assert_eq!(
+            slot(&["export", "-o", "web.yml", "we"]).1,
+            Slot::UnitCommand
+        );
+        assert_eq!(slot(&["export", "web", ""]).1, Slot::Other);
         assert_eq!(slot(&["run", "web/start", ""]).1, Slot::Other);
         assert_eq!(slot(&["run", "web/start", "-c", ""]).1, Slot::Other);
         assert_eq!(slot(&["run", "-e", ""]).1, Slot::Other);

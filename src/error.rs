@@ -135,6 +135,15 @@ pub enum ConfigError {
         #[source]
         source: Box<ConfigError>,
     },
+    /// A `tests` or `upgrade` order names a test run or a unit that does not load.
+    #[error("{location}: the `{kind}` order runs `{target}`, which cannot run")]
+    HostOrder {
+        location: Location,
+        kind: &'static str,
+        target: String,
+        #[source]
+        source: Box<ConfigError>,
+    },
     /// Test variants that cannot go together.
     #[error("{message}")]
     TestSelection { message: String },

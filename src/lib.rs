@@ -10,6 +10,7 @@
 //! generate  → variant filtering, generated commands and test plans, pure        (Unit)
 //! plan      → decisions from what the engine reports and what the unit says, pure
 //! execute   → orders against the engine
+//! export    → a unit command as a Compose file (no engine)
 //! testing   → test runs: cases, reports, kept files
 //! app       → dispatch of the subcommands
 //! ```
@@ -36,3 +37,4 @@ pub mod unit;
 pub use app::run;
 pub mod engine;
 pub mod execute;
+pub mod export;

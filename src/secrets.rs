@@ -21,6 +21,63 @@ pub fn is_secret_name(name: &str) -> bool {
         .any(|word| upper.contains(word))
 }
 
+/// The parts of a secret `value` that are masked wherever they appear: the value, and each line
+/// of a multi-line one; none shorter than [`MIN_LEN`].
+pub fn maskable(value: &str) -> Vec<&str> {
+    let mut candidates = vec![value.trim_end_matches('\n')];
+    if value.contains('\n') {
+        candidates.extend(value.lines().map(str::trim));
+    }
+    // `true` and `false` are switches, not secrets (`USE_KEY=true`), and masking them would
+    // break the YAML of `--print-unit`.
+    candidates.retain(|v| {
+        let switch = v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false");
+        v.chars().count() >= MIN_LEN && !switch
+    });
+    candidates
+}
+
+/// The secrets of a template environment, each with the keys that lead to it: scalar values
+/// under a secret's name, at any depth (`osenv` included), and every scalar below a secret's
+/// name.
+pub fn secret_scalars(
+    vars: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<(Vec<String>, String)> {
+    fn walk(
+        value: &serde_json::Value,
+        path: &mut Vec<String>,
+        secret: bool,
+        out: &mut Vec<(Vec<String>, String)>,
+    ) {
+        use serde_json::Value;
+        match value {
+            Value::String(s) if secret => out.push((path.clone(), s.clone())),
+            Value::Number(n) if secret => out.push((path.clone(), n.to_string())),
+            Value::Object(map) => {
+                for (name, v) in map {
+                    path.push(name.clone());
+                    walk(v, path, secret || is_secret_name(name), out);
+                    path.pop();
+                }
+            }
+            Value::Array(items) => {
+                for v in items {
+                    walk(v, path, secret, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut path = Vec::new();
+    for (name, value) in vars {
+        path.push(name.clone());
+        walk(value, &mut path, is_secret_name(name), &mut out);
+        path.pop();
+    }
+    out
+}
+
 /// The secret values of a run, longest first (so a secret holding another is masked whole).
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
@@ -35,15 +92,8 @@ impl Secrets {
     /// Adds `value` (ignored when shorter than [`MIN_LEN`]); also its lines one by one, as a
     /// multi-line secret (a key file) is often logged a line at a time.
     pub fn add(&mut self, value: &str) {
-        let mut candidates = vec![value.trim_end_matches('\n')];
-        if value.contains('\n') {
-            candidates.extend(value.lines().map(str::trim));
-        }
-        for v in candidates {
-            // `true` and `false` are switches, not secrets (`USE_KEY=true`), and masking them
-            // would break the YAML of `--print-unit`.
-            let switch = v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false");
-            if v.chars().count() >= MIN_LEN && !switch && !self.values.iter().any(|s| s == v) {
+        for v in maskable(value) {
+            if !self.values.iter().any(|s| s == v) {
                 self.values.push(v.to_string());
             }
         }
@@ -60,30 +110,10 @@ impl Secrets {
         }
     }
 
-    /// Adds the secrets of a template environment: scalar values under a secret's name, at
-    /// any depth (`osenv` included), and every scalar below a secret's name.
+    /// Adds the secrets of a template environment (see [`secret_scalars`]).
     pub fn add_json(&mut self, vars: &serde_json::Map<String, serde_json::Value>) {
-        for (name, value) in vars {
-            self.add_json_value(value, is_secret_name(name));
-        }
-    }
-
-    fn add_json_value(&mut self, value: &serde_json::Value, secret: bool) {
-        use serde_json::Value;
-        match value {
-            Value::String(s) if secret => self.add(s),
-            Value::Number(n) if secret => self.add(&n.to_string()),
-            Value::Object(map) => {
-                for (name, v) in map {
-                    self.add_json_value(v, secret || is_secret_name(name));
-                }
-            }
-            Value::Array(items) => {
-                for v in items {
-                    self.add_json_value(v, secret);
-                }
-            }
-            _ => {}
+        for (_, value) in secret_scalars(vars) {
+            self.add(&value);
         }
     }
 

@@ -519,10 +519,12 @@ fn orders_of(env: &Env, unit_command: &str) -> serde_yaml_ng::Value {
 const GEN_COMPOSITION: &str = "\
 x1_without_build:
   image: busybox
+  stop_timeout: 10
 x2_with_build:
   build:
     path: services/cgit
     tag: test
+  stop_timeout: 10
 ";
 
 #[test]
@@ -562,14 +564,14 @@ fn generated_order_lists_of_original_section_4() {
         (
             "cleanup",
             "[{x2_with_build: {command: stop, timeout: 10}},
-              {x2_with_build: {command: remove, v: false}},
-              {x1_without_build: {command: remove, v: false}}]",
+              {x2_with_build: {command: remove, v: false, timeout: 10}},
+              {x1_without_build: {command: remove, v: false, timeout: 10}}]",
         ),
         (
             "purge",
             "[{x2_with_build: {command: stop, timeout: 10}},
-              {x2_with_build: {command: remove, v: true}},
-              {x1_without_build: {command: remove, v: true}},
+              {x2_with_build: {command: remove, v: true, timeout: 10}},
+              {x1_without_build: {command: remove, v: true, timeout: 10}},
               {x2_with_build: {command: remove_image}}]",
         ),
         (
@@ -651,14 +653,14 @@ fn an_explicit_file_overrides_a_generated_command() {
     let env = Env::fixture("basic");
     assert_eq!(
         env.dstart(&["run", "--print-unit", "over/stop"]).ok(),
-        "web:\n  image: busybox\n---\n- web:\n    command: stop\n    timeout: 30\n"
+        "web:\n  image: busybox\n  stop_timeout: 10\n---\n- web:\n    command: stop\n    timeout: 30\n"
     );
     // Without the file, stop would have stopped web and db in reverse order.
     assert_eq!(
         orders_of(&env, "over/cleanup"),
         yaml(
             "[{web: {command: stop, timeout: 10}}, {db: {command: stop, timeout: 10}},
-              {web: {command: remove, v: false}}, {db: {command: remove, v: false}}]"
+              {web: {command: remove, v: false, timeout: 10}}, {db: {command: remove, v: false, timeout: 10}}]"
         )
     );
 }
@@ -668,11 +670,13 @@ fn a_flat_unit_file_runs_with_generated_commands() {
     let env = Env::fixture("basic");
     assert_eq!(
         env.dstart(&["run", "--print-unit", "flat/start"]).ok(),
-        "app:\n  image: busybox\n---\n- app:\n    command: start\n"
+        "app:\n  image: busybox\n  stop_timeout: 10\n---\n- app:\n    command: start\n"
     );
     assert_eq!(
         orders_of(&env, "flat/purge"),
-        yaml("[{app: {command: stop, timeout: 10}}, {app: {command: remove, v: true}}]")
+        yaml(
+            "[{app: {command: stop, timeout: 10}}, {app: {command: remove, v: true, timeout: 10}}]"
+        )
     );
 }
 
@@ -703,8 +707,8 @@ web: {image: busybox, startup: {links: {app: backend}}}
         orders_of(&env, "dep/purge"),
         yaml(
             "[{web: {command: stop, timeout: 10}}, {app: {command: stop, timeout: 10}},
-              {web: {command: remove, v: true}}, {app: {command: remove, v: true}},
-              {data: {command: remove, v: true}}]"
+              {web: {command: remove, v: true, timeout: 10}}, {app: {command: remove, v: true, timeout: 10}},
+              {data: {command: remove, v: true, timeout: 10}}]"
         )
     );
     assert_eq!(
@@ -794,7 +798,7 @@ fn import_as_string_own_file_wins() {
     let env = Env::fixture("imports");
     assert_eq!(
         env.dstart(&["run", "--print-only", "test/other"]).ok(),
-        "x1:\n  image: jkl\nx2:\n  image: def\n---\n- x1:\n    command: backup\n"
+        "x1:\n  image: jkl\n  stop_timeout: 10\nx2:\n  image: def\n  stop_timeout: 10\n---\n- x1:\n    command: backup\n"
     );
 }
 
@@ -803,7 +807,7 @@ fn import_as_list_of_an_import_only_file() {
     let env = Env::fixture("imports");
     assert_eq!(
         env.dstart(&["run", "--print-only", "test/test3"]).ok(),
-        "x1:\n  image: abc\nx3:\n  image: ghi\n---\n- x1:\n    command: backup\n"
+        "x1:\n  image: abc\n  stop_timeout: 10\nx3:\n  image: ghi\n  stop_timeout: 10\n---\n- x1:\n    command: backup\n"
     );
 }
 
@@ -813,11 +817,11 @@ fn imports_merge_shallowly_later_wins() {
     let (composition, _) = documents(&env.dstart(&["run", "--print-unit", "test/later"]).ok());
     assert_eq!(
         composition,
-        yaml("x1: {image: later, env: {FROM: x1_full}}")
+        yaml("x1: {image: later, env: {FROM: x1_full}, stop_timeout: 10}")
     );
     // The importing file replaces the whole container mapping: no `env` survives.
     let (composition, orders) = documents(&env.dstart(&["run", "--print-unit", "test/own"]).ok());
-    assert_eq!(composition, yaml("x1: {image: own}"));
+    assert_eq!(composition, yaml("x1: {image: own, stop_timeout: 10}"));
     assert_eq!(orders, yaml("[{x1: {command: start}}]"));
 }
 
@@ -834,7 +838,7 @@ fn import_with_unit_arguments_and_macroloader_path() {
             "test/test31"
         ])
         .ok(),
-        "x1:\n  image: abc\nx3:\n  image: ghi\n---\n- x1:\n    command: backup\n"
+        "x1:\n  image: abc\n  stop_timeout: 10\nx3:\n  image: ghi\n  stop_timeout: 10\n---\n- x1:\n    command: backup\n"
     );
 }
 
@@ -852,6 +856,45 @@ fn an_import_cycle_names_the_cycle_and_the_file() {
         env.dstart(&["run", "--print-unit", "self/start"]).fails(),
         "error: conf/units/self/start.yaml:1:1: `self/start` imports `self/start` (cycle)\n"
     );
+}
+
+#[test]
+fn a_cycle_of_nested_unit_orders_names_the_cycle_before_the_engine() {
+    let env = Env::empty();
+    env.unit(
+        "a/start.yaml",
+        "{}\n---\n- host: {command: unit, unit: b/start}\n",
+    );
+    env.unit(
+        "b/start.yaml",
+        "{}\n---\n- host: {command: execute, run: [touch, ran]}\n- host: {command: unit, unit: a/start}\n",
+    );
+    let err = env.dstart(&["run", "a/start"]).output().config_error();
+    assert!(
+        err.contains("`unit` orders form a cycle: a/start → b/start → a/start"),
+        "{err}"
+    );
+    assert!(err.contains("conf/units/a/start.yaml:3"), "{err}");
+    assert!(err.contains("conf/units/b/start.yaml:4"), "{err}");
+    assert!(!env.conf().join("ran").exists(), "nothing ran");
+}
+
+#[test]
+fn a_nested_unit_with_a_bad_value_names_its_file_and_line() {
+    let env = Env::empty();
+    env.unit(
+        "outer/start.yaml",
+        "{}\n---\n- host: {command: execute, run: [touch, ran]}\n- host: {command: unit, unit: inner/start}\n",
+    );
+    env.unit(
+        "inner/start.yaml",
+        "ii:\n  image: busybox\n  stop_timeout: -1\n---\n- ii: {command: start}\n",
+    );
+    let err = env.dstart(&["run", "outer/start"]).output().config_error();
+    assert!(err.contains("conf/units/outer/start.yaml:4"), "{err}");
+    assert!(err.contains("conf/units/inner/start.yaml:3"), "{err}");
+    assert!(err.contains("stop_timeout"), "{err}");
+    assert!(!env.conf().join("ran").exists(), "nothing ran");
 }
 
 #[test]
@@ -918,6 +961,7 @@ pp:
     OS_FROM_FILE: unset       # but not osenv
     VALUE: cli
     MODES: ''
+  stop_timeout: 10            # the effective default
 "#
         ))
     );
@@ -1007,10 +1051,13 @@ fn an_undefined_variable_is_false_in_if_for_optional_flags() {
         "uu:\n  image: busybox\n{% if DEBUG %}  env: {DEBUG: '1'}\n{% endif %}---\n- uu: {command: start}\n",
     );
     let (composition, _) = documents(&env.dstart(&["run", "--print-unit", "u/start"]).ok());
-    assert_eq!(composition, yaml("uu: {image: busybox}"));
+    assert_eq!(composition, yaml("uu: {image: busybox, stop_timeout: 10}"));
     env.write("conf/environments/debug.yaml", "DEBUG: true\n");
     let (composition, _) = documents(&env.dstart(&["run", "--print-unit", "u/start"]).ok());
-    assert_eq!(composition, yaml("uu: {image: busybox, env: {DEBUG: '1'}}"));
+    assert_eq!(
+        composition,
+        yaml("uu: {image: busybox, env: {DEBUG: '1'}, stop_timeout: 10}")
+    );
     // Printed, the same variable is an error.
     env.unit(
         "u/start.yaml",
@@ -1067,6 +1114,7 @@ fn runtime_placeholders_are_not_template_syntax() {
 dummy-cgit:
   build: {path: "/conf/services/hello world/cgit", tag: cgit}
   startup: {binds: {"${CONFIG_DIR}/test": {bind: /var/test, ro: false}}}
+  stop_timeout: 10
 "#
         )
     );
@@ -1137,7 +1185,7 @@ fn unit_arguments_defaults() {
     assert_eq!(
         unit_env(&env, &["v/start"]),
         yaml(
-            "{image: busybox, command: [], env: {FLAVOUR: plain, COUNT: 1, RATIO: 0.5, DEBUG: false}}"
+            "{image: busybox, command: [], env: {FLAVOUR: plain, COUNT: 1, RATIO: 0.5, DEBUG: false}, stop_timeout: 10}"
         )
     );
 }
@@ -1163,7 +1211,7 @@ fn unit_arguments_short_long_typed_and_remainder() {
             ]
         ),
         yaml(
-            "{image: busybox, command: [a, '-b', '--c'], env: {FLAVOUR: fancy, COUNT: 3, RATIO: 2.5, DEBUG: true}}"
+            "{image: busybox, command: [a, '-b', '--c'], env: {FLAVOUR: fancy, COUNT: 3, RATIO: 2.5, DEBUG: true}, stop_timeout: 10}"
         )
     );
     assert_eq!(
@@ -1372,11 +1420,11 @@ fn the_third_document_declares_arguments() {
     let env = Env::fixture("parser");
     assert_eq!(
         unit_env(&env, &["v3/start"]),
-        yaml("{image: 'busybox:latest', env: {FORCE: false}}")
+        yaml("{image: 'busybox:latest', env: {FORCE: false}, stop_timeout: 10}")
     );
     assert_eq!(
         unit_env(&env, &["v3/start", "-t", "1.36", "--force"]),
-        yaml("{image: 'busybox:1.36', env: {FORCE: true}}")
+        yaml("{image: 'busybox:1.36', env: {FORCE: true}, stop_timeout: 10}")
     );
     let out = env
         .dstart(&["run", "--print-unit", "v3/start", "--help"])
@@ -1572,8 +1620,19 @@ data:
     let out = env.dstart(&["run", "--print-unit", "u/start"]).ok();
     let (composition, orders) = documents(&out);
     let mut written = serde_yaml_ng::Deserializer::from_str(text);
-    let first = serde_yaml_ng::Value::deserialize(written.next().unwrap()).unwrap();
-    let second = serde_yaml_ng::Value::deserialize(written.next().unwrap()).unwrap();
+    let mut first = serde_yaml_ng::Value::deserialize(written.next().unwrap()).unwrap();
+    let mut second = serde_yaml_ng::Value::deserialize(written.next().unwrap()).unwrap();
+    // What was written, with the effective defaults: each container's `stop_timeout` and the
+    // `ready` timeout.
+    for (_, c) in first.as_mapping_mut().unwrap() {
+        c.as_mapping_mut()
+            .unwrap()
+            .insert("stop_timeout".into(), 10.into());
+    }
+    second[1]["parallel"]["orders"][0]["web"]["ready"]
+        .as_mapping_mut()
+        .unwrap()
+        .insert("timeout".into(), 60.into());
     assert_eq!(composition, first);
     assert_eq!(orders, second);
     // Mapping order is kept.
@@ -2036,7 +2095,7 @@ fn bad_unknown_key_in_an_order_lists_accepted_keys() {
 fn bad_unknown_order_kind() {
     assert_eq!(
         bad_unit("aa:\n  image: busybox\n---\n- aa: {command: strat}\n"),
-        "error: conf/units/bad/start.yaml:4:8: unknown order `strat` on `aa`\nhint: orders are build, create, start, stop, remove, remove_image, backup, restore, execute, tag, commit, push, unit\n"
+        "error: conf/units/bad/start.yaml:4:8: unknown order `strat` on `aa`\nhint: orders are build, create, start, stop, remove, remove_image, backup, restore, execute, tag, commit, push, unit, tests, upgrade\n"
     );
 }
 

@@ -295,6 +295,48 @@ fn unit_order_runs_another_unit_command() {
 }
 
 #[test]
+fn a_bad_nested_unit_fails_the_run_before_the_first_engine_call() {
+    let sb = Sandbox::new("nestbad");
+    let id = sb.id.clone();
+    let base = base_image();
+    // The nested unit's third line holds a bad value: only a run loads it.
+    sb.unit(
+        &format!("{id}-db"),
+        "start",
+        &format!(
+            "{id}-db:\n  image: {base}\n  stop_timeout: -1\n---\n- {id}-db: {{command: create}}\n"
+        ),
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{id}-web:\n  image: {base}\n  command: [\"true\"]\n---\n- {id}-web: {{command: create}}\n- host: {{command: unit, unit: '{id}-db/start'}}\n"
+        ),
+    );
+    let since = support::epoch_now();
+    let (_, stderr) = sb.fails(&["run", &format!("{id}/start")], 2);
+    let until = support::epoch_now() + 0.5;
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(
+        stderr.contains(&format!("units/{id}-db/start.yaml:3")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stop_timeout"), "{stderr}");
+    let ours: Vec<String> = support::events(
+        since,
+        until,
+        &[],
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}",
+    )
+    .into_iter()
+    .filter(|l| l.contains(&id))
+    .collect();
+    assert!(ours.is_empty(), "the first order ran: {ours:#?}");
+    assert!(!sb.exists(&format!("{id}-web")));
+}
+
+#[test]
 fn mandatory_environment_labels_block_create() {
     let sb = Sandbox::new("mand");
     let id = sb.id.clone();

@@ -81,6 +81,49 @@ fn plan_names_what_start_would_do_and_changes_nothing() {
     );
 }
 
+#[test]
+fn plan_follows_nested_unit_orders_and_names_their_unit() {
+    let sb = Sandbox::new("plannest");
+    let id = sb.id.clone();
+    let db = format!("{id}-db");
+    sb.unit(
+        &db,
+        "start",
+        &format!(
+            "{db}:\n  image: {base}\n  command: [sleep, '600']\n---\n- {db}: {{command: start}}\n",
+            base = base_image()
+        ),
+    );
+    let web = write_web(&sb, "hello", "80");
+    sb.unit(
+        &id,
+        "all",
+        &format!("{{}}\n---\n- host: {{command: unit, unit: '{db}/start'}}\n- host: {{command: unit, unit: '{id}/start'}}\n"),
+    );
+    let command = format!("{id}/all");
+    let (out, events) = watched(&sb, &["run", "--plan", &command]);
+    assert!(events.is_empty(), "--plan touched the engine: {events:#?}");
+    assert_eq!(
+        out,
+        format!(
+            "unit {db}/start\n{db}/start: create {db} (absent)\nunit {id}/start\n{id}/start: create {web} (absent)\n"
+        )
+    );
+    let (out, _) = watched(&sb, &["run", "--plan", "--format", "json", &command]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        json[1],
+        serde_json::json!({
+            "order": "start",
+            "container": db,
+            "action": "create",
+            "reasons": ["absent"],
+            "unit": format!("{db}/start"),
+        })
+    );
+    assert!(json[0].get("unit").is_none(), "{json}");
+}
+
 /// Changed env and ports name their keys; the values (a token) never show.
 fn web_changed(sb: &Sandbox, web: &str) {
     write_web(sb, "changed", "80");

@@ -10,6 +10,11 @@ pub const GENERATED: [&str; 9] = [
     "stop", "restart", "cleanup", "purge", "test", "build", "create", "backup", "restore",
 ];
 
+/// Generated for a unit that has an `update` command (seed 003 "Updates").
+pub const UPGRADE: &str = "upgrade";
+/// The command that makes a unit's `upgrade` generated.
+pub const UPDATE: &str = "update";
+
 /// README names tried by `help`, in order.
 pub const README_NAMES: [&str; 5] = [
     "README.rst",
@@ -101,6 +106,9 @@ impl ConfigDir {
         let mut out = Vec::new();
         for (name, path) in unit_dirs(&units) {
             let mut commands = commands_in(&path);
+            if commands.iter().any(|c| c == UPDATE) && !commands.iter().any(|c| c == UPGRADE) {
+                commands.push(UPGRADE.into());
+            }
             if commands.iter().any(|c| c == "start") || units.join(format!("{name}.yaml")).is_file()
             {
                 for g in GENERATED {
@@ -124,6 +132,15 @@ impl ConfigDir {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The units with a `start` command, sorted: those whose containers `status` shows and
+    /// the generated `upgrade` goes through.
+    pub fn started_units(&self) -> Vec<String> {
+        self.unit_commands()
+            .iter()
+            .filter_map(|c| c.strip_suffix("/start").map(str::to_string))
+            .collect()
     }
 
     /// Unit names: directories (at any depth) holding a `.yaml` file, and flat

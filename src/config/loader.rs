@@ -11,7 +11,7 @@ use serde_json::{Map, Value as Json};
 use serde_yaml_ng::Value;
 
 use crate::config::arguments::{self, ParsedArgs};
-use crate::config::catalog::GENERATED;
+use crate::config::catalog::{GENERATED, UPDATE, UPGRADE};
 pub use crate::config::command::UnitCommand;
 use crate::config::command::tempid;
 use crate::config::discover::ConfigDir;
@@ -236,6 +236,16 @@ impl Loader<'_> {
         if command != "test" {
             if let Some(p) = self.conf.explicit_file(unit, command) {
                 return Ok(BaseFile::Explicit(p));
+            }
+        }
+        // `upgrade` is generated for a unit with an `update` command; it goes through every
+        // unit, so its own containers are those of `start` (or `update` without one).
+        if command == UPGRADE {
+            if let Some(update) = self.conf.explicit_file(unit, UPDATE) {
+                return Ok(BaseFile::Generated {
+                    start: self.conf.start_file(unit).unwrap_or(update),
+                    command: command.to_string(),
+                });
             }
         }
         if let Some(start) = self.conf.start_file(unit) {

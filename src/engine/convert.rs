@@ -41,8 +41,6 @@ pub struct ConvertInput {
     pub network: Option<String>,
     /// Binds of the spec, in order, with resolved host paths.
     pub binds: Vec<ResolvedBind>,
-    /// Named volumes as they are called on the engine (tests rename them).
-    pub volume_names: HashMap<String, String>,
     /// Anonymous volumes of an older container to mount again (container path → volume name).
     pub carried_volumes: HashMap<String, String>,
     /// Another name the container answers to on the unit network (a test's pseudonamed
@@ -152,9 +150,8 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
                 container,
                 read_only,
             } => {
-                let engine_name = input.volume_names.get(name).unwrap_or(name);
                 binds.push(format!(
-                    "{engine_name}:{container}{}",
+                    "{name}:{container}{}",
                     if *read_only { ":ro" } else { "" }
                 ));
             }

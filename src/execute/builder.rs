@@ -11,7 +11,7 @@ use futures_util::stream::FuturesUnordered;
 
 use crate::execute::chain::{Build, Chain};
 use crate::execute::image::{self, Asked, ImageLocks, Outcome, Prepared};
-use crate::execute::{Naming, OrderError, OrderResult, Runtime, UnitRun, pull};
+use crate::execute::{OrderError, OrderResult, Runtime, UnitRun, pull};
 use crate::output;
 use crate::unit::container::{PullPolicy, split_image};
 
@@ -47,7 +47,7 @@ pub async fn build_all(
     let runs: Vec<UnitRun<'_>> = chain
         .units
         .iter()
-        .map(|u| UnitRun::new(rt, u, Naming::plain(&u.command.unit), Vec::new()))
+        .map(|u| UnitRun::new(rt, u, Vec::new()))
         .collect();
     // Per `FROM` image: one pull at a time, pulled once (`always`), and whether the pull
     // brought another image than the engine had (noted as "built").

@@ -53,7 +53,6 @@ pub fn request(
         unit: run.naming.unit_label.clone(),
         network: spec.on_unit_network().then(|| run.naming.network.clone()),
         binds,
-        volume_names: run.naming.volumes.clone(),
         carried_volumes: carried,
         alias: run.naming.display.get(&spec.name).cloned(),
     };
@@ -67,8 +66,7 @@ async fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult {
     }
     for m in &spec.mounts {
         if let MountSpec::Named { name, .. } = m {
-            let engine_name = run.naming.volumes.get(name).unwrap_or(name);
-            run.ensure_volume(engine_name, &spec.name).await?;
+            run.ensure_volume(name, &spec.name).await?;
         }
     }
     Ok(())
@@ -131,6 +129,17 @@ async fn create_with(
         .clone()
         .ok_or_else(|| OrderError::failed(format!("container `{}` has no image", spec.name)))?;
     let info = image::ensure_image(run, spec, &image_name).await?;
+    create_from(run, spec, req, &image_name, &info).await
+}
+
+/// Creates `spec` from `req` on the image `info` (named `image_name`) as it is.
+async fn create_from(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    req: CreateRequest,
+    image_name: &str,
+    info: &crate::engine::ImageInfo,
+) -> OrderResult<String> {
     check_mandatory_env(spec, &info.labels)?;
     prepare(run, spec).await?;
     output::debug(format!(
@@ -226,7 +235,7 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                 .collect::<Vec<_>>()
                 .join(" and ");
             let timeout = run.stop_timeout(name, args.timeout);
-            Box::pin(recreate(run, spec, info, &reason, timeout)).await?;
+            Box::pin(recreate(run, spec, info, &reason, timeout, None)).await?;
             None
         }
         (Decision::Existing { next, kept }, Some(_)) => {
@@ -251,7 +260,7 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
     };
     match (next, existing) {
         (None, _) | (_, None) => {
-            start_now(run, name, args).await?;
+            start_now(run, name).await?;
             started = true;
         }
         (Some(next), Some(info)) => {
@@ -273,12 +282,12 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
                         .container(name)
                         .await?
                         .and_then(|i| previous_run_end(&i));
-                    start_now(run, name, args).await?;
+                    start_now(run, name).await?;
                     started = true;
                 }
                 Next::Start => {
                     after = previous_run_end(&info);
-                    start_now(run, name, args).await?;
+                    start_now(run, name).await?;
                     started = true;
                 }
             }
@@ -314,21 +323,44 @@ async fn join_unit_network(
     Ok(())
 }
 
-async fn start_now(run: &UnitRun<'_>, name: &str, _args: &StartArgs) -> OrderResult {
+async fn start_now(run: &UnitRun<'_>, name: &str) -> OrderResult {
     run.engine().start_container(name).await?;
     output::info(format!("Started container {name}"));
     Ok(())
 }
 
+/// `upgrade` of one container (SPEC "Generated commands"): re-creates the running container
+/// `old` on the image its reference names now (`image`, as it is: nothing is built or pulled),
+/// carrying its anonymous volumes over, starts it and waits for `ready`.
+pub async fn upgrade(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    old: &ContainerInfo,
+    image: crate::engine::ImageInfo,
+    ready: Option<&Ready>,
+    timeout: u32,
+) -> OrderResult {
+    let name = spec.name.as_str();
+    let reason = because(&Drift::Image, spec);
+    Box::pin(recreate(run, spec, old, &reason, timeout, Some(image))).await?;
+    start_now(run, name).await?;
+    if let Some(ready) = ready {
+        wait_ready(run, name, ready, None).await?;
+    }
+    Ok(())
+}
+
 /// Replaces the container by one made from the current spec; its anonymous volumes are mounted
 /// into the new one, so no data is lost. The old container gets `timeout` seconds to stop. On
-/// failure the old container is put back.
+/// failure the old container is put back. `image`: create on this image as it is, instead of
+/// making the spec's image first (built when its inputs changed, or pulled).
 async fn recreate(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
     old: &ContainerInfo,
     reason: &str,
     timeout: u32,
+    image: Option<crate::engine::ImageInfo>,
 ) -> OrderResult {
     let name = spec.name.as_str();
     let engine = run.engine();
@@ -345,7 +377,11 @@ async fn recreate(
         engine.stop_container(name, timeout).await?;
     }
     engine.rename_container(name, &parked).await?;
-    match create_with(run, spec, req).await {
+    let created = match (&image, &spec.image) {
+        (Some(info), Some(image_name)) => create_from(run, spec, req, image_name, info).await,
+        _ => create_with(run, spec, req).await,
+    };
+    match created {
         Ok(_) => {
             if let Err(e) = engine.remove_container(&parked, false, true).await {
                 output::warn(

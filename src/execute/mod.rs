@@ -19,8 +19,10 @@ pub mod pull;
 pub mod retention;
 pub mod run;
 pub mod substitute;
+pub mod test_runs;
+pub mod upgrade;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -114,39 +116,7 @@ pub struct Runtime {
     pub chain: std::sync::Arc<chain::Chain>,
 }
 
-/// The names a unit's objects have on the engine.
-#[derive(Debug, Clone, Default)]
-pub struct Naming {
-    /// `dstart.unit` label value.
-    pub unit_label: String,
-    /// The unit network.
-    pub network: String,
-    /// Named volume in the spec → name on the engine.
-    pub volumes: HashMap<String, String>,
-    /// Container name → the key the user wrote (for `DSTART_SERVICES_*` names).
-    pub display: HashMap<String, String>,
-    /// Image of the unit → the image a test run builds instead (`full`): a Dockerfile that
-    /// builds `FROM` one of them builds from the test's image.
-    pub images: HashMap<String, String>,
-}
-
-impl Naming {
-    /// The names of a unit run as written.
-    pub fn plain(unit: &str) -> Self {
-        Naming {
-            unit_label: unit.to_string(),
-            network: network_name(unit),
-            volumes: HashMap::new(),
-            display: HashMap::new(),
-            images: HashMap::new(),
-        }
-    }
-}
-
-/// `dstart-<unit>` with characters Docker does not accept replaced by `-`.
-pub fn network_name(unit: &str) -> String {
-    format!("dstart-{}", crate::text::docker_name(unit))
-}
+pub use crate::unit::naming::{Naming, network_name};
 
 /// One unit command being run.
 pub struct UnitRun<'a> {
@@ -167,11 +137,12 @@ pub struct UnitRun<'a> {
 }
 
 impl<'a> UnitRun<'a> {
-    pub fn new(rt: &'a Runtime, unit: &'a Unit, naming: Naming, stack: Vec<String>) -> Self {
+    /// A run of `unit` under the names it was loaded with ([`Unit::naming`]).
+    pub fn new(rt: &'a Runtime, unit: &'a Unit, stack: Vec<String>) -> Self {
         UnitRun {
             rt,
             unit,
-            naming,
+            naming: unit.naming.clone(),
             stack,
             network_ready: tokio::sync::Mutex::new(false),
             volumes_ready: Mutex::new(HashSet::new()),
@@ -256,7 +227,7 @@ impl<'a> UnitRun<'a> {
 
     /// The name a container's key has for the user.
     pub fn display_name<'n>(&'n self, name: &'n str) -> &'n str {
-        self.naming.display.get(name).map_or(name, String::as_str)
+        self.naming.display(name)
     }
 
     /// Runs all steps. Stops at the first failure; inside a `parallel` block, the orders already
@@ -372,6 +343,8 @@ impl<'a> UnitRun<'a> {
             Action::Push(args) => image::push(self, name, args).await,
             Action::Execute(args) => Box::pin(run::execute(self, name, args)).await,
             Action::Unit(args) => run::unit(self, args).await,
+            Action::Tests(args) => Box::pin(test_runs::tests(self, args)).await,
+            Action::Upgrade(args) => Box::pin(upgrade::upgrade(self, args)).await,
             Action::Backup(args) => backup::backup(self, order, args).await,
             Action::Restore(args) => backup::restore(self, order, args).await,
         }
@@ -636,11 +609,5 @@ mod tests {
         assert_eq!(build_path(&conf, &cwd, "cwd-only"), cwd.join("cwd-only"));
         assert_eq!(build_path(&conf, &cwd, "nowhere"), conf.join("nowhere"));
         assert_eq!(build_path(&conf, &cwd, "/abs"), PathBuf::from("/abs"));
-    }
-
-    #[test]
-    fn network_names_are_docker_safe() {
-        assert_eq!(network_name("web"), "dstart-web");
-        assert_eq!(network_name("a/b c"), "dstart-a-b-c");
     }
 }

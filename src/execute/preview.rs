@@ -11,7 +11,7 @@ use crate::engine::ContainerInfo;
 use crate::engine::convert::{LABEL_HASH, LABEL_KEYS, LABEL_UNIT};
 use crate::execute::{OrderError, OrderResult, UnitRun, image, lifecycle};
 use crate::plan::{self, Decision, Observed, Wanted};
-use crate::unit::order::{Action, HOST, Order, Recreate, Step};
+use crate::unit::order::{Action, HOST, Order, Recreate, Step, UnitArgs};
 
 /// How many inspects run at once.
 const INSPECTS: usize = 16;
@@ -26,19 +26,27 @@ pub struct PlanLine {
     /// order kind for orders that are not planned further.
     pub action: String,
     pub reasons: Vec<String>,
+    /// The unit command of a nested `unit` order this order belongs to (none: the command run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// What the action is on (the container, or an image for `build` and `pull`).
     #[serde(skip)]
     pub subject: String,
 }
 
 impl PlanLine {
-    /// `recreate web (configuration changed: env.GREETING, ports)`.
+    /// `recreate web (configuration changed: env.GREETING, ports)`, after `db/start: ` for an
+    /// order of a nested unit.
     pub fn text(&self) -> String {
+        let unit = self
+            .unit
+            .as_ref()
+            .map_or_else(String::new, |u| format!("{u}: "));
         if self.reasons.is_empty() {
-            format!("{} {}", self.action, self.subject)
+            format!("{unit}{} {}", self.action, self.subject)
         } else {
             format!(
-                "{} {} ({})",
+                "{unit}{} {} ({})",
                 self.action,
                 self.subject,
                 self.reasons.join(", ")
@@ -148,6 +156,7 @@ fn image_line(run: &UnitRun<'_>, order: &Order, state: &mut Inspected) -> Option
         }
         .into(),
         reasons: vec!["absent".into()],
+        unit: None,
         subject: image,
     })
 }
@@ -172,6 +181,7 @@ fn plan_start(
         container: shown.clone(),
         action: decision.action().into(),
         reasons: decision.reasons(),
+        unit: None,
         subject: shown,
     });
     after.running = matches!(order.action, Action::Start(_));
@@ -228,6 +238,7 @@ fn build_line(order: &Order, image: &str, reasons: &[String]) -> PlanLine {
         container: order.container.clone(),
         action: action.into(),
         reasons,
+        unit: None,
         subject: image.to_string(),
     }
 }
@@ -247,6 +258,7 @@ fn plan_order(
         container: shown.clone(),
         action: action.into(),
         reasons: reasons.iter().map(ToString::to_string).collect(),
+        unit: None,
         subject: shown.clone(),
     };
     let current = state.containers.get(name).cloned().flatten();
@@ -310,16 +322,26 @@ fn plan_order(
             state.images.insert(image, Some(String::new()));
         }
         Action::Unit(args) => {
-            let mut nested = line("unit", &["not planned: a nested unit"]);
+            // Its own orders follow this line (`plan_steps`).
+            let mut nested = line("unit", &[]);
             nested.subject.clone_from(&args.unit);
             lines.push(nested);
+        }
+        Action::Tests(args) => {
+            for test in &args.tests {
+                let mut run = line("test", &["not planned: a test run"]);
+                run.subject = test.to_string();
+                lines.push(run);
+            }
         }
         other => lines.push(line(other.kind(), &[])),
     }
     Ok(lines)
 }
 
-/// `run --plan`: one line per order (two where a new container needs its image first).
+/// `run --plan`: one line per order (two where a new container needs its image first); a
+/// `unit` order is followed by the lines of the unit command it runs (loaded with the run),
+/// each naming that unit command.
 pub async fn plan_steps(run: &UnitRun<'_>, steps: &[Step]) -> OrderResult<Vec<PlanLine>> {
     let orders: Vec<&Order> = steps.iter().flat_map(Step::orders).collect();
     let names: BTreeSet<String> = orders
@@ -331,7 +353,34 @@ pub async fn plan_steps(run: &UnitRun<'_>, steps: &[Step]) -> OrderResult<Vec<Pl
     let mut builds = plan_builds(run, &orders).await?;
     let mut lines = Vec::new();
     for order in orders {
+        if let Action::Upgrade(args) = &order.action {
+            lines.extend(Box::pin(crate::execute::upgrade::plan_lines(run, args)).await?);
+            continue;
+        }
         lines.extend(plan_order(run, order, &mut state, &mut builds)?);
+        if let Action::Unit(args) = &order.action {
+            lines.extend(Box::pin(plan_nested(run, args)).await?);
+        }
+    }
+    Ok(lines)
+}
+
+/// The lines of the unit command a `unit` order runs.
+async fn plan_nested(run: &UnitRun<'_>, args: &UnitArgs) -> OrderResult<Vec<PlanLine>> {
+    let Some(unit) = run.unit.nested_unit(args) else {
+        return Err(OrderError::failed(format!(
+            "the unit command `{}` was not loaded with the run",
+            args.unit
+        )));
+    };
+    let key = unit.command.to_string();
+    let mut stack = run.stack.clone();
+    stack.push(key.clone());
+    let child = UnitRun::new(run.rt, unit, stack);
+    let mut lines = plan_steps(&child, &unit.steps).await?;
+    for line in &mut lines {
+        // A deeper unit keeps its own name.
+        line.unit.get_or_insert_with(|| key.clone());
     }
     Ok(lines)
 }
@@ -451,6 +500,7 @@ mod tests {
             container: "web".into(),
             action: action.into(),
             reasons: reasons.iter().map(ToString::to_string).collect(),
+            unit: None,
             subject: "web".into(),
         };
         assert_eq!(l("create", &["absent"]).text(), "create web (absent)");
@@ -462,6 +512,16 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&l("create", &["absent"])).unwrap(),
             r#"{"order":"start","container":"web","action":"create","reasons":["absent"]}"#
+        );
+        // An order of a nested unit names it.
+        let nested = PlanLine {
+            unit: Some("db/start".into()),
+            ..l("create", &["absent"])
+        };
+        assert_eq!(nested.text(), "db/start: create web (absent)");
+        assert_eq!(
+            serde_json::to_string(&nested).unwrap(),
+            r#"{"order":"start","container":"web","action":"create","reasons":["absent"],"unit":"db/start"}"#
         );
     }
 

@@ -8,12 +8,10 @@ use std::process::Stdio;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::config::loader::{Loaded, UnitCommand};
 use crate::engine::OutputChunk;
 use crate::execute::substitute::substitute_args;
 use crate::execute::{
-    Naming, OrderError, OrderResult, Tail, UnitRun, lifecycle, resolve_build_path,
-    resolve_host_path,
+    OrderError, OrderResult, Tail, UnitRun, lifecycle, resolve_build_path, resolve_host_path,
 };
 use crate::output;
 use crate::text::replace_unless;
@@ -429,37 +427,20 @@ async fn host(run: &UnitRun<'_>, name: &str, cmd: &[String], args: &ExecuteArgs)
     }
 }
 
-/// `unit`: runs another unit command inside this run.
+/// `unit`: runs another unit command inside this run, as it was loaded with the run
+/// (`generate::resolve_nested`: cycles and units that do not load were refused then).
 pub async fn unit(run: &UnitRun<'_>, args: &UnitArgs) -> OrderResult {
-    let uc = UnitCommand::parse(&args.unit)?;
-    let key = uc.to_string();
-    if run.stack.contains(&key) {
-        let mut chain = run.stack.clone();
-        chain.push(key);
+    let Some(unit) = run.unit.nested_unit(args) else {
         return Err(OrderError::failed(format!(
-            "`unit` orders form a cycle: {}",
-            chain.join(" → ")
+            "the unit command `{}` was not loaded with the run",
+            args.unit
         )));
-    }
-    if uc.command == "test" {
-        return Err(OrderError::failed(
-            "a `unit` order cannot run tests; run `dstart run UNIT/test` instead",
-        ));
-    }
-    let unit = match crate::generate::load_unit(&run.rt.conf, &run.rt.env, &uc, &args.args, false)?
-    {
-        Ok(u) => u,
-        Err(Loaded::Help(text)) => {
-            return Err(OrderError::failed(format!(
-                "the unit arguments asked for help:\n{text}"
-            )));
-        }
-        Err(_) => return Err(OrderError::failed("unexpected substitution output")),
     };
+    let key = unit.command.to_string();
     output::info(format!("Running unit command {key}"));
     let mut stack = run.stack.clone();
     stack.push(key.clone());
-    let child = UnitRun::new(run.rt, &unit, Naming::plain(&uc.unit), stack);
+    let child = UnitRun::new(run.rt, unit, stack);
     Box::pin(child.run_unit()).await?;
     output::info(format!("Finished unit command {key}"));
     Ok(())

@@ -15,7 +15,7 @@ use crate::error::ConfigError;
 use crate::unit::Container;
 use crate::unit::backup::{Hook, Keep};
 use crate::unit::container::DEFAULT_STOP_TIMEOUT;
-use crate::unit::order::{Action, DEFAULT_PARALLEL, Order, Step, order_from_value};
+use crate::unit::order::{Action, DEFAULT_PARALLEL, HOST, Order, Step, order_from_value};
 
 /// How many containers a generated teardown stops and removes at once. Measured with 30
 /// containers (bench/start.sh, docs/performance.md): 8 at a time is 12 % faster than 4; 32 is
@@ -72,6 +72,26 @@ fn sets(steps: &[Step], containers: &IndexMap<String, Container>) -> Sets {
         }
     }
     s
+}
+
+/// The containers a unit's start orders create or start, in order of first appearance: the
+/// order in which the generated `upgrade` goes through them.
+pub fn creations(start: &[Step], containers: &IndexMap<String, Container>) -> Vec<String> {
+    sets(start, containers).creations
+}
+
+/// The generated `upgrade` of a unit with an `update` command: one `upgrade` order on `host`
+/// for every unit of the configuration directory that has a `start` command (`units`, in name
+/// order).
+pub fn upgrade(unit: &str, units: &[String]) -> Result<Vec<Step>, ConfigError> {
+    let origin = Origin::generated(&format!("generated {unit}/upgrade"));
+    units
+        .iter()
+        .map(|u| {
+            let args = [("command", "upgrade".into()), ("unit", u.as_str().into())];
+            make(HOST, &args, &origin).map(|o| Step::Order(Box::new(o)))
+        })
+        .collect()
 }
 
 /// Builds a generated order from its printed form, through the same reader as written orders.
@@ -219,7 +239,7 @@ fn stop_timeout(containers: &IndexMap<String, Container>, name: &str) -> u32 {
         .map_or(DEFAULT_STOP_TIMEOUT, |c| c.spec.stop_timeout)
 }
 
-/// The orders of generated command `command` from the start steps.
+/// The orders of generated command `command` from the start steps (`upgrade`: [`upgrade`]).
 pub fn generate(
     command: &str,
     unit: &str,
@@ -561,5 +581,21 @@ web: {image: busybox}
             .map(|o| o.raw.get("ready").is_some())
             .collect();
         assert_eq!(ready, [true, false, true]);
+    }
+
+    #[test]
+    fn upgrade_goes_through_every_started_unit() {
+        let steps = upgrade("web", &["db".into(), "web".into()]).unwrap();
+        let printed =
+            serde_yaml_ng::to_string(&crate::unit::order::steps_to_value(&steps)).unwrap();
+        assert_eq!(
+            printed,
+            "- host:\n    command: upgrade\n    unit: db\n- host:\n    command: upgrade\n    unit: web\n"
+        );
+        let (containers, start) = unit(SECTION_4);
+        assert_eq!(
+            creations(&start, &containers),
+            ["x1_without_build", "x2_with_build"]
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! commands. A typed unit in, the unit command to run out.
 
 pub mod commands;
+pub mod defaults;
 pub mod testplan;
 pub mod variants;
 
@@ -26,7 +27,14 @@ pub fn load_unit(
     match loader.load(unit_command, argv, substitutions_only)? {
         Loaded::Unit(raw) => {
             let typed = TypedUnit::from_raw(*raw)?;
-            let unit = resolve(typed)?;
+            let upgrade = matches!(&typed.raw.base,
+                BaseFile::Generated { command, .. } if command == "upgrade");
+            let units = if upgrade {
+                conf.started_units()
+            } else {
+                Vec::new()
+            };
+            let unit = resolve(typed, &units)?;
             crate::output::add_secrets(|s| add_secrets(&unit, s));
             Ok(Ok(unit))
         }
@@ -47,26 +55,33 @@ pub fn add_secrets(unit: &Unit, secrets: &mut Secrets) {
     }
 }
 
-/// Checks, before anything runs, that every nested `unit` order of `unit` names a unit command
-/// that loads (recursively) and that they form no cycle. `stack` holds the unit commands above.
-pub fn check_nested(
+/// Loads, before anything runs, the unit command of every nested `unit` order of `unit`
+/// (recursively, each distinct one once) into [`Unit::nested`], so that a nested unit that
+/// does not load, or a cycle of them, costs nothing already done. `stack` holds the unit
+/// commands above.
+pub fn resolve_nested(
     conf: &ConfigDir,
     env: &Environment,
-    unit: &Unit,
+    unit: &mut Unit,
     stack: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     use crate::unit::order::Action;
+    let mut nested: Vec<crate::unit::NestedUnit> = Vec::new();
     for order in unit.orders() {
+        check_host_order(conf, env, order)?;
         let Action::Unit(args) = &order.action else {
             continue;
         };
+        if nested.iter().any(|n| n.args == *args) {
+            continue;
+        }
         let location = order.origin.location();
-        let nested = |source: ConfigError| ConfigError::Nested {
+        let wrap = |source: ConfigError| ConfigError::Nested {
             location: location.clone(),
             unit_command: args.unit.clone(),
             source: Box::new(source),
         };
-        let uc = UnitCommand::parse(&args.unit).map_err(nested)?;
+        let uc = UnitCommand::parse(&args.unit).map_err(wrap)?;
         let key = uc.to_string();
         if uc.command == "test" {
             return Err(order
@@ -80,21 +95,91 @@ pub fn check_nested(
                 .origin
                 .invalid(format!("`unit` orders form a cycle: {}", chain.join(" → "))));
         }
-        let Ok(child) = load_unit(conf, env, &uc, &args.args, false).map_err(nested)? else {
+        let Ok(mut child) = load_unit(conf, env, &uc, &args.args, false).map_err(wrap)? else {
             return Err(order
                 .origin
                 .invalid(format!("`{key}`: its arguments ask for help")));
         };
         stack.push(key);
-        check_nested(conf, env, &child, stack).map_err(nested)?;
+        resolve_nested(conf, env, &mut child, stack).map_err(wrap)?;
         stack.pop();
+        nested.push(crate::unit::NestedUnit {
+            args: args.clone(),
+            unit: child,
+        });
+    }
+    unit.nested = nested;
+    Ok(())
+}
+
+/// Checks, before anything runs, that every test run of a `tests` order and the unit of an
+/// `upgrade` order load.
+fn check_host_order(
+    conf: &ConfigDir,
+    env: &Environment,
+    order: &crate::unit::order::Order,
+) -> Result<(), ConfigError> {
+    use crate::config::source::{Origin, PathSeg};
+    use crate::unit::order::Action;
+    // The error names the entry's own line (`tests[1]`, `unit`).
+    let wrap = |kind: &'static str, at: Origin, target: String| {
+        move |source: ConfigError| ConfigError::HostOrder {
+            location: at.location(),
+            kind,
+            target,
+            source: Box::new(source),
+        }
+    };
+    match &order.action {
+        Action::Tests(args) => {
+            for (i, test) in args.tests.iter().enumerate() {
+                let at = order.origin.key("tests").child(PathSeg::Index(i));
+                test_run_plan(conf, env, test).map_err(wrap("tests", at, test.to_string()))?;
+            }
+        }
+        Action::Upgrade(args) => {
+            let at = order.origin.key("unit");
+            load_start(conf, env, &args.unit).map_err(wrap("upgrade", at, args.unit.clone()))?;
+        }
+        _ => {}
     }
     Ok(())
 }
 
+/// The plan of one test run of a `tests` order, read as `dstart run` reads it.
+pub fn test_run_plan(
+    conf: &ConfigDir,
+    env: &Environment,
+    test: &crate::unit::order::TestRun,
+) -> Result<testplan::TestPlan, ConfigError> {
+    let command = UnitCommand::parse(&test.command)?;
+    match load_unit(conf, env, &command, &test.args, false)? {
+        Ok(unit) => testplan::plan(&unit, false),
+        Err(_) => Err(ConfigError::UnitArguments {
+            file: None,
+            message: format!("the arguments of `{test}` ask for help"),
+            hint: None,
+        }),
+    }
+}
+
+/// The containers and start orders of `unit` (its `start` command).
+pub fn load_start(conf: &ConfigDir, env: &Environment, unit: &str) -> Result<Unit, ConfigError> {
+    let command = UnitCommand::parse(&format!("{unit}/start"))?;
+    match load_unit(conf, env, &command, &[], false)? {
+        Ok(unit) => Ok(unit),
+        Err(_) => Err(ConfigError::UnitArguments {
+            file: None,
+            message: format!("`{unit}/start` gives no unit without arguments"),
+            hint: None,
+        }),
+    }
+}
+
 /// Resolves a typed unit into the unit command to run: checks the requested tokens, filters the
-/// orders by variant, and derives generated commands from the start orders.
-pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
+/// orders by variant, and derives generated commands from the start orders. `units` are the
+/// units of the configuration directory with a `start` command (what `upgrade` goes through).
+pub fn resolve(typed: TypedUnit, units: &[String]) -> Result<Unit, ConfigError> {
     let TypedUnit {
         raw,
         containers,
@@ -119,7 +204,9 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
     } else {
         Vec::new()
     };
-    let steps = variants::filter_steps(steps, &raw.active, raw.filtering);
+    let mut containers = containers;
+    let mut steps = variants::filter_steps(steps, &raw.active, raw.filtering);
+    defaults::apply(&mut containers, &mut steps);
     let purge_test_data =
         matches!(&raw.base, BaseFile::Generated { command, .. } if command == "purge")
             .then(|| testplan::own_test_data(&raw.command.unit, &raw.environment))
@@ -127,15 +214,24 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
     let steps = match &raw.base {
         BaseFile::Explicit(_) => steps,
         BaseFile::Generated { command, .. } if command == "test" => steps,
-        BaseFile::Generated { command, .. } => commands::generate(
-            command,
-            &raw.command.unit,
-            &steps,
-            &containers,
-            &raw.environment,
-        )?,
+        BaseFile::Generated { command, .. } if command == "upgrade" => {
+            commands::upgrade(&raw.command.unit, units)?
+        }
+        BaseFile::Generated { command, .. } => {
+            let mut generated = commands::generate(
+                command,
+                &raw.command.unit,
+                &steps,
+                &containers,
+                &raw.environment,
+            )?;
+            defaults::apply(&mut containers, &mut generated);
+            generated
+        }
     };
     Ok(Unit {
+        // Before `command` moves: fields are evaluated in written order.
+        naming: crate::unit::naming::Naming::plain(&raw.command.unit),
         command: raw.command,
         containers,
         steps,
@@ -144,5 +240,6 @@ pub fn resolve(typed: TypedUnit) -> Result<Unit, ConfigError> {
         test_variants: raw.test_variants,
         custom_tests,
         purge_test_data,
+        nested: Vec::new(),
     })
 }

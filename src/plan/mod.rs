@@ -10,7 +10,9 @@ use crate::engine::convert::{LABEL_HASH, LABEL_KEYS};
 use crate::unit::order::Recreate;
 
 pub mod owner;
+pub mod upgrade;
 pub use owner::Owner;
+pub use upgrade::Upgrade;
 
 /// What the engine reports about a container.
 #[derive(Debug, Clone, Copy, Default)]

@@ -16,7 +16,7 @@ use crate::execute::lifecycle::{Probe, last_lines, probe};
 use crate::execute::ownership::Owner;
 use crate::execute::run::{remove_temporary, run_container_kept};
 use crate::execute::substitute::{lookup, substitute_args, substitute_text};
-use crate::execute::{Naming, OrderError, Runtime, UnitRun, network_name, resolve_host_path};
+use crate::execute::{OrderError, Runtime, UnitRun, resolve_host_path};
 use crate::generate::testplan::{
     CustomCase, DEFAULT_DAEMON_TIMEOUT, DEFAULT_JOB_TIMEOUT, DEFAULT_RUN_TIMEOUT, DaemonCase,
     JobCase, JobKind, OrderCase, TestPlan,
@@ -692,7 +692,7 @@ impl Tester<'_> {
         let suffix = format!("_{}", self.plan.tempid);
         let mut problems = Vec::new();
         for c in engine
-            .containers_with_labels(&[(LABEL_UNIT, self.plan.unit_label.as_str())])
+            .containers_with_labels(&[(LABEL_UNIT, self.plan.unit.naming.unit_label.as_str())])
             .await?
         {
             if c.name.ends_with(&suffix) {
@@ -708,7 +708,7 @@ impl Tester<'_> {
                 continue;
             }
             let owner = match engine.volume_labels(volume).await? {
-                Some(labels) => Owner::of(&labels, &self.plan.unit_label),
+                Some(labels) => Owner::of(&labels, &self.plan.unit.naming.unit_label),
                 None => continue,
             };
             if !owner.is_unit() {
@@ -785,26 +785,6 @@ impl Tester<'_> {
     }
 }
 
-/// The `dstart.unit` label, network and names a plan's run uses on the engine.
-pub fn naming(plan: &TestPlan) -> Naming {
-    if plan.selection.production {
-        Naming::plain(&plan.unit.command.unit)
-    } else {
-        Naming {
-            unit_label: plan.unit_label.clone(),
-            network: network_name(&plan.unit_label),
-            volumes: std::collections::HashMap::new(),
-            display: plan.display.clone(),
-            images: plan
-                .renames
-                .images
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-}
-
 /// `results/<unit with / → _>_<tempid>.xml`, relative to the current directory.
 pub fn default_junit_path(plan: &TestPlan) -> PathBuf {
     PathBuf::from("results").join(format!(
@@ -817,12 +797,12 @@ pub fn default_junit_path(plan: &TestPlan) -> PathBuf {
 /// Runs the plan; writes the `JUnit` report to `junit` and the test files into the test data
 /// container.
 pub async fn run(rt: &Runtime, plan: &TestPlan, junit: &Path) -> Outcome {
-    let run = UnitRun::new(rt, &plan.unit, naming(plan), vec![plan.command.clone()]);
+    let run = UnitRun::new(rt, &plan.unit, vec![plan.command.clone()]);
     let mut report = Report::new(&plan.command, &plan.tempid);
     report.properties = vec![
         ("tempid".into(), plan.tempid.clone()),
         ("variant".into(), plan.selection.label.clone()),
-        ("unit label".into(), plan.unit_label.clone()),
+        ("unit label".into(), plan.unit.naming.unit_label.clone()),
     ];
     let staging = match Staging::new() {
         Ok(s) => Some(s),

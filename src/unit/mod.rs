@@ -5,6 +5,7 @@ pub mod backup;
 pub mod checks;
 pub mod container;
 pub mod forms;
+pub mod naming;
 pub mod order;
 pub mod values;
 
@@ -18,7 +19,9 @@ use crate::config::loader::{BaseFile, RawUnit, UnitCommand};
 use crate::config::source::Origin;
 use crate::error::ConfigError;
 use crate::unit::container::{ContainerSpec, container_from_value};
-use crate::unit::order::{Action, ExecType, HOST, Order, Step, step_from_value, steps_to_value};
+use crate::unit::order::{
+    Action, ExecType, HOST, Order, Step, UnitArgs, step_from_value, steps_to_value,
+};
 
 /// A container of the composition.
 #[derive(Debug, Clone)]
@@ -44,6 +47,30 @@ pub struct Unit {
     pub custom_tests: Vec<String>,
     /// The unit's own test data container, which the generated `purge` removes last.
     pub purge_test_data: Option<String>,
+    /// The unit commands its `unit` orders run, loaded with it before the first engine call
+    /// (`generate::resolve_nested`); empty until then.
+    pub nested: Vec<NestedUnit>,
+    /// What its objects are called on the engine, decided while loading (a test copy's by its
+    /// renaming).
+    pub naming: naming::Naming,
+}
+
+/// The unit command a `unit` order runs, resolved.
+#[derive(Debug, Clone)]
+pub struct NestedUnit {
+    /// The order's arguments (the same arguments run the same unit).
+    pub args: UnitArgs,
+    pub unit: Unit,
+}
+
+impl Unit {
+    /// The resolved unit command of a `unit` order with `args`.
+    pub fn nested_unit(&self, args: &UnitArgs) -> Option<&Unit> {
+        self.nested
+            .iter()
+            .find(|n| n.args == *args)
+            .map(|n| &n.unit)
+    }
 }
 
 /// A unit as read from its base file: typed, not yet filtered or generated.

@@ -205,6 +205,13 @@ impl HttpUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The URL with its text rewritten by `f`, which may only change `[[...]](K)` placeholders
+    /// (they are not part of what [`HttpUrl::new`] checks).
+    #[must_use]
+    pub fn map_text(&self, f: impl FnOnce(&str) -> String) -> HttpUrl {
+        HttpUrl(f(&self.0))
+    }
 }
 
 /// What is wrong with `text` as an HTTP URL, if anything.

@@ -25,7 +25,7 @@ use crate::backup::{self, archive, lock, store};
 use crate::engine::ContainerInfo;
 use crate::execute::lifecycle::own_volume_mounts;
 use crate::execute::lifecycle::{previous_run_end, wait_ready};
-use crate::execute::{OrderError, OrderResult, UnitRun, network_name, resolve_host_path};
+use crate::execute::{OrderError, OrderResult, UnitRun, resolve_host_path};
 use crate::output;
 use crate::unit::order::Ready;
 use crate::unit::order::{BackupArgs, Compression, Order};
@@ -374,7 +374,7 @@ fn checked_sources(info: &ContainerInfo, given: &[String]) -> OrderResult<Vec<St
 /// Takes the unit's lock on `dir` once for the whole run.
 async fn hold_lock(run: &UnitRun<'_>, dir: &Path, timeout: Option<Seconds>) -> OrderResult {
     // `.dstart-<unit>.lock`, with the unit spelt as in its network's name.
-    let path = dir.join(format!(".{}.lock", network_name(&run.naming.unit_label)));
+    let path = dir.join(format!(".{}.lock", run.naming.network));
     let mut held = run.backup_locks.lock().await;
     if held.iter().any(|l| l.path == path) {
         return Ok(());

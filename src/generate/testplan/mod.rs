@@ -21,15 +21,14 @@ mod selection;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
 use indexmap::IndexMap;
 
 use crate::config::environment::Environment;
 use crate::error::ConfigError;
-use crate::generate::commands;
+use crate::generate::{commands, defaults};
 use crate::unit::checks::{CustomTest, HttpCheck, JobCheck, JobRun};
 use crate::unit::container::{ContainerSpec, container_from_value, split_image};
+use crate::unit::naming::Naming;
 use crate::unit::order::{Action, Order, Step};
 use crate::unit::values::Seconds;
 use crate::unit::{Container, Unit};
@@ -37,7 +36,7 @@ use crate::unit::{Container, Unit};
 pub use crate::config::command::tempid;
 pub use overrides::apply_overrides;
 use overrides::temporary;
-pub use rename::{Renames, pseudo_image, rename_container_value, rename_order, rename_unit};
+pub use rename::{Renames, pseudo_image, rename_order, rename_spec, rename_unit};
 pub use selection::Selection;
 
 /// Seconds a daemon check retries by default.
@@ -156,13 +155,10 @@ pub struct TestPlan {
     pub tempid: String,
     pub selection: Selection,
     /// The unit under its pseudonames (in production, as written). Its steps are the start
-    /// orders the setup comes from.
+    /// orders the setup comes from; its `naming` what the run calls things on the engine
+    /// (`dstart.unit` `<unit>_<tempid>`, production: `<unit>`).
     pub unit: Unit,
     pub renames: Renames,
-    /// Engine name → container key.
-    pub display: HashMap<String, String>,
-    /// `dstart.unit` of what the run creates: `<unit>_<tempid>` (production: `<unit>`).
-    pub unit_label: String,
     pub setup: Suite<OrderCase>,
     /// Start orders a test does not run (`unit` orders would act under production names).
     pub skipped: Vec<OrderCase>,
@@ -196,12 +192,13 @@ pub fn safe_teardown(
         .collect()
 }
 
-fn order_case(order: Order, display: &HashMap<String, String>) -> OrderCase {
-    let key = display
-        .get(&order.container)
-        .map_or(order.container.as_str(), String::as_str);
+fn order_case(order: Order, naming: &Naming) -> OrderCase {
     OrderCase {
-        name: format!("{key}:{}", order.action.kind()),
+        name: format!(
+            "{}:{}",
+            naming.display(&order.container),
+            order.action.kind()
+        ),
         order,
     }
 }
@@ -223,22 +220,14 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
     let command = unit.command.to_string();
     let tempid = tempid(&command);
     let selection = Selection::new(&unit.test_variants, &unit.custom_tests, production_flag)?;
-    let (renames, renamed, unit_label) = if selection.production {
-        (
-            Renames::identity(&tempid),
-            unit.clone(),
-            unit.command.unit.clone(),
-        )
+    let (renames, renamed) = if selection.production {
+        (Renames::identity(&tempid), unit.clone())
     } else {
         let r = Renames::new(unit, &tempid, selection.full);
-        let renamed = rename_unit(unit, &r)?;
-        (r, renamed, format!("{}_{tempid}", unit.command.unit))
+        let renamed = rename_unit(unit, &r);
+        (r, renamed)
     };
-    let display: HashMap<String, String> = renames
-        .containers
-        .iter()
-        .map(|(k, v)| (v.clone(), k.clone()))
-        .collect();
+    let display = &renamed.naming;
 
     let mut setup = Suite::new(&command, "setup");
     let mut skipped = Vec::new();
@@ -253,26 +242,28 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
         for order in renamed.steps.iter().flat_map(Step::orders) {
             match order.action {
                 Action::Stop(_) | Action::Remove(_) | Action::RemoveImage(_) => {}
-                Action::Unit(_) => skipped.push(order_case(order.clone(), &display)),
+                Action::Unit(_) | Action::Tests(_) | Action::Upgrade(_) => {
+                    skipped.push(order_case(order.clone(), display));
+                }
                 // `test:restore`: a container's archive goes in right after it is created,
                 // before it first starts.
                 Action::Create => {
-                    setup.cases.push(order_case(order.clone(), &display));
+                    setup.cases.push(order_case(order.clone(), display));
                     for o in restores.take(&order.container, false) {
-                        setup.cases.push(order_case(o, &display));
+                        setup.cases.push(order_case(o, display));
                     }
                 }
                 Action::Start(_) => {
                     for o in restores.take(&order.container, true) {
-                        setup.cases.push(order_case(o, &display));
+                        setup.cases.push(order_case(o, display));
                     }
-                    setup.cases.push(order_case(order.clone(), &display));
+                    setup.cases.push(order_case(order.clone(), display));
                 }
-                _ => setup.cases.push(order_case(order.clone(), &display)),
+                _ => setup.cases.push(order_case(order.clone(), display)),
             }
         }
         for o in restores.rest() {
-            setup.cases.push(order_case(o, &display));
+            setup.cases.push(order_case(o, display));
         }
         let generated = |what: &str| -> Result<Vec<Order>, ConfigError> {
             let steps = commands::generate(
@@ -282,21 +273,26 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                 &renamed.containers,
                 &renamed.environment,
             )?;
-            Ok(safe_teardown(
+            let mut orders = safe_teardown(
                 steps.iter().flat_map(Step::orders).cloned().collect(),
                 &tempid,
                 &renamed.containers,
-            ))
+            );
+            // With their effective timeouts, like every generated command.
+            for o in &mut orders {
+                defaults::order(o, &renamed.containers);
+            }
+            Ok(orders)
         };
         stop.cases = generated("stop")?
             .into_iter()
-            .map(|o| order_case(o, &display))
+            .map(|o| order_case(o, display))
             .collect();
         // `remove` stops a running container itself: the teardown needs no stop orders.
         teardown.cases = generated("purge")?
             .into_iter()
             .filter(|o| !matches!(o.action, Action::Stop(_)))
-            .map(|o| order_case(o, &display))
+            .map(|o| order_case(o, display))
             .collect();
     }
 
@@ -361,8 +357,13 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
                 continue;
             };
             let temp_name = format!("{key}_{variant}_{tempid}");
-            let value = apply_overrides(&c.raw, test);
-            let spec = container_from_value(&temp_name, &value, &c.origin)?;
+            // The written spec with the test's changes, then renamed like every container of
+            // the copy (the changes may name containers too).
+            let value = apply_overrides(&original.raw, test);
+            let mut spec = container_from_value(key, &value, &original.origin)?;
+            if !selection.production {
+                rename_spec(&mut spec, &renames);
+            }
             let mut suite = Suite::new(format!("{key}_{variant}"), variant.clone());
             suite.cases.push(CustomCase {
                 name: format!("{key}:{variant}"),
@@ -382,8 +383,6 @@ pub fn plan(unit: &Unit, production_flag: bool) -> Result<TestPlan, ConfigError>
         selection,
         unit: renamed,
         renames,
-        display,
-        unit_label,
         setup,
         skipped,
         daemon,

@@ -117,7 +117,10 @@ impl TestPlan {
             Value::String(self.selection.label.clone()),
         );
         plan.insert("production".into(), Value::Bool(self.selection.production));
-        plan.insert("unit label".into(), Value::String(self.unit_label.clone()));
+        plan.insert(
+            "unit label".into(),
+            Value::String(self.unit.naming.unit_label.clone()),
+        );
         plan.insert("test data".into(), Value::String(self.test_data.clone()));
         if !self.selection.production {
             let mut renamed = Mapping::new();

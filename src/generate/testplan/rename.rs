@@ -1,5 +1,6 @@
 //! Pseudonames (ORIGINAL §6.2): a test copy's containers, volumes and built images renamed with
-//! the tempid, and every reference to them in the written unit rewritten to match.
+//! the tempid, and every reference to them rewritten to match, field by field on the typed unit
+//! ([`rename_spec`], [`rename_order`]); the copy's [`Naming`] ([`Renames::naming`]).
 
 use std::sync::LazyLock;
 
@@ -7,12 +8,11 @@ use indexmap::IndexMap;
 use regex::Regex;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::error::ConfigError;
 use crate::unit::container::{
-    MountSpec, container_from_value, parse_port, parse_volume, split_image, strip_mode,
-    with_default_tag,
+    ContainerSpec, MountSpec, StringOrList, split_image, strip_mode, with_default_tag,
 };
-use crate::unit::order::{HOST, Order, Step, order_from_value};
+use crate::unit::naming::{Naming, network_name};
+use crate::unit::order::{Action, HOST, Order, Ready, RunCommand, Step};
 use crate::unit::{Container, Unit};
 
 /// What a test run calls things on the engine.
@@ -69,6 +69,27 @@ impl Renames {
         }
     }
 
+    /// What the test copy of `unit` is called on the engine: `<unit>_<tempid>` as its label and
+    /// in its network's name, each container answering to its key, the built images' pseudo
+    /// tags.
+    pub fn naming(&self, unit: &str) -> Naming {
+        let label = format!("{unit}_{}", self.tempid);
+        Naming {
+            network: network_name(&label),
+            unit_label: label,
+            display: self
+                .containers
+                .iter()
+                .map(|(key, name)| (name.clone(), key.clone()))
+                .collect(),
+            images: self
+                .images
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
     /// The engine name of container `key`.
     pub fn container<'a>(&'a self, key: &'a str) -> &'a str {
         self.containers.get(key).map_or(key, String::as_str)
@@ -89,280 +110,163 @@ pub fn pseudo_image(image: &str, tempid: &str) -> String {
 static PLACEHOLDER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\[\[([^\]]+)\]\]\(([^)]*)\)").expect("valid regex"));
 
-/// Rewrites `[[...]](K)` to `[[...]](K_<tempid>)` in every string of `value`.
-fn rename_placeholders(value: &mut Value, r: &Renames) {
-    match value {
-        Value::String(s) if s.contains("[[") => {
-            let replaced = PLACEHOLDER.replace_all(s, |caps: &regex::Captures<'_>| {
-                format!("[[{}]]({})", &caps[1], r.container(&caps[2]))
-            });
-            *s = replaced.into_owned();
+impl Renames {
+    /// `text` with `[[...]](K)` rewritten to `[[...]](K_<tempid>)`.
+    pub fn placeholders(&self, text: &str) -> String {
+        if !text.contains("[[") {
+            return text.to_string();
         }
-        Value::Sequence(items) => {
-            for item in items {
-                rename_placeholders(item, r);
-            }
+        PLACEHOLDER
+            .replace_all(text, |caps: &regex::Captures<'_>| {
+                format!("[[{}]]({})", &caps[1], self.container(&caps[2]))
+            })
+            .into_owned()
+    }
+
+    fn placeholders_in(&self, list: &mut [String]) {
+        for s in list {
+            *s = self.placeholders(s);
         }
-        Value::Mapping(map) => {
-            for (_, v) in map.iter_mut() {
-                rename_placeholders(v, r);
-            }
-        }
-        Value::Tagged(t) => rename_placeholders(&mut t.value, r),
-        _ => {}
+    }
+
+    /// `web:ro` → `web_<tempid>:ro`.
+    fn volumes_from(&self, item: &str) -> String {
+        let base = strip_mode(item);
+        let mode = &item[base.len()..];
+        format!("{}{mode}", self.container(base))
+    }
+
+    /// A built image (`full`): its pseudo-tagged name, else the image itself.
+    fn image(&self, image: &str) -> String {
+        self.images
+            .get(&with_default_tag(image))
+            .cloned()
+            .unwrap_or_else(|| image.to_string())
     }
 }
 
-fn rename_volumes_from(item: &str, r: &Renames) -> String {
-    let base = strip_mode(item);
-    let mode = &item[base.len()..];
-    format!("{}{mode}", r.container(base))
-}
-
-/// `links` in any written form, with the original key kept as the alias.
-fn rename_links(value: &mut Value, r: &Renames) {
-    match value {
-        Value::Mapping(map) => {
-            let old = std::mem::take(map);
-            for (k, v) in old {
-                let Some(name) = k.as_str() else {
-                    map.insert(k, v);
-                    continue;
-                };
-                let alias = if v.is_null() {
-                    Value::String(name.to_string())
-                } else {
-                    v
-                };
-                map.insert(Value::String(r.container(name).to_string()), alias);
-            }
-        }
-        Value::Sequence(items) => {
-            for item in items {
-                match item {
-                    Value::String(s) => {
-                        let (name, alias) = s.split_once(':').unwrap_or((s.as_str(), s.as_str()));
-                        *s = format!("{}:{alias}", r.container(name));
-                    }
-                    Value::Sequence(pair) => {
-                        if let Some(name) = pair.first().and_then(Value::as_str).map(str::to_string)
-                        {
-                            if pair.len() == 1 {
-                                pair.push(Value::String(name.clone()));
-                            }
-                            pair[0] = Value::String(r.container(&name).to_string());
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        _ => {}
+/// The test copy of a container: every field of the typed spec that names a container, a
+/// volume, a network or a built image, rewritten to its pseudoname; fixed host ports made
+/// ephemeral (a copy runs beside production) and no terminal (ORIGINAL §6.3). This is the one
+/// place that knows which fields name things: the copy runs what it returns.
+pub fn rename_spec(spec: &mut ContainerSpec, r: &Renames) {
+    spec.name = r.container(&spec.name).to_string();
+    let host = &mut spec.host;
+    for v in &mut host.volumes_from {
+        *v = r.volumes_from(v);
     }
-}
-
-/// A compose port string with its fixed host port made ephemeral (`127.0.0.1:8080:80` →
-/// `127.0.0.1::80`).
-fn ephemeral_port(text: &str) -> Option<String> {
-    let p = parse_port(text).ok()?;
-    p.host_port?;
-    let proto = if p.protocol == "tcp" {
-        String::new()
-    } else {
-        format!("/{}", p.protocol)
-    };
-    Some(match p.host_ip {
-        Some(ip) if ip.contains(':') => format!("[{ip}]::{}{proto}", p.container_port),
-        Some(ip) => format!("{ip}::{}{proto}", p.container_port),
-        None => format!("{}{proto}", p.container_port),
-    })
-}
-
-/// The host side of a `port_bindings` entry made ephemeral.
-fn ephemeral_binding(value: &Value) -> Value {
-    match value {
-        Value::String(s) => match s.rsplit_once(':') {
-            Some((ip, _)) => Value::String(format!("{ip}:")),
-            None => Value::Null,
-        },
-        Value::Sequence(items) if items.len() == 2 && items[0].as_str().is_some() => {
-            let ip = items[0].as_str().unwrap_or_default();
-            if ip.parse::<u16>().is_ok() {
-                Value::Null
-            } else {
-                Value::String(format!("{ip}:"))
-            }
-        }
-        _ => Value::Null,
+    // The alias stays the key the other container knows it by.
+    for (name, _alias) in &mut host.links {
+        *name = r.container(name).to_string();
     }
-}
-
-/// Rewrites the references of one section (the spec's top level, `creation`, `startup`, or a
-/// custom test's `overwrites` / `extra`).
-fn rename_section(map: &mut Mapping, r: &Renames) {
-    if let Some(v) = map.get_mut("volumes_from") {
-        match v {
-            Value::String(s) => *s = rename_volumes_from(s, r),
-            Value::Sequence(items) => {
-                for item in items {
-                    if let Value::String(s) = item {
-                        *s = rename_volumes_from(s, r);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(v) = map.get_mut("links") {
-        rename_links(v, r);
-    }
-    if let Some(Value::String(mode)) = map.get_mut("network_mode") {
+    if let Some(mode) = &mut host.network_mode {
         if let Some(other) = mode.strip_prefix("container:") {
             *mode = format!("container:{}", r.container(other));
         }
     }
-    if let Some(Value::Sequence(items)) = map.get_mut("volumes") {
-        for item in items {
-            if let Value::String(s) = item {
-                if let Ok(MountSpec::Named { name, .. }) = parse_volume(s) {
-                    if let Some(new) = r.volumes.get(&name) {
-                        *s = format!("{new}{}", &s[name.len()..]);
-                    }
-                }
+    for m in &mut spec.mounts {
+        if let MountSpec::Named { name, .. } = m {
+            if let Some(new) = r.volumes.get(name.as_str()) {
+                name.clone_from(new);
             }
         }
     }
-    if let Some(Value::Sequence(items)) = map.get_mut("ports") {
-        for item in items {
-            let text = match item {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => continue,
-            };
-            if let Some(new) = ephemeral_port(&text) {
-                *item = Value::String(new);
-            }
+    for p in &mut spec.ports {
+        if !p.is_expose_only() {
+            p.host_port = None;
         }
     }
-    if let Some(Value::Mapping(bindings)) = map.get_mut("port_bindings") {
-        for (_, v) in bindings.iter_mut() {
-            *v = ephemeral_binding(v);
+    if let Some(image) = &mut spec.image {
+        *image = r.image(image);
+    }
+    if let Some(tag) = spec.build.as_mut().and_then(|b| b.tag.as_mut()) {
+        *tag = r.image(tag);
+    }
+    spec.tty = false;
+    spec.stdin_open = false;
+    // `[[...]](K)` is looked up where it is used: daemon URLs, `jobs:` arguments, custom tests.
+    let tests = &mut spec.tests;
+    if let Some(daemon) = &mut tests.daemon {
+        for (_, _, check) in &mut daemon.checks {
+            check.url = check.url.map_text(|u| r.placeholders(u));
         }
     }
-    let image = map.get("image").and_then(Value::as_str).map(str::to_string);
-    if let Some(image) = image {
-        let tag = map.get("tag").and_then(|t| match t {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-        let written = tag
-            .as_ref()
-            .map_or_else(|| image.clone(), |t| format!("{image}:{t}"));
-        if let Some(new) = r.images.get(&with_default_tag(&written)) {
-            if tag.is_some() {
-                map.insert("tag".into(), Value::String(split_image(new).1));
-            } else {
-                map.insert("image".into(), Value::String(new.clone()));
+    for run in tests.jobs.values_mut() {
+        r.placeholders_in(&mut run.args);
+    }
+    for test in tests.tests.values_mut() {
+        test.execute = match &test.execute {
+            StringOrList::One(s) => StringOrList::One(r.placeholders(s)),
+            StringOrList::Many(v) => {
+                StringOrList::Many(v.iter().map(|s| r.placeholders(s)).collect())
             }
-        }
+        };
     }
 }
 
-/// The written spec of a container under its pseudonames.
-pub fn rename_container_value(value: &Value, r: &Renames) -> Value {
-    let mut v = value.clone();
-    if let Value::Mapping(m) = &mut v {
-        rename_section(m, r);
-        for section in ["creation", "startup"] {
-            if let Some(Value::Mapping(s)) = m.get_mut(section) {
-                rename_section(s, r);
-            }
-        }
-        if let Some(Value::Mapping(creation)) = m.get_mut("creation") {
-            // A test never talks to a terminal (ORIGINAL §6.3).
-            for key in ["tty", "stdin_open"] {
-                if creation.contains_key(key) {
-                    creation.insert(key.into(), Value::Bool(false));
-                }
-            }
-        }
-        if let Some(Value::Mapping(build)) = m.get_mut("build") {
-            let tag = build.get("tag").and_then(Value::as_str).map(str::to_string);
-            if let Some(new) = tag.and_then(|t| r.images.get(&with_default_tag(&t))) {
-                build.insert("tag".into(), Value::String(new.clone()));
-            }
-        }
-        if let Some(Value::Mapping(tests)) = m.get_mut("tests") {
-            for (_, test) in tests.iter_mut() {
-                if let Value::Mapping(test) = test {
-                    for key in ["overwrites", "extra"] {
-                        if let Some(Value::Mapping(section)) = test.get_mut(key) {
-                            rename_section(section, r);
-                        }
-                    }
-                }
-            }
-        }
+/// An order of the test copy: its container and every argument that names one (`[[...]](K)`
+/// in `execute` commands and `ready` URLs), with the printed arguments to match.
+pub fn rename_order(order: &mut Order, r: &Renames) {
+    if order.container != HOST {
+        order.container = r.container(&order.container).to_string();
     }
-    rename_placeholders(&mut v, r);
-    v
-}
-
-/// An order under its pseudonames (container and `[[...]](K)` in its arguments).
-pub fn rename_order(order: &Order, r: &Renames) -> Result<Order, ConfigError> {
-    let name = if order.container == HOST {
-        HOST
-    } else {
-        r.container(&order.container)
+    let ready = match &mut order.action {
+        Action::Start(s) => s.ready.as_mut(),
+        Action::Backup(b) => b.ready.as_mut(),
+        Action::Restore(b) => b.ready.as_mut(),
+        Action::Execute(e) => {
+            match &mut e.run {
+                RunCommand::Argv(v) | RunCommand::Shell(v) => r.placeholders_in(v),
+            }
+            for (_, value) in &mut e.env {
+                *value = r.placeholders(value);
+            }
+            None
+        }
+        _ => None,
     };
-    let mut raw = Value::Mapping(order.raw.clone());
-    rename_placeholders(&mut raw, r);
-    // `order.origin` points at the container key inside the list item.
-    let mut parent = order.origin.clone();
-    parent.path.pop();
-    let mut renamed = order_from_value(name, &raw, &parent)?;
-    renamed.origin = order.origin.clone();
-    renamed.generated = order.generated;
-    renamed.variants.clone_from(&order.variants);
-    Ok(renamed)
+    if let Some(Ready::Http { url, .. }) = ready {
+        *url = r.placeholders(url);
+    }
+    // What `--print-unit` shows of the arguments follows (placeholders are text).
+    rename_printed(&mut order.raw, r);
 }
 
-fn rename_steps(steps: &[Step], r: &Renames) -> Result<Vec<Step>, ConfigError> {
-    steps
-        .iter()
-        .map(|step| match step {
-            Step::Order(o) => Ok(Step::Order(Box::new(rename_order(o, r)?))),
-            Step::Parallel {
-                max,
-                max_given,
-                orders,
-                generated,
-            } => Ok(Step::Parallel {
-                max: *max,
-                max_given: *max_given,
-                orders: orders
-                    .iter()
-                    .map(|o| rename_order(o, r))
-                    .collect::<Result<_, _>>()?,
-                generated: *generated,
-            }),
-        })
-        .collect()
+/// Rewrites `[[...]](K)` in every string of the printed arguments of an order.
+fn rename_printed(map: &mut Mapping, r: &Renames) {
+    fn walk(value: &mut Value, r: &Renames) {
+        match value {
+            Value::String(s) => *s = r.placeholders(s),
+            Value::Sequence(items) => items.iter_mut().for_each(|v| walk(v, r)),
+            Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| walk(v, r)),
+            Value::Tagged(t) => walk(&mut t.value, r),
+            _ => {}
+        }
+    }
+    for (_, v) in map.iter_mut() {
+        walk(v, r);
+    }
 }
 
-/// The unit under its pseudonames: containers, references and orders renamed, then typed again
-/// from the renamed text (so what runs is what `--print-unit` shows).
-pub fn rename_unit(unit: &Unit, r: &Renames) -> Result<Unit, ConfigError> {
+fn rename_steps(steps: &mut [Step], r: &Renames) {
+    for step in steps {
+        match step {
+            Step::Order(o) => rename_order(o, r),
+            Step::Parallel { orders, .. } => orders.iter_mut().for_each(|o| rename_order(o, r)),
+        }
+    }
+}
+
+/// The unit under its pseudonames, renamed field by field on the typed unit ([`rename_spec`],
+/// [`rename_order`]); what `--print-unit` shows of a container is printed from the renamed spec.
+pub fn rename_unit(unit: &Unit, r: &Renames) -> Unit {
     let mut containers = IndexMap::new();
-    for (key, c) in &unit.containers {
-        let name = r.container(key).to_string();
-        let raw = rename_container_value(&c.raw, r);
-        let mut spec = container_from_value(&name, &raw, &c.origin)?;
-        spec.tty = false;
-        spec.stdin_open = false;
+    for c in unit.containers.values() {
+        let mut spec = c.spec.clone();
+        rename_spec(&mut spec, r);
+        let raw = printed_copy(&spec, &c.raw, r);
         containers.insert(
-            name,
+            spec.name.clone(),
             Container {
                 spec,
                 raw,
@@ -370,16 +274,291 @@ pub fn rename_unit(unit: &Unit, r: &Renames) -> Result<Unit, ConfigError> {
             },
         );
     }
-    Ok(Unit {
+    let mut steps = unit.steps.clone();
+    rename_steps(&mut steps, r);
+    Unit {
         containers,
-        steps: rename_steps(&unit.steps, r)?,
+        steps,
+        naming: r.naming(&unit.command.unit),
         ..unit.clone()
-    })
+    }
+}
+
+/// The printed form of a renamed container: its spec, and the test and backup sections as
+/// written (they name containers only in `[[...]](K)`).
+fn printed_copy(spec: &ContainerSpec, written: &Value, r: &Renames) -> Value {
+    let mut out = crate::unit::container::spec_to_mapping(spec);
+    if let Value::Mapping(w) = written {
+        for key in ["daemon", "job", "jobs", "tests", "backup", "restore"] {
+            if let Some(v) = w.get(key) {
+                let mut m = Mapping::new();
+                m.insert(key.into(), v.clone());
+                rename_printed(&mut m, r);
+                out.extend(m);
+            }
+        }
+    }
+    Value::Mapping(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T: &str = "0123456789";
+
+    fn n(key: &str) -> String {
+        format!("{key}_{T}")
+    }
+
+    const UNIT: &str = r#"
+db:
+  image: busybox
+  volumes: ["dbvol:/var/lib/db:ro", "/cache", "/srv/host:/host:ro"]
+web:
+  build: {path: web, tag: "me/web:1.0"}
+  command: ["serve", "[[ip]](db)"]
+  ports: ["127.0.0.1:8080:80", "9090:90/udp", "7070"]
+  creation: {tty: true, stdin_open: true, ports: [81]}
+  startup:
+    volumes_from: ["db:ro", db]
+    links: {db: null, other: alias}
+  daemon:
+    - GET: {url: "http://127.0.0.1:[[port 80]](web)/x?h=[[ip]](db)"}
+  jobs:
+    migrate: {args: [migrate, "--db=[[ip]](db)"]}
+  tests:
+    shell: {execute: "ping [[ip]](db)"}
+    argv: {execute: [ping, "[[ip]](db)"]}
+side:
+  image: me/web:1.0
+  startup: {network_mode: "container:web"}
+other:
+  image: busybox
+  startup: {network_mode: host}
+---
+- web: {command: start, ready: {http: "http://[[ip]](web):80/"}}
+- host: {command: execute, run: ["echo", "[[.Id]](db)"], env: {DB: "[[ip]](db)"}}
+- db: {command: execute, run: "echo [[ip]](web)"}
+- db: {command: backup}
+- host: {command: unit, unit: other/start}
+"#;
+
+    fn renamed(key: &str) -> ContainerSpec {
+        let u = crate::generate::testplan::tests::unit("u/test:full", UNIT);
+        let r = Renames::new(&u, T, true);
+        let mut spec = u.containers[key].spec.clone();
+        rename_spec(&mut spec, &r);
+        spec
+    }
+
+    #[test]
+    fn rename_spec_rewrites_every_field_that_names_something() {
+        let (web, db, side, other) = (
+            renamed("web"),
+            renamed("db"),
+            renamed("side"),
+            renamed("other"),
+        );
+        let daemon = &web.tests.daemon.as_ref().unwrap().checks[0].2;
+        let ports: Vec<String> = web
+            .ports
+            .iter()
+            .map(crate::unit::container::port_text)
+            .collect();
+        let mounts: Vec<String> = db
+            .mounts
+            .iter()
+            .map(crate::unit::container::mount_text)
+            .collect();
+        let pseudo_web = format!("me/web:1.0_{T}");
+        for (field, got, want) in [
+            ("name", web.name.clone(), n("web")),
+            (
+                "volumes_from",
+                web.host.volumes_from.join(" "),
+                format!("{} {}", n("db") + ":ro", n("db")),
+            ),
+            (
+                "links keep the written key as the alias",
+                format!("{:?}", web.host.links),
+                format!("{:?}", [(n("db"), "db"), (n("other"), "alias")]),
+            ),
+            (
+                "network_mode container:",
+                side.host.network_mode.clone().unwrap(),
+                format!("container:{}", n("web")),
+            ),
+            (
+                "network_mode host",
+                other.host.network_mode.clone().unwrap(),
+                "host".into(),
+            ),
+            (
+                "named volumes; anonymous volumes and binds stay",
+                mounts.join(" "),
+                format!("{}:/var/lib/db:ro /cache /srv/host:/host:ro", n("dbvol")),
+            ),
+            (
+                "fixed host ports become ephemeral, exposed ones stay",
+                ports.join(" "),
+                "127.0.0.1::80 90/udp 7070 81".into(),
+            ),
+            (
+                "build.tag (full)",
+                web.build.as_ref().unwrap().tag.clone().unwrap(),
+                pseudo_web.clone(),
+            ),
+            (
+                "image of the build",
+                web.image.clone().unwrap(),
+                pseudo_web.clone(),
+            ),
+            (
+                "image built by another container",
+                side.image.clone().unwrap(),
+                pseudo_web,
+            ),
+            (
+                "a pulled image stays",
+                db.image.clone().unwrap(),
+                "busybox".into(),
+            ),
+            (
+                "tty and stdin_open",
+                format!("{} {}", web.tty, web.stdin_open),
+                "false false".into(),
+            ),
+            (
+                "daemon URL",
+                daemon.url.to_string(),
+                format!(
+                    "http://127.0.0.1:[[port 80]]({})/x?h=[[ip]]({})",
+                    n("web"),
+                    n("db")
+                ),
+            ),
+            (
+                "jobs args",
+                web.tests.jobs["migrate"].args.join(" "),
+                format!("migrate --db=[[ip]]({})", n("db")),
+            ),
+            (
+                "custom test (shell)",
+                web.tests.tests["shell"].execute.to_vec().join(" "),
+                format!("ping [[ip]]({})", n("db")),
+            ),
+            (
+                "custom test (argv)",
+                web.tests.tests["argv"].execute.to_vec().join(" "),
+                format!("ping [[ip]]({})", n("db")),
+            ),
+            (
+                "the command is the container's own: placeholders there are not looked up",
+                web.command.clone().unwrap().join(" "),
+                "serve [[ip]](db)".into(),
+            ),
+        ] {
+            assert_eq!(got, want, "{field}");
+        }
+    }
+
+    #[test]
+    fn rename_order_rewrites_containers_and_placeholders() {
+        let u = crate::generate::testplan::tests::unit("u/test", UNIT);
+        let r = Renames::new(&u, T, false);
+        let mut orders: Vec<Order> = u.orders().cloned().collect();
+        for o in &mut orders {
+            rename_order(o, &r);
+        }
+        let printed =
+            |o: &Order| serde_yaml_ng::to_string(&crate::unit::order::order_to_value(o)).unwrap();
+        let Action::Start(start) = &orders[0].action else {
+            panic!()
+        };
+        let Some(Ready::Http { url, .. }) = &start.ready else {
+            panic!()
+        };
+        let Action::Execute(host) = &orders[1].action else {
+            panic!()
+        };
+        let Action::Execute(db) = &orders[2].action else {
+            panic!()
+        };
+        for (field, got, want) in [
+            ("container", orders[0].container.clone(), n("web")),
+            (
+                "ready URL",
+                url.clone(),
+                format!("http://[[ip]]({}):80/", n("web")),
+            ),
+            (
+                "printed ready URL",
+                printed(&orders[0]),
+                format!(
+                    "{}:\n  command: start\n  ready:\n    http: http://[[ip]]({}):80/\n",
+                    n("web"),
+                    n("web")
+                ),
+            ),
+            (
+                "host stays host",
+                orders[1].container.clone(),
+                "host".into(),
+            ),
+            (
+                "execute argv",
+                format!("{:?}", host.run),
+                format!(
+                    "{:?}",
+                    RunCommand::Argv(vec!["echo".into(), format!("[[.Id]]({})", n("db"))])
+                ),
+            ),
+            (
+                "execute env",
+                format!("{:?}", host.env),
+                format!("{:?}", [("DB", format!("[[ip]]({})", n("db")))]),
+            ),
+            (
+                "execute shell",
+                format!("{:?}", db.run),
+                format!(
+                    "{:?}",
+                    RunCommand::Shell(vec![format!("echo [[ip]]({})", n("web"))])
+                ),
+            ),
+            ("backup", orders[3].container.clone(), n("db")),
+            (
+                "unit orders run on the host",
+                orders[4].container.clone(),
+                "host".into(),
+            ),
+        ] {
+            assert_eq!(got, want, "{field}");
+        }
+    }
+
+    #[test]
+    fn production_names_are_left_alone_by_an_identity_renaming() {
+        let u = crate::generate::testplan::tests::unit("u/test", UNIT);
+        let r = Renames::identity(T);
+        let mut spec = u.containers["web"].spec.clone();
+        rename_spec(&mut spec, &r);
+        assert_eq!(spec.name, "web");
+        assert_eq!(spec.host.volumes_from, ["db:ro", "db"]);
+        assert_eq!(spec.image.as_deref(), Some("me/web:1.0"));
+    }
+
+    #[test]
+    fn a_test_copy_is_labelled_and_networked_under_its_tempid() {
+        let u = crate::generate::testplan::tests::unit("shop/test:full", UNIT);
+        let naming = Renames::new(&u, T, true).naming("shop/x");
+        assert_eq!(naming.unit_label, format!("shop/x_{T}"));
+        assert_eq!(naming.network, format!("dstart-shop-x_{T}"));
+        assert_eq!(naming.display(&n("web")), "web");
+        assert_eq!(naming.display("other"), "other");
+        assert_eq!(naming.images["me/web:1.0"], format!("me/web:1.0_{T}"));
+    }
 
     #[test]
     fn pseudonames_are_not_doubled() {

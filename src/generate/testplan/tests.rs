@@ -2,8 +2,6 @@
 
 #![allow(clippy::many_single_char_names)]
 
-use serde_yaml_ng::Value;
-
 use super::*;
 use crate::config::environment::Environment;
 use crate::config::loader::UnitCommand;
@@ -25,6 +23,7 @@ pub(super) fn unit(command: &str, text: &str) -> Unit {
         .filter(|t| !builtins.contains(t))
         .cloned()
         .collect();
+    let naming = crate::unit::naming::Naming::plain(&command.unit);
     Unit {
         command,
         containers,
@@ -34,6 +33,8 @@ pub(super) fn unit(command: &str, text: &str) -> Unit {
         test_variants: builtins,
         custom_tests: custom,
         purge_test_data: None,
+        nested: Vec::new(),
+        naming,
     }
 }
 
@@ -162,7 +163,8 @@ fn renaming_rewrites_every_reference() {
     assert!(!data.spec.tty);
     assert_eq!(
         data.raw.get("creation").and_then(|c| c.get("tty")),
-        Some(&Value::Bool(false))
+        None,
+        "the printed copy has no terminal either"
     );
 
     // Orders: containers and placeholders.
@@ -192,7 +194,9 @@ fn renaming_rewrites_every_reference() {
         crate::unit::order::RunCommand::Argv(vec!["echo".into(), format!("[[.Id]]({})", n("db"))])
     );
     assert_eq!(p.skipped.len(), 1, "the `unit` order is not run by tests");
-    assert_eq!(p.unit_label, format!("u_{t}"));
+    assert_eq!(p.unit.naming.unit_label, format!("u_{t}"));
+    assert_eq!(p.unit.naming.network, format!("dstart-u_{t}"));
+    assert_eq!(p.unit.naming.display(&n("web")), "web");
 }
 
 #[test]
@@ -236,7 +240,7 @@ fn production_renames_nothing_and_has_no_lifecycle() {
     assert!(p.unit.containers.contains_key("web"));
     assert!(p.setup.cases.is_empty() && p.stop.cases.is_empty() && p.teardown.cases.is_empty());
     assert_eq!(p.daemon.len(), 1);
-    assert_eq!(p.unit_label, "u");
+    assert_eq!(p.unit.naming, crate::unit::naming::Naming::plain("u"));
     let JobKind::Run { spec, .. } = &p.jobs[0].cases[0].kind else {
         panic!()
     };

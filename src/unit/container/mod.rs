@@ -7,6 +7,7 @@
 mod mounts;
 mod normalize;
 mod ports;
+mod print;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ pub use crate::unit::forms::{
 pub use mounts::{MountSpec, parse_volume};
 pub use normalize::split_command;
 pub use ports::{PortSpec, parse_port};
+pub use print::{mount_text, port_text, spec_to_mapping};
 pub use raw::{
     HealthcheckValue, LogConfigValue, PullPolicy, RawBuild, RawContainer, RawCreation, RawStartup,
     RestartPolicyValue, UlimitValue,

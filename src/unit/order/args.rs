@@ -225,3 +225,39 @@ pub struct UnitArgs {
     #[serde(default)]
     pub args: Vec<String>,
 }
+
+/// `tests` on `host` (seed 003 "Updates"): the test runs an `update` must pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestsArgs {
+    /// Each as `dstart run` takes it: `UNIT/test[:VARIANT...]`, then the unit's own
+    /// arguments.
+    pub tests: Vec<TestRun>,
+}
+
+/// One test run of a `tests` order: `web/test:check --flag`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRun {
+    /// `UNIT/test[:VARIANT...]`.
+    pub command: String,
+    /// The unit's arguments (its `globals.yaml` parser).
+    pub args: Vec<String>,
+}
+
+impl std::fmt::Display for TestRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.command)?;
+        for a in &self.args {
+            write!(f, " {a}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `upgrade` on `host` (the generated `UNIT/upgrade`): re-creates the running containers of
+/// `unit` whose image reference now names another image.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeArgs {
+    /// A unit with a `start` command.
+    pub unit: String,
+}

@@ -5,6 +5,7 @@
 //! tags that select it, ORIGINAL §5). Unknown arguments are errors listing the accepted ones.
 
 mod args;
+mod host;
 mod parse;
 mod ready;
 #[cfg(test)]
@@ -17,7 +18,8 @@ use crate::unit::values::Seconds;
 
 pub use args::{
     BackupArgs, CommitArgs, Compression, ExecType, ExecuteArgs, PushArgs, Recreate, RemoveArgs,
-    RemoveImageArgs, RestoreArgs, RunCommand, StartArgs, StopArgs, TagArgs, UnitArgs,
+    RemoveImageArgs, RestoreArgs, RunCommand, StartArgs, StopArgs, TagArgs, TestRun, TestsArgs,
+    UnitArgs, UpgradeArgs,
 };
 pub use parse::{order_from_value, step_from_value};
 pub use ready::Ready;
@@ -45,10 +47,14 @@ pub enum Action {
     Commit(CommitArgs),
     Push(PushArgs),
     Unit(UnitArgs),
+    /// On `host`: test runs that must pass (seed 003 "Updates").
+    Tests(TestsArgs),
+    /// On `host`: re-create a unit's running containers whose image moved.
+    Upgrade(UpgradeArgs),
 }
 
 /// Every order kind, for messages.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 15] = [
     "build",
     "create",
     "start",
@@ -62,6 +68,8 @@ pub const KINDS: [&str; 13] = [
     "commit",
     "push",
     "unit",
+    "tests",
+    "upgrade",
 ];
 
 impl Action {
@@ -81,13 +89,15 @@ impl Action {
             Action::Commit(_) => "commit",
             Action::Push(_) => "push",
             Action::Unit(_) => "unit",
+            Action::Tests(_) => "tests",
+            Action::Upgrade(_) => "upgrade",
         }
     }
 
     /// Whether this action runs on the host rather than on a container.
     pub fn runs_on_host(&self) -> bool {
         match self {
-            Action::Unit(_) => true,
+            Action::Unit(_) | Action::Tests(_) | Action::Upgrade(_) => true,
             Action::Execute(e) => e.exec_type == Some(ExecType::Host),
             _ => false,
         }

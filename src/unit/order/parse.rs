@@ -4,10 +4,11 @@
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
+use super::host::{RawTests, checked_upgrade, test_runs};
 use super::ready::{RawReady, ready_from};
 use super::{
     Action, BackupArgs, DEFAULT_PARALLEL, ExecType, ExecuteArgs, HOST, KINDS, Order, PARALLEL,
-    Recreate, RestoreArgs, RunCommand, StartArgs, Step, UnitArgs,
+    Recreate, RestoreArgs, RunCommand, StartArgs, Step, UnitArgs, UpgradeArgs,
 };
 use crate::config::source::{Origin, PathSeg};
 use crate::error::ConfigError;
@@ -333,6 +334,14 @@ pub fn order_from_value(
             }
             Action::Unit(u)
         }
+        "tests" => {
+            let raw: RawTests = deserialize_args("tests", container, &args, &here)?;
+            Action::Tests(test_runs(&raw, &here)?)
+        }
+        "upgrade" => {
+            let u: UpgradeArgs = deserialize_args("upgrade", container, &args, &here)?;
+            Action::Upgrade(checked_upgrade(u, &here)?)
+        }
         other => {
             return Err(corigin.invalid_with_hint(
                 format!("unknown order `{other}` on `{container}`"),
@@ -340,10 +349,16 @@ pub fn order_from_value(
             ));
         }
     };
+    if container != HOST && matches!(action, Action::Tests(_) | Action::Upgrade(_)) {
+        return Err(corigin.invalid_with_hint(
+            format!("`{command}` runs on `host`, not on `{container}`"),
+            format!("write it as `- host: {{command: {command}, ...}}`"),
+        ));
+    }
     if container == HOST && !action.runs_on_host() {
         return Err(corigin.invalid_with_hint(
             format!("`{command}` cannot run on `host`"),
-            "the `host` pseudo-container takes `execute` and `unit` orders",
+            "the `host` pseudo-container takes `execute`, `unit`, `tests` and `upgrade` orders",
         ));
     }
     Ok(Order {

@@ -196,3 +196,47 @@ fn parallel_blocks() {
         .to_string();
     assert!(err.contains("unknown key `limit`"), "{err}");
 }
+
+#[test]
+fn tests_and_upgrade_orders_run_on_host() {
+    let Action::Tests(t) =
+        one("- host: {command: tests, tests: [\"web/test:check\", \"db/test --size big\"]}\n")
+            .action
+    else {
+        panic!()
+    };
+    let shown: Vec<String> = t.tests.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["web/test:check", "db/test --size big"]);
+    assert_eq!(t.tests[1].command, "db/test");
+    assert_eq!(t.tests[1].args, ["--size", "big"]);
+    let Action::Upgrade(u) = one("- host: {command: upgrade, unit: db}\n").action else {
+        panic!()
+    };
+    assert_eq!(u.unit, "db");
+    // (order, error)
+    let cases = [
+        (
+            "- host: {command: tests, tests: [web/start]}\n",
+            "units/t/start.yaml:3:34: `web/start` is not a test run",
+        ),
+        (
+            "- host: {command: tests, tests: []}\n",
+            "units/t/start.yaml:3:26: `tests` lists no test run",
+        ),
+        (
+            "- web: {command: tests, tests: [web/test]}\n",
+            "units/t/start.yaml:3:9: `tests` runs on `host`, not on `web`",
+        ),
+        (
+            "- web: {command: upgrade, unit: web}\n",
+            "units/t/start.yaml:3:9: `upgrade` runs on `host`, not on `web`",
+        ),
+        (
+            "- host: {command: upgrade, unit: 'web:x'}\n",
+            "units/t/start.yaml:3:28: `unit: web:x` is not a unit name",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        assert_eq!(steps(yaml).unwrap_err().to_string(), expected, "{yaml}");
+    }
+}
