@@ -1,6 +1,21 @@
 # shellcheck shell=bash disable=SC2154
 # Shared by the benchmark scripts: source it, do not run it.
 
+# Stops the benchmark unless every program named is installed.
+need() {
+    local p
+    for p in "$@"; do
+        command -v "$p" >/dev/null || { echo "$0: needs $p" >&2; exit 1; }
+    done
+}
+
+# The dstart binary measured: $D when set, else the release build of this checkout (built).
+release_binary() {
+    if [ -n "${D:-}" ]; then echo "$D"; return; fi
+    cargo build --release --locked -q >&2
+    echo "${CARGO_TARGET_DIR:-$PWD/target}/release/dstart"
+}
+
 # Builds IMAGE from the host's static busybox (no registry can be reached) unless it exists.
 ensure_busybox_image() {
     local image=$1 ctx

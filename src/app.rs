@@ -1,8 +1,8 @@
 //! Dispatch of the subcommands: each one a thin wrapper around the stages.
 
 use crate::cli::{
-    Cli, Command, ExportArgs, ExportFormat, Format, HelpArgs, ListArgs, LogsArgs, PullWhen,
-    RunArgs, StatusArgs, TableFormat,
+    BuildArgs, Cli, Command, ExportArgs, ExportFormat, Format, HelpArgs, ListArgs, LogsArgs,
+    PullWhen, RunArgs, StatusArgs, TableFormat,
 };
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
@@ -43,6 +43,7 @@ fn dispatch(cli: &Cli) -> Result<(), Error> {
         Command::Help(args) => help(cli, args),
         Command::Run(args) => run_unit(cli, args),
         Command::Status(args) => status(cli, args),
+        Command::Build(args) => build(cli, args),
         Command::Logs(args) => logs(cli, args),
         Command::Export(args) => export(cli, args),
         Command::Completions { shell } => {
@@ -237,13 +238,21 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
         output::result(unit.to_yaml());
         return Ok(());
     }
-    // The whole run is loaded before the first engine call: nested `unit` orders too.
+    // The whole run is loaded before the first engine call: nested `unit` orders too, and the
+    // builds of the configuration directory that its builds may be built from.
     let mut unit = unit;
     let mut stack = vec![unit.command.to_string()];
     crate::generate::resolve_nested(&conf, &env, &mut unit, &mut stack)?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
+    let chain = std::sync::Arc::new(execute::chain::Chain::for_run(&conf, &env, &cwd, &unit)?);
+    let choices = RunChoices {
+        chain: Some(&chain),
+        ..RunChoices::of(args)
+    };
     if args.plan {
         let format = args.format;
-        return with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {
+        return with_engine(cli, choices, conf, env, &unit, async |rt| {
             let run = UnitRun::new(rt, &unit, vec![unit.command.to_string()]);
             let lines = execute::preview::plan_steps(&run, &unit.steps)
                 .await
@@ -255,7 +264,7 @@ fn run_unit(cli: &Cli, args: &RunArgs) -> Result<(), Error> {
             Ok(())
         });
     }
-    with_engine(cli, RunChoices::of(args), conf, env, &unit, async |rt| {
+    with_engine(cli, choices, conf, env, &unit, async |rt| {
         let run = UnitRun::new(rt, &unit, vec![unit.command.to_string()]);
         // A `pull: never` image that is missing fails the run before any order ran.
         execute::pull::check_never(&run, &unit.steps)
@@ -304,6 +313,40 @@ fn status(cli: &Cli, args: &StatusArgs) -> Result<(), Error> {
             TableFormat::Table => execute::preview::status_table(&lines),
         });
         Ok(())
+    })
+}
+
+/// `dstart build [UNIT...]`: the builds of the units and the bases they need, resolved (and
+/// checked: templates, `.dockerignore`, `FROM` cycles) before the engine is asked.
+fn build(cli: &Cli, args: &BuildArgs) -> Result<(), Error> {
+    let conf = config_dir(cli)?;
+    let env = Environment::load(&conf, args.environment.as_deref())?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::failed(format!("cannot read the current directory: {e}")))?;
+    let (chain, order) = execute::chain::Chain::for_units(&conf, &env, &cwd, &args.units)?;
+    for &i in &order {
+        execute::context::Ignore::read(&chain.builds[i].ctx.dir)?;
+    }
+    let Some(first) = order.first().map(|&i| &chain.units[chain.builds[i].unit]) else {
+        output::info("No unit builds an image");
+        return Ok(());
+    };
+    let options = execute::builder::Options {
+        push: args.push,
+        pull: args.pull.map(pull_policy),
+    };
+    let unit = first.clone();
+    let chain = std::sync::Arc::new(chain);
+    let choices = RunChoices {
+        pull: None,
+        no_cache: args.no_cache,
+        environment: args.environment.as_deref(),
+        chain: Some(&chain),
+    };
+    with_engine(cli, choices, conf, env, &unit, async |rt| {
+        execute::builder::build_all(rt, &chain, &order, options)
+            .await
+            .map_err(|e| order_error(e, rt))
     })
 }
 
@@ -441,6 +484,8 @@ struct RunChoices<'a> {
     no_cache: bool,
     /// `-e FILE`.
     environment: Option<&'a Path>,
+    /// The builds the run's builds may be built from.
+    chain: Option<&'a std::sync::Arc<execute::chain::Chain>>,
 }
 
 impl<'a> RunChoices<'a> {
@@ -449,7 +494,17 @@ impl<'a> RunChoices<'a> {
             pull: args.pull,
             no_cache: args.no_cache,
             environment: args.environment.as_deref(),
+            chain: None,
         }
+    }
+}
+
+/// `--pull WHEN` as a pull policy.
+fn pull_policy(when: PullWhen) -> PullPolicy {
+    match when {
+        PullWhen::Always => PullPolicy::Always,
+        PullWhen::Missing => PullPolicy::Missing,
+        PullWhen::Never => PullPolicy::Never,
     }
 }
 
@@ -463,11 +518,7 @@ fn with_engine(
     unit: &Unit,
     work: impl AsyncFnOnce(&Runtime) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let pull = choices.pull.map(|p| match p {
-        PullWhen::Always => PullPolicy::Always,
-        PullWhen::Missing => PullPolicy::Missing,
-        PullWhen::Never => PullPolicy::Never,
-    });
+    let pull = choices.pull.map(pull_policy);
     let build_keep = execute::retention::build_keep(
         &unit.environment,
         &execute::retention::environment_files(&conf.environments_dir(), choices.environment),
@@ -510,6 +561,7 @@ fn with_engine(
             build_keep,
             interrupt,
             refusals: execute::ownership::Refusals::default(),
+            chain: choices.chain.cloned().unwrap_or_default(),
         };
         work(&rt).await?;
         refused(&rt)

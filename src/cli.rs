@@ -80,6 +80,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show the containers of units: state, health, image, ports and drift from their specs
     Status(StatusArgs),
+    /// Build the images of units (default: every unit), bases first: one line per image
+    Build(BuildArgs),
     /// Show the output of a unit's containers, each line prefixed with its container
     Logs(LogsArgs),
     /// Write a unit command as a Compose file: the containers its start orders start
@@ -140,6 +142,33 @@ pub struct StatusArgs {
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
     pub format: TableFormat,
     /// The units (default: every unit with a `start` command)
+    #[arg(value_name = "UNIT")]
+    pub units: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Extra environment file (YAML mapping), merged over the environment files
+    #[arg(short = 'e', long = "environment", value_name = "FILE")]
+    pub environment: Option<PathBuf>,
+    /// Push every image that was built
+    #[arg(long)]
+    pub push: bool,
+    /// Pull the FROM images that no build of the configuration directory makes: always (the
+    /// default of a bare --pull), missing, or never
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "always"
+    )]
+    pub pull: Option<PullWhen>,
+    /// Rebuild every image, without the engine's build cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The units (default: every unit)
     #[arg(value_name = "UNIT")]
     pub units: Vec<String>,
 }

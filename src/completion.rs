@@ -316,9 +316,11 @@ fn analyze(before: &[String], cur: &str) -> (Typed, Slot) {
         {
             Slot::UnitCommand
         }
-        (None, Some("status")) if only_positionals || !cur.starts_with('-') => Slot::UnitName {
-            prefix: String::new(),
-        },
+        (None, Some("status" | "build")) if only_positionals || !cur.starts_with('-') => {
+            Slot::UnitName {
+                prefix: String::new(),
+            }
+        }
         (None, Some("logs")) if positionals == 0 && (only_positionals || !cur.starts_with('-')) => {
             Slot::UnitName {
                 prefix: String::new(),
@@ -420,6 +422,7 @@ mod tests {
             prefix: String::new(),
         };
         assert_eq!(slot(&["status", "a", ""]).1, unit_name);
+        assert_eq!(slot(&["build", "--push", "a", ""]).1, unit_name);
         assert_eq!(slot(&["logs", ""]).1, unit_name);
         assert_eq!(slot(&["logs", "--tail", "3", "we"]).1, unit_name);
         assert_eq!(slot(&["logs", "web", ""]).1, Slot::Other);

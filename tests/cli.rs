@@ -2715,3 +2715,99 @@ fn argument_examples_parse() {
         "{out}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Build chains (no engine: these fail before it is asked)
+
+/// Units `a` and `b`, each building one image from a Dockerfile in `services/<unit>` whose
+/// `FROM` is given.
+fn two_builds(env: &Env, a_from: &str, b_from: &str) {
+    for (unit, from) in [("a", a_from), ("b", b_from)] {
+        env.write(
+            &format!("conf/services/{unit}/Dockerfile"),
+            &format!("# {unit}\nFROM {from}\n"),
+        );
+        env.unit(
+            &format!("{unit}/start.yaml"),
+            &format!(
+                "{unit}-img:\n  build: {{path: services/{unit}, tag: 'me/{unit}:1'}}\n---\n- {unit}-img: {{command: start}}\n"
+            ),
+        );
+    }
+}
+
+#[test]
+fn a_from_cycle_is_a_configuration_error_naming_it() {
+    let env = Env::empty();
+    two_builds(&env, "me/b:1", "me/a:1");
+    for args in [
+        &["build", "a"][..],
+        &["build"],
+        &["run", "a/start"],
+        &["run", "--plan", "b/start"],
+    ] {
+        let err = env.dstart(args).fails();
+        assert!(
+            err.contains("the `FROM` lines of the builds form a cycle: me/")
+                && (err.contains("me/a:1 → me/b:1 → me/a:1")
+                    || err.contains("me/b:1 → me/a:1 → me/b:1")),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("/Dockerfile:2: "), "{args:?}: {err}");
+        assert!(
+            err.contains("services/a/Dockerfile") && err.contains("services/b/Dockerfile"),
+            "{args:?}: {err}"
+        );
+    }
+    // Without the cycle, the same configuration needs the engine (which is not there).
+    two_builds(&env, "me/b:1", "scratch");
+    let out = env.dstart(&["build", "a"]).output();
+    out.expect_code(1);
+}
+
+#[test]
+fn dstart_build_refuses_bad_input_before_the_engine() {
+    let env = Env::empty();
+    two_builds(&env, "me/b:1", "scratch");
+    let err = env.dstart(&["build", "nope"]).fails();
+    assert!(err.contains("nope"), "{err}");
+    let err = env.dstart(&["build", "--pull", "sometimes"]).fails();
+    assert!(err.contains("sometimes"), "{err}");
+    // A Dockerfile template error names the template's file and line before anything runs.
+    env.write(
+        "conf/services/b/Dockerfile.tera",
+        "FROM scratch\nLABEL a={{ nope }}\n",
+    );
+    std::fs::remove_file(env.conf().join("services/b/Dockerfile")).unwrap();
+    for args in [&["build", "b"][..], &["run", "b/start"]] {
+        let err = env.dstart(args).fails();
+        assert!(
+            err.contains("services/b/Dockerfile.tera:2"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_broken_unit_that_is_not_asked_for_does_not_stop_a_build() {
+    let env = Env::empty();
+    two_builds(&env, "scratch", "scratch");
+    env.write(
+        "conf/services/b/Dockerfile.tera",
+        "FROM scratch\nLABEL a={{ nope }}\n",
+    );
+    std::fs::remove_file(env.conf().join("services/b/Dockerfile")).unwrap();
+    // `a` alone: b's template error is no concern of it; the run goes on to the engine
+    // (which is not there: exit 1, not 2).
+    let out = env.dstart(&["-d", "build", "a"]).output();
+    out.expect_code(1);
+    assert!(
+        out.stdout
+            .contains("Not looking at a build of b/start for build chains"),
+        "{}",
+        out.stdout
+    );
+    // Without units, b is asked for.
+    let err = env.dstart(&["build"]).fails();
+    assert!(err.contains("services/b/Dockerfile.tera:2"), "{err}");
+}

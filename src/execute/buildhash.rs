@@ -4,13 +4,14 @@
 //! contents, link targets), build args, target, labels, and the image ID of every `FROM` image
 //! that dstart built. File contents are streamed through the hasher, never held in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 
 use sha2::{Digest, Sha256};
 
 use crate::execute::context::{ContextSpec, context_files};
+use crate::execute::hashcache::{HashCache, Stamp};
 
 /// The label holding the hash of an image's inputs.
 pub const LABEL_BUILD_HASH: &str = "dstart.build-hash";
@@ -82,18 +83,73 @@ fn file_digest(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     Ok(sha.finalize().into())
 }
 
-/// The build hash of `inputs` over the context `ctx` (the files the build would send), as
-/// `sha256:<hex>`.
-pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<String> {
-    let mut h = Fields(Sha256::new());
-    h.field(b"dstart build-hash 1");
-    h.field(inputs.dockerfile_path.as_bytes());
-    h.field(&inputs.dockerfile);
-    h.map("buildargs", &inputs.buildargs);
-    h.field(inputs.target.as_deref().unwrap_or_default().as_bytes());
-    h.field(&[u8::from(inputs.target.is_some())]);
-    h.map("labels", &inputs.labels);
-    h.map("from", &inputs.from_ids);
+/// The label holding what the build hash is made of, so that `run --plan` can say which input
+/// changed: `{"dockerfile": …, "context": …, "from": {IMAGE: ID}}` (digests, never contents).
+pub const LABEL_BUILD_PARTS: &str = "dstart.build-parts";
+
+/// The build hash of an image and the digests it is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildHash {
+    /// `sha256:<hex>`: the `dstart.build-hash` label.
+    pub full: String,
+    /// The Dockerfile, its path, build args, target and labels.
+    pub dockerfile: String,
+    /// The context files after `.dockerignore`.
+    pub context: String,
+    /// `FROM` image → its ID, for the images dstart built.
+    pub from: BTreeMap<String, String>,
+}
+
+impl BuildHash {
+    /// The value of the `dstart.build-parts` label.
+    pub fn parts_label(&self) -> String {
+        serde_json::json!({
+            "dockerfile": self.dockerfile,
+            "context": self.context,
+            "from": self.from,
+        })
+        .to_string()
+    }
+}
+
+/// Which inputs differ between the `dstart.build-parts` label `old` and `new`: `base IMAGE
+/// changed` for each `FROM` image whose ID differs, `Dockerfile changed`, `context changed`;
+/// empty when the label cannot be read.
+pub fn changed_parts(old: &str, new: &BuildHash) -> Vec<String> {
+    let Ok(old) = serde_json::from_str::<serde_json::Value>(old) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let old_from = old.get("from").and_then(serde_json::Value::as_object);
+    for (image, id) in &new.from {
+        let was = old_from.and_then(|f| f.get(image)).and_then(|v| v.as_str());
+        if was != Some(id.as_str()) {
+            out.push(format!("base {image} changed"));
+        }
+    }
+    let differs = |key: &str, now: &str| old.get(key).and_then(|v| v.as_str()) != Some(now);
+    if differs("dockerfile", &new.dockerfile) {
+        out.push("Dockerfile changed".into());
+    }
+    if differs("context", &new.context) {
+        out.push("context changed".into());
+    }
+    out
+}
+
+/// Per hashing thread: (index into the entries, digest) of the files it read.
+type Digests = std::io::Result<Vec<(usize, [u8; 32])>>;
+
+/// One context entry as hashed: its path, kind, permission bits and content (a file's SHA-256,
+/// a link's target, nothing for a directory).
+type Entry = (String, Kind, u32, Vec<u8>);
+
+/// The entries of the context `ctx`, in order. Files are digested by a few threads at once
+/// (the digests, not the contents, go into the hash, so the order they finish in is no
+/// matter): a large context is read at the speed of the disk and the CPUs, not of one core.
+fn context_entries(ctx: &ContextSpec, cache: &mut HashCache) -> std::io::Result<Vec<Entry>> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut files: Vec<(usize, std::path::PathBuf, Stamp)> = Vec::new();
     for (rel, path) in context_files(ctx)? {
         let meta = std::fs::symlink_metadata(&path)?;
         let mode = meta.permissions().mode() & 0o7777;
@@ -106,83 +162,114 @@ pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<St
         } else {
             Kind::Other
         };
-        match kind {
-            Kind::File => h.entry(&rel, kind, mode, &file_digest(&path)?),
-            Kind::Symlink => {
-                let target = std::fs::read_link(&path)?;
-                h.entry(&rel, kind, mode, target.as_os_str().as_encoded_bytes());
-            }
-            Kind::Dir | Kind::Other => h.entry(&rel, kind, mode, &[]),
-        }
-    }
-    Ok(format!("sha256:{}", crate::text::hex(&h.0.finalize())))
-}
-
-/// The images the `FROM` lines of `dockerfile` name, with `$ARG` / `${ARG}` replaced from
-/// `buildargs` (else the `ARG` default before the first `FROM`); names of earlier stages and
-/// `scratch` are left out, as is a name with an argument that has no value.
-pub fn from_images(dockerfile: &str, buildargs: &BTreeMap<String, String>) -> Vec<String> {
-    let mut args = BTreeMap::new();
-    let mut stages: Vec<String> = Vec::new();
-    let mut images: Vec<String> = Vec::new();
-    let mut seen_from = false;
-    for line in dockerfile.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(first) = words.first() else {
-            continue;
-        };
-        if first.eq_ignore_ascii_case("ARG") && !seen_from {
-            if let Some(decl) = words.get(1) {
-                let (name, default) = decl.split_once('=').unwrap_or((decl, ""));
-                let value = buildargs.get(name).cloned().or_else(|| {
-                    (!default.is_empty()).then(|| default.trim_matches('"').to_string())
-                });
-                if let Some(v) = value {
-                    args.insert(name.to_string(), v);
+        let content = match kind {
+            Kind::File => {
+                let stamp = Stamp::of(&meta);
+                if let Some(digest) = cache.get(&rel, &stamp) {
+                    digest.to_vec()
+                } else {
+                    files.push((entries.len(), path, stamp));
+                    Vec::new()
                 }
             }
-            continue;
-        }
-        if !first.eq_ignore_ascii_case("FROM") {
-            continue;
-        }
-        seen_from = true;
-        let rest: Vec<&str> = words[1..]
-            .iter()
-            .copied()
-            .filter(|w| !w.starts_with("--"))
-            .collect();
-        let Some(name) = rest.first().and_then(|n| substitute(n, &args)) else {
-            continue;
+            Kind::Symlink => std::fs::read_link(&path)?
+                .as_os_str()
+                .as_encoded_bytes()
+                .to_vec(),
+            Kind::Dir | Kind::Other => Vec::new(),
         };
-        let earlier_stage = stages.contains(&name.to_lowercase());
-        if let (Some(as_kw), Some(alias)) = (rest.get(1), rest.get(2)) {
-            if as_kw.eq_ignore_ascii_case("AS") {
-                stages.push(alias.to_lowercase());
+        entries.push((rel, kind, mode, content));
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+        .min(files.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let digests: Vec<Digests> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((at, path, _)) = files.get(i) else {
+                            return Ok(out);
+                        };
+                        out.push((*at, file_digest(path)?));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a hashing thread panicked")))
+            })
+            .collect()
+    });
+    let stamps: HashMap<usize, Stamp> = files.iter().map(|(at, _, s)| (*at, *s)).collect();
+    for part in digests {
+        for (at, digest) in part? {
+            if let Some(stamp) = stamps.get(&at) {
+                cache.put(&entries[at].0, *stamp, &digest);
             }
-        }
-        if name != "scratch" && !earlier_stage && !images.contains(&name) {
-            images.push(name);
+            entries[at].3 = digest.to_vec();
         }
     }
-    images
+    let keep: std::collections::HashSet<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    cache.retain(&keep);
+    Ok(entries)
 }
 
-/// `$NAME` and `${NAME}` replaced from `args`; `None` when one has no value.
-fn substitute(word: &str, args: &BTreeMap<String, String>) -> Option<String> {
-    static ARG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-            .expect("a valid pattern")
-    });
-    let mut missing = false;
-    let out = ARG.replace_all(word, |c: &regex::Captures<'_>| {
-        let name = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str());
-        args.get(name).cloned().unwrap_or_else(|| {
-            missing = true;
-            String::new()
-        })
-    });
-    (!missing).then(|| out.into_owned())
+/// The build hash of `inputs` over the context `ctx` (the files the build would send), as
+/// `sha256:<hex>`.
+pub fn build_hash(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<String> {
+    build_hash_parts(inputs, ctx).map(|h| h.full)
+}
+
+/// [`build_hash`] and the digests of its parts. The parts are digests of their own; the full
+/// hash is one stream over all inputs (as it always was, so that no image rebuilds for it).
+pub fn build_hash_parts(inputs: &BuildInputs, ctx: &ContextSpec) -> std::io::Result<BuildHash> {
+    build_hash_cached(inputs, ctx, None)
+}
+
+/// [`build_hash_parts`] with the file digests remembered in `cache_dir` ([`HashCache`]).
+pub fn build_hash_cached(
+    inputs: &BuildInputs,
+    ctx: &ContextSpec,
+    cache_dir: Option<&std::path::Path>,
+) -> std::io::Result<BuildHash> {
+    let mut cache = HashCache::open(cache_dir, &ctx.dir);
+    let mut h = Fields(Sha256::new());
+    let mut df = Fields(Sha256::new());
+    let mut cx = Fields(Sha256::new());
+    h.field(b"dstart build-hash 1");
+    for f in [&mut h, &mut df] {
+        f.field(inputs.dockerfile_path.as_bytes());
+        f.field(&inputs.dockerfile);
+        f.map("buildargs", &inputs.buildargs);
+        f.field(inputs.target.as_deref().unwrap_or_default().as_bytes());
+        f.field(&[u8::from(inputs.target.is_some())]);
+        f.map("labels", &inputs.labels);
+    }
+    h.map("from", &inputs.from_ids);
+    let entries = context_entries(ctx, &mut cache)?;
+    cache.save();
+    for (rel, kind, mode, content) in entries {
+        h.entry(&rel, kind, mode, &content);
+        // The Dockerfile is a context file, but its change is the Dockerfile's.
+        if rel != inputs.dockerfile_path {
+            cx.entry(&rel, kind, mode, &content);
+        }
+    }
+    let digest = |f: Fields| format!("sha256:{}", &crate::text::hex(&f.0.finalize())[..16]);
+    Ok(BuildHash {
+        full: format!("sha256:{}", crate::text::hex(&h.0.finalize())),
+        dockerfile: digest(df),
+        context: digest(cx),
+        from: inputs.from_ids.clone(),
+    })
 }
 
 /// Whether an image is (re)built, and why (shown at `-d`).
@@ -358,26 +445,57 @@ mod tests {
     }
 
     #[test]
-    fn from_lines_name_images_but_not_stages() {
-        let args = BTreeMap::from([("TAG".to_string(), "2".to_string())]);
-        let cases: &[(&str, &[&str])] = &[
-            ("FROM me/base\nRUN x\n", &["me/base"]),
-            (
-                "from --platform=linux/amd64 me/base:1 AS b\nFROM b\n",
-                &["me/base:1"],
-            ),
-            (
-                "FROM a AS build\nFROM scratch\nCOPY --from=build / /\n",
-                &["a"],
-            ),
-            ("ARG TAG=1\nFROM me/base:${TAG}\n", &["me/base:2"]),
-            ("ARG OTHER=x\nFROM me/$OTHER\n", &["me/x"]),
-            ("FROM me/$UNSET\n", &[]),
-            ("FROM a\nFROM a\nFROM c AS a\n", &["a", "c"]),
-        ];
-        for (text, want) in cases {
-            assert_eq!(from_images(text, &args), *want, "{text}");
-        }
+    fn remembered_digests_give_the_same_hash_and_never_hide_a_change() {
+        let (tmp, ctx) = context(FILES);
+        let cache = tmp.path().join(".cache");
+        std::fs::write(tmp.path().join(".dockerignore"), "*.log\n.cache\n").unwrap();
+        // Files are remembered once their times are older than the racy window.
+        std::thread::sleep(crate::execute::hashcache::RACY + std::time::Duration::from_millis(100));
+        let plain = build_hash_parts(&inputs(), &ctx).unwrap();
+        let first = build_hash_cached(&inputs(), &ctx, Some(&cache)).unwrap();
+        assert!(cache.read_dir().unwrap().next().is_some(), "a cache file");
+        let second = build_hash_cached(&inputs(), &ctx, Some(&cache)).unwrap();
+        assert_eq!((&first, &second), (&plain, &plain));
+
+        // The same size and modification time, other content: seen.
+        crate::execute::hashcache::rewrite_keeping_mtime(
+            &tmp.path().join("app/main.sh"),
+            "echo HI\n",
+        );
+        let changed = build_hash_cached(&inputs(), &ctx, Some(&cache)).unwrap();
+        assert_ne!(changed.full, plain.full);
+        assert_eq!(changed, build_hash_parts(&inputs(), &ctx).unwrap());
+    }
+
+    #[test]
+    fn the_parts_name_what_changed() {
+        let (tmp, ctx) = context(FILES);
+        let mut i = inputs();
+        i.from_ids.insert("base".into(), "sha256:1".into());
+        let old = build_hash_parts(&i, &ctx).unwrap();
+        assert_eq!(old.full, build_hash(&i, &ctx).unwrap());
+        let label = old.parts_label();
+        assert!(!label.contains("echo hi"), "digests only: {label}");
+        assert_eq!(changed_parts(&label, &old), Vec::<String>::new());
+        std::fs::write(tmp.path().join("app/main.sh"), "echo ho\n").unwrap();
+        i.from_ids.insert("base".into(), "sha256:2".into());
+        let new = build_hash_parts(&i, &ctx).unwrap();
+        assert_eq!(
+            changed_parts(&label, &new),
+            ["base base changed", "context changed"]
+        );
+        i.dockerfile.push(b'\n');
+        let new = build_hash_parts(&i, &ctx).unwrap();
+        assert_eq!(changed_parts(&label, &new).len(), 3);
+        std::fs::write(tmp.path().join("Dockerfile"), "FROM other\n").unwrap();
+        i.dockerfile = b"FROM other\n".to_vec();
+        let only = build_hash_parts(&i, &ctx).unwrap();
+        assert_eq!(
+            only.context, new.context,
+            "the Dockerfile is not the context's"
+        );
+        assert_ne!(only.dockerfile, new.dockerfile);
+        assert_eq!(changed_parts("not json", &new), Vec::<String>::new());
     }
 
     #[test]

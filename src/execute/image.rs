@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use crate::engine::{BuildEvent, BuildParams, ImageInfo};
 use crate::execute::buildhash::{
-    self, BuildDecision, BuildInputs, LABEL_BUILD_HASH, LABEL_BUILD_REPOSITORY,
+    self, BuildDecision, BuildHash, BuildInputs, LABEL_BUILD_HASH, LABEL_BUILD_PARTS,
+    LABEL_BUILD_REPOSITORY,
 };
+use crate::execute::chain::{self, built_name};
 use crate::execute::context::{ContextSpec, tar_stream};
+use crate::execute::dockerfile;
 use crate::execute::{OrderError, OrderResult, UnitRun, pull, resolve_build_path, retention};
 use crate::output;
 use crate::unit::container::{ContainerSpec, PullPolicy, split_image, with_default_tag};
@@ -44,14 +47,6 @@ pub async fn build_order(run: &UnitRun<'_>, name: &str) -> OrderResult {
         // An untagged build: always build (nothing names the result).
         None => build(run, spec).await,
     }
-}
-
-/// The name `spec`'s image is built as (its `build.tag`, else its `image`).
-fn built_name(spec: &ContainerSpec) -> Option<String> {
-    spec.build
-        .as_ref()
-        .and_then(|b| b.tag.clone())
-        .or_else(|| spec.image.clone())
 }
 
 /// The image of a container to be created, made if it is missing (and rebuilt when it is
@@ -94,31 +89,190 @@ pub async fn refresh(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> Or
 }
 
 /// Builds `image` from `spec`'s build directory unless the image on the engine carries the
-/// build hash of the current inputs. Once per image and run. The caller holds the image lock.
+/// build hash of the current inputs, after the bases of the chain it is built from. Once per
+/// image and run. The caller holds the image lock.
 async fn build_if_changed(run: &UnitRun<'_>, spec: &ContainerSpec, image: &str) -> OrderResult {
     if run.image_locks.built(image) {
         output::debug(format!("Image {image} was built by this run already"));
         return Ok(());
     }
     let prepared = prepare(run, spec)?;
+    Box::pin(ensure_bases(run, image, &prepared)).await?;
+    build_prepared(run, spec, image, prepared, Asked::Own)
+        .await
+        .map(|_| ())
+}
+
+/// What [`build_prepared`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Built,
+    Unchanged,
+}
+
+/// Why a build is looked at, besides its own inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked<'a> {
+    /// An order or `dstart build` asks for it.
+    Own,
+    /// It is the base of this image, built first (said at info level).
+    BaseOf(&'a str),
+    /// `dstart build --pull` just pulled another image under this `FROM` name: it rebuilds
+    /// whatever its hash says (the hash holds the IDs of the bases dstart built only).
+    Pulled(&'a str),
+}
+
+/// Builds `image` from `prepared` unless the image on the engine carries the build hash of
+/// these inputs (`--no-cache` rebuilds); old builds go as `BUILD_KEEP` says. The caller holds
+/// the image lock.
+pub async fn build_prepared(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    image: &str,
+    prepared: Prepared,
+    asked: Asked<'_>,
+) -> OrderResult<Outcome> {
     let hash = input_hash(run, &prepared).await?;
     let existing = run.engine().image(image).await?;
     let label = existing
         .as_ref()
         .map(|i| i.labels.get(LABEL_BUILD_HASH).map(String::as_str));
-    match buildhash::decide(image, label, &hash, run.rt.no_cache) {
+    let decision = match (
+        buildhash::decide(image, label, &hash.full, run.rt.no_cache),
+        asked,
+    ) {
+        (BuildDecision::Skip(_), Asked::Pulled(from)) => {
+            BuildDecision::Build(format!("another image was pulled as its FROM image {from}"))
+        }
+        (decision, _) => decision,
+    };
+    match decision {
         BuildDecision::Skip(why) => {
             output::debug(why);
-            Ok(())
+            Ok(Outcome::Unchanged)
         }
         BuildDecision::Build(why) => {
-            output::debug(format!("Building because {why}"));
+            match asked {
+                Asked::BaseOf(of) => output::info(format!(
+                    "Building the base image {image} of {of} first: {why}"
+                )),
+                Asked::Own | Asked::Pulled(_) => output::debug(format!("Building because {why}")),
+            }
             run_build(run, spec, prepared, Some(hash)).await?;
             run.image_locks.note_built(image);
             Box::pin(retention::after_build(run, image)).await;
-            Ok(())
+            Ok(Outcome::Built)
         }
     }
+}
+
+/// Before `image` is built from `prepared`: every `FROM` image that another build of the
+/// configuration directory makes is brought up to date first (its own bases before it).
+async fn ensure_bases(run: &UnitRun<'_>, image: &str, prepared: &Prepared) -> OrderResult {
+    let chain = &run.rt.chain;
+    if chain.is_empty() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
+    let own = with_default_tag(image);
+    for from in dockerfile::from_images(&text, &prepared.inputs.buildargs) {
+        let Some(base) = chain.find(&from) else {
+            continue;
+        };
+        if base.tag == own {
+            continue;
+        }
+        let _guard = run.image_lock(&base.tag).await;
+        if run.image_locks.built(&base.tag) {
+            continue;
+        }
+        let base_prepared = Prepared::of(base);
+        Box::pin(ensure_bases(run, &base.tag, &base_prepared)).await?;
+        output::debug(format!(
+            "{own} is built from {}, which unit {} builds",
+            base.tag, chain.units[base.unit].command.unit
+        ));
+        build_prepared(
+            run,
+            &base.spec,
+            &base.tag,
+            base_prepared,
+            Asked::BaseOf(&own),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Why `run --plan` says `image` would be built from `spec` (empty: it is up to date): its
+/// bases in the chain first (`base IMAGE changed` when one would be built), then its own build
+/// hash against the image's labels (`absent`, `not built by dstart`, `Dockerfile changed`,
+/// `context changed`, `base IMAGE changed`, `inputs changed`). Read only; `memo` keeps the
+/// answers per image.
+#[allow(clippy::implicit_hasher)]
+pub async fn plan_build(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    image: &str,
+    memo: &mut HashMap<String, Vec<String>>,
+) -> OrderResult<Vec<String>> {
+    let prepared = prepare(run, spec)?;
+    plan_prepared(run, image, prepared, memo).await
+}
+
+async fn plan_prepared(
+    run: &UnitRun<'_>,
+    image: &str,
+    prepared: Prepared,
+    memo: &mut HashMap<String, Vec<String>>,
+) -> OrderResult<Vec<String>> {
+    let own = with_default_tag(image);
+    if let Some(known) = memo.get(&own) {
+        return Ok(known.clone());
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
+    for from in dockerfile::from_images(&text, &prepared.inputs.buildargs) {
+        let Some(base) = run.rt.chain.find(&from) else {
+            continue;
+        };
+        if base.tag == own {
+            continue;
+        }
+        let base_reasons =
+            Box::pin(plan_prepared(run, &base.tag, Prepared::of(base), memo)).await?;
+        if !base_reasons.is_empty() {
+            reasons.push(format!("base {from} changed"));
+        }
+    }
+    let hash = input_hash(run, &prepared).await?;
+    match run.engine().image(image).await? {
+        None => reasons = vec!["absent".into()],
+        Some(info) => match info.labels.get(LABEL_BUILD_HASH) {
+            None => reasons.push("not built by dstart".into()),
+            Some(old) if *old == hash.full => {}
+            Some(_) => {
+                let parts = info
+                    .labels
+                    .get(LABEL_BUILD_PARTS)
+                    .map(|l| buildhash::changed_parts(l, &hash))
+                    .unwrap_or_default();
+                for p in parts {
+                    if !reasons.contains(&p) {
+                        reasons.push(p);
+                    }
+                }
+                if reasons.is_empty() {
+                    reasons.push("inputs changed".into());
+                }
+            }
+        },
+    }
+    if reasons.is_empty() && run.rt.no_cache {
+        reasons.push("--no-cache".into());
+    }
+    memo.insert(own, reasons.clone());
+    Ok(reasons)
 }
 
 /// Builds the missing image of `spec`, or pulls it unless its policy is `never`.
@@ -192,97 +346,20 @@ fn rebase(run: &UnitRun<'_>, mut ctx: ContextSpec) -> OrderResult<ContextSpec> {
     Ok(ctx)
 }
 
-/// Renders `Dockerfile.tera` / `Dockerfile.j2` when the build directory has one.
-fn dockerfile(
-    run: &UnitRun<'_>,
-    spec: &ContainerSpec,
-    dir: &std::path::Path,
-) -> OrderResult<ContextSpec> {
-    let build = spec.build.as_ref().expect("called with a build spec");
-    if let Some(explicit) = &build.dockerfile {
-        let path = dir.join(explicit);
-        if !path.is_file() {
-            return Err(OrderError::failed(format!(
-                "the Dockerfile `{}` does not exist",
-                path.display()
-            )));
-        }
-        let is_template = std::path::Path::new(explicit)
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("tera") || e.eq_ignore_ascii_case("j2"));
-        if !is_template {
-            return Ok(ContextSpec {
-                dir: dir.to_path_buf(),
-                dockerfile: explicit.clone(),
-                rendered: None,
-                template: None,
-            });
-        }
-        return render_template(run, spec, dir, explicit);
-    }
-    let templates: Vec<&str> = ["Dockerfile.tera", "Dockerfile.j2"]
-        .into_iter()
-        .filter(|t| dir.join(t).is_file())
-        .collect();
-    match (templates.as_slice(), dir.join("Dockerfile").is_file()) {
-        ([], true) => Ok(ContextSpec {
-            dir: dir.to_path_buf(),
-            dockerfile: "Dockerfile".into(),
-            rendered: None,
-            template: None,
-        }),
-        ([t], false) => render_template(run, spec, dir, t),
-        ([], false) => Err(OrderError::failed(format!(
-            "`{}` has no Dockerfile (nor Dockerfile.tera / Dockerfile.j2)",
-            dir.display()
-        ))),
-        _ => Err(OrderError::failed(format!(
-            "`{}` has more than one of Dockerfile, Dockerfile.tera and Dockerfile.j2; keep one",
-            dir.display()
-        ))),
-    }
-}
-
-fn render_template(
-    run: &UnitRun<'_>,
-    spec: &ContainerSpec,
-    dir: &std::path::Path,
-    template: &str,
-) -> OrderResult<ContextSpec> {
-    let path = dir.join(template);
-    let text = std::fs::read_to_string(&path)
-        .map_err(OrderError::io(format!("reading `{}`", path.display())))?;
-    let mut ctx = run.unit.environment.vars().clone();
-    if let Some(image) = spec
-        .image
-        .as_ref()
-        .or(spec.build.as_ref().and_then(|b| b.tag.as_ref()))
-    {
-        ctx.insert("IMAGE".into(), serde_json::Value::String(image.clone()));
-    }
-    ctx.insert(
-        "CONTAINER".into(),
-        serde_json::Value::String(spec.name.clone()),
-    );
-    let dirs = crate::config::template::TemplateDirs {
-        dirs: vec![dir.to_path_buf(), run.rt.conf.units_dir()],
-    };
-    let rendered =
-        crate::config::template::render(&path, &text, &serde_json::Value::Object(ctx), &dirs)
-            .map_err(|e| OrderError::Config(e.into()))?;
-    output::debug(format!("Rendered {} into the Dockerfile", path.display()));
-    Ok(ContextSpec {
-        dir: dir.to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        rendered: Some(rendered.into_bytes()),
-        template: Some(template.to_string()),
-    })
-}
-
 /// A build ready to hash and run: its context and the inputs besides the context files.
-struct Prepared {
-    ctx: ContextSpec,
-    inputs: BuildInputs,
+pub struct Prepared {
+    pub ctx: ContextSpec,
+    pub inputs: BuildInputs,
+}
+
+impl Prepared {
+    /// A build of the chain, resolved before the run.
+    pub fn of(build: &chain::Build) -> Self {
+        Prepared {
+            ctx: build.ctx.clone(),
+            inputs: build.inputs.clone(),
+        }
+    }
 }
 
 /// Resolves the build directory of `spec` and renders its Dockerfile.
@@ -299,30 +376,29 @@ fn prepare(run: &UnitRun<'_>, spec: &ContainerSpec) -> OrderResult<Prepared> {
             spec.name
         )));
     }
-    let ctx = rebase(run, dockerfile(run, spec, &dir)?)?;
-    let dockerfile = if let Some(bytes) = &ctx.rendered {
-        bytes.clone()
-    } else {
-        let path = ctx.dir.join(&ctx.dockerfile);
-        std::fs::read(&path).map_err(OrderError::io(format!("reading `{}`", path.display())))?
-    };
-    let inputs = BuildInputs {
-        dockerfile_path: ctx.dockerfile.clone(),
-        dockerfile,
-        buildargs: b.buildargs.clone().into_iter().collect(),
-        target: b.target.clone(),
-        labels: b.labels.clone().into_iter().collect(),
-        from_ids: std::collections::BTreeMap::new(),
-    };
+    let ctx = dockerfile::dockerfile(
+        run.unit.environment.vars(),
+        &run.rt.conf.units_dir(),
+        spec,
+        &dir,
+    )?;
+    if let Some(t) = &ctx.template {
+        output::debug(format!(
+            "Rendered {} into the Dockerfile",
+            dir.join(t).display()
+        ));
+    }
+    let ctx = rebase(run, ctx)?;
+    let inputs = dockerfile::inputs(spec, &ctx)?;
     Ok(Prepared { ctx, inputs })
 }
 
 /// The build hash of `prepared`: the IDs of the `FROM` images dstart built are looked up on
 /// the engine, the context is read on a blocking thread.
-async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<String> {
+async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<BuildHash> {
     let text = String::from_utf8_lossy(&prepared.inputs.dockerfile).into_owned();
     let mut inputs = prepared.inputs.clone();
-    for from in buildhash::from_images(&text, &inputs.buildargs) {
+    for from in dockerfile::from_images(&text, &inputs.buildargs) {
         if let Some(info) = run.engine().image(&from).await? {
             if info.labels.contains_key(LABEL_BUILD_HASH) {
                 inputs.from_ids.insert(from, info.id);
@@ -331,12 +407,15 @@ async fn input_hash(run: &UnitRun<'_>, prepared: &Prepared) -> OrderResult<Strin
     }
     let ctx = prepared.ctx.clone();
     let what = ctx.dir.display().to_string();
-    tokio::task::spawn_blocking(move || buildhash::build_hash(&inputs, &ctx))
-        .await
-        .map_err(|e| OrderError::failed(format!("hashing the build context `{what}`: {e}")))?
-        .map_err(OrderError::io(format!(
-            "reading the build context `{what}`"
-        )))
+    let cache = crate::execute::hashcache::default_dir();
+    tokio::task::spawn_blocking(move || {
+        buildhash::build_hash_cached(&inputs, &ctx, cache.as_deref())
+    })
+    .await
+    .map_err(|e| OrderError::failed(format!("hashing the build context `{what}`: {e}")))?
+    .map_err(OrderError::io(format!(
+        "reading the build context `{what}`"
+    )))
 }
 
 /// Builds the image of `spec` whatever is on the engine (an untagged build).
@@ -352,7 +431,7 @@ async fn run_build(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
     prepared: Prepared,
-    hash: Option<String>,
+    hash: Option<BuildHash>,
 ) -> OrderResult {
     let b = spec
         .build
@@ -366,7 +445,8 @@ async fn run_build(
         b.path.trim_end_matches('/').to_string(),
     );
     if let Some(hash) = hash {
-        labels.insert(LABEL_BUILD_HASH.to_string(), hash);
+        labels.insert(LABEL_BUILD_PARTS.to_string(), hash.parts_label());
+        labels.insert(LABEL_BUILD_HASH.to_string(), hash.full);
     }
     if let Some(t) = &tag {
         labels.insert(LABEL_BUILD_REPOSITORY.to_string(), split_image(t).0);

@@ -3,8 +3,12 @@
 //! generate stage could have made are taken here.
 
 pub mod backup;
+pub mod builder;
 pub mod buildhash;
+pub mod chain;
 pub mod context;
+pub mod dockerfile;
+pub mod hashcache;
 pub mod image;
 pub mod interrupt;
 pub mod lifecycle;
@@ -108,6 +112,8 @@ pub struct Runtime {
     pub interrupt: interrupt::Interrupt,
     /// What the run left alone because dstart did not make it for the unit (exit 1 at the end).
     pub refusals: ownership::Refusals,
+    /// The builds of the configuration directory that the run's builds may be built from.
+    pub chain: std::sync::Arc<chain::Chain>,
 }
 
 pub use crate::unit::naming::{Naming, network_name};

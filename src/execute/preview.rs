@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::engine::ContainerInfo;
 use crate::engine::convert::{LABEL_HASH, LABEL_KEYS, LABEL_UNIT};
-use crate::execute::{OrderError, OrderResult, UnitRun, lifecycle};
+use crate::execute::{OrderError, OrderResult, UnitRun, image, lifecycle};
 use crate::plan::{self, Decision, Observed, Wanted};
 use crate::unit::order::{Action, HOST, Order, Recreate, Step, UnitArgs};
 
@@ -189,11 +189,67 @@ fn plan_start(
     Ok(lines)
 }
 
-/// The lines of one order; `state` follows what the orders before it did.
+/// Why each image that the orders of `orders` build would be built (empty: unchanged), by
+/// container: `build` orders, and `start` / `create` of a container with a `build`.
+async fn plan_builds(
+    run: &UnitRun<'_>,
+    orders: &[&Order],
+) -> OrderResult<HashMap<String, (String, Vec<String>)>> {
+    let mut memo = HashMap::new();
+    let mut out = HashMap::new();
+    for order in orders {
+        if !matches!(
+            order.action,
+            Action::Build | Action::Start(_) | Action::Create
+        ) {
+            continue;
+        }
+        let Ok(spec) = run.spec(&order.container) else {
+            continue;
+        };
+        if spec.build.is_none() || out.contains_key(&order.container) {
+            continue;
+        }
+        let Some(image) = crate::execute::chain::built_name(spec) else {
+            continue;
+        };
+        let reasons = match image::plan_build(run, spec, &image, &mut memo).await {
+            Ok(reasons) => reasons,
+            Err(e @ (OrderError::Config(_) | OrderError::Engine(_) | OrderError::Interrupted)) => {
+                return Err(e);
+            }
+            // A build directory an earlier order makes, say: the build decides when it runs.
+            Err(e) => vec![format!("decided when it runs: {e}")],
+        };
+        out.insert(order.container.clone(), (image, reasons));
+    }
+    Ok(out)
+}
+
+/// The `build` / `keep` line of an image the plan looked at (see [`plan_builds`]).
+fn build_line(order: &Order, image: &str, reasons: &[String]) -> PlanLine {
+    let (action, reasons) = if reasons.is_empty() {
+        ("keep", vec!["unchanged".to_string()])
+    } else {
+        ("build", reasons.to_vec())
+    };
+    PlanLine {
+        order: order.action.kind().into(),
+        container: order.container.clone(),
+        action: action.into(),
+        reasons,
+        unit: None,
+        subject: image.to_string(),
+    }
+}
+
+/// The lines of one order; `state` follows what the orders before it did, `builds` holds the
+/// build decisions not shown yet.
 fn plan_order(
     run: &UnitRun<'_>,
     order: &Order,
     state: &mut Inspected,
+    builds: &mut HashMap<String, (String, Vec<String>)>,
 ) -> OrderResult<Vec<PlanLine>> {
     let name = order.container.as_str();
     let shown = run.display_name(name).to_string();
@@ -207,6 +263,16 @@ fn plan_order(
     };
     let current = state.containers.get(name).cloned().flatten();
     let mut lines = Vec::new();
+    // A start or create rebuilds a changed image first; an absent one is shown with the
+    // container that needs it.
+    if matches!(order.action, Action::Start(_) | Action::Create) {
+        if let Some((image, reasons)) = builds.get(name) {
+            if !reasons.is_empty() && reasons.iter().all(|r| r != "absent") {
+                lines.push(build_line(order, image, reasons));
+                builds.remove(name);
+            }
+        }
+    }
     match &order.action {
         Action::Start(args) => {
             lines.extend(plan_start(run, order, state, args.recreate, args.restart)?);
@@ -234,6 +300,12 @@ fn plan_order(
             }
             None => lines.push(line("skip", &["absent"])),
         },
+        Action::Build if builds.contains_key(name) => {
+            if let Some((image, reasons)) = builds.remove(name) {
+                lines.push(build_line(order, &image, &reasons));
+                state.images.insert(image, Some(String::new()));
+            }
+        }
         Action::Build => {
             let image = run.spec(name)?.image.clone().unwrap_or_default();
             let present = state.images.get(&image).cloned().flatten().is_some();
@@ -278,13 +350,14 @@ pub async fn plan_steps(run: &UnitRun<'_>, steps: &[Step]) -> OrderResult<Vec<Pl
         .map(|o| o.container.clone())
         .collect();
     let mut state = inspect(run, &names).await?;
+    let mut builds = plan_builds(run, &orders).await?;
     let mut lines = Vec::new();
     for order in orders {
         if let Action::Upgrade(args) = &order.action {
             lines.extend(Box::pin(crate::execute::upgrade::plan_lines(run, args)).await?);
             continue;
         }
-        lines.extend(plan_order(run, order, &mut state)?);
+        lines.extend(plan_order(run, order, &mut state, &mut builds)?);
         if let Action::Unit(args) = &order.action {
             lines.extend(Box::pin(plan_nested(run, args)).await?);
         }
