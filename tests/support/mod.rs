@@ -187,6 +187,8 @@ impl Sandbox {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dstart"));
         cmd.arg("-c").arg(self.conf()).args(args);
         cmd.env_remove("DOCKERSTRA_CONF");
+        // The build-hash cache stays with the sandbox, not in the user's ~/.cache.
+        cmd.env("XDG_CACHE_HOME", self.conf().join(".cache"));
         cmd.current_dir(self.conf());
         cmd
     }
