@@ -1,7 +1,8 @@
 //! Dispatch of the subcommands: each one a thin wrapper around the stages.
 
 use crate::cli::{
-    Cli, Command, Format, HelpArgs, ListArgs, LogsArgs, PullWhen, RunArgs, StatusArgs, TableFormat,
+    Cli, Command, Format, HelpArgs, ListArgs, LogsArgs, OrchestratorArg, PullWhen, RunArgs,
+    StatusArgs, TableFormat,
 };
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
@@ -15,6 +16,7 @@ use crate::output::{self, OutputConfig};
 use crate::testing::runner;
 use crate::unit::Unit;
 use crate::unit::container::PullPolicy;
+use crate::unit::orchestrator::{ORCHESTRATOR_VAR, Orchestrator};
 use std::path::Path;
 
 /// Runs one `dstart` invocation.
@@ -433,6 +435,7 @@ fn with_engine(
         &execute::retention::environment_files(&conf.environments_dir(), choices.environment),
     )?;
     let (choice, timeout) = choose_engine(cli, Some(&unit.environment))?;
+    let orchestrator = orchestrator(cli, unit)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -470,7 +473,13 @@ fn with_engine(
             build_keep,
             interrupt,
             refusals: execute::ownership::Refusals::default(),
+            orchestrator,
         };
+        if orchestrator == Orchestrator::Swarm {
+            execute::swarm::check_manager(&rt)
+                .await
+                .map_err(|e| order_error(e, &rt))?;
+        }
         work(&rt).await?;
         refused(&rt)
     });
@@ -523,6 +532,22 @@ fn choose_engine(
         .or_else(|| file(engine::HTTP_TIMEOUT_VAR));
     let timeout = engine::http_timeout(timeout_text.as_deref()).map_err(Error::Usage)?;
     Ok((choice, timeout))
+}
+
+/// The orchestrator of a run of `unit`: `--orchestrator`, else `DSTART_ORCHESTRATOR` of the
+/// environment files. In swarm mode the unit is checked for what Swarm cannot carry out
+/// before anything runs (exit 2, naming the file and line).
+fn orchestrator(cli: &Cli, unit: &Unit) -> Result<Orchestrator, Error> {
+    let flag = cli.orchestrator.map(|o| match o {
+        OrchestratorArg::Engine => Orchestrator::Engine,
+        OrchestratorArg::Swarm => Orchestrator::Swarm,
+    });
+    let chosen = Orchestrator::choose(flag, unit.environment.get_str(ORCHESTRATOR_VAR).as_deref())
+        .map_err(Error::Usage)?;
+    if chosen == Orchestrator::Swarm {
+        crate::unit::orchestrator::check_swarm(unit)?;
+    }
+    Ok(chosen)
 }
 
 /// The top-level error of an interrupted run: which signal it was.

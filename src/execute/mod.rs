@@ -15,6 +15,7 @@ pub mod pull;
 pub mod retention;
 pub mod run;
 pub mod substitute;
+pub mod swarm;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -106,6 +107,8 @@ pub struct Runtime {
     pub interrupt: interrupt::Interrupt,
     /// What the run left alone because dstart did not make it for the unit (exit 1 at the end).
     pub refusals: ownership::Refusals,
+    /// Containers on the engine, or services on its swarm.
+    pub orchestrator: crate::unit::orchestrator::Orchestrator,
 }
 
 /// The names a unit's objects have on the engine.
@@ -214,8 +217,14 @@ impl<'a> UnitRun<'a> {
         if *ready {
             return Ok(());
         }
-        let req =
-            crate::engine::convert::network_request(&self.naming.network, &self.naming.unit_label);
+        let req = if self.swarm() {
+            crate::engine::convert::overlay_network_request(
+                &self.naming.network,
+                &self.naming.unit_label,
+            )
+        } else {
+            crate::engine::convert::network_request(&self.naming.network, &self.naming.unit_label)
+        };
         if self.engine().ensure_network(req).await? {
             output::debug(format!("Created network {}", self.naming.network));
         }
@@ -246,6 +255,11 @@ impl<'a> UnitRun<'a> {
             v.insert(engine_name.to_string());
         }
         Ok(())
+    }
+
+    /// Whether the run deploys services on a swarm instead of containers.
+    pub fn swarm(&self) -> bool {
+        self.rt.orchestrator == crate::unit::orchestrator::Orchestrator::Swarm
     }
 
     /// The name a container's key has for the user.
@@ -352,6 +366,17 @@ impl<'a> UnitRun<'a> {
 
     async fn dispatch(&self, order: &Order) -> OrderResult {
         let name = order.container.as_str();
+        if self.swarm() {
+            // `unit::orchestrator::check_swarm` refused the other kinds before the run began.
+            match &order.action {
+                Action::Start(args) => return Box::pin(swarm::start(self, name, args)).await,
+                Action::Stop(args) => {
+                    return swarm::stop(self, name, self.stop_timeout(name, args.timeout)).await;
+                }
+                Action::Remove(args) => return swarm::remove(self, name, args).await,
+                _ => {}
+            }
+        }
         match &order.action {
             Action::Build => image::build_order(self, name).await,
             Action::Create => lifecycle::create(self, name).await.map(|_| ()),

@@ -194,6 +194,7 @@ pub fn bare_spec(name: &str, image: &str) -> ContainerSpec {
         stop_timeout: crate::unit::container::DEFAULT_STOP_TIMEOUT,
         backup: None,
         restore: None,
+        deploy: crate::unit::container::deploy::DeploySpec::default(),
     }
 }
 

@@ -10,7 +10,11 @@ use crate::engine::convert::{LABEL_HASH, LABEL_KEYS};
 use crate::unit::order::Recreate;
 
 pub mod owner;
+pub mod service;
 pub use owner::Owner;
+pub use service::{
+    Convergence, ServiceDecision, WantedService, convergence, decide_service, service_drift,
+};
 
 /// What the engine reports about a container.
 #[derive(Debug, Clone, Copy, Default)]

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod checks;
 pub mod container;
 pub mod forms;
+pub mod orchestrator;
 pub mod order;
 pub mod values;
 

@@ -4,6 +4,7 @@
 //! Two keys that say the same thing (`image` and `creation.image`, `env` and
 //! `creation.environment`, ...) may not both be given: dstart does not guess which one wins.
 
+pub mod deploy;
 mod mounts;
 mod normalize;
 mod ports;
@@ -152,6 +153,8 @@ pub struct ContainerSpec {
     pub backup: Option<crate::unit::backup::BackupSpec>,
     /// What the generated restore runs around the unpacking (`restore:`).
     pub restore: Option<crate::unit::backup::RestoreSpec>,
+    /// How swarm mode deploys it (`deploy:`, defaults applied).
+    pub deploy: deploy::DeploySpec,
 }
 
 impl ContainerSpec {

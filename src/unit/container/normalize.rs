@@ -464,6 +464,7 @@ impl RawContainer {
             stop_timeout: stop_timeout(origin, name, self.stop_timeout)?,
             backup: self.backup,
             restore: self.restore,
+            deploy: self.deploy.unwrap_or_default().normalize(origin)?,
         })
     }
 }

@@ -7,6 +7,13 @@ use std::sync::Arc;
 use crate::config::source::Source;
 
 fn spec(yaml: &str) -> Result<ContainerSpec, ConfigError> {
+    spec_with_raw(yaml).map(|(s, _, _)| s)
+}
+
+/// The spec of container `web` written as `yaml`, with its written value and origin.
+pub(super) fn spec_with_raw(
+    yaml: &str,
+) -> Result<(ContainerSpec, serde_yaml_ng::Value, Origin), ConfigError> {
     let text = format!(
         "web:\n{}",
         yaml.lines().fold(String::new(), |mut acc, l| {
@@ -22,7 +29,7 @@ fn spec(yaml: &str) -> Result<ContainerSpec, ConfigError> {
         0,
         vec![crate::config::source::PathSeg::Key("web".into())],
     );
-    container_from_value("web", &value, &origin)
+    container_from_value("web", &value, &origin).map(|s| (s, value, origin))
 }
 
 #[test]

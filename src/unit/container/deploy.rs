@@ -1,0 +1,513 @@
+//! `deploy:` of a container spec (SPEC "Beyond one machine: Docker Swarm"): replicas,
+//! placement constraints, resources and the rolling update, as Compose files write them.
+//! Read and checked while the unit loads; only swarm mode uses them (the engine orchestrator
+//! ignores them, as `docker-compose up` does).
+//!
+//! Also what a container spec may not say in swarm mode: keys with no Swarm meaning
+//! ([`swarm_refusal`]), named with their file and line before anything is deployed.
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+use crate::config::source::Origin;
+use crate::error::ConfigError;
+use crate::unit::values::{ByteSize, Cpus, Seconds};
+
+use super::ContainerSpec;
+
+/// `deploy:` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeploy {
+    pub replicas: Option<u64>,
+    pub placement: Option<RawPlacement>,
+    pub resources: Option<RawResources>,
+    pub update_config: Option<RawUpdateConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlacement {
+    #[serde(default)]
+    pub constraints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResources {
+    pub limits: Option<Resources>,
+    pub reservations: Option<Resources>,
+}
+
+/// CPUs and memory of a limit or a reservation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub cpus: Option<Cpus>,
+    pub memory: Option<ByteSize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpdateConfig {
+    pub parallelism: Option<u64>,
+    pub delay: Option<Seconds>,
+    pub order: Option<UpdateOrder>,
+    pub failure_action: Option<FailureAction>,
+}
+
+/// Whether a rolling update starts the new task before it stops the old one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// The new task first: the old one keeps serving until the new one runs (dstart's default).
+    #[default]
+    StartFirst,
+    /// The old task first (a service that cannot run twice, such as one holding a lock).
+    StopFirst,
+}
+
+/// What the orchestrator does when an updated task fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    #[default]
+    Pause,
+    Continue,
+    Rollback,
+}
+
+impl UpdateOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StartFirst => "start-first",
+            UpdateOrder::StopFirst => "stop-first",
+        }
+    }
+}
+
+impl FailureAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureAction::Pause => "pause",
+            FailureAction::Continue => "continue",
+            FailureAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// A rolling update: `parallelism` tasks at a time (0: all), `delay` between batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpdateConfig {
+    pub parallelism: u64,
+    pub delay: Seconds,
+    pub order: UpdateOrder,
+    pub failure_action: FailureAction,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            parallelism: 1,
+            delay: Seconds::default(),
+            order: UpdateOrder::StartFirst,
+            failure_action: FailureAction::Pause,
+        }
+    }
+}
+
+/// A placement constraint: `node.role == manager`, `node.labels.zone != b`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint(String);
+
+impl Constraint {
+    /// The constraint, or why the orchestrator would refuse it.
+    pub fn new(text: &str) -> Result<Constraint, String> {
+        let ok = ["==", "!="].iter().any(|op| {
+            text.split_once(op)
+                .is_some_and(|(l, r)| !l.trim().is_empty() && !r.trim().is_empty())
+        });
+        if ok {
+            Ok(Constraint(text.trim().to_string()))
+        } else {
+            Err(format!(
+                "`{text}` is no placement constraint (ATTRIBUTE == VALUE or ATTRIBUTE != VALUE, such as `node.role == manager`)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The checked `deploy:` of a container (defaults applied, so `--print-unit` and the service
+/// agree).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploySpec {
+    pub replicas: u64,
+    pub constraints: Vec<Constraint>,
+    pub limits: Resources,
+    pub reservations: Resources,
+    pub update: UpdateConfig,
+}
+
+impl Default for DeploySpec {
+    fn default() -> Self {
+        DeploySpec {
+            replicas: 1,
+            constraints: Vec::new(),
+            limits: Resources::default(),
+            reservations: Resources::default(),
+            update: UpdateConfig::default(),
+        }
+    }
+}
+
+impl RawDeploy {
+    /// Checks the written `deploy:` (read at `origin`, the container's).
+    #[allow(clippy::cast_precision_loss)]
+    pub fn normalize(self, origin: &Origin) -> Result<DeploySpec, ConfigError> {
+        let at = origin.key("deploy");
+        let mut constraints = Vec::new();
+        for (i, c) in self
+            .placement
+            .unwrap_or_default()
+            .constraints
+            .iter()
+            .enumerate()
+        {
+            constraints.push(Constraint::new(c).map_err(|e| {
+                at.key("placement")
+                    .key("constraints")
+                    .child(crate::config::source::PathSeg::Index(i))
+                    .invalid(format!("`deploy.placement.constraints`: {e}"))
+            })?);
+        }
+        let resources = self.resources.unwrap_or_default();
+        let limits = resources.limits.unwrap_or_default();
+        let reservations = resources.reservations.unwrap_or_default();
+        for (key, limit, reserved) in [
+            (
+                "cpus",
+                limits.cpus.map(Cpus::get),
+                reservations.cpus.map(Cpus::get),
+            ),
+            (
+                "memory",
+                limits.memory.map(|m| m.get() as f64),
+                reservations.memory.map(|m| m.get() as f64),
+            ),
+        ] {
+            if let (Some(l), Some(r)) = (limit, reserved) {
+                if r > l {
+                    return Err(at.key("resources").key("reservations").key(key).invalid(
+                        format!(
+                            "`deploy.resources.reservations.{key}` is above `deploy.resources.limits.{key}`"
+                        ),
+                    ));
+                }
+            }
+        }
+        let update = self.update_config.unwrap_or_default();
+        let defaults = UpdateConfig::default();
+        Ok(DeploySpec {
+            replicas: self.replicas.unwrap_or(1),
+            constraints,
+            limits,
+            reservations,
+            update: UpdateConfig {
+                parallelism: update.parallelism.unwrap_or(defaults.parallelism),
+                delay: update.delay.unwrap_or(defaults.delay),
+                order: update.order.unwrap_or(defaults.order),
+                failure_action: update.failure_action.unwrap_or(defaults.failure_action),
+            },
+        })
+    }
+}
+
+/// A key of a container spec that has no meaning on a swarm: where it may be written, and why.
+struct Unsupported {
+    /// The key paths that say it, as they may be written.
+    keys: &'static [&'static str],
+    why: &'static str,
+}
+
+/// The first key of `spec` that has no Swarm meaning, as an error at the line that writes it
+/// (`raw`: the spec as written, `origin`: the container's).
+pub fn swarm_refusal(
+    spec: &ContainerSpec,
+    raw: &Value,
+    origin: &Origin,
+) -> Result<(), ConfigError> {
+    let h = &spec.host;
+    let host_ip = spec
+        .ports
+        .iter()
+        .any(|p| p.host_ip.as_deref().is_some_and(|ip| !ip.is_empty()));
+    let checks = [
+        (
+            !h.links.is_empty(),
+            Unsupported {
+                keys: &["startup.links"],
+                why: "services reach each other by name on the unit's overlay network; drop `links`",
+            },
+        ),
+        (
+            !h.volumes_from.is_empty(),
+            Unsupported {
+                keys: &["creation.volumes_from", "startup.volumes_from"],
+                why: "a service cannot mount another container's volumes; mount the named volume itself",
+            },
+        ),
+        (
+            h.privileged,
+            Unsupported {
+                keys: &["startup.privileged"],
+                why: "Swarm services cannot run privileged",
+            },
+        ),
+        (
+            h.ipc_mode.is_some(),
+            Unsupported {
+                keys: &["startup.ipc_mode"],
+                why: "Swarm services cannot share an IPC namespace",
+            },
+        ),
+        (
+            h.pid_mode.is_some(),
+            Unsupported {
+                keys: &["startup.pid_mode"],
+                why: "Swarm services cannot share a PID namespace",
+            },
+        ),
+        (
+            !h.devices.is_empty(),
+            Unsupported {
+                keys: &["startup.devices"],
+                why: "Swarm services cannot map devices",
+            },
+        ),
+        (
+            h.network_mode.is_some() || h.network_disabled,
+            Unsupported {
+                keys: &["startup.network_mode", "creation.network_disabled"],
+                why: "every service joins the unit's overlay network",
+            },
+        ),
+        (
+            h.publish_all_ports,
+            Unsupported {
+                keys: &["startup.publish_all_ports"],
+                why: "publish each port under `ports`",
+            },
+        ),
+        (
+            host_ip,
+            Unsupported {
+                keys: &["ports", "creation.ports", "startup.port_bindings"],
+                why: "a service's published port listens on every node's addresses (the routing mesh); drop the host address",
+            },
+        ),
+        (
+            spec.mac_address.is_some(),
+            Unsupported {
+                keys: &["creation.mac_address"],
+                why: "tasks get their addresses from the overlay network",
+            },
+        ),
+        (
+            h.memory_swap.is_some() || h.oom_kill_disable.is_some() || h.cpuset_cpus.is_some(),
+            Unsupported {
+                keys: &[
+                    "creation.memswap_limit",
+                    "startup.memswap_limit",
+                    "startup.oom_kill_disable",
+                    "creation.cpuset",
+                    "startup.cpuset_cpus",
+                ],
+                why: "set `deploy.resources` instead",
+            },
+        ),
+        (
+            h.memory.is_some() || h.cpu_shares.is_some(),
+            Unsupported {
+                keys: &[
+                    "creation.mem_limit",
+                    "startup.mem_limit",
+                    "creation.cpu_shares",
+                    "startup.cpu_shares",
+                ],
+                why: "set `deploy.resources` instead",
+            },
+        ),
+        (
+            spec.domainname.is_some(),
+            Unsupported {
+                keys: &["creation.domainname"],
+                why: "a task's name comes from the orchestrator",
+            },
+        ),
+        (
+            !h.security_opt.is_empty() || h.shm_size.is_some(),
+            Unsupported {
+                keys: &["startup.security_opt", "startup.shm_size"],
+                why: "Swarm services (API 1.41) take neither",
+            },
+        ),
+        (
+            h.userns_mode.is_some(),
+            Unsupported {
+                keys: &["startup.userns_mode"],
+                why: "Swarm services run in the engine's user namespace",
+            },
+        ),
+    ];
+    for (found, u) in checks {
+        if !found {
+            continue;
+        }
+        let key = u
+            .keys
+            .iter()
+            .find(|k| written(raw, k))
+            .copied()
+            .unwrap_or(u.keys[0]);
+        let mut at = origin.clone();
+        for part in key.split('.') {
+            at = at.key(part);
+        }
+        return Err(at.invalid_with_hint(
+            format!(
+                "container `{}`: `{key}` has no meaning in swarm mode",
+                spec.name
+            ),
+            format!("{}; or run this unit with `--orchestrator engine`", u.why),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the spec as written has the dotted key path.
+fn written(raw: &Value, path: &str) -> bool {
+    let mut v = raw;
+    for part in path.split('.') {
+        match v.get(part) {
+            Some(next) => v = next,
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unit::container::tests::spec_with_raw;
+
+    #[test]
+    fn deploy_reads_with_defaults() {
+        let (s, _, _) = spec_with_raw("image: x\n").unwrap();
+        assert_eq!(s.deploy, DeploySpec::default());
+        assert_eq!(s.deploy.replicas, 1);
+        assert_eq!(s.deploy.update.order, UpdateOrder::StartFirst);
+        let (s, _, _) = spec_with_raw(
+            "image: x\ndeploy:\n  replicas: 3\n  placement: {constraints: ['node.role == manager']}\n  resources:\n    limits: {cpus: '0.5', memory: 64m}\n    reservations: {cpus: 0.25, memory: 1048576}\n  update_config: {parallelism: 2, delay: 1.5, order: stop-first, failure_action: rollback}\n",
+        )
+        .unwrap();
+        assert_eq!(s.deploy.replicas, 3);
+        assert_eq!(s.deploy.constraints[0].as_str(), "node.role == manager");
+        assert_eq!(s.deploy.limits.cpus.unwrap().nano(), 500_000_000);
+        assert_eq!(s.deploy.limits.memory.unwrap().get(), 64 << 20);
+        assert_eq!(s.deploy.reservations.memory.unwrap().get(), 1 << 20);
+        assert_eq!(s.deploy.update.parallelism, 2);
+        assert!((s.deploy.update.delay.get() - 1.5).abs() < f64::EPSILON);
+        assert_eq!(s.deploy.update.order, UpdateOrder::StopFirst);
+        assert_eq!(s.deploy.update.failure_action, FailureAction::Rollback);
+    }
+
+    #[test]
+    fn bad_deploy_values_name_their_line_and_key() {
+        for (yaml, line, want) in [
+            ("deploy:\n  replicas: -1\n", 4, "replicas"),
+            ("deploy:\n  replica: 2\n", 4, "replica"),
+            ("deploy:\n  resources: {limits: {cpus: 0}}\n", 4, "above 0"),
+            ("deploy:\n  resources: {limits: {cpus: 'x'}}\n", 4, "`x`"),
+            (
+                "deploy:\n  resources: {limits: {memory: 10q}}\n",
+                4,
+                "invalid size",
+            ),
+            (
+                "deploy:\n  resources:\n    limits: {memory: 1m}\n    reservations: {memory: 2m}\n",
+                6,
+                "above `deploy.resources.limits.memory`",
+            ),
+            (
+                "deploy:\n  placement:\n    constraints: ['node.role']\n",
+                5,
+                "no placement constraint",
+            ),
+            (
+                "deploy:\n  update_config: {order: sideways}\n",
+                4,
+                "sideways",
+            ),
+            ("deploy:\n  update_config: {delay: -1}\n", 4, "0 or more"),
+        ] {
+            let err = spec_with_raw(&format!("image: x\n{yaml}"))
+                .err()
+                .unwrap_or_else(|| panic!("{yaml}: accepted"));
+            let text = crate::error::render(&err.into());
+            assert!(text.contains(want), "{yaml}: {text}");
+            assert!(
+                text.contains(&format!("units/t/start.yaml:{line}")),
+                "{yaml}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_without_swarm_meaning_are_refused_at_their_line() {
+        for (yaml, line, key) in [
+            ("startup: {links: [db]}\n", 3, "startup.links"),
+            (
+                "creation: {volumes_from: [db]}\n",
+                3,
+                "creation.volumes_from",
+            ),
+            ("startup:\n  privileged: true\n", 4, "startup.privileged"),
+            ("startup: {ipc_mode: host}\n", 3, "startup.ipc_mode"),
+            (
+                "startup: {pid_mode: 'container:db'}\n",
+                3,
+                "startup.pid_mode",
+            ),
+            ("startup: {devices: ['/dev/fuse']}\n", 3, "startup.devices"),
+            ("startup: {network_mode: host}\n", 3, "startup.network_mode"),
+            ("ports: ['127.0.0.1:8080:80']\n", 3, "ports"),
+            ("creation: {mem_limit: 1g}\n", 3, "creation.mem_limit"),
+        ] {
+            let (s, raw, origin) = spec_with_raw(&format!("image: x\n{yaml}")).unwrap();
+            let err = swarm_refusal(&s, &raw, &origin)
+                .err()
+                .unwrap_or_else(|| panic!("{yaml}: accepted"));
+            let text = crate::error::render(&err.into());
+            assert!(
+                text.contains(&format!("`{key}` has no meaning in swarm mode")),
+                "{yaml}: {text}"
+            );
+            assert!(
+                text.contains(&format!("units/t/start.yaml:{line}")),
+                "{yaml}: {text}"
+            );
+        }
+        for yaml in [
+            "ports: ['8080:80', '9000']\nvolumes: ['data:/data', '/anon']\n",
+            "startup: {restart_policy: {Name: always}}\ndeploy: {replicas: 2}\n",
+        ] {
+            let (s, raw, origin) = spec_with_raw(&format!("image: x\n{yaml}")).unwrap();
+            assert!(swarm_refusal(&s, &raw, &origin).is_ok(), "{yaml}");
+        }
+    }
+}
