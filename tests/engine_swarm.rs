@@ -342,3 +342,63 @@ fn cleanup_keeps_volumes_and_purge_removes_the_units_own() {
     assert!(!volume_exists());
     assert!(!service_exists(&web));
 }
+
+#[test]
+fn plan_and_status_read_the_swarm_without_changing_it() {
+    let sb = Sandbox::new("swplan");
+    let _swarm = Swarm::join(&sb.id);
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    let swarm = |args: &[&str]| {
+        let mut all = vec!["--orchestrator", "swarm"];
+        all.extend_from_slice(args);
+        sb.ok(&all)
+    };
+    web_unit(&sb, "hi");
+    assert_eq!(
+        swarm(&["run", "--plan", &format!("{id}/start")]),
+        format!("create {web} (absent)\n")
+    );
+    assert!(!service_exists(&web), "--plan deploys nothing");
+    swarm(&["run", &format!("{id}/start")]);
+    assert_eq!(
+        swarm(&["run", "--plan", &format!("{id}/start")]),
+        format!("keep {web} (running, unchanged)\n")
+    );
+
+    web_unit(&sb, "changed");
+    let version = service(&web, "{{.Version.Index}}");
+    assert_eq!(
+        swarm(&["run", "--plan", &format!("{id}/start")]),
+        format!("update {web} (configuration changed: env.GREETING)\n")
+    );
+    assert_eq!(
+        swarm(&["run", "--plan", &format!("{id}/purge")]),
+        format!(
+            "stop {web} (scale 2 to 0)\nremove {web} (the service, the unit's named volumes)\n"
+        )
+    );
+    let json = swarm(&["status", &id, "--format", "json"]);
+    let host = docker(&["info", "--format", "{{.Name}}"]);
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let line = &status[0];
+    assert_eq!(line["container"], web.as_str(), "{json}");
+    assert_eq!(line["state"], "2/2 running", "{json}");
+    assert_eq!(line["nodes"][&host], 2, "tasks per node: {json}");
+    assert_eq!(line["image"], base_image(), "{json}");
+    assert_eq!(
+        line["drift"],
+        serde_json::json!(["configuration changed: env.GREETING"]),
+        "{json}"
+    );
+    let table = swarm(&["status", &id]);
+    assert!(
+        table.contains(&format!("2/2 running ({host}: 2)")),
+        "{table}"
+    );
+    assert_eq!(
+        service(&web, "{{.Version.Index}}"),
+        version,
+        "plan and status changed nothing"
+    );
+}

@@ -16,6 +16,7 @@ pub mod retention;
 pub mod run;
 pub mod substitute;
 pub mod swarm;
+pub mod swarm_preview;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
