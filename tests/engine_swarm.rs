@@ -402,3 +402,93 @@ fn plan_and_status_read_the_swarm_without_changing_it() {
         "plan and status changed nothing"
     );
 }
+
+#[test]
+fn secrets_are_swarm_secrets_rolled_out_on_change_and_never_printed() {
+    let sb = Sandbox::new("swsecret");
+    let _swarm = Swarm::join(&sb.id);
+    let id = sb.id.clone();
+    let app = format!("{id}-app");
+    let value = format!("s3cr3t-{id}");
+    sb.write("secrets/pw.txt", &value);
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{app}:\n  image: {base}\n  command: [sleep, '600']\n  stop_timeout: 1\n  secrets: {{pw: secrets/pw.txt}}\n---\n- {app}: {{command: start, ready: {{healthy: true, timeout: 60}}}}\n",
+            base = base_image()
+        ),
+    );
+    let run = |orchestrator: &str, cmd: &str| {
+        let out = sb.dstart(&[
+            "-v",
+            "-d",
+            "--orchestrator",
+            orchestrator,
+            "run",
+            &format!("{id}/{cmd}"),
+        ]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{cmd}: {text}");
+        assert!(
+            !text.contains("s3cr3t"),
+            "the secret is never printed: {text}"
+        );
+        text
+    };
+    let read_secret = || {
+        let task = running_tasks(&app);
+        let container = docker(&[
+            "inspect",
+            &task[0],
+            "--format",
+            "{{.Status.ContainerStatus.ContainerID}}",
+        ]);
+        docker(&["exec", &container, "cat", "/run/secrets/pw"])
+    };
+    let labelled = || {
+        docker(&[
+            "secret",
+            "ls",
+            "--filter",
+            &format!("label=dstart.unit={id}"),
+            "--format",
+            "{{.Name}}",
+        ])
+    };
+
+    run("swarm", "start");
+    assert_eq!(read_secret(), value);
+    assert_eq!(labelled().lines().count(), 1, "{}", labelled());
+
+    let changed = format!("n3w-s3cr3t-{id}");
+    sb.write("secrets/pw.txt", &changed);
+    let out = run("swarm", "start");
+    assert!(
+        out.contains(&format!(
+            "Updated service {app} (configuration changed: secrets)"
+        )),
+        "{out}"
+    );
+    assert_eq!(read_secret(), changed);
+
+    run("swarm", "cleanup");
+    assert_eq!(labelled(), "", "cleanup removes the unit's secrets");
+
+    // On one engine, the same file is a read-only bind at the same path (the image has no
+    // health check for `ready: healthy` there).
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            "{app}:\n  image: {base}\n  command: [sleep, '600']\n  secrets: {{pw: secrets/pw.txt}}\n---\n- {app}: {{command: start}}\n",
+            base = base_image()
+        ),
+    );
+    run("engine", "start");
+    assert_eq!(docker(&["exec", &app, "cat", "/run/secrets/pw"]), changed);
+}

@@ -17,8 +17,9 @@ use bollard::models::{
     NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
     ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecDnsConfig, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    TaskSpecContainerSpecDnsConfig, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
+    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 
 use super::convert::{
@@ -49,6 +50,19 @@ pub struct ServiceInput {
     pub binds: Vec<ResolvedBind>,
     /// Named volumes as they are called on the engine.
     pub volume_names: HashMap<String, String>,
+    /// The Swarm secrets of the spec's `secrets:`.
+    pub secrets: Vec<ServiceSecret>,
+}
+
+/// A secret of the spec as the swarm holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceSecret {
+    /// The name in the spec: the file `/run/secrets/<name>` in the container.
+    pub name: String,
+    /// The secret's name on the swarm (a new content has a new name).
+    pub swarm_name: String,
+    /// Its ID (empty when it does not exist yet: `run --plan`).
+    pub id: String,
 }
 
 /// A service spec and its configuration hash, for [`Engine::create_service`](super::Engine).
@@ -128,6 +142,10 @@ fn mounts(spec: &ContainerSpec, input: &ServiceInput) -> Vec<Mount> {
                     .next()
                     .filter(|b| b.container == *container)
                     .map(|b| b.host.clone());
+                if spec.is_secret_path(container) {
+                    // A Swarm secret instead (see `secrets`).
+                    continue;
+                }
                 out.push(Mount {
                     target: Some(container.clone()),
                     source: host,
@@ -264,6 +282,22 @@ pub fn service_request(spec: &ContainerSpec, input: &ServiceInput) -> ServiceReq
         capability_add: opt_vec(h.cap_add.clone()),
         capability_drop: opt_vec(h.cap_drop.clone()),
         ulimits: ulimits(h),
+        secrets: opt_vec(
+            input
+                .secrets
+                .iter()
+                .map(|sec| TaskSpecContainerSpecSecrets {
+                    file: Some(TaskSpecContainerSpecFile {
+                        name: Some(sec.name.clone()),
+                        uid: Some("0".into()),
+                        gid: Some("0".into()),
+                        mode: Some(0o444),
+                    }),
+                    secret_id: Some(sec.id.clone()),
+                    secret_name: Some(sec.swarm_name.clone()),
+                })
+                .collect(),
+        ),
         ..Default::default()
     };
     let resources = TaskSpecResources {
@@ -398,6 +432,7 @@ mod tests {
                 read_only: true,
             }],
             volume_names: HashMap::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -447,6 +482,28 @@ mod tests {
         assert_eq!(json["Labels"]["dstart.image"], "me/web:1");
         assert_eq!(json["Labels"]["dstart.config-hash"], req.hash.as_str());
         assert_eq!(req.replicas, 2);
+    }
+
+    #[test]
+    fn secrets_are_swarm_secrets_not_binds() {
+        let s = spec("image: x\nsecrets: {db_password: secrets/db.txt}\n");
+        let mut i = input();
+        i.binds = vec![ResolvedBind {
+            host: "/conf/secrets/db.txt".into(),
+            container: "/run/secrets/db_password".into(),
+            read_only: true,
+        }];
+        i.secrets = vec![ServiceSecret {
+            name: "db_password".into(),
+            swarm_name: "site_db_password_0123".into(),
+            id: "sid".into(),
+        }];
+        let json = serde_json::to_value(&service_request(&s, &i).spec).unwrap();
+        let c = &json["TaskTemplate"]["ContainerSpec"];
+        assert!(c.get("Mounts").is_none(), "{c}");
+        assert_eq!(c["Secrets"][0]["SecretName"], "site_db_password_0123");
+        assert_eq!(c["Secrets"][0]["SecretID"], "sid");
+        assert_eq!(c["Secrets"][0]["File"]["Name"], "db_password");
     }
 
     #[test]

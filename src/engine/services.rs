@@ -336,3 +336,66 @@ impl Engine {
             .unwrap_or_else(|| id.to_string()))
     }
 }
+
+impl Engine {
+    /// The ID of the secret `name`; `None` if there is none.
+    pub async fn secret_id(&self, name: &str) -> Result<Option<String>, EngineError> {
+        let call = "inspecting a secret";
+        let inspect = self
+            .within(call, self.docker.inspect_secret(name))
+            .await?
+            .map_err(|e| classify(call, "secret", name, e));
+        Ok(optional(inspect)?.and_then(|s| s.id))
+    }
+
+    /// Creates the secret `name` holding `data` unless it exists (a secret's data never
+    /// changes: another content has another name). Returns its ID.
+    pub async fn ensure_secret(
+        &self,
+        name: &str,
+        data: &[u8],
+        labels: HashMap<String, String>,
+    ) -> Result<String, EngineError> {
+        use base64::Engine as _;
+        if let Some(id) = self.secret_id(name).await? {
+            return Ok(id);
+        }
+        let call = format!("creating secret `{name}`");
+        let spec = bollard::models::SecretSpec {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(data)),
+            ..Default::default()
+        };
+        let created = self
+            .within(&call, self.docker.create_secret(spec))
+            .await?
+            .map_err(|e| classify(&call, "secret", name, e))?;
+        Ok(created.id)
+    }
+
+    /// Names of the secrets carrying all the given labels.
+    pub async fn secrets_with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<String>, EngineError> {
+        let opts = qp::ListSecretsOptions {
+            filters: Some(label_filter(labels)),
+        };
+        let list = self
+            .within("listing secrets", self.docker.list_secrets(Some(opts)))
+            .await?
+            .map_err(|e| classify("listing secrets", "secret", "", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| s.spec.and_then(|s| s.name))
+            .collect())
+    }
+
+    pub async fn remove_secret(&self, name: &str) -> Result<(), EngineError> {
+        let call = format!("removing secret `{name}`");
+        self.within(&call, self.docker.delete_secret(name))
+            .await?
+            .map_err(|e| classify(&call, "secret", name, e))
+    }
+}

@@ -195,6 +195,7 @@ pub fn bare_spec(name: &str, image: &str) -> ContainerSpec {
         backup: None,
         restore: None,
         deploy: crate::unit::container::deploy::DeploySpec::default(),
+        secrets: Vec::new(),
     }
 }
 

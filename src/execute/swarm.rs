@@ -10,8 +10,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::engine::convert::{LABEL_UNIT, ResolvedBind};
-use crate::engine::service_spec::{self, LABEL_REPLICAS, ServiceInput, ServiceRequest};
+use std::collections::HashMap;
+
+use sha2::Digest as _;
+
+use crate::engine::convert::{LABEL_CONTAINER, LABEL_UNIT, ResolvedBind};
+use crate::engine::service_spec::{
+    self, LABEL_REPLICAS, ServiceInput, ServiceRequest, ServiceSecret,
+};
 use crate::engine::{ServiceInfo, SwarmRole};
 use crate::execute::ownership::Owner;
 use crate::execute::{OrderError, OrderResult, Runtime, UnitRun, image, resolve_host_path};
@@ -40,8 +46,14 @@ pub async fn check_manager(rt: &Runtime) -> OrderResult {
     }
 }
 
-/// The service spec of `spec` running the image `image_id`, with bind paths resolved.
-fn request(run: &UnitRun<'_>, spec: &ContainerSpec, image_id: &str) -> ServiceRequest {
+/// The service spec of `spec` running the image `image_id`, with bind paths resolved and its
+/// secrets as `secrets` says.
+fn request(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    image_id: &str,
+    secrets: Vec<ServiceSecret>,
+) -> ServiceRequest {
     let mut binds = Vec::new();
     for m in &spec.mounts {
         if let MountSpec::Bind {
@@ -68,8 +80,85 @@ fn request(run: &UnitRun<'_>, spec: &ContainerSpec, image_id: &str) -> ServiceRe
             image_id: image_id.to_string(),
             binds,
             volume_names: run.naming.volumes.clone(),
+            secrets,
         },
     )
+}
+
+/// The secrets of `spec`, each named on the swarm after the unit, the container, its name and
+/// its content (a changed file is a new secret, and the service's update rolls it out). With
+/// `create`, the missing ones are created (`start`); without, their IDs are looked up only.
+/// The content is never shown.
+async fn secrets(
+    run: &UnitRun<'_>,
+    spec: &ContainerSpec,
+    create: bool,
+) -> OrderResult<Vec<ServiceSecret>> {
+    let mut out = Vec::new();
+    for secret in &spec.secrets {
+        let path = resolve_host_path(run.rt, Some(spec), &secret.file);
+        let data = std::fs::read(&path).map_err(OrderError::io(format!(
+            "reading the secret `{}` of `{}` from {}",
+            secret.name,
+            spec.name,
+            path.display()
+        )))?;
+        // At most 64 characters: the secret's name (40 at most) and a digest of whose and
+        // what it is (the labels say whose).
+        let mut hasher = sha2::Sha256::new();
+        for part in [
+            run.naming.unit_label.as_bytes(),
+            spec.name.as_bytes(),
+            &data,
+        ] {
+            hasher.update(part);
+            hasher.update([0]);
+        }
+        let digest = crate::text::hex(&hasher.finalize());
+        let swarm_name = format!("{}-{}", secret.name, &digest[..20]);
+        let id = if create {
+            let labels = HashMap::from([
+                (LABEL_UNIT.to_string(), run.naming.unit_label.clone()),
+                (LABEL_CONTAINER.to_string(), spec.name.clone()),
+            ]);
+            run.engine()
+                .ensure_secret(&swarm_name, &data, labels)
+                .await?
+        } else {
+            run.engine()
+                .secret_id(&swarm_name)
+                .await?
+                .unwrap_or_default()
+        };
+        out.push(ServiceSecret {
+            name: secret.name.clone(),
+            swarm_name,
+            id,
+        });
+    }
+    Ok(out)
+}
+
+/// Removes the secrets of the unit's container `name` that no service uses any more (those
+/// still in use stay: the engine refuses).
+async fn prune_secrets(run: &UnitRun<'_>, name: &str, keep: &[ServiceSecret]) {
+    let engine = run.engine();
+    let labels = [
+        (LABEL_UNIT, run.naming.unit_label.as_str()),
+        (LABEL_CONTAINER, name),
+    ];
+    let Ok(all) = engine.secrets_with_labels(&labels).await else {
+        return;
+    };
+    for secret in all {
+        if keep.iter().any(|k| k.swarm_name == secret) {
+            continue;
+        }
+        match engine.remove_secret(&secret).await {
+            Ok(()) => output::debug(format!("Removed secret {secret}")),
+            Err(e) => output::debug(format!("Not removing secret {secret}: {e}")),
+        }
+    }
 }
 
 /// What the swarm holds of `name` and the spec the unit wants, without changing anything
@@ -84,7 +173,8 @@ pub async fn observe(
         Some(image) => run.engine().image(image).await?.map(|i| i.id),
         None => None,
     };
-    let req = request(run, spec, image_id.as_deref().unwrap_or_default());
+    let secrets = secrets(run, spec, false).await?;
+    let req = request(run, spec, image_id.as_deref().unwrap_or_default(), secrets);
     Ok((run.engine().service(name).await?, req))
 }
 
@@ -121,7 +211,8 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
         Box::pin(image::refresh(run, spec, &image_name)).await?;
     }
     let info = image::ensure_image(run, spec, &image_name).await?;
-    let req = request(run, spec, &info.id);
+    let secrets = secrets(run, spec, true).await?;
+    let req = request(run, spec, &info.id, secrets.clone());
     let decision = decide(run, existing.as_ref(), &req, args.restart);
     let engine = run.engine();
     match (&decision, &existing) {
@@ -136,6 +227,7 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
             run.ensure_network().await?;
             warn_all(name, engine.update_service(old, req).await?);
             output::info(format!("Updated service {name} ({})", why.join("; ")));
+            prune_secrets(run, name, &secrets).await;
         }
         (ServiceDecision::Scale(n), Some(old)) => {
             warn_all(
@@ -299,6 +391,7 @@ pub async fn remove(run: &UnitRun<'_>, name: &str, args: &RemoveArgs) -> OrderRe
     output::info(format!("Successfully removed service {name}"));
     let timeout = run.stop_timeout(name, args.timeout);
     wait_containers_gone(run, name, timeout).await?;
+    prune_secrets(run, name, &[]).await;
     if args.v {
         remove_volumes(run, name).await?;
     }

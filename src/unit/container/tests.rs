@@ -195,3 +195,32 @@ fn stop_timeout_is_checked_seconds() {
         assert!(err.contains("stop_timeout"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn secrets_are_read_only_binds_at_run_secrets() {
+    let s = spec("image: x\nsecrets: {db_password: secrets/db.txt}\n").unwrap();
+    assert_eq!(s.secrets[0].target(), "/run/secrets/db_password");
+    assert_eq!(
+        s.mounts.last(),
+        Some(&MountSpec::Bind {
+            host: "secrets/db.txt".into(),
+            container: "/run/secrets/db_password".into(),
+            read_only: true,
+        })
+    );
+    assert!(s.is_secret_path("/run/secrets/db_password"));
+    for (yaml, want) in [
+        ("secrets: {'a/b': f}\n", "`a/b` is not a secret name"),
+        ("secrets: {.hidden: f}\n", "`.hidden` is not a secret name"),
+        ("secrets: {pw: ''}\n", "the file is empty"),
+        (
+            "volumes: ['/x:/run/secrets/pw']\nsecrets: {pw: f}\n",
+            "mounted at `/run/secrets/pw` already",
+        ),
+    ] {
+        let err = spec(&format!("image: x\n{yaml}")).unwrap_err();
+        let text = crate::error::render(&err.into());
+        assert!(text.contains(want), "{yaml}: {text}");
+        assert!(text.contains("units/t/start.yaml:"), "{yaml}: {text}");
+    }
+}
