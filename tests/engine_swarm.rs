@@ -112,6 +112,12 @@ fn keys_without_swarm_meaning_are_refused_before_anything_is_deployed() {
     // `--orchestrator engine` wins over the environment files: the unit starts as containers.
     sb.ok(&["--orchestrator", "engine", "run", &format!("{id}/start")]);
     assert!(sb.running(&format!("{id}-web")));
+    // Test runs are refused in swarm mode (not carried out on a swarm yet), before any call.
+    let (_, err) = sb.fails(&["run", &format!("{id}/test:check")], 2);
+    assert!(
+        err.contains("test runs are not carried out on a swarm yet"),
+        "{err}"
+    );
 }
 
 #[test]
