@@ -498,3 +498,44 @@ fn secrets_are_swarm_secrets_rolled_out_on_change_and_never_printed() {
     run("engine", "start");
     assert_eq!(docker(&["exec", &app, "cat", "/run/secrets/pw"]), changed);
 }
+
+#[test]
+fn host_orders_get_the_published_ports_of_services() {
+    let sb = Sandbox::new("swport");
+    let _swarm = Swarm::join(&sb.id);
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{web}:
+  image: {base}
+  command: ["sh", "-c", "mkdir -p /www && echo hello-{id} > /www/index.html && exec httpd -f -p 80 -h /www"]
+  ports: ["80"]
+  stop_timeout: 1
+---
+- {web}: {{command: start, ready: {{healthy: true, timeout: 60}}}}
+- host:
+    command: execute
+    run: 'port=$(env | sed -n "s/^DSTART_SERVICES_.*_WEB_PORTS_80=//p"); echo "port $port"'
+"#,
+            base = base_image()
+        ),
+    );
+    let out = sb.ok(&[
+        "-v",
+        "--orchestrator",
+        "swarm",
+        "run",
+        &format!("{id}/start"),
+    ]);
+    let published = service(&web, "{{(index .Endpoint.Ports 0).PublishedPort}}");
+    assert!(
+        published.parse::<u16>().is_ok_and(|p| p >= 30000),
+        "{published}"
+    );
+    // Not fetched: on this machine the swarm's routing mesh does not answer on a published
+    // port (a port published in host mode does; docs/swarm.md).
+    assert!(out.contains(&format!("port {published}\n")), "{out}");
+}
