@@ -10,7 +10,7 @@ mod normalize;
 mod ports;
 mod raw;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use indexmap::IndexMap;
 use serde_yaml_ng::Value;

@@ -11,7 +11,7 @@ fn spec(yaml: &str) -> Result<ContainerSpec, ConfigError> {
 }
 
 /// The spec of container `web` written as `yaml`, with its written value and origin.
-pub(super) fn spec_with_raw(
+pub(crate) fn spec_with_raw(
     yaml: &str,
 ) -> Result<(ContainerSpec, serde_yaml_ng::Value, Origin), ConfigError> {
     let text = format!(
