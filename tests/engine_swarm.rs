@@ -539,3 +539,58 @@ fn host_orders_get_the_published_ports_of_services() {
     // port (a port published in host mode does; docs/swarm.md).
     assert!(out.contains(&format!("port {published}\n")), "{out}");
 }
+
+#[test]
+fn backup_archives_named_volumes_through_a_helper_task_on_their_node() {
+    let sb = Sandbox::new("swbackup");
+    let _swarm = Swarm::join(&sb.id);
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    web_unit(&sb, "backed-up");
+    sb.unit(
+        &id,
+        "snap",
+        &format!(
+            "import: {id}/start\n---\n- {web}: {{command: backup, backup_dir: out, backup_name: snap, stop: true, ready: {{healthy: true, timeout: 90}}}}\n"
+        ),
+    );
+    let run = |cmd: &str| sb.ok(&["--orchestrator", "swarm", "run", &format!("{id}/{cmd}")]);
+    run("start");
+
+    // The generated backup: the service keeps running.
+    let before = running_tasks(&web);
+    let out = run("backup");
+    assert!(
+        out.contains(&format!("Backup of container {web}")) || out.contains("Backup of container"),
+        "{out}"
+    );
+    let archive = sb.conf().join(format!("{web}.tar.gz"));
+    assert!(archive.exists(), "{out}");
+    let listing = std::process::Command::new("tar")
+        .arg("xzOf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listing.stdout).contains("backed-up"),
+        "the archive holds the volume's file"
+    );
+    assert_eq!(running_tasks(&web), before, "the tasks kept running");
+    assert!(
+        !service_exists(&format!("{web}-dstart-backup")),
+        "the helper service is gone"
+    );
+
+    // `stop: true`: scaled to 0 for the archive, and back to 2 (ready) afterwards.
+    let out = run("snap");
+    assert!(
+        out.contains(&format!("Successfully stopped service {web}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Started service {web} again (2 replicas)")),
+        "{out}"
+    );
+    assert!(sb.conf().join("out/snap.tar.gz").exists(), "{out}");
+    assert_eq!(running_tasks(&web).len(), 2);
+}

@@ -387,6 +387,69 @@ pub fn service_request(spec: &ContainerSpec, input: &ServiceInput) -> ServiceReq
     }
 }
 
+/// A named volume a helper task mounts: its name on the engine, the path, read only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperVolume {
+    pub volume: String,
+    pub path: String,
+    pub read_only: bool,
+}
+
+/// A one-off helper service (`sleep`, no restarts) pinned to the node `node` (an ID) with the
+/// volumes mounted: the task holds them on the node that has them while dstart works on them.
+pub fn helper_request(
+    name: &str,
+    unit: &str,
+    image_id: &str,
+    node: &str,
+    volumes: &[HelperVolume],
+) -> ServiceRequest {
+    let spec = ServiceSpec {
+        name: Some(name.to_string()),
+        labels: Some(HashMap::from([
+            (LABEL_UNIT.to_string(), unit.to_string()),
+            (LABEL_CONTAINER.to_string(), name.to_string()),
+        ])),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(image_id.to_string()),
+                command: Some(vec!["sleep".into(), "86400".into()]),
+                mounts: Some(
+                    volumes
+                        .iter()
+                        .map(|v| Mount {
+                            target: Some(v.path.clone()),
+                            source: Some(v.volume.clone()),
+                            typ: Some(MountType::VOLUME),
+                            read_only: Some(v.read_only),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                stop_grace_period: Some(0),
+                ..Default::default()
+            }),
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+                ..Default::default()
+            }),
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(vec![format!("node.id == {node}")]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        mode: Some(mode(1)),
+        ..Default::default()
+    };
+    ServiceRequest {
+        hash: config_hash(&spec),
+        keys: BTreeMap::new(),
+        replicas: 1,
+        spec,
+    }
+}
+
 /// The configuration keys of a service: those of its container (`env.NAME`, `image`, `args`,
 /// `mounts`, ...) as for a container, and `replicas`, `resources`, `placement`, `ports`,
 /// `update_config`, `restart_policy`, `networks`, `log_driver`.

@@ -16,6 +16,7 @@ pub mod retention;
 pub mod run;
 pub mod substitute;
 pub mod swarm;
+pub mod swarm_backup;
 pub mod swarm_preview;
 
 use std::collections::{HashMap, HashSet};
@@ -375,6 +376,9 @@ impl<'a> UnitRun<'a> {
                     return swarm::stop(self, name, self.stop_timeout(name, args.timeout)).await;
                 }
                 Action::Remove(args) => return swarm::remove(self, name, args).await,
+                Action::Backup(args) => {
+                    return Box::pin(swarm_backup::backup(self, order, args)).await;
+                }
                 _ => {}
             }
         }
