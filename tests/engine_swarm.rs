@@ -541,7 +541,7 @@ fn host_orders_get_the_published_ports_of_services() {
 }
 
 #[test]
-fn backup_archives_named_volumes_through_a_helper_task_on_their_node() {
+fn backup_and_restore_go_through_a_helper_task_on_the_volumes_node() {
     let sb = Sandbox::new("swbackup");
     let _swarm = Swarm::join(&sb.id);
     let id = sb.id.clone();
@@ -555,7 +555,18 @@ fn backup_archives_named_volumes_through_a_helper_task_on_their_node() {
         ),
     );
     let run = |cmd: &str| sb.ok(&["--orchestrator", "swarm", "run", &format!("{id}/{cmd}")]);
+    let in_task = |script: &str| {
+        let task = running_tasks(&web);
+        let container = docker(&[
+            "inspect",
+            &task[0],
+            "--format",
+            "{{.Status.ContainerStatus.ContainerID}}",
+        ]);
+        docker(&["exec", &container, "sh", "-c", script])
+    };
     run("start");
+    in_task(&format!("echo keep-{id} > /www/keep.txt"));
 
     // The generated backup: the service keeps running.
     let before = running_tasks(&web);
@@ -593,4 +604,14 @@ fn backup_archives_named_volumes_through_a_helper_task_on_their_node() {
     );
     assert!(sb.conf().join("out/snap.tar.gz").exists(), "{out}");
     assert_eq!(running_tasks(&web).len(), 2);
+
+    // The generated restore (stop: true) puts the volume back as the backup found it.
+    in_task("rm /www/keep.txt");
+    let out = run("restore");
+    assert!(
+        out.contains(&format!("Successfully stopped service {web}")),
+        "{out}"
+    );
+    assert_eq!(in_task("cat /www/keep.txt"), format!("keep-{id}"), "{out}");
+    assert!(!service_exists(&format!("{web}-dstart-restore")));
 }

@@ -379,6 +379,9 @@ impl<'a> UnitRun<'a> {
                 Action::Backup(args) => {
                     return Box::pin(swarm_backup::backup(self, order, args)).await;
                 }
+                Action::Restore(args) => {
+                    return Box::pin(swarm_backup::restore(self, order, args)).await;
+                }
                 _ => {}
             }
         }

@@ -1,8 +1,8 @@
-//! `backup` in swarm mode (SPEC: "Backups run a helper task pinned to the node that holds the
+//! `backup` and `restore` in swarm mode (SPEC: "Backups run a helper task pinned to the node that holds the
 //! volume"): a one-off helper service mounts the container's named volumes on the
-//! node of the service's tasks, and the engine's backup (`execute::backup`) archives them
-//! from the helper's container, as it archives a container's volumes on one engine. With
-//! `stop: true` the service is scaled to 0 first and back afterwards.
+//! node of the service's tasks, and the engine's backup and restore (`execute::backup`) work
+//! on the helper's container, as on a container's volumes on one engine. With `stop: true`
+//! the service is scaled to 0 first and back afterwards.
 //!
 //! The helper's container must be on the engine dstart talks to (the manager): a volume on
 //! another node is refused with what to do (docs/swarm.md).
@@ -14,10 +14,46 @@ use crate::execute::ownership::Owner;
 use crate::execute::{OrderError, OrderResult, UnitRun, backup, run::helper_image, swarm};
 use crate::output;
 use crate::unit::container::MountSpec;
-use crate::unit::order::{BackupArgs, Order};
+use crate::unit::order::{BackupArgs, Order, Ready, RestoreArgs};
+
+/// What runs through the helper: a backup or a restore.
+#[derive(Clone, Copy)]
+enum Work<'a> {
+    Backup(&'a BackupArgs),
+    Restore(&'a RestoreArgs),
+}
+
+impl Work<'_> {
+    fn word(self) -> &'static str {
+        match self {
+            Work::Backup(_) => "backup",
+            Work::Restore(_) => "restore",
+        }
+    }
+}
 
 /// `backup` of the named volumes of the service `order.container`.
 pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> OrderResult {
+    let stop = (args.stop, args.timeout, args.ready.as_ref());
+    Box::pin(through_helper(run, order, Work::Backup(args), stop)).await
+}
+
+/// `restore` into the named volumes of the service `order.container` (with `stop: true`, the
+/// generated restore's, the service is scaled to 0 while the archive is unpacked).
+pub async fn restore(run: &UnitRun<'_>, order: &Order, args: &RestoreArgs) -> OrderResult {
+    let stop = (args.stop, args.timeout, args.ready.as_ref());
+    Box::pin(through_helper(run, order, Work::Restore(args), stop)).await
+}
+
+/// Stops the service if `stop.0` says so, runs `work` through a helper task on the node of
+/// the service's volumes, removes the helper and starts the service again.
+async fn through_helper(
+    run: &UnitRun<'_>,
+    order: &Order,
+    work: Work<'_>,
+    stop: (bool, Option<u32>, Option<&Ready>),
+) -> OrderResult {
+    let (stop, stop_timeout, ready) = stop;
     let name = order.container.as_str();
     let spec = run.spec(name)?;
     let engine = run.engine();
@@ -54,12 +90,14 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     if volumes.is_empty() {
         if order.generated {
             output::debug(format!(
-                "No named volumes to back up in service {name} (skipped)"
+                "No named volumes to {} in service {name} (skipped)",
+                work.word()
             ));
             return Ok(());
         }
         return Err(OrderError::failed(format!(
-            "No named volumes to backup found in service {name}"
+            "No named volumes to {} found in service {name}",
+            work.word()
         )));
     }
     let tasks = engine.service_tasks(&service.id).await?;
@@ -85,19 +123,19 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
                 "the helper image `{helper_ref}` is not on the engine"
             ))
         })?;
-    let timeout = run.stop_timeout(name, args.timeout);
+    let timeout = run.stop_timeout(name, stop_timeout);
     let stopped_from = match service.replicas {
-        Some(n) if args.stop && n > 0 => {
+        Some(n) if stop && n > 0 => {
             swarm::stop(run, name, timeout).await?;
             Some(n)
         }
         _ => None,
     };
-    let helper = crate::text::docker_name(&format!("{name}-dstart-backup"));
+    let helper = crate::text::docker_name(&format!("{name}-dstart-{}", work.word()));
     let req = helper_request(&helper, &run.naming.unit_label, &image_id, &node, &volumes);
     engine.create_service(req).await?;
     output::debug(format!("Created helper service {helper} on node {node}"));
-    let result = Box::pin(backup_through(run, order, args, &helper)).await;
+    let result = Box::pin(work_through(run, order, work, &helper)).await;
     if let Err(e) = engine.remove_service(&helper).await {
         output::warn(
             "swarm",
@@ -110,7 +148,7 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
                 .scale_service(&info, n, &[(LABEL_REPLICAS, None)])
                 .await?;
             output::info(format!("Started service {name} again ({n} replicas)"));
-            if let Some(ready) = &args.ready {
+            if let Some(ready) = ready {
                 Box::pin(swarm::wait_ready(run, name, ready)).await?;
             }
         }
@@ -118,12 +156,13 @@ pub async fn backup(run: &UnitRun<'_>, order: &Order, args: &BackupArgs) -> Orde
     result
 }
 
-/// Waits for the helper's task, then backs its volumes up through its container as if it
-/// were the unit's container (a run of the unit with the helper's container in its place).
-async fn backup_through(
+/// Waits for the helper's task, then backs up or restores its volumes through its container
+/// as if it were the unit's container (a run of the unit with the helper's container in its
+/// place).
+async fn work_through(
     run: &UnitRun<'_>,
     order: &Order,
-    args: &BackupArgs,
+    work: Work<'_>,
     helper: &str,
 ) -> OrderResult {
     let engine = run.engine();
@@ -140,14 +179,16 @@ async fn backup_through(
             .find(|t| matches!(t.state.as_str(), "rejected" | "failed"))
         {
             return Err(OrderError::failed(format!(
-                "the backup helper of {} did not start: {}",
+                "the {} helper of {} did not start: {}",
+                work.word(),
                 order.container,
                 t.error.as_deref().unwrap_or(&t.message)
             )));
         }
         if Instant::now() >= deadline {
             return Err(OrderError::failed(format!(
-                "the backup helper of {} did not start within 60s",
+                "the {} helper of {} did not start within 60s",
+                work.word(),
                 order.container
             )));
         }
@@ -183,11 +224,21 @@ async fn backup_through(
     }
     let mut stand_in_order = order.clone();
     stand_in_order.container.clone_from(&info.name);
-    let mut args = args.clone();
     // The service was stopped (or not) above; the helper is not restarted.
-    args.stop = false;
-    args.ready = None;
-    let result = Box::pin(backup::backup(&through, &stand_in_order, &args)).await;
+    let result = match work {
+        Work::Backup(args) => {
+            let mut args = args.clone();
+            args.stop = false;
+            args.ready = None;
+            Box::pin(backup::backup(&through, &stand_in_order, &args)).await
+        }
+        Work::Restore(args) => {
+            let mut args = args.clone();
+            args.stop = false;
+            args.ready = None;
+            Box::pin(backup::restore(&through, &stand_in_order, &args)).await
+        }
+    };
     let after = taken(&through);
     if let Ok(mut t) = run.generated_volumes.lock() {
         t.extend(after);

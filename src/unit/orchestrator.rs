@@ -80,14 +80,19 @@ fn check_steps(steps: &[Step]) -> Result<(), ConfigError> {
 }
 
 /// The orders swarm mode carries out: images (`build`, `tag`, `push`, `remove_image`), services
-/// (start, stop, remove), backups without hooks, host commands and nested units.
+/// (start, stop, remove), backups and restores without hooks, host commands and nested
+/// units.
 fn check_order(order: &Order) -> Result<(), ConfigError> {
     let refused = match &order.action {
         Action::Start(args) if args.attach => Some("`attach`"),
         Action::Backup(args) if args.before.is_some() || args.after.is_some() => {
             Some("a backup with `before` or `after`")
         }
+        Action::Restore(args) if args.before.is_some() || args.after.is_some() => {
+            Some("a restore with `before` or `after`")
+        }
         Action::Backup(_)
+        | Action::Restore(_)
         | Action::Build
         | Action::Start(_)
         | Action::Stop(_)
@@ -104,7 +109,6 @@ fn check_order(order: &Order) -> Result<(), ConfigError> {
         Action::Create => Some("`create`"),
         Action::Commit(_) => Some("`commit`"),
         Action::Execute(_) => Some("`execute` in a container"),
-        Action::Restore(_) => Some("`restore`"),
     };
     match refused {
         None => Ok(()),
