@@ -2,7 +2,7 @@
 
 use crate::cli::{
     BuildArgs, Cli, Command, ExportArgs, ExportFormat, Format, HelpArgs, ListArgs, LogsArgs,
-    PullWhen, RunArgs, StatusArgs, TableFormat,
+    OrchestratorArg, PullWhen, RunArgs, StatusArgs, TableFormat,
 };
 use crate::config::catalog::{self, find_readme};
 use crate::config::discover::{self, ConfigDir};
@@ -16,6 +16,7 @@ use crate::output::{self, OutputConfig};
 use crate::testing::runner;
 use crate::unit::Unit;
 use crate::unit::container::PullPolicy;
+use crate::unit::orchestrator::{ORCHESTRATOR_VAR, Orchestrator};
 use std::path::Path;
 
 /// Runs one `dstart` invocation.
@@ -524,6 +525,7 @@ fn with_engine(
         &execute::retention::environment_files(&conf.environments_dir(), choices.environment),
     )?;
     let (choice, timeout) = choose_engine(cli, Some(&unit.environment))?;
+    let orchestrator = orchestrator(cli, unit)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -562,7 +564,13 @@ fn with_engine(
             interrupt,
             refusals: execute::ownership::Refusals::default(),
             chain: choices.chain.cloned().unwrap_or_default(),
+            orchestrator,
         };
+        if orchestrator == Orchestrator::Swarm {
+            execute::swarm::check_manager(&rt)
+                .await
+                .map_err(|e| order_error(e, &rt))?;
+        }
         work(&rt).await?;
         refused(&rt)
     });
@@ -615,6 +623,32 @@ fn choose_engine(
         .or_else(|| file(engine::HTTP_TIMEOUT_VAR));
     let timeout = engine::http_timeout(timeout_text.as_deref()).map_err(Error::Usage)?;
     Ok((choice, timeout))
+}
+
+/// The orchestrator of a run of `unit`: `--orchestrator`, else `DSTART_ORCHESTRATOR` of the
+/// environment files. In swarm mode the unit is checked for what Swarm cannot carry out
+/// before anything runs (exit 2, naming the file and line).
+fn orchestrator(cli: &Cli, unit: &Unit) -> Result<Orchestrator, Error> {
+    let flag = cli.orchestrator.map(|o| match o {
+        OrchestratorArg::Engine => Orchestrator::Engine,
+        OrchestratorArg::Swarm => Orchestrator::Swarm,
+    });
+    let chosen = Orchestrator::choose(flag, unit.environment.get_str(ORCHESTRATOR_VAR).as_deref())
+        .map_err(Error::Usage)?;
+    if chosen == Orchestrator::Swarm {
+        if unit.command.command == "test" {
+            return Err(Error::UsageHint {
+                message: format!(
+                    "`{}` in swarm mode: test runs are not carried out on a swarm yet",
+                    unit.command
+                ),
+                hint: "run the tests on one engine with `--orchestrator engine` (docs/swarm.md)"
+                    .into(),
+            });
+        }
+        crate::unit::orchestrator::check_swarm(unit)?;
+    }
+    Ok(chosen)
 }
 
 /// The top-level error of an interrupted run: which signal it was.

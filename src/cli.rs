@@ -44,6 +44,15 @@ pub struct Cli {
     )]
     pub context: Option<String>,
 
+    #[arg(
+        long = "orchestrator",
+        value_name = "NAME",
+        value_enum,
+        global = true,
+        help = "Who runs the containers: `engine` (containers, the default) or `swarm` (services on the swarm the engine manages); default: DSTART_ORCHESTRATOR of the environment files"
+    )]
+    pub orchestrator: Option<OrchestratorArg>,
+
     /// Show Docker and process output (-vv: more of it)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -66,6 +75,13 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--orchestrator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrchestratorArg {
+    Engine,
+    Swarm,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2066,7 +2066,7 @@ fn bad_utf8_names_the_line_of_the_first_bad_byte() {
 fn bad_unknown_key_in_a_container_lists_accepted_keys() {
     assert_eq!(
         bad_unit("aa:\n  image: busybox\n  imgae: x\n---\n- aa: {command: start}\n"),
-        "error: conf/units/bad/start.yaml:3:3: container `aa`: `imgae`: unknown key `imgae`, expected one of `build`, `creation`, `startup`, `image`, `command`, `entrypoint`, `env`, `ports`, `volumes`, `labels`, `working_dir`, `user`, `pull`, `stop_timeout`, `daemon`, `job`, `jobs`, `tests`, `backup`, `restore`\n"
+        "error: conf/units/bad/start.yaml:3:3: container `aa`: `imgae`: unknown key `imgae`, expected one of `build`, `creation`, `startup`, `image`, `command`, `entrypoint`, `env`, `ports`, `volumes`, `labels`, `working_dir`, `user`, `pull`, `stop_timeout`, `daemon`, `job`, `jobs`, `tests`, `backup`, `restore`, `deploy`, `secrets`\n"
     );
 }
 

@@ -107,6 +107,12 @@ const EVERY_VALUE: &str = r#"db:
     once: {args: [echo, hi], exit_code: 0, match: "hi", timeout: 5}
   tests:
     smoke: {execute: "true", timeout: 60, exit_code: 0}
+  deploy:
+    replicas: 2
+    placement: {constraints: ["node.role == manager"]}
+    resources: {limits: {cpus: 0.5, memory: 64m}, reservations: {cpus: "0.25", memory: 1048576}}
+    update_config: {parallelism: 1, delay: 2.5, order: stop-first, failure_action: rollback}
+  secrets: {pw: secrets/pw.txt}
 ---
 - db: {command: start, timeout: 5, wait: 1.5, ready: {log: "ready to accept", timeout: 30}}
 - db: {command: start, ready: {http: "http://127.0.0.1:[[port 80]](db)/", status: 204, match: "ok", timeout: 12}}

@@ -78,7 +78,21 @@ impl VolumeRequest {
     }
 }
 
-fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
+/// The engine's ulimits of a container spec (`None` without any).
+pub(super) fn ulimits(host: &crate::unit::container::HostSpec) -> Option<Vec<ResourcesUlimits>> {
+    opt_vec(
+        host.ulimits
+            .iter()
+            .map(|u| ResourcesUlimits {
+                name: Some(u.name.clone()),
+                soft: Some(u.soft),
+                hard: Some(u.hard),
+            })
+            .collect(),
+    )
+}
+
+pub(super) fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
     if v.is_empty() { None } else { Some(v) }
 }
 
@@ -214,16 +228,7 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
         pid_mode: host.pid_mode.clone(),
         ipc_mode: host.ipc_mode.clone(),
         security_opt: opt_vec(host.security_opt.clone()),
-        ulimits: opt_vec(
-            host.ulimits
-                .iter()
-                .map(|u| ResourcesUlimits {
-                    name: Some(u.name.clone()),
-                    soft: Some(u.soft),
-                    hard: Some(u.hard),
-                })
-                .collect(),
-        ),
+        ulimits: ulimits(host),
         tmpfs: opt_map(
             host.tmpfs
                 .iter()
@@ -366,7 +371,7 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
 /// per variable, `labels.NAME` per label, `ports` (exposed and published), `image`, and the
 /// other fields of the request and of its host config in snake case (`cmd`, `restart_policy`).
 /// The digest is 16 hex digits of a SHA-256, so no value (a password) is readable from it.
-fn key_digests(own: &impl serde::Serialize) -> BTreeMap<String, String> {
+pub(super) fn key_digests(own: &impl serde::Serialize) -> BTreeMap<String, String> {
     let value = serde_json::to_value(own).unwrap_or(serde_json::Value::Null);
     let mut parts: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
     let mut add =
@@ -448,6 +453,19 @@ pub fn network_request(name: &str, unit: &str) -> NetworkRequest {
     NetworkRequest(req)
 }
 
+/// The create request of the overlay network of `unit` in swarm mode: attachable, so that
+/// helper containers and tests can join the services on it.
+pub fn overlay_network_request(name: &str, unit: &str) -> NetworkRequest {
+    let mut req = NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("overlay".to_string()),
+        attachable: Some(true),
+        ..Default::default()
+    };
+    req.labels = Some(object_labels(unit, "", config_hash(&req)));
+    NetworkRequest(req)
+}
+
 /// The create request of a named volume of `unit`, declared by the spec of `container`.
 pub fn volume_request(name: &str, unit: &str, container: &str) -> VolumeRequest {
     let mut req = VolumeCreateRequest {
@@ -485,14 +503,14 @@ fn canonicalize(v: &serde_json::Value) -> serde_json::Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::sync::Arc;
 
     use crate::config::source::{Origin, PathSeg, Source};
     use crate::unit::container::container_from_value;
 
-    fn spec(yaml: &str) -> ContainerSpec {
+    pub(in crate::engine) fn spec(yaml: &str) -> ContainerSpec {
         let source = Arc::new(Source::new(
             "t.yaml",
             format!(

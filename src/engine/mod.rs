@@ -14,6 +14,8 @@
 //! exec.rs        logs, attach, exec
 //! images.rs      inspect, build, pull, push, tag, commit, remove
 //! networks.rs    networks and volumes
+//! services.rs    swarm mode: the engine's role, services and their tasks
+//! service_spec.rs a container spec into a service spec (pure)
 //! registry.rs    registry credentials for pull and push, as the Docker CLI finds them
 //! archive.rs     the archive endpoint over plain HTTP on the unix socket (fast path)
 //! convert.rs     a container spec into a create request (pure)
@@ -34,6 +36,8 @@ mod info;
 mod networks;
 pub mod registry;
 pub mod resolve;
+pub mod service_spec;
+mod services;
 mod transport;
 pub mod watchdog;
 
@@ -51,6 +55,7 @@ pub use info::{
     BuildEvent, BuildParams, ByteStream, ContainerInfo, ContainerSummary, Created, ImageInfo,
     ImageSummary, MountInfo, OutputChunk, OutputStream, Progress,
 };
+pub use services::{ServiceInfo, SwarmRole, TaskInfo};
 
 /// The oldest engine API dstart works with.
 pub const MIN_API: (usize, usize) = (1, 41);

@@ -772,7 +772,6 @@ pub async fn remove(run: &UnitRun<'_>, name: &str, args: &RemoveArgs) -> OrderRe
 
 /// Removes the named volumes of the unit that this container used, once nothing uses them.
 async fn remove_unit_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderResult {
-    let engine = run.engine();
     for m in &info.mounts {
         let Some(vol) = m.name.as_deref() else {
             continue;
@@ -780,24 +779,32 @@ async fn remove_unit_volumes(run: &UnitRun<'_>, info: &ContainerInfo) -> OrderRe
         if m.kind != "volume" || m.is_anonymous_volume() {
             continue;
         }
-        let Some(labels) = engine.volume_labels(vol).await? else {
-            continue;
-        };
-        let owner = Owner::of(&labels, &run.naming.unit_label);
-        if !owner.is_unit() {
-            run.rt.refusals.refuse("volume", vol, "removing", &owner);
-            continue;
+        remove_unit_volume(run, vol).await?;
+    }
+    Ok(())
+}
+
+/// Removes the named volume `vol` if it carries the unit's label (else it is refused and
+/// named at the end of the run) and nothing uses it.
+pub async fn remove_unit_volume(run: &UnitRun<'_>, vol: &str) -> OrderResult {
+    let engine = run.engine();
+    let Some(labels) = engine.volume_labels(vol).await? else {
+        return Ok(());
+    };
+    let owner = Owner::of(&labels, &run.naming.unit_label);
+    if !owner.is_unit() {
+        run.rt.refusals.refuse("volume", vol, "removing", &owner);
+        return Ok(());
+    }
+    match engine.remove_volume(vol).await {
+        Ok(()) => output::info(format!("Successfully removed volume {vol}")),
+        Err(e) if e.is_not_found() => {}
+        Err(EngineError::Conflict { .. }) => {
+            output::debug(format!(
+                "Not removing volume {vol}: another container uses it"
+            ));
         }
-        match engine.remove_volume(vol).await {
-            Ok(()) => output::info(format!("Successfully removed volume {vol}")),
-            Err(e) if e.is_not_found() => {}
-            Err(EngineError::Conflict { .. }) => {
-                output::debug(format!(
-                    "Not removing volume {vol}: another container uses it"
-                ));
-            }
-            Err(e) => output::warn("lifecycle", format!("could not remove volume {vol}: {e}")),
-        }
+        Err(e) => output::warn("lifecycle", format!("could not remove volume {vol}: {e}")),
     }
     Ok(())
 }

@@ -19,6 +19,9 @@ pub mod pull;
 pub mod retention;
 pub mod run;
 pub mod substitute;
+pub mod swarm;
+pub mod swarm_backup;
+pub mod swarm_preview;
 pub mod test_runs;
 pub mod upgrade;
 
@@ -114,6 +117,8 @@ pub struct Runtime {
     pub refusals: ownership::Refusals,
     /// The builds of the configuration directory that the run's builds may be built from.
     pub chain: std::sync::Arc<chain::Chain>,
+    /// Containers on the engine, or services on its swarm.
+    pub orchestrator: crate::unit::orchestrator::Orchestrator,
 }
 
 pub use crate::unit::naming::{Naming, network_name};
@@ -191,8 +196,14 @@ impl<'a> UnitRun<'a> {
         if *ready {
             return Ok(());
         }
-        let req =
-            crate::engine::convert::network_request(&self.naming.network, &self.naming.unit_label);
+        let req = if self.swarm() {
+            crate::engine::convert::overlay_network_request(
+                &self.naming.network,
+                &self.naming.unit_label,
+            )
+        } else {
+            crate::engine::convert::network_request(&self.naming.network, &self.naming.unit_label)
+        };
         if self.engine().ensure_network(req).await? {
             output::debug(format!("Created network {}", self.naming.network));
         }
@@ -223,6 +234,11 @@ impl<'a> UnitRun<'a> {
             v.insert(engine_name.to_string());
         }
         Ok(())
+    }
+
+    /// Whether the run deploys services on a swarm instead of containers.
+    pub fn swarm(&self) -> bool {
+        self.rt.orchestrator == crate::unit::orchestrator::Orchestrator::Swarm
     }
 
     /// The name a container's key has for the user.
@@ -329,6 +345,23 @@ impl<'a> UnitRun<'a> {
 
     async fn dispatch(&self, order: &Order) -> OrderResult {
         let name = order.container.as_str();
+        if self.swarm() {
+            // `unit::orchestrator::check_swarm` refused the other kinds before the run began.
+            match &order.action {
+                Action::Start(args) => return Box::pin(swarm::start(self, name, args)).await,
+                Action::Stop(args) => {
+                    return swarm::stop(self, name, self.stop_timeout(name, args.timeout)).await;
+                }
+                Action::Remove(args) => return swarm::remove(self, name, args).await,
+                Action::Backup(args) => {
+                    return Box::pin(swarm_backup::backup(self, order, args)).await;
+                }
+                Action::Restore(args) => {
+                    return Box::pin(swarm_backup::restore(self, order, args)).await;
+                }
+                _ => {}
+            }
+        }
         match &order.action {
             Action::Build => image::build_order(self, name).await,
             Action::Create => lifecycle::create(self, name).await.map(|_| ()),

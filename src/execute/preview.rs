@@ -343,6 +343,9 @@ fn plan_order(
 /// `unit` order is followed by the lines of the unit command it runs (loaded with the run),
 /// each naming that unit command.
 pub async fn plan_steps(run: &UnitRun<'_>, steps: &[Step]) -> OrderResult<Vec<PlanLine>> {
+    if run.swarm() {
+        return Box::pin(super::swarm_preview::plan_steps(run, steps)).await;
+    }
     let orders: Vec<&Order> = steps.iter().flat_map(Step::orders).collect();
     let names: BTreeSet<String> = orders
         .iter()
@@ -398,10 +401,16 @@ pub struct StatusLine {
     pub ports: Vec<String>,
     /// `configuration changed: env.A`, `image changed`, `not created by dstart`.
     pub drift: Vec<String>,
+    /// Swarm mode: running tasks per node (by hostname).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// `status` of the containers of one unit.
 pub async fn status(run: &UnitRun<'_>) -> OrderResult<Vec<StatusLine>> {
+    if run.swarm() {
+        return Box::pin(super::swarm_preview::status(run)).await;
+    }
     let names: BTreeSet<String> = run.unit.containers.keys().cloned().collect();
     let state = inspect(run, &names).await?;
     let mut out = Vec::new();
@@ -445,6 +454,7 @@ pub async fn status(run: &UnitRun<'_>) -> OrderResult<Vec<StatusLine>> {
                 })
                 .unwrap_or_default(),
             drift: drift.iter().map(ToString::to_string).collect(),
+            nodes: None,
         });
     }
     Ok(out)
@@ -466,7 +476,13 @@ pub fn status_table(lines: &[StatusLine]) -> String {
         rows.push([
             l.unit.clone(),
             l.container.clone(),
-            l.state.clone(),
+            match &l.nodes {
+                Some(nodes) if !nodes.is_empty() => {
+                    let per: Vec<String> = nodes.iter().map(|(n, c)| format!("{n}: {c}")).collect();
+                    format!("{} ({})", l.state, per.join(", "))
+                }
+                _ => l.state.clone(),
+            },
             or_dash(l.health.clone().unwrap_or_default()),
             or_dash(l.image.clone()),
             or_dash(l.ports.join(",")),
@@ -535,6 +551,7 @@ mod tests {
             image: "busybox".into(),
             ports: vec!["0.0.0.0:8080->80/tcp".into()],
             drift: vec!["image changed".into()],
+            nodes: None,
         };
         assert_eq!(
             status_table(&[line]),

@@ -192,6 +192,8 @@ pub fn bare_spec(name: &str, image: &str) -> ContainerSpec {
         stop_timeout: crate::unit::container::DEFAULT_STOP_TIMEOUT,
         backup: None,
         restore: None,
+        deploy: crate::unit::container::deploy::DeploySpec::default(),
+        secrets: Vec::new(),
     }
 }
 
@@ -330,12 +332,21 @@ pub async fn run_container_kept(
 pub async fn services_env(run: &UnitRun<'_>) -> OrderResult<BTreeMap<String, String>> {
     let mut env = BTreeMap::new();
     for name in run.unit.containers.keys() {
-        let Some(info) = run.engine().container(name).await? else {
-            continue;
+        // In swarm mode the service's ports, published on every node.
+        let ports: Vec<(String, u16)> = if run.swarm() {
+            match run.engine().service(name).await? {
+                Some(service) => service.ports,
+                None => continue,
+            }
+        } else {
+            match run.engine().container(name).await? {
+                Some(info) => info.ports.into_iter().map(|(p, _, h)| (p, h)).collect(),
+                None => continue,
+            }
         };
         let key = replace_unless(run.display_name(name), |c| c.is_ascii_alphanumeric(), '_')
             .to_ascii_uppercase();
-        for (port, _ip, host_port) in &info.ports {
+        for (port, host_port) in &ports {
             let port_key = match port.split_once('/') {
                 Some((p, "tcp")) => p.to_string(),
                 Some((p, proto)) => format!("{p}_{}", proto.to_ascii_uppercase()),

@@ -10,8 +10,12 @@ use crate::engine::convert::{LABEL_HASH, LABEL_KEYS};
 use crate::unit::order::Recreate;
 
 pub mod owner;
+pub mod service;
 pub mod upgrade;
 pub use owner::Owner;
+pub use service::{
+    Convergence, ServiceDecision, WantedService, convergence, decide_service, service_drift,
+};
 pub use upgrade::Upgrade;
 
 /// What the engine reports about a container.

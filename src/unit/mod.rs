@@ -6,6 +6,7 @@ pub mod checks;
 pub mod container;
 pub mod forms;
 pub mod naming;
+pub mod orchestrator;
 pub mod order;
 pub mod values;
 

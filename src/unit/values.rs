@@ -245,6 +245,105 @@ impl fmt::Display for HttpUrl {
 
 checked_text!(HttpUrl, "an `http://` or `https://` URL");
 
+/// A number of CPUs for Swarm resources (`deploy.resources.*.cpus`): finite, more than 0, at
+/// most [`Cpus::MAX`]; written as a number or a string (`0.5`, `'2'`, as Compose files do).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Cpus(f64);
+
+impl Cpus {
+    /// More CPUs than any machine has: a typo.
+    pub const MAX: f64 = 4096.0;
+
+    pub fn new(value: f64) -> Result<Cpus, String> {
+        if value.is_finite() && value > 0.0 && value <= Self::MAX {
+            Ok(Cpus(value))
+        } else {
+            Err(format!(
+                "expected a number of CPUs above 0 and at most {}, found {value}",
+                Self::MAX
+            ))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// In billionths of a CPU, as the engine counts them.
+    #[allow(clippy::cast_possible_truncation)]
+    pub fn nano(self) -> i64 {
+        (self.0 * 1e9).round() as i64
+    }
+}
+
+impl fmt::Display for Cpus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cpus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Cpus;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of CPUs, like `0.5` or `2`")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cpus, E> {
+                Cpus::new(v).map_err(E::custom)
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cpus, E> {
+                Cpus::new(v as f64).map_err(E::custom)
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cpus, E> {
+                Cpus::new(v as f64).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Cpus, E> {
+                let n: f64 = v.trim().parse().map_err(|_| {
+                    E::custom(format!(
+                        "expected a number of CPUs, like `0.5` or `2`, found `{}`",
+                        clip(v, 40)
+                    ))
+                })?;
+                Cpus::new(n).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A size in bytes above 0 (a memory limit): a number of bytes or a string like `512m`, read
+/// with [`size_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(i64);
+
+impl ByteSize {
+    pub fn new(bytes: i64) -> Result<ByteSize, String> {
+        if bytes > 0 {
+            Ok(ByteSize(bytes))
+        } else {
+            Err(format!("expected a size above 0, found {bytes}"))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match crate::unit::forms::Size::deserialize(deserializer)? {
+            crate::unit::forms::Size::Bytes(b) => ByteSize::new(b),
+            crate::unit::forms::Size::Text(t) => size_bytes(&t).and_then(ByteSize::new),
+        }
+        .map_err(de::Error::custom)
+    }
+}
+
 /// A size as bytes: a number, or a number with `k`, `m` or `g` (and an optional `b`), computed
 /// with checked arithmetic.
 pub fn size_bytes(text: &str) -> Result<i64, String> {

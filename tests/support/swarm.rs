@@ -28,16 +28,7 @@ impl Swarm {
     /// Waits for the machine's swarm lock, then makes the engine a one-node swarm manager.
     /// `prefix` names what the test creates (use the sandbox's `id`).
     pub fn join(prefix: &str) -> Swarm {
-        let path = std::env::temp_dir().join("dstart-test-swarm.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .expect("swarm lock file");
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .expect("swarm lock");
+        let lock = Self::lock();
         let initialized = swarm_state() != "active";
         if initialized {
             // A swarm half-left by a killed test would make init fail: leave it first.
@@ -51,6 +42,33 @@ impl Swarm {
         };
         swarm.clean();
         swarm
+    }
+
+    /// Holds the machine's swarm lock with the engine outside any swarm, for a test of what
+    /// dstart says there. Panics when the engine is in a swarm (left behind by someone else).
+    pub fn outside(prefix: &str) -> Swarm {
+        let lock = Self::lock();
+        let state = swarm_state();
+        assert_eq!(state, "inactive", "the engine is in a swarm: {state}");
+        Swarm {
+            prefix: prefix.to_string(),
+            initialized: false,
+            _lock: lock,
+        }
+    }
+
+    /// Waits for the machine's swarm lock.
+    fn lock() -> nix::fcntl::Flock<File> {
+        let path = std::env::temp_dir().join("dstart-test-swarm.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .expect("swarm lock file");
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("swarm lock")
     }
 
     /// Removes the stacks' services, secrets, configs and networks under the prefix.

@@ -4,13 +4,14 @@
 //! Two keys that say the same thing (`image` and `creation.image`, `env` and
 //! `creation.environment`, ...) may not both be given: dstart does not guess which one wins.
 
+pub mod deploy;
 mod mounts;
 mod normalize;
 mod ports;
 mod print;
 mod raw;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use indexmap::IndexMap;
 use serde_yaml_ng::Value;
@@ -154,6 +155,26 @@ pub struct ContainerSpec {
     pub backup: Option<crate::unit::backup::BackupSpec>,
     /// What the generated restore runs around the unpacking (`restore:`).
     pub restore: Option<crate::unit::backup::RestoreSpec>,
+    /// How swarm mode deploys it (`deploy:`, defaults applied).
+    pub deploy: deploy::DeploySpec,
+    /// Secret files (`secrets:`): Swarm secrets in swarm mode, read-only binds (also in
+    /// [`mounts`](Self::mounts)) on one engine; at `/run/secrets/<name>` either way.
+    pub secrets: Vec<SecretFile>,
+}
+
+/// A secret of a container: its name and the file that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    pub name: String,
+    /// As written (resolved like a bind's host path when the order runs).
+    pub file: String,
+}
+
+impl SecretFile {
+    /// Where the container reads it.
+    pub fn target(&self) -> String {
+        format!("/run/secrets/{}", self.name)
+    }
 }
 
 impl ContainerSpec {
@@ -190,6 +211,11 @@ impl ContainerSpec {
             .filter(|m| !matches!(m, MountSpec::Bind { .. }))
             .map(|m| m.container_path().to_string())
             .collect()
+    }
+
+    /// Whether a bind mount is a secret's (swarm mode mounts those as Swarm secrets).
+    pub fn is_secret_path(&self, container_path: &str) -> bool {
+        self.secrets.iter().any(|s| s.target() == container_path)
     }
 
     /// Whether the container joins the unit network (no explicit `network_mode`).

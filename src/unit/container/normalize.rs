@@ -115,6 +115,37 @@ fn stop_timeout(origin: &Origin, name: &str, seconds: Option<f64>) -> Result<u32
     }
 }
 
+/// `secrets:`: names the engine accepts in a secret's name and a path, files given.
+fn secret_files(
+    origin: &Origin,
+    written: Option<&IndexMap<String, String>>,
+) -> Result<Vec<super::SecretFile>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, file) in written.into_iter().flatten() {
+        let at = origin.key("secrets").key(name);
+        if name.is_empty()
+            || name.len() > 40
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            return Err(at.invalid_with_hint(
+                format!("`secrets`: `{name}` is not a secret name"),
+                "use letters, digits, `_`, `-` and `.` (up to 40, starting with a letter or digit), such as `db_password`",
+            ));
+        }
+        if file.trim().is_empty() {
+            return Err(at.invalid(format!("`secrets.{name}`: the file is empty")));
+        }
+        out.push(super::SecretFile {
+            name: name.clone(),
+            file: file.clone(),
+        });
+    }
+    Ok(out)
+}
+
 fn conflict(origin: &Origin, a: &str, b: &str) -> ConfigError {
     origin.key(b).invalid_with_hint(
         format!("both `{a}` and `{b}` are given, and they mean the same thing"),
@@ -265,12 +296,27 @@ impl RawContainer {
             startup.port_bindings.as_ref(),
             creation.ports.as_deref(),
         )?;
-        let mounts = mounts(
+        let mut mounts = mounts(
             origin,
             self.volumes.as_deref(),
             startup.binds.as_ref(),
             creation.volumes.as_deref(),
         )?;
+        let secrets = secret_files(origin, self.secrets.as_ref())?;
+        for secret in &secrets {
+            if mounts.iter().any(|m| m.container_path() == secret.target()) {
+                return Err(origin.key("secrets").key(&secret.name).invalid(format!(
+                    "`secrets`: `{}` is mounted at `{}` already",
+                    secret.name,
+                    secret.target()
+                )));
+            }
+            mounts.push(super::MountSpec::Bind {
+                host: secret.file.clone(),
+                container: secret.target(),
+                read_only: true,
+            });
+        }
 
         let volumes_from = pick(
             origin,
@@ -464,6 +510,8 @@ impl RawContainer {
             stop_timeout: stop_timeout(origin, name, self.stop_timeout)?,
             backup: self.backup,
             restore: self.restore,
+            deploy: self.deploy.unwrap_or_default().normalize(origin)?,
+            secrets,
         })
     }
 }

@@ -165,6 +165,11 @@ pub struct RawContainer {
     pub tests: Option<IndexMap<String, CustomTest>>,
     pub backup: Option<crate::unit::backup::BackupSpec>,
     pub restore: Option<crate::unit::backup::RestoreSpec>,
+    /// How swarm mode deploys it (`replicas`, `placement`, `resources`, `update_config`).
+    pub deploy: Option<super::deploy::RawDeploy>,
+    /// Secret files: name → file (relative to the configuration directory), read by the
+    /// container at `/run/secrets/<name>`.
+    pub secrets: Option<IndexMap<String, String>>,
 }
 
 /// When the image of a container is pulled (`pull:`; `run --pull` overrides it for one run).

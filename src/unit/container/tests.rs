@@ -7,6 +7,13 @@ use std::sync::Arc;
 use crate::config::source::Source;
 
 fn spec(yaml: &str) -> Result<ContainerSpec, ConfigError> {
+    spec_with_raw(yaml).map(|(s, _, _)| s)
+}
+
+/// The spec of container `web` written as `yaml`, with its written value and origin.
+pub(crate) fn spec_with_raw(
+    yaml: &str,
+) -> Result<(ContainerSpec, serde_yaml_ng::Value, Origin), ConfigError> {
     let text = format!(
         "web:\n{}",
         yaml.lines().fold(String::new(), |mut acc, l| {
@@ -22,7 +29,7 @@ fn spec(yaml: &str) -> Result<ContainerSpec, ConfigError> {
         0,
         vec![crate::config::source::PathSeg::Key("web".into())],
     );
-    container_from_value("web", &value, &origin)
+    container_from_value("web", &value, &origin).map(|s| (s, value, origin))
 }
 
 #[test]
@@ -186,5 +193,34 @@ fn stop_timeout_is_checked_seconds() {
             .to_string();
         assert!(err.starts_with("units/t/start.yaml:3:"), "{bad}: {err}");
         assert!(err.contains("stop_timeout"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn secrets_are_read_only_binds_at_run_secrets() {
+    let s = spec("image: x\nsecrets: {db_password: secrets/db.txt}\n").unwrap();
+    assert_eq!(s.secrets[0].target(), "/run/secrets/db_password");
+    assert_eq!(
+        s.mounts.last(),
+        Some(&MountSpec::Bind {
+            host: "secrets/db.txt".into(),
+            container: "/run/secrets/db_password".into(),
+            read_only: true,
+        })
+    );
+    assert!(s.is_secret_path("/run/secrets/db_password"));
+    for (yaml, want) in [
+        ("secrets: {'a/b': f}\n", "`a/b` is not a secret name"),
+        ("secrets: {.hidden: f}\n", "`.hidden` is not a secret name"),
+        ("secrets: {pw: ''}\n", "the file is empty"),
+        (
+            "volumes: ['/x:/run/secrets/pw']\nsecrets: {pw: f}\n",
+            "mounted at `/run/secrets/pw` already",
+        ),
+    ] {
+        let err = spec(&format!("image: x\n{yaml}")).unwrap_err();
+        let text = crate::error::render(&err.into());
+        assert!(text.contains(want), "{yaml}: {text}");
+        assert!(text.contains("units/t/start.yaml:"), "{yaml}: {text}");
     }
 }
