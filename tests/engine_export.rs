@@ -277,7 +277,12 @@ fn shape(name: &str) -> String {
 #[test]
 fn compose_up_of_an_export_starts_what_start_starts() {
     let sb = Sandbox::new("export-compose");
-    let (file, port) = exported_unit(&sb, &format!("{}-", sb.id), "");
+    sb.write("site.key", "key-of-the-site\n");
+    let (file, port) = exported_unit(
+        &sb,
+        &format!("{}-", sb.id),
+        "  secrets: {site_key: site.key}\n",
+    );
     let id = &sb.id;
     let web = format!("{id}-web");
     let file = file.to_str().unwrap();
@@ -287,6 +292,11 @@ fn compose_up_of_an_export_starts_what_start_starts() {
     let down: Vec<&str> = project.iter().copied().chain(["down", "-v"]).collect();
     let body = page(port, &format!("hello from-{id} token={TOKEN}"), 60);
     assert!(body.starts_with("hello"), "{body}");
+    // The secret file, where dstart mounts it (read-only: `shape` compares the mounts).
+    assert_eq!(
+        docker(&["exec", &web, "cat", "/run/secrets/site_key"]),
+        "key-of-the-site"
+    );
     let by_compose = shape(&web);
     let init_by_compose = shape(&format!("{id}-init"));
     run("docker-compose", &down, sb.conf());
