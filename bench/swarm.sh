@@ -2,16 +2,16 @@
 # Benchmark of issue 20, side by side in one run on a one-node swarm: N services (busybox
 # `sleep`, one replica each) deployed and waited for until every task runs, by
 #   - dstart in swarm mode (`run sw/start`: N start orders, no `ready:`), then the wait below,
-#   - `docker stack deploy` of an equivalent Compose file, then the same wait,
+#   - `docker stack deploy` of the Compose file `dstart export sw/start` writes of the same unit,
+#     then the same wait,
 # and a no-op `dstart run sw/start` on the deployed services (target: under 100 ms).
 # The wait polls `docker service ls` every 50 ms until every service of the case shows 1/1.
-# Both run the local image by its ID: no registry is asked (none can be reached here).
+# No registry is asked (none can be reached here): dstart runs the local image by its ID, the
+# stack by its tag with `--resolve-image never`.
 #
 # usage: bench/swarm.sh [N]            (default: 10)
 #   RUNS=5        rounds: every case runs once per round, the rounds interleave the cases
 #   D=BIN         the dstart binary (default: the release build, built when missing)
-# The Compose file is written by hand here for now; `dstart export --format compose` (issue 20,
-# another part) is meant to write it once it exists.
 # Takes the machine's swarm lock (/tmp/dstart-test-swarm.lock, as the tests do), makes the
 # engine a one-node swarm when it is not in one, and leaves it again at the end.
 set -euo pipefail
@@ -27,7 +27,6 @@ RUNS=${RUNS:-5}
 IMAGE=dstart-bench/busybox:latest
 . bench/lib.sh
 ensure_busybox_image "$IMAGE"
-IMAGE_ID=$(docker image inspect "$IMAGE" --format '{{.Id}}')
 
 exec 9>/tmp/dstart-test-swarm.lock
 flock 9
@@ -41,7 +40,8 @@ results=$root/bench/results/swarm-$N
 mkdir -p "$results"
 export D N work
 
-# Removes both cases' services, waits until their containers are gone, then their networks.
+# Removes both cases' services, waits until their containers are gone, then the unit network
+# (both use `dstart-sw`: the export declares the unit network under its name).
 clean_all() {
     local i
     docker service ls -q --filter name=benchsw- | xargs -r docker service rm >/dev/null
@@ -51,9 +51,8 @@ clean_all() {
         sleep 0.1
     done
     for i in $(seq 1 100); do
-        docker network rm dstart-benchsw benchstack_default >/dev/null 2>&1 || true
-        docker network inspect dstart-benchsw >/dev/null 2>&1 \
-            || docker network inspect benchstack_default >/dev/null 2>&1 || break
+        docker network rm dstart-sw >/dev/null 2>&1 || true
+        docker network inspect dstart-sw >/dev/null 2>&1 || break
         sleep 0.1
     done
 }
@@ -86,14 +85,8 @@ echo 'DSTART_ORCHESTRATOR: swarm' > "$conf/environments/default.yaml"
     echo '---'
     for i in $(seq 1 "$N"); do printf -- '- benchsw-s%s: {command: start}\n' "$i"; done
 } > "$conf/units/sw/start.yaml"
-# The same services as a Compose file; the image by its ID, as dstart runs it.
-{
-    echo 'version: "3.8"'
-    echo 'services:'
-    for i in $(seq 1 "$N"); do
-        printf '  s%s:\n    image: %s\n    command: ["sleep", "3600"]\n    stop_grace_period: 1s\n    deploy: {replicas: 1}\n' "$i" "$IMAGE_ID"
-    done
-} > "$work/compose.yml"
+# The same services as the Compose file dstart writes of them.
+"$D" -q -c "$conf" export -o "$work/compose.yml" sw/start
 export conf
 
 clean_all

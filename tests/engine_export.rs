@@ -25,9 +25,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Writes the unit `<id>` with the containers `<prefix>init` and `<prefix>web` and exports it
-/// to `<conf>/export.yml`; returns the file and the port.
-fn exported_unit(sb: &Sandbox, prefix: &str) -> (PathBuf, u16) {
+/// Writes the unit `<id>` with the containers `<prefix>init` and `<prefix>web` (`web_extra`:
+/// more keys of web, indented by two) and exports it to `<conf>/export.yml`; returns the file
+/// and the port.
+fn exported_unit(sb: &Sandbox, prefix: &str, web_extra: &str) -> (PathBuf, u16) {
     let id = &sb.id;
     let port = free_port();
     sb.write(
@@ -51,7 +52,7 @@ fn exported_unit(sb: &Sandbox, prefix: &str) -> (PathBuf, u16) {
   ports: ["127.0.0.1:{port}:8080"]
   volumes: ["{id}-site:/www:ro"]
   stop_timeout: 2
----
+{web_extra}---
 - {prefix}init: {{command: start, attach: true}}
 - {prefix}web: {{command: start}}
 "#,
@@ -140,7 +141,19 @@ fn stack_deploy_of_an_export_runs_and_answers() {
     let sb = Sandbox::new("export-stack");
     // A swarm service is `<stack>_<container>` in at most 63 characters: short container names
     // (they name no container here; the services and tasks carry the sandbox's prefix).
-    let (file, port) = exported_unit(&sb, "");
+    // Two replicas on a manager, a rolling update of 2 s delay in dstart's default order
+    // (start-first, which is not Compose's), and a secret file.
+    sb.write("site.key", "key-of-the-site\n");
+    let (file, port) = exported_unit(
+        &sb,
+        "",
+        "  deploy:\n    replicas: 2\n    placement: {constraints: ['node.role == manager']}\n    update_config: {delay: 2}\n  secrets: {site_key: site.key}\n",
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains("key-of-the-site"),
+        "a secret file's content:\n{text}"
+    );
     // Dropped before the sandbox: services and networks go, then the sandbox's volumes.
     let _swarm = Swarm::join(&sb.id);
     let id = &sb.id;
@@ -160,10 +173,29 @@ fn stack_deploy_of_an_export_runs_and_answers() {
     );
     let web = format!("{stack}_web");
     let init = format!("{stack}_init");
-    wait_for("the web task running", 90, || {
+    // The service is deployed as the unit says, dstart's defaults included.
+    let inspect = |format: &str| docker(&["service", "inspect", "-f", format, &web]);
+    assert_eq!(inspect("{{.Spec.Mode.Replicated.Replicas}}"), "2");
+    assert_eq!(
+        inspect("{{json .Spec.TaskTemplate.Placement.Constraints}}"),
+        r#"["node.role == manager"]"#
+    );
+    assert_eq!(
+        inspect(
+            "{{.Spec.UpdateConfig.Order}} {{.Spec.UpdateConfig.Parallelism}} {{.Spec.UpdateConfig.Delay}}"
+        ),
+        "start-first 1 2s"
+    );
+    assert_eq!(
+        inspect("{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.File.Name}} {{end}}"),
+        "site_key"
+    );
+    wait_for("both web tasks running", 90, || {
         task_states(&web)
-            .first()
-            .is_some_and(|s| s.starts_with("Running"))
+            .iter()
+            .filter(|s| s.starts_with("Running"))
+            .count()
+            == 2
     });
     // The task answers with the page the job wrote, its secret filled in from the deploying
     // environment. (Asked from inside the task: the routing mesh that publishes a swarm's
@@ -181,6 +213,13 @@ fn stack_deploy_of_an_export_runs_and_answers() {
         last.contains(&want)
     });
     assert!(last.starts_with("hello"), "{last}");
+    // The secret file, where dstart mounts it.
+    let task = docker(&["ps", "-q", "--filter", &filter]);
+    let task = task.lines().next().unwrap();
+    assert_eq!(
+        docker(&["exec", task, "cat", "/run/secrets/site_key"]),
+        "key-of-the-site"
+    );
     // The port is published (on every address: a swarm keeps no host address).
     let ports = docker(&["service", "inspect", "-f", "{{json .Endpoint.Ports}}", &web]);
     assert!(
@@ -238,7 +277,12 @@ fn shape(name: &str) -> String {
 #[test]
 fn compose_up_of_an_export_starts_what_start_starts() {
     let sb = Sandbox::new("export-compose");
-    let (file, port) = exported_unit(&sb, &format!("{}-", sb.id));
+    sb.write("site.key", "key-of-the-site\n");
+    let (file, port) = exported_unit(
+        &sb,
+        &format!("{}-", sb.id),
+        "  secrets: {site_key: site.key}\n",
+    );
     let id = &sb.id;
     let web = format!("{id}-web");
     let file = file.to_str().unwrap();
@@ -248,6 +292,11 @@ fn compose_up_of_an_export_starts_what_start_starts() {
     let down: Vec<&str> = project.iter().copied().chain(["down", "-v"]).collect();
     let body = page(port, &format!("hello from-{id} token={TOKEN}"), 60);
     assert!(body.starts_with("hello"), "{body}");
+    // The secret file, where dstart mounts it (read-only: `shape` compares the mounts).
+    assert_eq!(
+        docker(&["exec", &web, "cat", "/run/secrets/site_key"]),
+        "key-of-the-site"
+    );
     let by_compose = shape(&web);
     let init_by_compose = shape(&format!("{id}-init"));
     run("docker-compose", &down, sb.conf());

@@ -12,10 +12,12 @@ use super::yaml::{MapBuilder, Node, to_string};
 use super::{BuildInput, Dockerfile, ExportError, Resolved};
 use crate::engine::convert::{LABEL_CONTAINER, LABEL_UNIT};
 use crate::secrets::is_secret_name;
+use crate::unit::container::deploy::{Constraint, DeploySpec, Resources};
 use crate::unit::container::{
     ContainerSpec, DEFAULT_STOP_TIMEOUT, Healthcheck, MountSpec, PortSpec, PullPolicy,
 };
 use crate::unit::order::{Action, HOST, Order, Ready, Recreate, StartArgs};
+use crate::unit::values::ByteSize;
 use crate::unit::{Container, Unit};
 
 /// A container that the command starts, and the containers started by the step before.
@@ -416,6 +418,114 @@ fn unexpressed(unit: &str, spec: &ContainerSpec, exported: &HashSet<&str>, notes
     }
 }
 
+/// `500000000` → `0.5`: CPUs as Compose writes them (a string, which both readers take).
+fn cpus(nano: i64) -> String {
+    let (whole, part) = (nano / 1_000_000_000, nano % 1_000_000_000);
+    if part == 0 {
+        return whole.to_string();
+    }
+    let fraction = format!("{part:09}");
+    format!("{whole}.{}", fraction.trim_end_matches('0'))
+}
+
+/// `limits` or `reservations` of `deploy.resources`.
+fn resources(r: Resources) -> Node {
+    let mut m = MapBuilder::default();
+    if let Some(c) = r.cpus {
+        m.put("cpus", Node::Str(cpus(c.nano())));
+    }
+    if let Some(b) = r.memory {
+        m.put("memory", Node::Str(bytes(b.get())));
+    }
+    m.build()
+}
+
+/// `deploy`: what swarm mode would deploy, its defaults written out where Compose's differ
+/// (so that `docker stack deploy` of the file runs the same); `mem_limit` as the memory limit
+/// unless `deploy.resources.limits.memory` is given.
+fn deploy(
+    name: &str,
+    mem_limit: Option<i64>,
+    d: &DeploySpec,
+    restart_policy: Node,
+    notes: &mut Notes,
+) -> Node {
+    let mut m = MapBuilder::default();
+    m.put(
+        "replicas",
+        Node::Int(i64::try_from(d.replicas).unwrap_or(i64::MAX)),
+    );
+    let constraints: Vec<&str> = d.constraints.iter().map(Constraint::as_str).collect();
+    if !constraints.is_empty() {
+        let mut placement = MapBuilder::default();
+        placement.put("constraints", Node::strings(&constraints));
+        m.put("placement", placement.build());
+    }
+    let mut limits = d.limits;
+    match (mem_limit, limits.memory) {
+        (Some(_), Some(_)) => notes.add(
+            name,
+            "`mem_limit`: not written, `deploy.resources.limits.memory` is the memory limit",
+        ),
+        (Some(bytes), None) => {
+            limits.memory = ByteSize::new(bytes).ok();
+            notes.add(
+                name,
+                "`mem_limit`: as `deploy.resources.limits.memory`, which docker-compose applies only with `--compatibility`",
+            );
+        }
+        _ => {}
+    }
+    let mut r = MapBuilder::default();
+    r.put_nonempty("limits", resources(limits));
+    r.put_nonempty("reservations", resources(d.reservations));
+    m.put_nonempty("resources", r.build());
+    m.put("restart_policy", restart_policy);
+    let u = &d.update;
+    let mut update = MapBuilder::default();
+    update.put(
+        "parallelism",
+        Node::Int(i64::try_from(u.parallelism).unwrap_or(i64::MAX)),
+    );
+    let delay = i64::try_from(u.delay.duration().as_nanos()).unwrap_or(i64::MAX);
+    update.put("delay", Node::Str(duration(delay)));
+    update.put("order", Node::str(u.order.as_str()));
+    update.put("failure_action", Node::str(u.failure_action.as_str()));
+    m.put("update_config", update.build());
+    m.build()
+}
+
+/// The secret files of the services: a top-level Compose secret each (by the secret's name,
+/// or `NAME_CONTAINER` where containers hold different files under one name), by its path.
+#[derive(Default)]
+struct SecretFiles(IndexMap<String, String>);
+
+impl SecretFiles {
+    /// The service's reference to the secret `secret` of container `container` in `file`,
+    /// mounted at `/run/secrets/<secret>` as dstart mounts it.
+    fn service(&mut self, container: &str, secret: &str, file: &str) -> Node {
+        let key = match self.0.get(secret) {
+            Some(f) if f != file => format!("{secret}_{container}"),
+            _ => secret.to_string(),
+        };
+        self.0.insert(key.clone(), file.to_string());
+        let mut m = MapBuilder::default();
+        m.put("source", Node::Str(key));
+        m.put("target", Node::str(secret));
+        m.build()
+    }
+
+    fn top(&self) -> Node {
+        let mut m = MapBuilder::default();
+        for (key, file) in &self.0 {
+            let mut s = MapBuilder::default();
+            s.put("file", Node::Str(file.replace('$', "$$")));
+            m.put(key.clone(), s.build());
+        }
+        m.build()
+    }
+}
+
 /// The service of one started container.
 fn service(
     unit: &str,
@@ -423,6 +533,7 @@ fn service(
     resolved: &Resolved,
     exported: &HashSet<&str>,
     refs: &mut SecretRefs,
+    secrets: &mut SecretFiles,
     notes: &mut Notes,
 ) -> Node {
     let spec = &started.container.spec;
@@ -483,24 +594,29 @@ fn service(
     m.put_nonempty("expose", Node::strings(&exposed));
 
     let mut binds = input.map(|i| i.binds.iter()).into_iter().flatten();
+    let mut service_secrets = Vec::new();
     let volumes: Vec<Node> = spec
         .mounts
         .iter()
-        .map(|mount| match mount {
+        .filter_map(|mount| match mount {
             MountSpec::Bind {
                 container,
                 read_only,
                 ..
             } => {
                 let host = binds.next().map_or("", String::as_str);
-                volume("bind", Some(host), container, *read_only)
+                if let Some(s) = spec.secrets.iter().find(|s| s.target() == *container) {
+                    service_secrets.push(secrets.service(name, &s.name, host));
+                    return None;
+                }
+                Some(volume("bind", Some(host), container, *read_only))
             }
             MountSpec::Named {
                 name: volume_name,
                 container,
                 read_only,
-            } => volume("volume", Some(volume_name), container, *read_only),
-            MountSpec::Anonymous { container } => volume("volume", None, container, false),
+            } => Some(volume("volume", Some(volume_name), container, *read_only)),
+            MountSpec::Anonymous { container } => Some(volume("volume", None, container, false)),
         })
         .collect();
     m.put_nonempty("volumes", Node::Seq(volumes));
@@ -642,23 +758,17 @@ fn service(
         }
     }
     m.put_nonempty("depends_on", Node::strings(&depends));
-    let mut deploy = MapBuilder::default();
-    deploy.put("restart_policy", swarm_restart);
-    if let Some(memory) = h.memory {
-        let mut limits = MapBuilder::default();
-        limits.put("memory", Node::Str(bytes(memory)));
-        let mut resources = MapBuilder::default();
-        resources.put("limits", limits.build());
-        deploy.put("resources", resources.build());
-        notes.add(name, "`mem_limit`: as `deploy.resources.limits.memory`, which docker-compose applies only with `--compatibility`");
-    }
-    m.put("deploy", deploy.build());
+    m.put_nonempty("secrets", Node::Seq(service_secrets));
+    m.put(
+        "deploy",
+        deploy(name, spec.host.memory, &spec.deploy, swarm_restart, notes),
+    );
     unexpressed(unit, spec, exported, notes);
     m.build()
 }
 
 /// The comment at the top: what the file is, how to deploy it, and what it leaves out.
-fn header(unit: &Unit, notes: &Notes, refs: &SecretRefs) -> String {
+fn header(unit: &Unit, notes: &Notes, refs: &SecretRefs, files: &SecretFiles) -> String {
     let mut lines = vec![
         format!("Compose file of the dstart unit command `{}`, written by `dstart export`.", unit.command),
         "Deploy it with `docker-compose -f FILE up -d`, or on a swarm with".into(),
@@ -674,7 +784,21 @@ fn header(unit: &Unit, notes: &Notes, refs: &SecretRefs) -> String {
         );
         lines.push(format!("or docker stack deploy: {}", secrets.join(", ")));
     }
-    lines.push("deploy: no deploy: keys in this unit (restart_policy follows each container's restart policy).".into());
+    if !files.0.is_empty() {
+        let keys: Vec<&str> = files.0.keys().map(String::as_str).collect();
+        lines.push(format!(
+            "Secret files are Compose secrets, read from their files when deployed: {}",
+            keys.join(", ")
+        ));
+    }
+    lines.push(
+        "deploy: as dstart's swarm mode deploys each container: its `deploy:` keys, dstart's defaults"
+            .into(),
+    );
+    lines.push(
+        "written out (1 replica, updates start-first one task at a time), restart_policy from its restart policy."
+            .into(),
+    );
     if notes.0.is_empty() {
         lines.push("Nothing of the unit command is left out.".into());
     } else {
@@ -735,6 +859,7 @@ pub fn compose(unit: &Unit, resolved: &Resolved) -> Result<String, ExportError> 
         .map(|s| s.container.spec.name.as_str())
         .collect();
     let mut services = MapBuilder::default();
+    let mut secrets = SecretFiles::default();
     for s in &started {
         let node = service(
             &unit.command.unit,
@@ -742,6 +867,7 @@ pub fn compose(unit: &Unit, resolved: &Resolved) -> Result<String, ExportError> 
             resolved,
             &exported,
             &mut refs,
+            &mut secrets,
             &mut notes,
         );
         services.put(s.container.spec.name.clone(), node);
@@ -765,6 +891,7 @@ pub fn compose(unit: &Unit, resolved: &Resolved) -> Result<String, ExportError> 
     top.put("version", Node::str("3.8"));
     top.put("services", services.build());
     top.put_nonempty("volumes", volumes.build());
+    top.put_nonempty("secrets", secrets.top());
     if on_network {
         let mut n = MapBuilder::default();
         n.put("name", Node::str(&resolved.network));
@@ -773,7 +900,7 @@ pub fn compose(unit: &Unit, resolved: &Resolved) -> Result<String, ExportError> 
         top.put("networks", networks.build());
     }
     let body = to_string(&top.build());
-    Ok(format!("{}\n{body}", header(unit, &notes, &refs)))
+    Ok(format!("{}\n{body}", header(unit, &notes, &refs, &secrets)))
 }
 
 #[cfg(test)]
@@ -789,6 +916,10 @@ mod tests {
         assert_eq!(bytes(64 << 20), "64m");
         assert_eq!(bytes(1 << 30), "1g");
         assert_eq!(bytes(1000), "1000b");
+        assert_eq!(cpus(500_000_000), "0.5");
+        assert_eq!(cpus(2_000_000_000), "2");
+        assert_eq!(cpus(1_250_000_000), "1.25");
+        assert_eq!(cpus(1), "0.000000001");
         let p = |text: &str| port(&crate::unit::container::parse_port(text).unwrap());
         assert_eq!(p("80"), "80/tcp");
         assert_eq!(p("8080:80/udp"), "8080:80/udp");
