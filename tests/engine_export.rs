@@ -277,6 +277,8 @@ fn shape(name: &str) -> String {
 #[test]
 fn compose_up_of_an_export_starts_what_start_starts() {
     let sb = Sandbox::new("export-compose");
+    // Not while the stack test of this binary joins or leaves the swarm: its ports would go.
+    let _swarm = Swarm::hold(&sb.id);
     sb.write("site.key", "key-of-the-site\n");
     let (file, port) = exported_unit(
         &sb,

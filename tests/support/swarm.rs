@@ -44,6 +44,17 @@ impl Swarm {
         swarm
     }
 
+    /// Holds the machine's swarm lock and changes nothing: for a test that publishes ports or
+    /// reaches containers and must not overlap with another test's `swarm init` or
+    /// `swarm leave --force` (which rebuild the engine's networking).
+    pub fn hold(prefix: &str) -> Swarm {
+        Swarm {
+            prefix: prefix.to_string(),
+            initialized: false,
+            _lock: Self::lock(),
+        }
+    }
+
     /// Holds the machine's swarm lock with the engine outside any swarm, for a test of what
     /// dstart says there. Panics when the engine is in a swarm (left behind by someone else).
     pub fn outside(prefix: &str) -> Swarm {
