@@ -773,3 +773,46 @@ fn an_interrupted_test_run_on_a_swarm_tears_the_copy_down() {
     assert_eq!(leftovers("network", &id, &[]), Vec::<String>::new());
     assert_eq!(leftovers("volume", &id, &[]), Vec::<String>::new());
 }
+
+#[test]
+fn test_full_check_builds_pseudo_tagged_images_for_the_services_and_removes_them() {
+    let sb = Sandbox::new("swtfull");
+    let _swarm = Swarm::join(&sb.id);
+    let id = sb.id.clone();
+    sb.write(
+        "img/app/Dockerfile",
+        &format!(
+            "FROM {}\nCMD [\"sh\", \"-c\", \"echo app ok\"]\n",
+            base_image()
+        ),
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{id}-app:
+  build: {{path: img/app, tag: "{id}/app:1"}}
+  startup: {{restart_policy: {{Name: "no"}}}}
+  job: {{logs: ["app ok"], timeout: 60}}
+---
+- {id}-app: {{command: start}}
+"#
+        ),
+    );
+    let out = sb.ok(&swarm(&format!("{id}/test:full:check")));
+    for case in [
+        format!("PASS {id}-app_jobs {id}-app:job ("),
+        format!("PASS teardown {id}-app:remove ("),
+        format!("PASS teardown {id}-app:remove_image ("),
+    ] {
+        assert!(out.contains(&case), "{case}:\n{out}");
+    }
+    let images = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let ours: Vec<&str> = images
+        .lines()
+        .filter(|i| i.starts_with(id.as_str()))
+        .collect();
+    assert_eq!(ours, Vec::<&str>::new(), "no image of the test is left");
+    assert_eq!(leftovers("service", &id, &[]), Vec::<String>::new());
+    assert_eq!(leftovers("network", &id, &[]), Vec::<String>::new());
+}
