@@ -132,18 +132,19 @@ pub async fn run_once(
     let Some(task) = first_task_end(run, &spec.name, timeout).await? else {
         return Ok(None);
     };
-    if task.state != "complete" && task.state != "failed" {
-        return Err(OrderError::failed(format!(
-            "the task of `{}` ended `{}`: {}",
+    // A task that never ran its command (rejected, shut down) has no exit code to judge.
+    match task.exit_code {
+        Some(code) if matches!(task.state.as_str(), "complete" | "failed") => Ok(Some(OnceEnd {
+            code,
+            container: task.container,
+        })),
+        _ => Err(OrderError::failed(format!(
+            "the task of `{}` ended `{}` without an exit code: {}",
             spec.name,
             task.state,
             task.error.as_deref().unwrap_or(&task.message)
-        )));
+        ))),
     }
-    Ok(Some(OnceEnd {
-        code: task.exit_code.unwrap_or(-1),
-        container: task.container,
-    }))
 }
 
 /// Removes the one-off service `name` if it exists (its task's container goes with it).
