@@ -127,6 +127,35 @@ async fn not_running(
     }
 }
 
+/// The container a daemon check of `name` looks at: the container itself, or in swarm mode
+/// the container of a running task of the service (waiting for one until `deadline`).
+async fn daemon_target(
+    run: &UnitRun<'_>,
+    name: &str,
+    deadline: Instant,
+) -> Result<String, CaseError> {
+    if !run.swarm() {
+        return Ok(name.to_string());
+    }
+    swarm_checks::wait_running_task(run, name, deadline)
+        .await?
+        .map_err(CaseError::fail)
+}
+
+/// Whether a daemon check ends on `stopped` (its container no longer runs): always on one
+/// engine; in swarm mode only past `deadline`, since the swarm replaces a task that ended and
+/// the check goes on with the next one.
+fn give_up(run: &UnitRun<'_>, stopped: CaseError, deadline: Instant) -> CaseOutcome {
+    if !run.swarm() || Instant::now() >= deadline {
+        return Err(stopped);
+    }
+    output::info(format!(
+        "{} (checking the service's next task)",
+        stopped.text
+    ));
+    Ok(())
+}
+
 /// The whole output of a container so far; an error when the engine's log stream breaks (a
 /// check must not judge truncated output).
 async fn all_output(run: &UnitRun<'_>, name: &str) -> Result<String, CaseError> {
@@ -292,18 +321,13 @@ impl Tester<'_> {
         let cert = c.cert.as_ref().map(|p| resolve_host_path(run.rt, spec, p));
         let mut last;
         let mut attempts = 0u32;
-        // In swarm mode the check looks at the container of a running task of the service.
-        let target = if run.swarm() {
-            swarm_checks::wait_running_task(run, &case.container, deadline)
-                .await?
-                .map_err(CaseError::fail)?
-        } else {
-            case.container.clone()
-        };
         loop {
+            let target = daemon_target(run, &case.container, deadline).await?;
             if let Some(e) = not_running(run, &target, run.engine().container(&target).await?).await
             {
-                return Err(e);
+                give_up(run, e, deadline)?;
+                run.rt.interrupt.sleep(RETRY_PAUSE).await?;
+                continue;
             }
             attempts += 1;
             match substitute_text(run, c.url.as_str(), &case.container).await {
@@ -330,7 +354,8 @@ impl Tester<'_> {
                         Probe::Stopped(state) => {
                             let state = state.map(|s| *s);
                             if let Some(e) = not_running(run, &target, state).await {
-                                return Err(e);
+                                give_up(run, e, deadline)?;
+                                run.rt.interrupt.sleep(RETRY_PAUSE).await?;
                             }
                             continue;
                         }
