@@ -455,6 +455,15 @@ fn test_unit(
         output::result(plan.to_yaml());
         return Ok(());
     }
+    if orchestrator(cli, unit)? == Orchestrator::Swarm {
+        if let Some(why) = plan.selection.swarm_refusal() {
+            return Err(Error::UsageHint {
+                message: format!("`{}` in swarm mode: {why}", unit.command),
+                hint: "run this test on one engine with `--orchestrator engine` (docs/swarm.md)"
+                    .into(),
+            });
+        }
+    }
     let junit = args
         .junit
         .clone()
@@ -636,16 +645,6 @@ fn orchestrator(cli: &Cli, unit: &Unit) -> Result<Orchestrator, Error> {
     let chosen = Orchestrator::choose(flag, unit.environment.get_str(ORCHESTRATOR_VAR).as_deref())
         .map_err(Error::Usage)?;
     if chosen == Orchestrator::Swarm {
-        if unit.command.command == "test" {
-            return Err(Error::UsageHint {
-                message: format!(
-                    "`{}` in swarm mode: test runs are not carried out on a swarm yet",
-                    unit.command
-                ),
-                hint: "run the tests on one engine with `--orchestrator engine` (docs/swarm.md)"
-                    .into(),
-            });
-        }
         crate::unit::orchestrator::check_swarm(unit)?;
     }
     Ok(chosen)

@@ -112,12 +112,9 @@ fn keys_without_swarm_meaning_are_refused_before_anything_is_deployed() {
     // `--orchestrator engine` wins over the environment files: the unit starts as containers.
     sb.ok(&["--orchestrator", "engine", "run", &format!("{id}/start")]);
     assert!(sb.running(&format!("{id}-web")));
-    // Test runs are refused in swarm mode (not carried out on a swarm yet), before any call.
+    // A test run checks the unit as swarm mode would deploy it, before any call.
     let (_, err) = sb.fails(&["run", &format!("{id}/test:check")], 2);
-    assert!(
-        err.contains("test runs are not carried out on a swarm yet"),
-        "{err}"
-    );
+    assert!(err.contains("`startup.links`"), "{err}");
 }
 
 #[test]
@@ -614,4 +611,208 @@ fn backup_and_restore_go_through_a_helper_task_on_the_volumes_node() {
     );
     assert_eq!(in_task("cat /www/keep.txt"), format!("keep-{id}"), "{out}");
     assert!(!service_exists(&format!("{web}-dstart-restore")));
+}
+
+/// `dstart --orchestrator swarm run CMD`'s arguments.
+fn swarm(cmd: &str) -> [&str; 4] {
+    ["--orchestrator", "swarm", "run", cmd]
+}
+
+/// Names (`docker KIND ls`) under the sandbox's prefix other than `live`.
+fn leftovers(kind: &str, id: &str, live: &[&str]) -> Vec<String> {
+    let out = docker(&[kind, "ls", "--format", "{{.Name}}"]);
+    out.lines()
+        .filter(|n| n.contains(id) && !live.contains(n))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn test_check_deploys_the_test_copy_as_services_and_tears_it_down() {
+    let sb = Sandbox::new("swtest");
+    let _swarm = Swarm::join(&sb.id);
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    let job = format!("{id}-job");
+    let data = format!("{id}-data");
+    let net = format!("dstart-{id}");
+    sb.write("environments/00-expect.yaml", "EXPECT: job-done\n");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{web}:
+  image: {base}
+  command: ["sh", "-c", "mkdir -p /www && echo hello-{id} > /www/index.html && exec httpd -f -p 80 -h /www"]
+  ports: ["80"]
+  volumes: ["{data}:/www"]
+  stop_timeout: 1
+  daemon:
+    - GET: {{url: "http://127.0.0.1:[[port 80]]({web})/", status: 200, re.match: "hello-{id}", timeout: 60}}
+    - GET: {{url: "http://127.0.0.1:[[port 80]]({web})/missing.html", status: 404, timeout: 60}}
+  jobs:
+    count: {{args: ["sh", "-c", "ls /www; exit 3"], exit_code: 3, match: "index.html", timeout: 60}}
+  tests:
+    smoke: {{execute: "grep -q hello-{id} /www/index.html && touch /tmp/smoked", files: ["/tmp/smoked"]}}
+{job}:
+  image: {base}
+  command: ["sh", "-c", "echo job-done"]
+  stop_timeout: 1
+  startup: {{restart_policy: {{Name: "no"}}}}
+  job: {{exit_code: 0, logs: [{{re.match: "{{{{ EXPECT }}}}"}}], timeout: 60}}
+  tests:
+    again: {{execute: "echo again-$((40 + 2))", exit_code: 0, capture_logs: true}}
+---
+- {web}: {{command: start}}
+- {job}: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    sb.ok(&swarm(&format!("{id}/start")));
+    let version = service(&web, "{{.Version.Index}}");
+    let live_services = [web.as_str(), job.as_str()];
+
+    // `smoke` runs in the running task of the web service, `again` (the job has ended) in a
+    // one-off service.
+    let out = sb.ok(&swarm(&format!("{id}/test:check:smoke:again")));
+    for case in [
+        format!("PASS {web}_daemon 0:GET"),
+        format!("PASS {web}_daemon 1:GET"),
+        format!("PASS {web}_jobs {web}:count"),
+        format!("PASS {job}_jobs {job}:job"),
+        format!("PASS {web}_smoke {web}:smoke"),
+        format!("PASS {job}_again {job}:again"),
+    ] {
+        assert!(out.contains(&case), "{case}:\n{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    assert_eq!(
+        leftovers("service", &id, &live_services),
+        Vec::<String>::new()
+    );
+    assert_eq!(leftovers("network", &id, &[&net]), Vec::<String>::new());
+    assert_eq!(leftovers("volume", &id, &[&data]), Vec::<String>::new());
+    assert_eq!(
+        service(&web, "{{.Version.Index}}"),
+        version,
+        "the live service is untouched"
+    );
+    assert_eq!(running_tasks(&web).len(), 1);
+
+    // A failing check fails the run (exit 1); the teardown still removes the whole copy.
+    sb.write("environments/00-expect.yaml", "EXPECT: never-printed\n");
+    let (out, _) = sb.fails(&swarm(&format!("{id}/test:check")), 1);
+    assert!(out.contains(&format!("FAIL {job}_jobs {job}:job")), "{out}");
+    assert!(out.contains(&format!("PASS {web}_daemon 0:GET")), "{out}");
+    assert_eq!(
+        leftovers("service", &id, &live_services),
+        Vec::<String>::new()
+    );
+    assert_eq!(leftovers("network", &id, &[&net]), Vec::<String>::new());
+    assert_eq!(leftovers("volume", &id, &[&data]), Vec::<String>::new());
+    assert_eq!(
+        service(&web, "{{.Version.Index}}"),
+        version,
+        "the live service is untouched"
+    );
+
+    // What swarm mode does not carry out is refused before any engine call (exit 2).
+    let (_, err) = sb.fails(&swarm(&format!("{id}/test:production")), 2);
+    assert!(err.contains("the variant `production`"), "{err}");
+    assert_eq!(service(&web, "{{.Version.Index}}"), version);
+}
+
+#[test]
+fn an_interrupted_test_run_on_a_swarm_tears_the_copy_down() {
+    use std::io::Read;
+    let sb = Sandbox::new("swtint");
+    let _swarm = Swarm::join(&sb.id);
+    let id = sb.id.clone();
+    let web = format!("{id}-web");
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{web}:
+  image: {base}
+  command: ["sleep", "300"]
+  volumes: ["{id}-data:/data"]
+  stop_timeout: 1
+  daemon:
+    never: {{url: "http://127.0.0.1:1/", timeout: 120}}
+---
+- {web}: {{command: start}}
+"#,
+            base = base_image()
+        ),
+    );
+    let (mut child, mut reader, seen) =
+        support::spawn_until_started(sb.command(&swarm(&format!("{id}/test:check"))));
+    // The copy's task runs (and holds its volume) when the signal comes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while leftovers("volume", &id, &[]).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the copy never ran");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(leftovers("service", &id, &[]).len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains(&format!("PASS teardown {web}:remove (")),
+        "{seen}{rest}"
+    );
+    assert_eq!(leftovers("service", &id, &[]), Vec::<String>::new());
+    assert_eq!(leftovers("network", &id, &[]), Vec::<String>::new());
+    assert_eq!(leftovers("volume", &id, &[]), Vec::<String>::new());
+}
+
+#[test]
+fn test_full_check_builds_pseudo_tagged_images_for_the_services_and_removes_them() {
+    let sb = Sandbox::new("swtfull");
+    let _swarm = Swarm::join(&sb.id);
+    let id = sb.id.clone();
+    sb.write(
+        "img/app/Dockerfile",
+        &format!(
+            "FROM {}\nCMD [\"sh\", \"-c\", \"echo app ok\"]\n",
+            base_image()
+        ),
+    );
+    sb.unit(
+        &id,
+        "start",
+        &format!(
+            r#"{id}-app:
+  build: {{path: img/app, tag: "{id}/app:1"}}
+  startup: {{restart_policy: {{Name: "no"}}}}
+  job: {{logs: ["app ok"], timeout: 60}}
+---
+- {id}-app: {{command: start}}
+"#
+        ),
+    );
+    let out = sb.ok(&swarm(&format!("{id}/test:full:check")));
+    for case in [
+        format!("PASS {id}-app_jobs {id}-app:job ("),
+        format!("PASS teardown {id}-app:remove ("),
+        format!("PASS teardown {id}-app:remove_image ("),
+    ] {
+        assert!(out.contains(&case), "{case}:\n{out}");
+    }
+    let images = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let ours: Vec<&str> = images
+        .lines()
+        .filter(|i| i.starts_with(id.as_str()))
+        .collect();
+    assert_eq!(ours, Vec::<&str>::new(), "no image of the test is left");
+    assert_eq!(leftovers("service", &id, &[]), Vec::<String>::new());
+    assert_eq!(leftovers("network", &id, &[]), Vec::<String>::new());
 }

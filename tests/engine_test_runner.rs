@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -705,24 +704,8 @@ fn an_interrupted_test_run_tears_down_and_exits_130() {
             base = base_image()
         ),
     );
-    let mut child = sb
-        .command(&["run", &format!("{id}/test:check")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dstart starts");
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while reader.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        let started = line.starts_with("PASS ") && line.contains(":start (");
-        line.clear();
-        if started {
-            break;
-        }
-    }
-    assert!(seen.contains(":start ("), "{seen}");
+    let (mut child, mut reader, seen) =
+        support::spawn_until_started(sb.command(&["run", &format!("{id}/test:check")]));
     std::thread::sleep(std::time::Duration::from_secs(1));
     let pid = i32::try_from(child.id()).unwrap();
     nix::sys::signal::kill(

@@ -26,7 +26,7 @@ use super::convert::{
     LABEL_CONTAINER, LABEL_HASH, LABEL_KEYS, LABEL_UNIT, ResolvedBind, config_hash, key_digests,
     opt_vec, ulimits,
 };
-use crate::unit::container::deploy::{FailureAction, Resources, UpdateOrder};
+use crate::unit::container::deploy::{DeploySpec, FailureAction, Resources, UpdateOrder};
 use crate::unit::container::{ContainerSpec, MountSpec};
 use crate::unit::values::{ByteSize, Cpus};
 
@@ -50,6 +50,11 @@ pub struct ServiceInput {
     pub binds: Vec<ResolvedBind>,
     /// The Swarm secrets of the spec's `secrets:`.
     pub secrets: Vec<ServiceSecret>,
+    /// A test copy's services run on this node (an ID: the manager dstart talks to) and
+    /// publish their ports there in host mode on ephemeral ports: its checks are made from
+    /// this host, which reaches neither the overlay network nor (without IPVS) the routing
+    /// mesh, and its ports must not take the live unit's.
+    pub test_node: Option<String>,
 }
 
 /// A secret of the spec as the swarm holds it.
@@ -185,7 +190,7 @@ fn mounts(spec: &ContainerSpec, input: &ServiceInput) -> Vec<Mount> {
     out
 }
 
-fn ports(spec: &ContainerSpec) -> Vec<EndpointPortConfig> {
+fn ports(spec: &ContainerSpec, host_mode: bool) -> Vec<EndpointPortConfig> {
     spec.ports
         .iter()
         .filter(|p| !p.is_expose_only())
@@ -197,8 +202,12 @@ fn ports(spec: &ContainerSpec) -> Vec<EndpointPortConfig> {
                 _ => EndpointPortConfigProtocolEnum::TCP,
             }),
             target_port: Some(i64::from(p.container_port)),
-            published_port: p.host_port.map(i64::from),
-            publish_mode: Some(EndpointPortConfigPublishModeEnum::INGRESS),
+            published_port: p.host_port.filter(|_| !host_mode).map(i64::from),
+            publish_mode: Some(if host_mode {
+                EndpointPortConfigPublishModeEnum::HOST
+            } else {
+                EndpointPortConfigPublishModeEnum::INGRESS
+            }),
         })
         .collect()
 }
@@ -226,6 +235,22 @@ fn restart_policy(spec: &ContainerSpec) -> TaskSpecRestartPolicy {
             .and_then(|r| r.maximum_retry_count),
         ..Default::default()
     }
+}
+
+/// The placement constraints of `deploy`, and for a test copy the node it runs on.
+fn placement(d: &DeploySpec, test_node: Option<&str>) -> Option<TaskSpecPlacement> {
+    let mut constraints: Vec<String> = d
+        .constraints
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    if let Some(node) = test_node {
+        constraints.push(format!("node.id == {node}"));
+    }
+    (!constraints.is_empty()).then(|| TaskSpecPlacement {
+        constraints: Some(constraints),
+        ..Default::default()
+    })
 }
 
 /// Builds the service spec of `spec`.
@@ -316,15 +341,7 @@ pub fn service_request(spec: &ContainerSpec, input: &ServiceInput) -> ServiceReq
             container_spec: Some(container),
             resources: Some(resources),
             restart_policy: Some(restart_policy(spec)),
-            placement: (!d.constraints.is_empty()).then(|| TaskSpecPlacement {
-                constraints: Some(
-                    d.constraints
-                        .iter()
-                        .map(|c| c.as_str().to_string())
-                        .collect(),
-                ),
-                ..Default::default()
-            }),
+            placement: placement(d, input.test_node.as_deref()),
             networks: Some(vec![NetworkAttachmentConfig {
                 target: Some(input.network.clone()),
                 aliases: Some(aliases),
@@ -361,7 +378,7 @@ pub fn service_request(spec: &ContainerSpec, input: &ServiceInput) -> ServiceReq
         }),
         endpoint_spec: Some(EndpointSpec {
             mode: None,
-            ports: opt_vec(ports(spec)),
+            ports: opt_vec(ports(spec, input.test_node.is_some())),
         }),
         ..Default::default()
     };
@@ -493,6 +510,7 @@ mod tests {
                 read_only: true,
             }],
             secrets: Vec::new(),
+            test_node: None,
         }
     }
 
@@ -542,6 +560,29 @@ mod tests {
         assert_eq!(json["Labels"]["dstart.image"], "me/web:1");
         assert_eq!(json["Labels"]["dstart.config-hash"], req.hash.as_str());
         assert_eq!(req.replicas, 2);
+    }
+
+    #[test]
+    fn a_test_copy_publishes_on_its_node_in_host_mode() {
+        let s = spec(
+            "image: x\nports: ['8080:80', '9000/udp']\ndeploy:\n  placement: {constraints: ['node.role == manager']}\n",
+        );
+        let mut i = input();
+        i.test_node = Some("node1".into());
+        let json = serde_json::to_value(&service_request(&s, &i).spec).unwrap();
+        let ports = &json["EndpointSpec"]["Ports"];
+        for p in [&ports[0], &ports[1]] {
+            assert_eq!(p["PublishMode"], "host", "{p}");
+            assert!(p.get("PublishedPort").is_none(), "an ephemeral port: {p}");
+        }
+        assert_eq!(ports[0]["TargetPort"], 80);
+        assert_eq!(
+            json["TaskTemplate"]["Placement"]["Constraints"],
+            serde_json::json!(["node.role == manager", "node.id == node1"])
+        );
+        let live = serde_json::to_value(&service_request(&s, &input()).spec).unwrap();
+        assert_eq!(live["EndpointSpec"]["Ports"][0]["PublishMode"], "ingress");
+        assert_eq!(live["EndpointSpec"]["Ports"][0]["PublishedPort"], 8080);
     }
 
     #[test]

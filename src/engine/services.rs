@@ -65,6 +65,8 @@ pub struct TaskInfo {
     pub error: Option<String>,
     /// The container of the task on its node, once it has one.
     pub container: Option<String>,
+    /// The exit code of its container, once it exited.
+    pub exit_code: Option<i64>,
     /// The service version the task runs (its spec's `ForceUpdate` and image help tell).
     pub slot: Option<i64>,
     pub created_at: String,
@@ -163,6 +165,7 @@ fn task_info(t: bollard::models::Task) -> TaskInfo {
         desired: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
         message: status.message.unwrap_or_default(),
         error: status.err.filter(|e| !e.is_empty()),
+        exit_code: status.container_status.as_ref().and_then(|c| c.exit_code),
         container: status
             .container_status
             .and_then(|c| c.container_id)
@@ -191,6 +194,15 @@ impl Engine {
             ("", _) => SwarmRole::Outside("inactive".into()),
             (other, _) => SwarmRole::Outside(other.to_string()),
         })
+    }
+
+    /// The node ID of this engine in its swarm (empty outside a swarm).
+    pub async fn own_node(&self) -> Result<String, EngineError> {
+        let info = self
+            .within("reading the engine's information", self.docker.info())
+            .await?
+            .map_err(|e| classify("reading the engine's information", "engine", "", e))?;
+        Ok(info.swarm.and_then(|s| s.node_id).unwrap_or_default())
     }
 
     /// Inspects a service; `None` if it does not exist.

@@ -21,6 +21,7 @@ pub mod run;
 pub mod substitute;
 pub mod swarm;
 pub mod swarm_backup;
+pub mod swarm_checks;
 pub mod swarm_preview;
 pub mod test_runs;
 pub mod upgrade;

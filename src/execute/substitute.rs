@@ -69,11 +69,15 @@ async fn resolve(
     if container.is_empty() || container == HOST {
         return Err(fail("name the container, like `[[ip]](web)`".into()));
     }
-    let info = run
-        .engine()
-        .container(container)
-        .await?
-        .ok_or_else(|| fail(format!("the container `{container}` does not exist")))?;
+    let mut found = run.engine().container(container).await?;
+    if found.is_none() && run.swarm() {
+        // In swarm mode `container` is a service: its running task's container answers.
+        match crate::execute::swarm_checks::running_task(run, container).await? {
+            Ok(task) => found = run.engine().container(&task).await?,
+            Err(why) => return Err(fail(why)),
+        }
+    }
+    let info = found.ok_or_else(|| fail(format!("the container `{container}` does not exist")))?;
     if formula == "ip" {
         let ip = info
             .networks

@@ -48,11 +48,12 @@ pub async fn check_manager(rt: &Runtime) -> OrderResult {
 
 /// The service spec of `spec` running the image `image_id`, with bind paths resolved and its
 /// secrets as `secrets` says.
-fn request(
+pub fn request(
     run: &UnitRun<'_>,
     spec: &ContainerSpec,
     image_id: &str,
     secrets: Vec<ServiceSecret>,
+    test_node: Option<String>,
 ) -> ServiceRequest {
     let mut binds = Vec::new();
     for m in &spec.mounts {
@@ -80,8 +81,25 @@ fn request(
             image_id: image_id.to_string(),
             binds,
             secrets,
+            test_node,
         },
     )
+}
+
+/// The node a test copy's service runs on (see [`ServiceInput::test_node`]): this engine's;
+/// `None` for a service of the unit as written.
+pub async fn test_node(run: &UnitRun<'_>, name: &str) -> OrderResult<Option<String>> {
+    // Only the containers of a test copy answer to another name (their key).
+    if !run.naming.display.contains_key(name) {
+        return Ok(None);
+    }
+    let node = run.engine().own_node().await?;
+    if node.is_empty() {
+        return Err(OrderError::failed(
+            "this engine has no node ID in its swarm: the test copy cannot be placed on it",
+        ));
+    }
+    Ok(Some(node))
 }
 
 /// The secrets of `spec`, each named on the swarm after the unit, the container, its name and
@@ -173,7 +191,14 @@ pub async fn observe(
         None => None,
     };
     let secrets = secrets(run, spec, false).await?;
-    let req = request(run, spec, image_id.as_deref().unwrap_or_default(), secrets);
+    let node = test_node(run, name).await?;
+    let req = request(
+        run,
+        spec,
+        image_id.as_deref().unwrap_or_default(),
+        secrets,
+        node,
+    );
     Ok((run.engine().service(name).await?, req))
 }
 
@@ -211,7 +236,8 @@ pub async fn start(run: &UnitRun<'_>, name: &str, args: &StartArgs) -> OrderResu
     }
     let info = image::ensure_image(run, spec, &image_name).await?;
     let secrets = secrets(run, spec, true).await?;
-    let req = request(run, spec, &info.id, secrets.clone());
+    let node = test_node(run, name).await?;
+    let req = request(run, spec, &info.id, secrets.clone(), node);
     let decision = decide(run, existing.as_ref(), &req, args.restart);
     let engine = run.engine();
     match (&decision, &existing) {
@@ -399,7 +425,8 @@ pub async fn remove(run: &UnitRun<'_>, name: &str, args: &RemoveArgs) -> OrderRe
 }
 
 /// Waits until the task containers of a removed service are gone from this engine (they hold
-/// its volumes and its network endpoints).
+/// its volumes and its network endpoints). The wait is bounded and outlives an interrupt: the
+/// teardown of an interrupted test run removes the copy's volumes and network after it.
 async fn wait_containers_gone(run: &UnitRun<'_>, name: &str, timeout: u32) -> OrderResult {
     let deadline = Instant::now() + Duration::from_secs(u64::from(timeout) + 60);
     loop {
@@ -417,7 +444,7 @@ async fn wait_containers_gone(run: &UnitRun<'_>, name: &str, timeout: u32) -> Or
                 timeout + 60
             )));
         }
-        run.rt.interrupt.sleep(Duration::from_millis(250)).await?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -17,6 +17,7 @@ use crate::execute::ownership::Owner;
 use crate::execute::run::{remove_temporary, run_container_kept};
 use crate::execute::substitute::{lookup, substitute_args, substitute_text};
 use crate::execute::{OrderError, Runtime, UnitRun, resolve_host_path};
+use crate::execute::{swarm, swarm_checks};
 use crate::generate::testplan::{
     CustomCase, DEFAULT_DAEMON_TIMEOUT, DEFAULT_JOB_TIMEOUT, DEFAULT_RUN_TIMEOUT, DaemonCase,
     JobCase, JobKind, OrderCase, TestPlan,
@@ -28,6 +29,7 @@ use crate::testing::junit;
 use crate::testing::report::{CaseResult, Failure, Report};
 use crate::unit::checks::LogMatch;
 use crate::unit::container::{ContainerSpec, StringOrList};
+use crate::unit::order::RemoveArgs;
 use crate::unit::values::{Pattern, Seconds};
 
 /// How a test run ended.
@@ -123,6 +125,35 @@ async fn not_running(
         ))),
         Some(_) => None,
     }
+}
+
+/// The container a daemon check of `name` looks at: the container itself, or in swarm mode
+/// the container of a running task of the service (waiting for one until `deadline`).
+async fn daemon_target(
+    run: &UnitRun<'_>,
+    name: &str,
+    deadline: Instant,
+) -> Result<String, CaseError> {
+    if !run.swarm() {
+        return Ok(name.to_string());
+    }
+    swarm_checks::wait_running_task(run, name, deadline)
+        .await?
+        .map_err(CaseError::fail)
+}
+
+/// Whether a daemon check ends on `stopped` (its container no longer runs): always on one
+/// engine; in swarm mode only past `deadline`, since the swarm replaces a task that ended and
+/// the check goes on with the next one.
+fn give_up(run: &UnitRun<'_>, stopped: CaseError, deadline: Instant) -> CaseOutcome {
+    if !run.swarm() || Instant::now() >= deadline {
+        return Err(stopped);
+    }
+    output::info(format!(
+        "{} (checking the service's next task)",
+        stopped.text
+    ));
+    Ok(())
 }
 
 /// The whole output of a container so far; an error when the engine's log stream breaks (a
@@ -291,14 +322,12 @@ impl Tester<'_> {
         let mut last;
         let mut attempts = 0u32;
         loop {
-            if let Some(e) = not_running(
-                run,
-                &case.container,
-                run.engine().container(&case.container).await?,
-            )
-            .await
+            let target = daemon_target(run, &case.container, deadline).await?;
+            if let Some(e) = not_running(run, &target, run.engine().container(&target).await?).await
             {
-                return Err(e);
+                give_up(run, e, deadline)?;
+                run.rt.interrupt.sleep(RETRY_PAUSE).await?;
+                continue;
             }
             attempts += 1;
             match substitute_text(run, c.url.as_str(), &case.container).await {
@@ -320,12 +349,13 @@ impl Tester<'_> {
                     };
                     let client = http.client().map_err(CaseError::fail)?;
                     let limit = request_limit(deadline.saturating_duration_since(Instant::now()));
-                    let answer = match probe(run, &case.container, &http, &client, limit).await? {
+                    let answer = match probe(run, &target, &http, &client, limit).await? {
                         Probe::Answered(answer) => answer,
                         Probe::Stopped(state) => {
                             let state = state.map(|s| *s);
-                            if let Some(e) = not_running(run, &case.container, state).await {
-                                return Err(e);
+                            if let Some(e) = not_running(run, &target, state).await {
+                                give_up(run, e, deadline)?;
+                                run.rt.interrupt.sleep(RETRY_PAUSE).await?;
                             }
                             continue;
                         }
@@ -364,6 +394,9 @@ impl Tester<'_> {
         let run = &self.run;
         let name = &case.container;
         let engine = run.engine();
+        if run.swarm() {
+            return self.swarm_job_wait(case, job).await;
+        }
         if engine.container(name).await?.is_none() {
             return Err(CaseError::fail(format!(
                 "container `{name}` does not exist: a `job` check needs the unit to start `{}`",
@@ -379,30 +412,73 @@ impl Tester<'_> {
             )));
         };
         let code = code?;
-        let out = match all_output(run, name).await {
-            Ok(out) => out,
-            // Only the exit code is judged: unread output costs the message its last lines.
-            Err(e) if job.logs.is_empty() => format!("({})", e.text),
-            Err(e) => return Err(e),
-        };
-        let problems = mismatches(
-            job.exit_code.unwrap_or(0),
-            code,
-            &out,
-            job.logs.iter().map(|l| &l.0),
-        );
-        if problems.is_empty() {
-            output::info(format!("{name} exited with {code} and its output matched"));
-            Ok(())
-        } else {
-            Err(CaseError::fail(format!(
-                "{}{}",
-                problems.join("; "),
-                last_of(&out, 10)
-            )))
-        }
+        judge_job(job, name, code, &job_output(run, name, job).await?)
     }
 
+    /// `job:` in swarm mode: the first task of the job's service, once it ended.
+    async fn swarm_job_wait(
+        &self,
+        case: &JobCase,
+        job: &crate::unit::checks::JobCheck,
+    ) -> CaseOutcome {
+        let run = &self.run;
+        let name = &case.container;
+        let timeout = job.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
+        let Some(task) = swarm_checks::first_task_end(run, name, timeout).await? else {
+            return Err(CaseError::fail(format!(
+                "the first task of service `{name}` did not end within {timeout}s"
+            )));
+        };
+        let Some(code) = task.exit_code else {
+            return Err(CaseError::fail(format!(
+                "the first task of service `{name}` ended `{}` without an exit code: {}",
+                task.state,
+                task.error.as_deref().unwrap_or(&task.message)
+            )));
+        };
+        let out = match &task.container {
+            Some(container) => job_output(run, container, job).await?,
+            None => String::new(),
+        };
+        judge_job(job, name, code, &out)
+    }
+}
+
+/// The whole output of the job's container `name`; when only the exit code is judged, an
+/// unreadable output costs the message its last lines only.
+async fn job_output(
+    run: &UnitRun<'_>,
+    name: &str,
+    job: &crate::unit::checks::JobCheck,
+) -> Result<String, CaseError> {
+    match all_output(run, name).await {
+        Ok(out) => Ok(out),
+        Err(e) if job.logs.is_empty() => Ok(format!("({})", e.text)),
+        Err(e) => Err(e),
+    }
+}
+
+/// A `job:` check's verdict on the exit code and output of `name`.
+fn judge_job(job: &crate::unit::checks::JobCheck, name: &str, code: i64, out: &str) -> CaseOutcome {
+    let problems = mismatches(
+        job.exit_code.unwrap_or(0),
+        code,
+        out,
+        job.logs.iter().map(|l| &l.0),
+    );
+    if problems.is_empty() {
+        output::info(format!("{name} exited with {code} and its output matched"));
+        Ok(())
+    } else {
+        Err(CaseError::fail(format!(
+            "{}{}",
+            problems.join("; "),
+            last_of(out, 10)
+        )))
+    }
+}
+
+impl Tester<'_> {
     /// Runs `spec` to its end (at most `timeout` seconds), keeps the files `patterns` name and
     /// removes the container. Returns the exit code and the whole output.
     async fn run_temporary(
@@ -413,6 +489,11 @@ impl Tester<'_> {
         files_dir: Option<&Path>,
     ) -> Result<(i64, String), CaseError> {
         let run = &self.run;
+        if run.swarm() {
+            let result = self.run_once(spec, timeout, patterns, files_dir).await;
+            swarm_checks::remove_once(run, &spec.name).await;
+            return result;
+        }
         let image = spec
             .image
             .clone()
@@ -448,6 +529,33 @@ impl Tester<'_> {
         };
         remove_temporary(run, &spec.name, true).await;
         result
+    }
+
+    /// [`Self::run_temporary`] in swarm mode: `spec` as a one-off service of the test copy.
+    async fn run_once(
+        &self,
+        spec: &ContainerSpec,
+        timeout: Seconds,
+        patterns: &[String],
+        files_dir: Option<&Path>,
+    ) -> Result<(i64, String), CaseError> {
+        let run = &self.run;
+        let Some(end) = swarm_checks::run_once(run, spec, timeout).await? else {
+            return Err(CaseError::fail(format!(
+                "the one-off service `{}` did not finish within {timeout}s",
+                spec.name
+            )));
+        };
+        let Some(container) = end.container else {
+            return Ok((end.code, String::new()));
+        };
+        if let (Some(dir), false) = (files_dir, patterns.is_empty()) {
+            let wd = workdir(run, &container).await;
+            for note in files::gather(run.engine(), &container, &wd, patterns, dir).await {
+                output::warn("tests", note);
+            }
+        }
+        Ok((end.code, all_output(run, &container).await?))
     }
 
     async fn job_run_case(
@@ -492,12 +600,17 @@ impl Tester<'_> {
         };
         let cmd = substitute_args(run, &cmd, &case.container).await?;
         let timeout = test.timeout.unwrap_or(DEFAULT_RUN_TIMEOUT);
-        let running = run
-            .engine()
-            .container(&case.container)
-            .await?
-            .is_some_and(|c| c.running);
-        let (code, out) = if running {
+        // In swarm mode the test runs in the container of a running task of the service.
+        let target = if run.swarm() {
+            swarm_checks::running_task(run, &case.container).await?.ok()
+        } else {
+            Some(case.container.clone())
+        };
+        let running = match &target {
+            Some(t) => run.engine().container(t).await?.is_some_and(|c| c.running),
+            None => false,
+        };
+        let (code, out) = if let (true, Some(target)) = (running, &target) {
             output::info(format!(
                 "Executing {} in the running container {}",
                 cmd.join(" "),
@@ -506,7 +619,7 @@ impl Tester<'_> {
             let mut collected = Vec::new();
             let exec = run
                 .engine()
-                .exec(&case.container, cmd, Vec::new(), None, None, |chunk| {
+                .exec(target, cmd, Vec::new(), None, None, |chunk| {
                     collected.extend_from_slice(&chunk.data);
                 });
             let exec = tokio::time::timeout(timeout.duration(), exec);
@@ -517,10 +630,8 @@ impl Tester<'_> {
             };
             let code = code?;
             if let (Some(dir), false) = (files_dir.as_deref(), test.files.is_empty()) {
-                let wd = workdir(run, &case.container).await;
-                for note in
-                    files::gather(run.engine(), &case.container, &wd, &test.files, dir).await
-                {
+                let wd = workdir(run, target).await;
+                for note in files::gather(run.engine(), target, &wd, &test.files, dir).await {
                     output::warn("tests", note);
                 }
             }
@@ -691,6 +802,19 @@ impl Tester<'_> {
         let engine = run.engine();
         let suffix = format!("_{}", self.plan.tempid);
         let mut problems = Vec::new();
+        if run.swarm() {
+            // Services of the copy that its teardown did not remove (one-off `jobs:` services
+            // of an interrupted run too): only what carries the copy's label.
+            let label = self.plan.unit.naming.unit_label.as_str();
+            for service in engine.services_with_labels(&[(LABEL_UNIT, label)]).await? {
+                match swarm::remove(run, &service.name, &RemoveArgs::default()).await {
+                    Ok(()) => {
+                        output::info(format!("Removed the leftover service {}", service.name));
+                    }
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+        }
         for c in engine
             .containers_with_labels(&[(LABEL_UNIT, self.plan.unit.naming.unit_label.as_str())])
             .await?

@@ -25,9 +25,34 @@ pub use sshd::Sshd;
 pub use swarm::{Swarm, swarm_state};
 
 use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
+
+/// Spawns `cmd` with its stdout piped (stderr dropped) and reads its lines until the first
+/// `PASS … :start (` (the test copy started). Returns the child, the reader of the rest, and
+/// the lines read.
+pub fn spawn_until_started(mut cmd: Command) -> (Child, BufReader<ChildStdout>, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dstart starts");
+    let mut reader = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut seen = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).expect("stdout reads") > 0 {
+        seen.push_str(&line);
+        let started = line.starts_with("PASS ") && line.contains(":start (");
+        line.clear();
+        if started {
+            break;
+        }
+    }
+    assert!(seen.contains(":start ("), "{seen}");
+    (child, reader, seen)
+}
 
 /// The locally built base image every engine test uses.
 pub const BASE_IMAGE: &str = "dstart-test/busybox:latest";

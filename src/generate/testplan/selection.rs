@@ -22,6 +22,21 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Why swarm mode does not carry this selection out (docs/swarm.md "Tests on a swarm").
+    pub fn swarm_refusal(&self) -> Option<&'static str> {
+        if self.production {
+            Some(
+                "the variant `production` checks the live services, whose ports only the routing mesh publishes; a test copy's checks reach ports it publishes on this engine's node",
+            )
+        } else if self.restore {
+            Some(
+                "the variant `restore` restores archives into volumes before their service first runs, and a swarm places the volumes of a service with its first task",
+            )
+        } else {
+            None
+        }
+    }
+
     /// The selection from the built-in tokens, the custom ones and `--production`.
     pub fn new(
         builtins: &[String],
@@ -103,5 +118,34 @@ mod tests {
         assert_eq!(r.label, "restore");
         let err = s(&["restore"], true).unwrap_err().to_string();
         assert!(err.contains("cannot be combined with `restore`"), "{err}");
+    }
+
+    #[test]
+    fn swarm_mode_refuses_production_and_restore_only() {
+        let s = |b: &[&str], prod: bool| {
+            Selection::new(
+                &b.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                &["smoke".to_string()],
+                prod,
+            )
+            .unwrap()
+        };
+        for (builtins, prod, refused) in [
+            (&[][..], false, None),
+            (&["check"][..], false, None),
+            (&["full", "check"][..], false, None),
+            (&[][..], true, Some("`production`")),
+            (&["production"][..], false, Some("`production`")),
+            (&["restore"][..], false, Some("`restore`")),
+        ] {
+            let why = s(builtins, prod).swarm_refusal();
+            match refused {
+                None => assert!(why.is_none(), "{builtins:?} {prod}: {why:?}"),
+                Some(word) => assert!(
+                    why.is_some_and(|w| w.contains(word)),
+                    "{builtins:?} {prod}: {why:?}"
+                ),
+            }
+        }
     }
 }
