@@ -632,7 +632,7 @@ fn a_test_run_never_touches_the_production_containers() {
     sb.ok(&["run", &format!("{id}/start")]);
     let names = [format!("{id}-data"), format!("{id}-web")];
     let before: Vec<Option<String>> = names.iter().map(|n| id_and_start(&sb, n)).collect();
-    let since = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
+    let watch = support::ContainerEvents::watch(&names);
 
     let stdout = sb.ok(&["run", &format!("{id}/test:check")]);
     let t = tempid(&format!("{id}/test:check"));
@@ -641,26 +641,10 @@ fn a_test_run_never_touches_the_production_containers() {
         "the test copy runs beside production (its host port is ephemeral): {stdout}"
     );
 
-    let until = docker(&["system", "info", "--format", "{{.SystemTime}}"]);
+    let events = watch.stop().join("\n");
     let after: Vec<Option<String>> = names.iter().map(|n| id_and_start(&sb, n)).collect();
     assert_eq!(before, after, "same containers, not restarted");
     assert!(sb.running(&names[1]));
-    let mut args = vec![
-        "events".to_string(),
-        "--since".into(),
-        since,
-        "--until".into(),
-        until,
-        "--format".into(),
-        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}".into(),
-    ];
-    for n in &names {
-        args.push("--filter".into());
-        args.push(format!("container={n}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    // The engine's filter matches name prefixes: keep the events of exactly these names.
-    let events = docker(&args);
     let touched: Vec<&str> = events
         .lines()
         .filter(|l| names.iter().any(|n| l.ends_with(&format!(" {n}"))))

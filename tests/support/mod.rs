@@ -461,3 +461,112 @@ pub fn make_cert(dir: &Path, cert: &str, key: &str, subject: &str, ext: &str) {
         ],
     );
 }
+
+/// The engine's events about some containers, streamed live from [`ContainerEvents::watch`] to
+/// [`ContainerEvents::stop`]. `docker events --since … --until …` reads the engine's in-memory
+/// log, which keeps only the last 256 events: on a busy engine (the other tests of the binary)
+/// older ones are gone. A live stream loses nothing; a marker container created at the start
+/// and removed at the end proves that the stream was listening before, and has delivered
+/// everything up to, the end.
+pub struct ContainerEvents {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    marker: String,
+}
+
+impl ContainerEvents {
+    /// Starts streaming `TYPE ACTION NAME` lines of the containers whose names START with one
+    /// of `names` (the engine's filter matches prefixes). Returns once the stream listens.
+    pub fn watch(names: &[String]) -> ContainerEvents {
+        use std::io::BufRead;
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let marker = format!(
+            "dstart-it-events-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut cmd = Command::new("docker");
+        cmd.args([
+            "events",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ]);
+        for n in names.iter().chain(std::iter::once(&marker)) {
+            cmd.args(["--filter", &format!("container={n}")]);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker events runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let events = ContainerEvents {
+            child,
+            lines,
+            marker,
+        };
+        // The stream subscribes asynchronously: create the marker until its event arrives.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let _ = docker_output(&["rm", "-f", &events.marker]);
+            docker(&["create", "--name", &events.marker, base_image(), "true"]);
+            if events
+                .until_marker("create", std::time::Duration::from_secs(2))
+                .is_some()
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker events never delivered the marker's create"
+            );
+        }
+        events
+    }
+
+    /// The lines received until the marker's `ACTION` event, or `None` after `wait`.
+    fn until_marker(&self, action: &str, wait: std::time::Duration) -> Option<Vec<String>> {
+        let end = format!("container {action} {}", self.marker);
+        let deadline = std::time::Instant::now() + wait;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            if line == end {
+                return Some(seen);
+            }
+            if !line.ends_with(&self.marker) {
+                seen.push(line);
+            }
+        }
+    }
+
+    /// Ends the watch: every event of the watched containers since [`watch`](Self::watch).
+    pub fn stop(mut self) -> Vec<String> {
+        docker(&["rm", "-f", &self.marker]);
+        let seen = self
+            .until_marker("destroy", std::time::Duration::from_secs(60))
+            .expect("docker events delivered the marker's destroy");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        seen
+    }
+}
+
+impl Drop for ContainerEvents {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = docker_output(&["rm", "-f", &self.marker]);
+    }
+}
