@@ -266,12 +266,20 @@ fn stack_deploy_of_an_export_runs_and_answers() {
 /// What makes a container the same container: image, command, environment, ports, mounts,
 /// networks, restart policy (none given reads `no`, as `no` does) and the dstart labels.
 fn shape(name: &str) -> String {
-    docker(&[
+    let shape = docker(&[
         "inspect",
         "-f",
         "{{.Config.Image}}|{{json .Config.Cmd}}|{{json .Config.Env}}|{{with .HostConfig.PortBindings}}{{json .}}{{else}}{}{{end}}|{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Destination}}:{{.RW}} {{end}}|{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}|{{with .HostConfig.RestartPolicy.Name}}{{.}}{{else}}no{{end}}|{{index .Config.Labels \"dstart.unit\"}}|{{index .Config.Labels \"dstart.container\"}}",
         name,
-    ])
+    ]);
+    // The engine lists mounts in no fixed order: compare them as a set.
+    let mut fields: Vec<String> = shape.split('|').map(str::to_string).collect();
+    if let Some(mounts) = fields.get_mut(4) {
+        let mut list: Vec<&str> = mounts.split_whitespace().collect();
+        list.sort_unstable();
+        *mounts = list.join(" ");
+    }
+    fields.join("|")
 }
 
 #[test]
