@@ -92,6 +92,18 @@ pub(super) fn ulimits(host: &crate::unit::container::HostSpec) -> Option<Vec<Res
     )
 }
 
+/// The spec's `healthcheck` as the engine takes it, for a container and for a service alike.
+pub(super) fn health_config(spec: &ContainerSpec) -> Option<HealthConfig> {
+    spec.healthcheck.as_ref().map(|h| HealthConfig {
+        test: Some(h.test.clone()),
+        interval: h.interval_ns,
+        timeout: h.timeout_ns,
+        retries: h.retries,
+        start_period: h.start_period_ns,
+        ..Default::default()
+    })
+}
+
 pub(super) fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
     if v.is_empty() { None } else { Some(v) }
 }
@@ -272,14 +284,7 @@ pub fn create_request(spec: &ContainerSpec, input: &ConvertInput) -> CreateReque
         open_stdin: spec.stdin_open.then_some(true),
         stop_signal: spec.stop_signal.clone(),
         network_disabled: host.network_disabled.then_some(true),
-        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
-            test: Some(h.test.clone()),
-            interval: h.interval_ns,
-            timeout: h.timeout_ns,
-            retries: h.retries,
-            start_period: h.start_period_ns,
-            ..Default::default()
-        }),
+        healthcheck: health_config(spec),
         labels: None,
         host_config: Some(HostConfig {
             binds: opt_vec(binds.clone()),

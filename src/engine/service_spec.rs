@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, HealthConfig, Limit, Mount, MountTmpfsOptions, MountType, MountVolumeOptions,
+    EndpointSpec, Limit, Mount, MountTmpfsOptions, MountType, MountVolumeOptions,
     NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
     ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
@@ -279,14 +279,7 @@ pub fn service_request(spec: &ContainerSpec, input: &ServiceInput) -> ServiceReq
         mounts: opt_vec(mounts(spec, input)),
         stop_signal: spec.stop_signal.clone(),
         stop_grace_period: Some(i64::from(spec.stop_timeout) * 1_000_000_000),
-        health_check: spec.healthcheck.as_ref().map(|hc| HealthConfig {
-            test: Some(hc.test.clone()),
-            interval: hc.interval_ns,
-            timeout: hc.timeout_ns,
-            retries: hc.retries,
-            start_period: hc.start_period_ns,
-            ..Default::default()
-        }),
+        health_check: super::convert::health_config(spec),
         hosts: opt_vec(h.extra_hosts.iter().map(|e| hosts_line(e)).collect()),
         dns_config: (!h.dns.is_empty() || !h.dns_search.is_empty()).then(|| {
             TaskSpecContainerSpecDnsConfig {
